@@ -1,0 +1,283 @@
+"""The one noxfile of the manymap monorepo.
+
+Plain ``nox`` runs the default sessions: ``tests`` and ``typecheck`` for every
+package, ``integration``, ``lint``, ``build`` and ``docs``. ``nox -t
+manymap-serialize`` runs the sessions of one package (its tests and its type
+check); ``nox -s bench`` runs the benchmarks, which are not part of the
+default run.
+
+Every session installs what it tests from the checkout, non-editable, so the
+tests see the distributions as a user would get them. A package is always
+installed together with its in-repo dependency closure in a single install
+command, so the installer takes the siblings from the checkout instead of
+looking for them on an index.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import nox
+
+nox.needs_version = ">=2025.2.9"  # nox.param(tags=...), session(default=False)
+nox.options.default_venv_backend = "uv|virtualenv"
+nox.options.error_on_missing_interpreters = True
+nox.options.error_on_external_run = True
+nox.options.sessions = ["tests", "integration", "lint", "typecheck", "build", "docs"]
+
+ROOT = Path(__file__).parent
+PACKAGES_DIR = ROOT / "packages"
+DIST_DIR = ROOT / "build" / "dist"
+BENCH_DIR = ROOT / "build" / "bench"
+
+
+@dataclass(frozen=True)
+class Package:
+    """One distribution of the monorepo.
+
+    Attributes:
+        requires: the in-repo distributions it depends on (DESIGN.md's DAG).
+        test_requires: what its tests need beyond pytest and the package.
+        typecheck_requires: stub packages mypy needs for its third-party imports.
+    """
+
+    requires: tuple[str, ...] = ()
+    test_requires: tuple[str, ...] = ()
+    typecheck_requires: tuple[str, ...] = ()
+
+
+# The dependency DAG of DESIGN.md, leaves first. The lint session checks that
+# it agrees with the packages' pyproject.toml files.
+PACKAGES: dict[str, Package] = {
+    "manymap-launcher": Package(test_requires=("tqdm",)),
+    "manymap-serialize": Package(
+        requires=("manymap-launcher",),
+        test_requires=("numpy",),
+    ),
+    "manymap-portpicker": Package(requires=("manymap-launcher",)),
+    "manymap-secure": Package(
+        requires=("manymap-launcher", "manymap-portpicker"),
+        typecheck_requires=("types-paramiko",),
+    ),
+    "manymap-pools-local": Package(
+        requires=("manymap-launcher", "manymap-serialize"),
+        test_requires=("numpy",),
+    ),
+    "manymap-pools-rpc": Package(
+        requires=("manymap-launcher", "manymap-serialize", "manymap-portpicker", "manymap-secure"),
+        test_requires=("numpy",),
+        typecheck_requires=("types-paramiko",),
+    ),
+    "manymap": Package(
+        requires=(
+            "manymap-launcher",
+            "manymap-serialize",
+            "manymap-portpicker",
+            "manymap-secure",
+            "manymap-pools-local",
+            "manymap-pools-rpc",
+        ),
+        test_requires=("numpy",),
+        typecheck_requires=("types-paramiko",),
+    ),
+}
+
+PYTEST = ("pytest>=8",)
+MYPY = ("mypy>=1.13",)
+# ruff lets mkdocstrings format the separate signatures.
+DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27", "ruff>=0.8")
+BENCH = ("numpy", "dill", "loky", "pathos", "matplotlib")
+
+
+def closure(name: str) -> list[str]:
+    """``name`` and every in-repo distribution it depends on, leaves first."""
+    seen: list[str] = []
+
+    def visit(pkg: str) -> None:
+        for dep in PACKAGES[pkg].requires:
+            visit(dep)
+        if pkg not in seen:
+            seen.append(pkg)
+
+    visit(name)
+    return seen
+
+
+def import_path(name: str) -> str:
+    """The import path of a distribution: ``manymap-pools-local`` -> ``manymap.pools.local``."""
+    return name.replace("-", ".")
+
+
+def src_dir(name: str) -> Path:
+    """The directory holding the distribution's code inside its ``src/``."""
+    return PACKAGES_DIR / name / "src" / Path(*import_path(name).split("."))
+
+
+def install_local(session: nox.Session, names: list[str], *extra: str) -> None:
+    """Install in-repo distributions (non-editable) plus ``extra`` in one command.
+
+    With uv, ``--no-sources`` keeps the workspace's ``tool.uv.sources`` from
+    turning siblings into editable installs, and ``--reinstall-package``
+    rebuilds each local distribution, since uv would otherwise reuse a cached
+    wheel whose pyproject.toml did not change even when its code did.
+    """
+    paths = [f"./packages/{name}" for name in names]
+    args: list[str] = []
+    if session.venv_backend == "uv":
+        args.append("--no-sources")
+        for name in names:
+            args += ["--reinstall-package", name]
+    session.install(*args, *paths, *extra)
+
+
+PARAMS = [nox.param(name, id=name, tags=[name]) for name in PACKAGES]
+
+
+@nox.session(python=None)
+@nox.parametrize("package", PARAMS)
+def tests(session: nox.Session, package: str) -> None:
+    """Run one package's own tests against its installed distribution."""
+    spec = PACKAGES[package]
+    install_local(session, closure(package), *PYTEST, *spec.test_requires)
+    # pytest exits 5 when it collects no test; session.run fails on it like on
+    # any non-zero code, so a package without real tests fails here.
+    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+
+
+@nox.session(python=None)
+def integration(session: nox.Session) -> None:
+    """Run the cross-package tests with every distribution installed together."""
+    install_local(session, closure("manymap"), *PYTEST, "numpy")
+    session.run("pytest", "integration-tests", *session.posargs)
+
+
+@nox.session(python=None)
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the repo; the DAG above against the pyprojects."""
+    check_dependency_table(session)
+    session.install("ruff>=0.8")
+    session.run("ruff", "check", ".", *session.posargs)
+    session.run("ruff", "format", "--check", ".")
+
+
+def check_dependency_table(session: nox.Session) -> None:
+    """Fail if ``PACKAGES`` and the packages' pyproject.toml disagree on in-repo dependencies."""
+    on_disk = sorted(p.name for p in PACKAGES_DIR.iterdir() if (p / "pyproject.toml").is_file())
+    if on_disk != sorted(PACKAGES):
+        session.error(f"noxfile PACKAGES {sorted(PACKAGES)} != packages on disk {on_disk}")
+    for name, spec in PACKAGES.items():
+        project = nox.project.load_toml(PACKAGES_DIR / name / "pyproject.toml")["project"]
+        if project["name"] != name:
+            session.error(f"packages/{name}/pyproject.toml names the distribution {project['name']!r}")
+        declared = set()
+        for requirement in project.get("dependencies", []):
+            dist = requirement.split(";")[0].split("[")[0]
+            for sep in "<>=!~ ":
+                dist = dist.split(sep)[0]
+            if dist in PACKAGES:
+                declared.add(dist)
+                if "==" in requirement:
+                    session.error(f"{name}: sibling dependency {requirement!r} is an == pin (use a range)")
+        if declared != set(spec.requires):
+            session.error(
+                f"{name}: pyproject.toml depends on {sorted(declared)}, "
+                f"the noxfile table on {sorted(spec.requires)}"
+            )
+    session.log(f"dependency table agrees with {len(PACKAGES)} pyproject.toml files")
+
+
+@nox.session(python=None)
+@nox.parametrize("package", PARAMS)
+def typecheck(session: nox.Session, package: str) -> None:
+    """mypy --strict on one package's source, its in-repo dependencies installed.
+
+    The package's own source is checked from ``src/`` (MYPYPATH points there,
+    so ``src/manymap/launcher/x.py`` is ``manymap.launcher.x``); its siblings
+    are found, typed, in the environment's site-packages. For the meta
+    package, whose modules sit directly in the ``manymap`` namespace, only the
+    files of ``src/manymap/`` itself are passed.
+    """
+    spec = PACKAGES[package]
+    install_local(session, closure(package), *MYPY, *spec.typecheck_requires)
+    src = PACKAGES_DIR / package / "src"
+    code = src_dir(package)
+    if package == "manymap":
+        # Everything in the meta package's src/manymap/ is its own: the
+        # siblings live in their own src/ trees.
+        targets = sorted(
+            str(p.relative_to(ROOT))
+            for p in code.iterdir()
+            if p.suffix == ".py" or (p.is_dir() and p.name != "__pycache__")
+        )
+    else:
+        targets = [str(code.relative_to(ROOT))]
+    if not targets:
+        session.error(f"no Python source to check in {code}")
+    session.run(
+        "mypy",
+        "--strict",
+        *targets,
+        *session.posargs,
+        env={"MYPYPATH": str(src)},
+    )
+
+
+@nox.session(python=None)
+def build(session: nox.Session) -> None:
+    """Build sdist and wheel of every package into build/dist and check them."""
+    session.install("twine>=6", *(() if session.venv_backend == "uv" else ("build",)))
+    if DIST_DIR.exists():
+        shutil.rmtree(DIST_DIR)
+    DIST_DIR.mkdir(parents=True)
+    for name in PACKAGES:
+        # Both tools build the wheel from the sdist, so a file missing from
+        # the sdist shows up as a broken wheel.
+        if session.venv_backend == "uv":
+            session.run(
+                "uv",
+                "build",
+                "--quiet",
+                "--no-sources",
+                "--out-dir",
+                str(DIST_DIR),
+                f"packages/{name}",
+                external=True,
+            )
+        else:
+            session.run("python", "-m", "build", "--outdir", str(DIST_DIR), f"packages/{name}")
+    dists = sorted(
+        str(p.relative_to(ROOT)) for pattern in ("*.whl", "*.tar.gz") for p in DIST_DIR.glob(pattern)
+    )
+    session.run("twine", "check", "--strict", *dists)
+    session.run("python", "tools/check_dists.py", "--expect", str(len(PACKAGES)), str(DIST_DIR))
+
+
+@nox.session(python=None)
+def docs(session: nox.Session) -> None:
+    """Build the mkdocs site in strict mode (warnings are errors) into site/."""
+    session.install(*DOCS)
+    # mkdocstrings reads the sources from packages/*/src (see mkdocs.yml):
+    # nothing of the family needs installing. The env var silences
+    # mkdocs-material's banner about its future, which is not a doc problem.
+    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+
+
+@nox.session(python=None, default=False)
+def bench(session: nox.Session) -> None:
+    """Run every tools/bench/bench_*.py; each prints a table and writes JSON under build/bench/."""
+    scripts = sorted((ROOT / "tools" / "bench").glob("bench_*.py"))
+    if not scripts:
+        session.skip("no tools/bench/bench_*.py script yet")
+    install_local(session, closure("manymap"), *BENCH)
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    env = {"MANYMAP_BENCH_DIR": str(BENCH_DIR), "PYTHONHASHSEED": "0"}
+    for script in scripts:
+        session.log(f"benchmark {script.name}")
+        session.run("python", str(script.relative_to(ROOT)), *session.posargs, env=env)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python noxfile.py` works like `nox`
+    sys.exit(nox.main())
