@@ -1,4 +1,16 @@
-"""manymap.launcher: the contracts every manymap package follows (placeholder, being written)."""
+"""manymap.launcher: the contracts every manymap package follows.
+
+- :class:`AbstractWorkerPool`: the whole pool contract (the map family,
+  ``pipe``, Executor methods, options, lifecycle, timeouts, retries,
+  progress, stats) over a scheduling core that a concrete pool supplies;
+- :class:`AbstractLauncher`: the base of every pipe, copier and tunnel;
+- result handles :class:`AsyncResult` / :class:`MapResult`;
+- the error hierarchy rooted at :class:`ManymapError`;
+- task events (:class:`TaskEvent`) and progress bars;
+- :mod:`manymap.launcher.testing`: the conformance suite every pool passes.
+
+Standard library only.
+"""
 
 from __future__ import annotations
 
@@ -15,19 +27,45 @@ from manymap.launcher._errors import (
     TaskTimeoutError,
     TunnelError,
     WorkerLostError,
+    annotate_task_error,
 )
+from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
+from manymap.launcher._job import Batch
+from manymap.launcher._launcher import AbstractLauncher
+from manymap.launcher._options import TaskOptions
+from manymap.launcher._pool import AbstractWorkerPool
+from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._stats import PoolStats, WorkerStats
+from manymap.launcher._task import TaskFailure, run_calls
 
 __all__ = [
+    "AbstractLauncher",
+    "AbstractWorkerPool",
+    "AsyncResult",
     "AuthenticationError",
+    "Batch",
     "ConnectionLostError",
+    "EventKind",
     "HostKeyError",
     "ManymapError",
+    "MapResult",
     "PoolClosedError",
+    "PoolStats",
+    "ProgressListener",
     "RemoteTraceback",
+    "ResultIterator",
     "ResultTimeoutError",
     "SerializationError",
+    "TaskEvent",
+    "TaskFailure",
+    "TaskOptions",
     "TaskTimeoutError",
+    "TextProgressBar",
     "TunnelError",
     "WorkerLostError",
+    "WorkerStats",
     "__version__",
+    "annotate_task_error",
+    "progress_bar",
+    "run_calls",
 ]

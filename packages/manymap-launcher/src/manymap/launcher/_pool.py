@@ -1,0 +1,568 @@
+"""``AbstractWorkerPool``: the whole pool contract, over a small scheduling core.
+
+Everything a user calls lives here once: the map family (``map``, ``imap``,
+``uimap``, ``amap`` and the star variants), ``pipe``/``apipe``, the
+:class:`concurrent.futures.Executor` methods, option handling, the
+lifecycle (``close``/``join``/``terminate``/``restart``/``clear`` and
+``with``), per-task timeouts, ``stats()``. Each call becomes a
+:class:`~manymap.launcher.Job` (see ``_job.py``) whose batches wait in this
+pool's queue.
+
+A concrete pool supplies only its scheduling core, five methods:
+
+- :meth:`_start_workers` starts the workers (lazily, at the first call);
+- the workers get work with :meth:`_wait_batch` (blocking, for a worker
+  thread) or :meth:`_take_batch` (non-blocking, for a dispatcher), run it
+  with :func:`~manymap.launcher.run_calls` and report through the batch;
+- :meth:`_stop_workers` lets them drain and exit (``close``) or stops them
+  at once (``terminate``), and :meth:`_join_workers` waits for them;
+- :meth:`_resize` changes the number of workers of a live pool.
+
+Optional hooks: :meth:`_wake` (work was queued: for dispatchers that do not
+block in ``_wait_batch``) and :meth:`_timed_out` (a task ran over its
+timeout: kill and replace its worker if the pool can).
+"""
+
+from __future__ import annotations
+
+import abc
+import concurrent.futures
+import heapq
+import itertools
+import math
+import os
+import threading
+import time
+import warnings
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Any, ClassVar, TypeVar
+
+from manymap.launcher._errors import PoolClosedError
+from manymap.launcher._events import ProgressListener, progress_bar
+from manymap.launcher._job import Batch, Job
+from manymap.launcher._options import TaskOptions
+from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._stats import PoolStats, StatsRecorder
+
+__all__ = ["AbstractWorkerPool"]
+
+T = TypeVar("T")
+_WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
+
+_NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
+
+
+class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
+    """Base of every manymap pool: the contract of ``manymap.launcher``.
+
+    Args:
+        nodes: number of workers; ``None`` for the pool's default. Aliases:
+            ``ncpus``, ``nthreads``, ``processes`` (pathos and stdlib names).
+        chunksize: default tasks per batch (``None``: chosen per call).
+        timeout: default seconds a task may run (``None``: no limit).
+        retries: default re-runs of a task whose worker was lost or timed out.
+        progress: default progress reporting: ``True`` for a bar, or a
+            callable receiving every :class:`~manymap.launcher.TaskEvent`.
+
+    Every call option can also be given per call, e.g.
+    ``pool.map(f, xs, timeout=5, retries=1)``.
+    """
+
+    #: Keyword aliases of ``nodes`` this pool accepts in its constructor.
+    node_aliases: ClassVar[tuple[str, ...]] = ("ncpus", "nthreads", "processes")
+
+    def __init__(
+        self,
+        nodes: int | None = None,
+        *,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        progress: bool | Callable[..., object] | None = None,
+        **aliases: int | None,
+    ) -> None:
+        self._nodes = self._check_nodes(self._pick_nodes(nodes, aliases))
+        self._defaults = TaskOptions(chunksize=chunksize, timeout=timeout, retries=retries, progress=progress)
+        self._poison_limit = 2
+        self._lock = threading.Lock()
+        self._work_ready = threading.Condition(self._lock)
+        self._start_lock = threading.Lock()
+        self._state = _NEW
+        self._queue: deque[Job] = deque()
+        self._jobs: set[Job] = set()
+        self._stats = StatsRecorder()
+        self._deadlines: list[tuple[float, int, Batch]] = []
+        self._deadline_ids = itertools.count()
+        self._watchdog: threading.Thread | None = None
+        self._watch_cond = threading.Condition(self._lock)
+
+    # ----------------------------------------------------------------- size
+
+    @property
+    def nodes(self) -> int:
+        """The number of workers. Assigning to it resizes a live pool."""
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, value: int) -> None:
+        value = self._check_nodes(value)
+        if value == self._nodes:
+            return
+        with self._start_lock:
+            if self._state == _RUNNING:
+                self._resize(value)
+            self._nodes = value
+
+    def _default_nodes(self) -> int:
+        """The size of a pool created without one: the number of cores."""
+        return os.cpu_count() or 1
+
+    def _pick_nodes(self, nodes: int | None, aliases: dict[str, int | None]) -> int:
+        unknown = sorted(set(aliases) - set(self.node_aliases))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
+                f"{', '.join(map(repr, unknown))}"
+            )
+        given = {name: value for name, value in {"nodes": nodes, **aliases}.items() if value is not None}
+        if len(set(given.values())) > 1:
+            raise ValueError(f"conflicting pool sizes: {given}")
+        return next(iter(given.values())) if given else self._default_nodes()
+
+    @staticmethod
+    def _check_nodes(value: object) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"nodes must be a positive integer, got {value!r}")
+        return value
+
+    # ------------------------------------------------------------- the maps
+
+    def map(  # type: ignore[override]
+        self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any
+    ) -> list[T]:
+        """Like builtin ``map``, in parallel, returning a list.
+
+        With several iterables, ``function`` takes one item of each and the
+        map stops at the shortest. Options: ``chunksize``, ``timeout``,
+        ``retries``, ``progress``.
+        """
+        return _wait(self.amap(function, *iterables, **options))
+
+    def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
+        """Like :meth:`map`, but lazy: results in order, as they are ready.
+
+        The input is read as results are consumed, with a bounded number of
+        tasks in flight, so an endless generator is fine.
+        """
+        return self._lazy("imap", function, iterables, options, star=len(iterables) > 1, ordered=True)
+
+    def uimap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
+        """Like :meth:`imap`, but results come in the order they complete."""
+        return self._lazy("uimap", function, iterables, options, star=len(iterables) > 1, ordered=False)
+
+    def amap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> MapResult[T]:
+        """Like :meth:`map`, but returns at once a :class:`MapResult`."""
+        star = len(iterables) > 1
+        items = list(_source("amap", iterables))
+        return self._eager("amap", function, items, star, {}, options, MapResult(), single=False)
+
+    def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
+        """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
+        return _wait(self.asmap(function, iterable, **options))
+
+    def ismap(
+        self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
+    ) -> Iterator[T]:
+        """The lazy, ordered :meth:`smap`."""
+        return self._lazy("ismap", function, (iterable,), options, star=True, ordered=True)
+
+    def asmap(
+        self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
+    ) -> MapResult[T]:
+        """The asynchronous :meth:`smap`."""
+        items = list(_source("asmap", (iterable,)))
+        return self._eager("asmap", function, items, True, {}, options, MapResult(), single=False)
+
+    def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
+        """``function(*args, **kwds)`` on a worker; the pool's default options apply."""
+        return _wait(self.apipe(function, *args, **kwds))
+
+    def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
+        """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
+        return self._eager("apipe", function, [args], True, kwds, {}, AsyncResult(), single=True)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> AsyncResult[T]:
+        """:meth:`concurrent.futures.Executor.submit`: the result is a Future."""
+        return self._eager("submit", fn, [args], True, kwargs, {}, AsyncResult(), single=True)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Accept no more work; the workers exit once the work handed out is done."""
+        with self._lock:
+            if self._state in (_CLOSED, _TERMINATED):
+                return
+            started = self._state == _RUNNING
+            self._state = _CLOSED
+            jobs = list(self._jobs)
+            self._work_ready.notify_all()
+        for job in jobs:
+            job.close_input()
+        if started:
+            self._stop_workers(kill=False)
+
+    def terminate(self) -> None:
+        """Stop the workers now; unfinished results are cancelled."""
+        with self._lock:
+            if self._state == _TERMINATED:
+                return
+            started = self._state in (_RUNNING, _CLOSED)
+            self._state = _TERMINATED
+            jobs = list(self._jobs)
+            self._work_ready.notify_all()
+            self._watch_cond.notify_all()
+        for job in jobs:
+            job.abort()
+        if started:
+            self._stop_workers(kill=True)
+
+    def join(self) -> None:
+        """Wait for the workers to exit, after :meth:`close` or :meth:`terminate`.
+
+        Raises:
+            ValueError: the pool is still running.
+        """
+        with self._lock:
+            if self._state in (_NEW, _RUNNING):
+                raise ValueError(f"{self!r} is still running: call close() or terminate() before join()")
+        self._join_workers()
+        with self._lock:
+            self._watch_cond.notify_all()
+            watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.join()
+
+    def restart(self, force: bool = False) -> None:
+        """Start fresh workers on a closed (or, with ``force``, running) pool.
+
+        Raises:
+            ValueError: the pool is running and ``force`` is false.
+        """
+        if self._state == _RUNNING and not force:
+            raise ValueError(f"{self!r} is running: close() it first, or restart(force=True)")
+        self.clear()
+        self._ensure_started()
+
+    def clear(self) -> None:
+        """Stop and forget the workers; the next call starts new ones."""
+        if self._state == _RUNNING:
+            self.terminate()
+        if self._state in (_CLOSED, _TERMINATED):
+            self.join()
+        with self._lock:
+            self._state = _NEW
+            self._queue.clear()
+            self._jobs.clear()
+            self._stats = StatsRecorder()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        """:meth:`concurrent.futures.Executor.shutdown`: close, optionally cancel, join."""
+        if cancel_futures:
+            with self._lock:
+                jobs = list(self._jobs)
+            for job in jobs:
+                job.cancel()
+        self.close()
+        if wait:
+            self.join()
+
+    def __enter__(self: T) -> T:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close and join; on an exception, terminate and join."""
+        if exc_type is None:
+            self.close()
+        else:
+            self.terminate()
+        self.join()
+
+    def stats(self) -> PoolStats:
+        """What the workers have done so far, per worker and in total."""
+        with self._lock:
+            return self._stats.snapshot(self._nodes)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} nodes={self._nodes} {self._state}>"
+
+    # ------------------------------------------------- the scheduling core
+
+    @abc.abstractmethod
+    def _start_workers(self) -> None:
+        """Start ``self.nodes`` workers (called once per start, before work)."""
+
+    @abc.abstractmethod
+    def _stop_workers(self, *, kill: bool) -> None:
+        """Make the workers exit: after the queued work (``kill=False``: the
+        pool is closed and ``_wait_batch`` returns ``None`` once nothing is
+        left) or now (``kill=True``)."""
+
+    @abc.abstractmethod
+    def _join_workers(self) -> None:
+        """Wait until every worker has exited."""
+
+    @abc.abstractmethod
+    def _resize(self, nodes: int) -> None:
+        """Grow or shrink the live pool to ``nodes`` workers."""
+
+    def _wake(self) -> None:  # noqa: B027 - an optional hook
+        """Work was queued (or re-queued). Blocking cores need not care."""
+
+    def _timed_out(self, batch: Batch) -> None:  # noqa: B027 - an optional hook
+        """``batch``'s task ran past its timeout and was failed or re-queued.
+
+        A core that can should kill and replace the worker running it.
+        Threads cannot be killed: the default does nothing and the thread
+        finishes the task, whose late result is ignored.
+        """
+
+    def _take_batch(self) -> Batch | None:
+        """The next batch to run, or ``None`` if none is ready now."""
+        with self._lock:
+            return self._take_locked()
+
+    def _wait_batch(self) -> Batch | None:
+        """The next batch to run, waiting for one; ``None`` means: exit.
+
+        Returns ``None`` once the pool is terminated, or closed with nothing
+        left to run or in flight.
+        """
+        with self._lock:
+            while True:
+                if self._state == _TERMINATED:
+                    return None
+                batch = self._take_locked()
+                if batch is not None:
+                    return batch
+                if self._state == _CLOSED and not self._jobs:
+                    return None
+                self._work_ready.wait(_WAIT_SLICE)
+
+    @property
+    def _draining(self) -> bool:
+        """Whether the pool is closed and has nothing left to run."""
+        return self._state in (_CLOSED, _TERMINATED) and not self._jobs
+
+    # ---------------------------------------------------------- internals
+
+    def _take_locked(self) -> Batch | None:
+        queue = self._queue
+        while queue:
+            job = queue[0]
+            batch = job.take()
+            if not job.has_ready:
+                queue.popleft()
+                job.queued = False
+            if batch is not None:
+                return batch
+        return None
+
+    def _accepting(self) -> bool:
+        return self._state in (_NEW, _RUNNING)
+
+    def _enqueue(self, job: Job) -> None:
+        """List ``job`` as having ready batches (under the lock)."""
+        if not job.queued:
+            job.queued = True
+            self._queue.append(job)
+        self._work_ready.notify_all()
+
+    def _job_complete(self, job: Job) -> None:
+        """Forget a finished job (under the lock)."""
+        self._jobs.discard(job)
+        if job.queued:
+            self._queue.remove(job)
+            job.queued = False
+        self._work_ready.notify_all()
+
+    def _ensure_started(self) -> None:
+        with self._start_lock:
+            with self._lock:
+                if self._state != _NEW:
+                    return
+                self._state = _RUNNING
+            self._start_workers()
+
+    def _check_open(self, method: str) -> None:
+        if not self._accepting():
+            raise PoolClosedError(f"{method}() on {self!r}: the pool is {self._state}; no new work is accepted")
+
+    def _options(self, overrides: dict[str, Any]) -> TaskOptions:
+        return self._defaults.merged(overrides)
+
+    def _chunksize(self, options: TaskOptions, length: int | None) -> int:
+        if options.chunksize is not None:
+            return options.chunksize
+        if options.timeout is not None or not length:
+            return 1
+        return max(1, math.ceil(length / (4 * self._nodes)))
+
+    def _listener(self, options: TaskOptions, total: int | None, method: str) -> ProgressListener | None:
+        progress = options.progress
+        if progress is True:
+            return progress_bar(total, f"{type(self).__name__}.{method}")
+        if progress:
+            return progress
+        return None
+
+    def _listener_failed(self, listener: object, error: BaseException) -> None:
+        warnings.warn(
+            f"progress consumer {listener!r} raised {error!r}; it gets no more events",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    def _eager(
+        self,
+        method: str,
+        function: Callable[..., Any],
+        items: list[Any],
+        star: bool,
+        kwargs: dict[str, Any],
+        overrides: dict[str, Any],
+        handle: AsyncResult[Any],
+        *,
+        single: bool,
+    ) -> Any:
+        _check_callable(method, function)
+        options = self._options(overrides)
+        self._check_open(method)
+        job = Job(
+            self,
+            function,
+            star=star,
+            kwargs=kwargs,
+            options=options,
+            chunksize=self._chunksize(options, len(items)),
+            listener=self._listener(options, len(items), method),
+            handle=handle,
+            single=single,
+        )
+        handle._job = job
+        self._ensure_started()
+        with self._lock:
+            self._check_open(method)
+            self._jobs.add(job)
+            events = job.load(items)
+            done = job._check_complete()
+        job._emit(events)
+        self._wake()
+        if done:
+            job._deliver()
+        return handle
+
+    def _lazy(
+        self,
+        method: str,
+        function: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        overrides: dict[str, Any],
+        *,
+        star: bool,
+        ordered: bool,
+    ) -> ResultIterator[Any]:
+        _check_callable(method, function)
+        options = self._options(overrides)
+        source = _source(method, iterables)
+        self._check_open(method)
+        total = _length_hint(iterables)
+        chunksize = self._chunksize(options, total)
+        job = Job(
+            self,
+            function,
+            star=star,
+            kwargs={},
+            options=options,
+            chunksize=chunksize,
+            listener=self._listener(options, total, method),
+        )
+        job.attach(source, chunksize * max(16, 4 * self._nodes))
+        self._ensure_started()
+        with self._lock:
+            self._check_open(method)
+            self._jobs.add(job)
+        job.feed()
+        return ResultIterator(job, ordered=ordered)
+
+    # ------------------------------------------------------------ timeouts
+
+    def _watch(self, batch: Batch, deadline: float) -> None:
+        """Fail ``batch`` if it is still running at ``deadline`` (under the lock)."""
+        heapq.heappush(self._deadlines, (deadline, next(self._deadline_ids), batch))
+        if self._watchdog is None:
+            self._watchdog = threading.Thread(
+                target=self._watch_deadlines, name=f"manymap-watchdog-{id(self):x}", daemon=True
+            )
+            self._watchdog.start()
+        self._watch_cond.notify()
+
+    def _watch_deadlines(self) -> None:
+        deadlines = self._deadlines
+        with self._lock:
+            while True:
+                if self._state == _TERMINATED or (self._draining and not deadlines):
+                    deadlines.clear()
+                    return
+                now = time.monotonic()
+                expired = []
+                while deadlines and (deadlines[0][0] <= now or deadlines[0][2].settled):
+                    expired.append(heapq.heappop(deadlines)[2])
+                if expired:
+                    self._lock.release()
+                    try:
+                        for batch in expired:
+                            if batch.job.time_out(batch):
+                                self._timed_out(batch)
+                    finally:
+                        self._lock.acquire()
+                    continue
+                wait = deadlines[0][0] - now if deadlines else _WAIT_SLICE
+                self._watch_cond.wait(min(wait, _WAIT_SLICE))
+
+
+def _wait(handle: AsyncResult[T]) -> T:
+    """Wait for a handle; cancel its work if the wait is interrupted (Ctrl-C)."""
+    try:
+        return handle.get()
+    except BaseException:
+        handle.cancel()
+        raise
+
+
+def _check_callable(method: str, function: object) -> None:
+    if not callable(function):
+        raise TypeError(f"{method}() needs a callable as its first argument, got {function!r}")
+
+
+def _source(method: str, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
+    """One item per task: the item itself, or a tuple across several iterables."""
+    if not iterables:
+        raise TypeError(f"{method}() needs at least one iterable")
+    for position, iterable in enumerate(iterables):
+        if not isinstance(iterable, Iterable):
+            raise TypeError(f"{method}() argument {position + 2} must be iterable, got {type(iterable).__name__}")
+    if len(iterables) == 1:
+        return iter(iterables[0])
+    return zip(*iterables)
+
+
+def _length_hint(iterables: tuple[Iterable[Any], ...]) -> int | None:
+    lengths = [len(it) for it in iterables if hasattr(it, "__len__")]  # type: ignore[arg-type]
+    return min(lengths) if len(lengths) == len(iterables) else None

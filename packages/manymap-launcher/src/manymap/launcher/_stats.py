@@ -1,0 +1,123 @@
+"""Pool statistics: what each worker did, and totals.
+
+The bookkeeping (``_job.py``) records every settled batch here, so every
+pool reports the same figures without a line of its own. ``stats()`` returns
+a frozen :class:`PoolStats` snapshot.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+
+__all__ = ["PoolStats", "WorkerStats"]
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """What one worker has done since the pool started.
+
+    Attributes:
+        worker: the worker's id.
+        host: the host it runs on.
+        tasks: tasks it finished or failed.
+        failed: of those, tasks that raised.
+        lost: tasks lost with it (died, or killed for a timeout).
+        busy: seconds it spent running tasks.
+    """
+
+    worker: str
+    host: str
+    tasks: int = 0
+    failed: int = 0
+    lost: int = 0
+    busy: float = 0.0
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """A snapshot of a pool's statistics.
+
+    Attributes:
+        nodes: the pool's size.
+        tasks: tasks that finished or failed, over all workers.
+        failed: tasks that raised.
+        lost: tasks whose worker died or timed out (retried or failed).
+        workers_lost: workers that died or were killed under a task.
+        busy: seconds of task time over all workers.
+        workers: per worker id.
+    """
+
+    nodes: int
+    tasks: int
+    failed: int
+    lost: int
+    workers_lost: int
+    busy: float
+    workers: dict[str, WorkerStats] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """The snapshot as plain data (for JSON)."""
+        return {
+            "nodes": self.nodes,
+            "tasks": self.tasks,
+            "failed": self.failed,
+            "lost": self.lost,
+            "workers_lost": self.workers_lost,
+            "busy": self.busy,
+            "workers": {
+                name: {"host": w.host, "tasks": w.tasks, "failed": w.failed, "lost": w.lost, "busy": w.busy}
+                for name, w in self.workers.items()
+            },
+        }
+
+
+@dataclass
+class _Tally:
+    host: str
+    tasks: int = 0
+    failed: int = 0
+    lost: int = 0
+    busy: float = 0.0
+
+
+class StatsRecorder:
+    """Accumulates per-worker figures. Called under the pool's lock."""
+
+    def __init__(self) -> None:
+        self._host = socket.gethostname()
+        self._workers: dict[str, _Tally] = {}
+        self._workers_lost = 0
+
+    def _tally(self, worker: str, host: str | None) -> _Tally:
+        tally = self._workers.get(worker)
+        if tally is None:
+            tally = self._workers[worker] = _Tally(host or self._host)
+        return tally
+
+    def record(self, worker: str, host: str | None, tasks: int, failed: int, busy: float) -> None:
+        """A batch of ``tasks`` finished on ``worker``, ``failed`` of them raising."""
+        tally = self._tally(worker, host)
+        tally.tasks += tasks
+        tally.failed += failed
+        tally.busy += busy
+
+    def record_loss(self, worker: str, host: str | None, tasks: int, worker_died: bool) -> None:
+        """``tasks`` were lost with ``worker`` (it died, or they timed out)."""
+        self._tally(worker, host).lost += tasks
+        self._workers_lost += worker_died
+
+    def snapshot(self, nodes: int) -> PoolStats:
+        """The figures so far."""
+        workers = {
+            name: WorkerStats(name, t.host, t.tasks, t.failed, t.lost, t.busy) for name, t in self._workers.items()
+        }
+        return PoolStats(
+            nodes=nodes,
+            tasks=sum(w.tasks for w in workers.values()),
+            failed=sum(w.failed for w in workers.values()),
+            lost=sum(w.lost for w in workers.values()),
+            workers_lost=self._workers_lost,
+            busy=sum(w.busy for w in workers.values()),
+            workers=workers,
+        )

@@ -1,0 +1,69 @@
+"""What runs on the worker side: calling a batch of tasks and capturing failures.
+
+A concrete pool's worker (a thread, a process, a remote server) receives a
+function, a list of call items and the call convention, and runs
+:func:`run_calls`. It returns every value plus a map from offset to
+:class:`TaskFailure` for the calls that raised; the pool ships both back and
+hands them to :meth:`manymap.launcher.Batch.finish`. An exception never stops
+the rest of the batch, and the worker itself survives it: ``SystemExit`` and
+``KeyboardInterrupt`` raised by a task fail that task only.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
+
+__all__ = ["TaskFailure", "run_calls"]
+
+
+class TaskFailure(NamedTuple):
+    """An exception raised by a task, with its traceback as text.
+
+    The text travels with the exception because a traceback object cannot
+    cross a process boundary; the caller chains it back as the cause.
+    """
+
+    error: BaseException
+    traceback: str
+
+    @classmethod
+    def capture(cls, error: BaseException) -> TaskFailure:
+        """Record ``error`` with its formatted traceback."""
+        text = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+        return cls(error.with_traceback(None), text)
+
+
+def run_calls(
+    function: Callable[..., Any],
+    items: Sequence[Any],
+    *,
+    star: bool,
+    kwargs: Mapping[str, Any] | None = None,
+) -> tuple[list[Any], dict[int, TaskFailure]]:
+    """Run ``function`` over ``items`` and capture each call's outcome.
+
+    Args:
+        function: the task function.
+        items: one entry per task: the argument itself, or with ``star`` the
+            tuple of positional arguments.
+        star: call ``function(*item, **kwargs)`` instead of ``function(item)``.
+        kwargs: keyword arguments for every call (only with ``star``).
+
+    Returns:
+        ``(values, failures)``: ``values[i]`` is call i's result (``None`` where
+        it failed) and ``failures`` maps the offsets of failed calls to their
+        :class:`TaskFailure`.
+    """
+    values: list[Any] = []
+    failures: dict[int, TaskFailure] = {}
+    append = values.append
+    keywords = kwargs or {}
+    for offset, item in enumerate(items):
+        try:
+            append(function(*item, **keywords) if star else function(item))
+        except BaseException as error:  # a task's SystemExit/KeyboardInterrupt fail that task only
+            append(None)
+            failures[offset] = TaskFailure.capture(error)
+    return values, failures
