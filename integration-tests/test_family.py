@@ -153,7 +153,7 @@ def test_readme_quickstart_map_runs() -> None:
     argv = shlex.split(run)
     assert argv[:2] == ["python", "-c"], argv
     result = subprocess.run(
-        [sys.executable, "-c", argv[2]], capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-c", argv[2]], capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str([x**2 for x in range(10)])
