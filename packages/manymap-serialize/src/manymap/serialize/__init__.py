@@ -1,0 +1,37 @@
+"""manymap.serialize: what crosses a process or host boundary, and how.
+
+Data goes through the stdlib pickle (protocol 5, C fast path, out-of-band
+buffers for large arrays). Only what pickle cannot ship by reference to the
+far side goes by value through dill: lambdas, closures, nested functions,
+functions and classes defined in ``__main__`` or an interactive session, or
+whose module attribute of their qualified name is not the same object. Every
+payload starts with a header that carries the format version, so a peer with
+another version fails loudly instead of misreading it. Importing this package
+changes no global pickle, copyreg or dill state, and does not import dill.
+
+    >>> from manymap.serialize import dumps, loads
+    >>> loads(dumps(lambda x: x + 1))(41)
+    42
+"""
+
+from __future__ import annotations
+
+from manymap.launcher import SerializationError
+from manymap.serialize.__about__ import __version__
+from manymap.serialize._check import CheckReport, check
+from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
+from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
+
+__all__ = [
+    "DEFAULT_OOB_MIN_SIZE",
+    "FORMAT_VERSION",
+    "CheckReport",
+    "FormatVersionError",
+    "SerializationError",
+    "__version__",
+    "check",
+    "copy",
+    "dumps",
+    "dumps_oob",
+    "loads",
+]

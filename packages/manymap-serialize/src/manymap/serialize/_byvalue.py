@@ -1,0 +1,250 @@
+"""What goes by value, and how: dill for functions and classes the far side cannot import.
+
+Data flow. The stdlib pickler in :mod:`manymap.serialize._core` asks
+:func:`by_value_kind` about every function and class it meets. For those that
+must go by value it emits a call to one of the reconstructors below, with a
+dill blob as the argument:
+
+- a function ``f`` becomes ``_load_value(dill_blob_of_f)``: the far side runs
+  ``dill.loads`` and gets a new function;
+- a class ``C`` becomes ``_load_class(token, dill_blob_of_C)``, where the
+  token is a random name ``C`` got the first time it was shipped. Classes go
+  through a per-process registry keyed by token, so a class keeps its
+  identity: one token always loads as the same class object in one process
+  (every task a worker runs sees one ``C``), a class that arrived by value is
+  sent back under the token it came with, and a token this process made for
+  its own class loads as that class. So an instance of a ``__main__``
+  dataclass that makes the round trip to a worker and back is again an
+  instance of the caller's class and compares equal to it.
+
+dill is imported lazily, the first time something goes by value or a by-value
+part is loaded: plain data never imports it. dill is always called with
+explicit arguments; ``dill.settings`` is never read or changed. The dill
+pickler used here is a subclass whose ``reducer_override`` routes classes met
+inside a function's globals through ``_load_class`` as well, so those keep
+their identity too.
+
+The qualified names of ``_load_value`` and ``_load_class`` are part of the
+wire format (see :mod:`manymap.serialize._format`).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable
+from types import FunctionType
+from typing import Any, Literal
+
+__all__ = [
+    "by_value_kind",
+    "class_reduce_args",
+    "dill_dumps",
+    "dill_loads",
+    "log_by_value",
+    "qualified_name",
+    "set_log",
+]
+
+# Modules whose contents the far side cannot import by name: the script or
+# interactive session (``__main__``) and its multiprocessing alias in spawned
+# children (``__mp_main__``).
+_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
+# Static types pickle handles itself although their names cannot be looked up.
+_PICKLE_SPECIAL_TYPES = (type(None), type(NotImplemented), type(Ellipsis))
+_HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
+_MISSING = object()
+
+Kind = Literal["function", "class", "dill"]
+
+
+def by_value_kind(obj: object) -> Kind | None:
+    """Whether a function or class must go by value, and how.
+
+    Returns ``None`` when pickle can ship ``obj`` by reference (the far side
+    finds it by module and qualified name), ``"function"`` for a function that
+    goes by value, ``"class"`` for a class that goes by value through the class
+    registry, ``"dill"`` for a builtin type pickle cannot name but dill can.
+    Anything else returns ``None``.
+    """
+    if type(obj) is FunctionType:
+        return "function" if _not_importable(obj) else None
+    if isinstance(obj, type):
+        if any(obj is special for special in _PICKLE_SPECIAL_TYPES) or not _not_importable(obj):
+            return None
+        return "class" if obj.__flags__ & _HEAPTYPE else "dill"
+    return None
+
+
+def _not_importable(obj: Any) -> bool:
+    """True unless ``obj`` is what its module's attribute ``obj.__qualname__`` is.
+
+    Deliberately does not ask pickle: pickle would happily ship a ``__main__``
+    function by reference, which a spawned or remote worker cannot resolve.
+    """
+    module_name = getattr(obj, "__module__", None)
+    if not isinstance(module_name, str) or module_name in _MAIN_MODULES:
+        return True
+    qualname = getattr(obj, "__qualname__", None)
+    if not isinstance(qualname, str) or "<" in qualname:  # <locals>, <lambda>
+        return True
+    found: object = sys.modules.get(module_name)
+    if found is None:
+        return True
+    try:
+        for part in qualname.split("."):
+            found = getattr(found, part, _MISSING)
+            if found is _MISSING:
+                return True
+    except Exception:  # a module __getattr__ or descriptor that raises
+        return True
+    return found is not obj
+
+
+def qualified_name(obj: object) -> str:
+    """``module.qualname`` of a function or class, for reports."""
+    module = getattr(obj, "__module__", None) or "?"
+    qualname = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
+    return f"{module}.{qualname}"
+
+
+# -- the by-value log, read by check() -----------------------------------------
+
+_local = threading.local()
+
+
+def set_log(log: list[str] | None) -> list[str] | None:
+    """Make ``log`` this thread's record of what goes by value; returns the previous one."""
+    previous: list[str] | None = getattr(_local, "log", None)
+    _local.log = log
+    return previous
+
+
+def log_by_value(obj: object) -> None:
+    """Note that ``obj`` goes by value, when :func:`check` is listening."""
+    if getattr(_local, "log", None) is not None:
+        _log_name(qualified_name(obj))
+
+
+def _log_name(name: str) -> None:
+    log: list[str] | None = getattr(_local, "log", None)
+    if log is not None and name not in log:
+        log.append(name)
+
+
+# -- dill, lazily ----------------------------------------------------------------------
+
+_dill_pickler: type[Any] | None = None
+
+
+def _dill_pickler_class() -> type[Any]:
+    """Build (once) the dill pickler subclass that sends classes through the registry."""
+    global _dill_pickler
+    if _dill_pickler is None:
+        import dill
+
+        class _DillPickler(dill.Pickler):  # type: ignore[misc]
+            """dill's pickler, explicit settings, classes by value via :func:`_load_class`."""
+
+            def __init__(self, file: io.BytesIO, top: object) -> None:
+                super().__init__(file, 5, byref=False, recurse=True, fmode=dill.HANDLE_FMODE)
+                self._manymap_top = top
+
+            def reducer_override(self, obj: object) -> object:
+                if (
+                    obj is not self._manymap_top
+                    and isinstance(obj, type)
+                    and by_value_kind(obj) == "class"
+                    and not any(item is obj for item in _in_progress())
+                ):
+                    log_by_value(obj)
+                    return (_load_class, class_reduce_args(obj))
+                return NotImplemented
+
+        _dill_pickler = _DillPickler
+    return _dill_pickler
+
+
+def _in_progress() -> list[object]:
+    stack: list[object] | None = getattr(_local, "in_progress", None)
+    if stack is None:
+        stack = _local.in_progress = []
+    return stack
+
+
+def dill_dumps(obj: object, persistent_id: Callable[[object], object] | None = None) -> bytes:
+    """Serialize ``obj`` by value with dill (protocol 5, ``recurse=True``), settings untouched.
+
+    ``persistent_id`` is for :func:`check`'s probes, which leave some parts out.
+    """
+    stack = _in_progress()
+    stack.append(obj)
+    try:
+        file = io.BytesIO()
+        pickler = _dill_pickler_class()(file, obj)
+        if persistent_id is not None:
+            pickler.persistent_id = persistent_id
+        pickler.dump(obj)
+        return file.getvalue()
+    finally:
+        stack.pop()
+
+
+def dill_loads(blob: bytes) -> Any:
+    """The inverse of :func:`dill_dumps`."""
+    import dill
+
+    # ignore=True: return what the blob holds; never rebind it to a same-named
+    # class that happens to exist in this process's __main__.
+    return dill.loads(blob, ignore=True)
+
+
+# -- the class registry ---------------------------------------------------------
+
+# A class that goes by value gets a random token the first time; the token
+# travels with its blob and names the class in every process: token -> the
+# class it loads as here; class -> (its token, its blob, the names of the
+# classes that blob refers to by value, for check()). Two distinct classes
+# never share a token, even when their blobs are the same bytes.
+_classes: weakref.WeakValueDictionary[str, type] = weakref.WeakValueDictionary()
+_blobs: weakref.WeakKeyDictionary[type, tuple[str, bytes, tuple[str, ...]]] = weakref.WeakKeyDictionary()
+
+
+def class_reduce_args(cls: type) -> tuple[str, bytes]:
+    """``(token, blob)`` that :func:`_load_class` rebuilds ``cls`` from; made once per class.
+
+    A class is serialized the first time it is shipped; later changes to its
+    class attributes are not shipped again (as with a class pickle ships by
+    reference, whose far-side copy never sees them either).
+    """
+    entry = _blobs.get(cls)
+    if entry is None:
+        nested: list[str] = []
+        previous = set_log(nested)
+        try:
+            blob = dill_dumps(cls)
+        finally:
+            set_log(previous)
+        entry = _blobs.setdefault(cls, (os.urandom(16).hex(), blob, tuple(nested)))
+        _classes.setdefault(entry[0], cls)
+    for name in entry[2]:
+        _log_name(name)
+    return entry[0], entry[1]
+
+
+def _load_value(blob: bytes) -> Any:
+    """Reconstructor of a function (or builtin type) shipped by value. Wire format name."""
+    return dill_loads(blob)
+
+
+def _load_class(token: str, blob: bytes) -> type:
+    """Reconstructor of a class shipped by value, through the registry. Wire format name."""
+    cls = _classes.get(token)
+    if cls is None:
+        loaded: type = dill_loads(blob)
+        cls = _classes.setdefault(token, loaded)
+        _blobs.setdefault(cls, (token, blob, ()))
+    return cls

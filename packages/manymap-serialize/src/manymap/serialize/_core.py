@@ -1,0 +1,186 @@
+"""dumps / loads / copy: the stdlib pickle fast path with by-value parts spliced in.
+
+Data flow of :func:`dumps`: a ``io.BytesIO`` gets the header first, then a
+``pickle.Pickler`` subclass (the C pickler) writes protocol 5 into the same
+buffer, so adding the header copies nothing. The C pickler handles the builtin
+containers and scalars itself and calls :meth:`_Pickler.reducer_override` only
+for other objects; that hook answers ``NotImplemented`` (ordinary pickling by
+reference) except for functions and classes the far side cannot import, which
+go by value through dill (:mod:`manymap.serialize._byvalue`), and for modules,
+which go by reference to ``importlib.import_module``. Plain data thus stays on
+the C fast path and never imports dill.
+
+:func:`loads` checks the header and hands ``pickle.loads`` a memoryview of the
+rest: stripping the header copies nothing either.
+
+Out-of-band buffers are pickle 5's: a ``buffer_callback`` on the way out, the
+same buffers, in order, as ``buffers`` on the way in; :func:`dumps_oob`
+collects the large ones for you.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import pickle
+import sys
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+from manymap.serialize._byvalue import (
+    _load_class,
+    _load_value,
+    by_value_kind,
+    class_reduce_args,
+    dill_dumps,
+    log_by_value,
+)
+from manymap.serialize._format import HEADER, PICKLE_PROTOCOL, strip_header
+
+__all__ = ["DEFAULT_OOB_MIN_SIZE", "copy", "dumps", "dumps_oob", "loads"]
+
+DEFAULT_OOB_MIN_SIZE = 64 * 1024
+"""Buffers smaller than this stay in-band in :func:`dumps_oob` (bytes)."""
+
+_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
+
+BufferCallback = Callable[[pickle.PickleBuffer], Any]
+
+
+class _Pickler(pickle.Pickler):
+    """The C pickler, protocol 5, with the by-value hook. One per dump."""
+
+    def reducer_override(self, obj: Any) -> Any:
+        kind = by_value_kind(obj)
+        if kind is None:
+            if type(obj) is ModuleType:
+                return _reduce_module(obj)
+            return NotImplemented
+        log_by_value(obj)
+        if kind == "class":
+            return (_load_class, class_reduce_args(obj))
+        return (_load_value, (dill_dumps(obj),))
+
+
+def _reduce_module(module: ModuleType) -> Any:
+    """Modules go by reference (imported by name on the far side) when they are importable."""
+    name = module.__name__
+    if name in _MAIN_MODULES or sys.modules.get(name) is not module or module.__spec__ is None:
+        return NotImplemented  # pickle then fails with "cannot pickle 'module' object"
+    return (importlib.import_module, (name,))
+
+
+def write(obj: Any, file: Any, buffer_callback: BufferCallback | None = None) -> None:
+    """Pickle ``obj`` (no header) into ``file``; exceptions propagate unwrapped."""
+    _Pickler(file, PICKLE_PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+
+
+def dumps(obj: Any, *, buffer_callback: BufferCallback | None = None, name: str = "obj") -> bytes:
+    """Serialize ``obj`` into a manymap payload.
+
+    Everything pickle can ship by reference goes through the stdlib C pickler
+    (protocol 5); lambdas, closures, nested functions and functions or classes
+    defined in ``__main__`` (or otherwise not importable by name) go by value
+    through dill.
+
+    Args:
+        obj: what to serialize.
+        buffer_callback: pickle 5's out-of-band hook: called with each
+            ``pickle.PickleBuffer`` (large numpy arrays, ...); when it returns
+            a false value the buffer is left out of the payload and must be
+            handed to :func:`loads` in ``buffers``, in the same order. ``None``
+            keeps every buffer in-band.
+        name: how the error message names ``obj``.
+
+    Returns:
+        The payload: header, then the pickle stream.
+
+    Raises:
+        SerializationError: some part of ``obj`` cannot be serialized; the
+            text is :func:`check`'s explanation (the attribute path to the
+            part and why), the original exception is the ``__cause__``.
+    """
+    file = io.BytesIO()
+    file.write(HEADER)
+    try:
+        _Pickler(file, PICKLE_PROTOCOL, buffer_callback=buffer_callback).dump(obj)
+    except Exception as exc:
+        from manymap.serialize._check import serialization_error
+
+        raise serialization_error(obj, name, exc) from exc
+    return file.getvalue()
+
+
+def dumps_oob(
+    obj: Any, *, min_size: int = DEFAULT_OOB_MIN_SIZE, name: str = "obj"
+) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """Serialize ``obj`` with its large buffers out of band.
+
+    For pools that move big numpy arrays: the payload holds everything but the
+    buffers of ``min_size`` bytes or more, which come back as
+    ``pickle.PickleBuffer`` objects pointing into ``obj``'s own memory (no copy
+    made). Send each one's ``raw()`` memoryview as a separate frame, then call
+    ``loads(payload, buffers=received_frames)``. Keep ``obj`` alive and
+    unchanged until the buffers are sent.
+
+    Args:
+        obj: what to serialize.
+        min_size: buffers smaller than this (in bytes) stay in-band; ``0``
+            sends every buffer out of band.
+        name: how the error message names ``obj``.
+
+    Returns:
+        ``(payload, buffers)``.
+
+    Raises:
+        SerializationError: as :func:`dumps`.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+
+    def collect(buffer: pickle.PickleBuffer) -> bool:
+        with memoryview(buffer) as view:
+            if view.nbytes < min_size:
+                return True  # in-band
+        buffers.append(buffer)
+        return False
+
+    return dumps(obj, buffer_callback=collect, name=name), buffers
+
+
+def loads(data: bytes | bytearray | memoryview, *, buffers: Iterable[Any] | None = None) -> Any:
+    """Rebuild the object a manymap payload holds.
+
+    Only load payloads from peers you trust: like pickle, loading runs code the
+    payload names.
+
+    Args:
+        data: a payload made by :func:`dumps` or :func:`dumps_oob` (any
+            bytes-like object; it is not copied).
+        buffers: the out-of-band buffers, in the order the dumping side's
+            ``buffer_callback`` saw them (any buffer-protocol objects, e.g.
+            ``bytearray`` or ``memoryview``). numpy arrays are rebuilt on top of
+            these buffers without a copy.
+
+    Returns:
+        The object.
+
+    Raises:
+        FormatVersionError: ``data`` is not a payload of this format version
+            (the text names both versions), or not a manymap payload at all.
+    """
+    return pickle.loads(strip_header(data), buffers=buffers)
+
+
+def copy(obj: Any) -> Any:
+    """A deep copy of ``obj`` made by serializing and loading it.
+
+    Buffers (numpy arrays) are copied once, not twice: they go out of band and
+    are loaded from fresh ``bytearray`` copies. Functions that go by value come
+    back as new function objects; classes keep their identity.
+
+    Raises:
+        SerializationError: as :func:`dumps`.
+    """
+    data, buffers = dumps_oob(obj, min_size=0)
+    return loads(data, buffers=[bytearray(buffer.raw()) for buffer in buffers])
