@@ -497,8 +497,8 @@ class Job:
             self._deliver()
 
     def _cancel_handle(self) -> None:
-        if self._handle is not None:
-            concurrent.futures.Future.cancel(self._handle)
+        if self._handle is not None and concurrent.futures.Future.cancel(self._handle):
+            self._handle.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()ers
 
     def _check_complete(self) -> bool:
         """Mark the job complete if nothing runs or will run (under the lock)."""

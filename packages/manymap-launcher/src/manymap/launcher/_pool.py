@@ -90,6 +90,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         self._work_ready = threading.Condition(self._lock)
         self._start_lock = threading.Lock()
         self._state = _NEW
+        self._workers_up = False  # _start_workers ran and _join_workers has not
         self._queue: deque[Job] = deque()
         self._jobs: set[Job] = set()
         self._stats = StatsRecorder()
@@ -204,7 +205,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         with self._lock:
             if self._state in (_CLOSED, _TERMINATED):
                 return
-            started = self._state == _RUNNING
+            started = self._workers_up
             self._state = _CLOSED
             jobs = list(self._jobs)
             self._work_ready.notify_all()
@@ -218,7 +219,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         with self._lock:
             if self._state == _TERMINATED:
                 return
-            started = self._state in (_RUNNING, _CLOSED)
+            started = self._workers_up
             self._state = _TERMINATED
             jobs = list(self._jobs)
             self._work_ready.notify_all()
@@ -237,7 +238,9 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         with self._lock:
             if self._state in (_NEW, _RUNNING):
                 raise ValueError(f"{self!r} is still running: call close() or terminate() before join()")
-        self._join_workers()
+        if self._workers_up:
+            self._join_workers()
+            self._workers_up = False
         with self._lock:
             self._watch_cond.notify_all()
             watchdog, self._watchdog = self._watchdog, None
@@ -399,6 +402,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
                     return
                 self._state = _RUNNING
             self._start_workers()
+            self._workers_up = True
 
     def _check_open(self, method: str) -> None:
         if not self._accepting():

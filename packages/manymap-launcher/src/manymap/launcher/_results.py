@@ -85,7 +85,10 @@ class AsyncResult(concurrent.futures.Future[T]):
             return self._job.cancel()
         if self._source is not None and not self._source.cancel():
             return self.cancelled()
-        return super().cancel()
+        if not super().cancel():
+            return False
+        self.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()ers
+        return True
 
     def as_future(self) -> concurrent.futures.Future[T]:
         """This handle as a :class:`concurrent.futures.Future` (itself)."""
@@ -98,7 +101,8 @@ class AsyncResult(concurrent.futures.Future[T]):
 
         def copy_outcome(done: concurrent.futures.Future[T]) -> None:
             if done.cancelled():
-                concurrent.futures.Future.cancel(handle)
+                if concurrent.futures.Future.cancel(handle):
+                    handle.set_running_or_notify_cancel()
             elif (error := done.exception()) is not None:
                 _settle(handle.set_exception, error)
             else:

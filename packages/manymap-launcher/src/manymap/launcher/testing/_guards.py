@@ -1,0 +1,77 @@
+"""Guards of the conformance suite: hang dumps and leak checks.
+
+A pool test must never block CI: every wait in the suite has a timeout, and
+as a last resort :func:`hang_guard` dumps the traceback of every thread and
+ends the test process when a test outlives its budget. :func:`live_children`
+and :func:`live_threads` let a test prove that a closed and joined pool left
+nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import faulthandler
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+__all__ = ["HANG_SECONDS", "eventually", "hang_guard", "live_children", "live_threads"]
+
+#: Seconds a single conformance test may take before it is declared hung.
+HANG_SECONDS = float(os.environ.get("MANYMAP_TEST_HANG_SECONDS", "120"))
+
+
+@contextlib.contextmanager
+def hang_guard(seconds: float = HANG_SECONDS) -> Iterator[None]:
+    """Dump every thread's traceback and exit the process if the block hangs."""
+    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()
+
+
+def live_threads() -> set[threading.Thread]:
+    """The threads of this process that are alive now."""
+    return {thread for thread in threading.enumerate() if thread.is_alive()}
+
+
+def live_children() -> set[int]:
+    """Pids of this process's child processes, zombies included (Linux ``/proc``).
+
+    Elsewhere it returns an empty set, so the check proves nothing there.
+    """
+    me = os.getpid()
+    children: set[int] = set()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return children
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[1]) == me:
+            children.add(int(entry))
+    return children
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> bool:
+    """Whether ``predicate()`` becomes true within ``timeout`` seconds.
+
+    For state that settles asynchronously after an operation that already
+    returned (an OS reaping a process, a thread object's last reference).
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
