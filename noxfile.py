@@ -52,7 +52,8 @@ class Package:
 # The dependency DAG of DESIGN.md, leaves first. The lint session checks that
 # it agrees with the packages' pyproject.toml files.
 PACKAGES: dict[str, Package] = {
-    "manymap-launcher": Package(test_requires=("tqdm",)),
+    # manymap.launcher.testing (the conformance suite) imports pytest.
+    "manymap-launcher": Package(test_requires=("tqdm",), typecheck_requires=("pytest>=8",)),
     "manymap-serialize": Package(
         requires=("manymap-launcher",),
         test_requires=("numpy",),
