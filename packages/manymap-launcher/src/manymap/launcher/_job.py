@@ -38,6 +38,7 @@ from manymap.launcher._errors import (
     annotate_task_error,
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent
+from manymap.launcher._results import cancel_future
 
 if TYPE_CHECKING:
     from manymap.launcher._options import TaskOptions
@@ -203,7 +204,7 @@ class Job:
             return
         with self._feed_lock:
             with self._cond:
-                if self._exhausted or self._stop_reason is not None:
+                if self._exhausted or self.stopped():
                     return
                 want = self._window - (self._fed - self._yielded)
             if want < self.chunksize:
@@ -217,7 +218,7 @@ class Job:
             with self._cond:
                 if failure is None and len(items) < want:
                     self._exhausted = True
-                if self._stop_reason is not None:
+                if self.stopped():  # cancelled while the input was read
                     return
                 if not self.pool._accepting():
                     self._stop(PoolClosedError(f"the pool was closed before task {self._fed} was dispatched"))
@@ -263,6 +264,10 @@ class Job:
     def has_ready(self) -> bool:
         """Whether batches wait for a worker."""
         return bool(self._ready)
+
+    def stopped(self) -> bool:
+        """Whether the job hands out no more tasks: a failure, a cancellation."""
+        return self._stop_reason is not None
 
     @property
     def complete(self) -> bool:
@@ -342,7 +347,7 @@ class Job:
         if isinstance(stored, list) and isinstance(indices, range) and indices.step == 1:
             stored[indices.start : indices.stop] = values
         else:
-            for index, value in zip(indices, values):
+            for index, value in zip(indices, values, strict=True):
                 stored[index] = value
         if self._input is not None:
             self._completed.extend(indices)
@@ -391,7 +396,10 @@ class Job:
             if innocent and self._stop_reason is None:
                 self._requeue(
                     Batch(
-                        self, [batch.indices[o] for o in innocent], [batch.items[o] for o in innocent], batch.attempt
+                        self,
+                        [batch.indices[o] for o in innocent],
+                        [batch.items[o] for o in innocent],
+                        batch.attempt,
                     )
                 )
             else:
@@ -497,14 +505,16 @@ class Job:
             self._deliver()
 
     def _cancel_handle(self) -> None:
-        if self._handle is not None and concurrent.futures.Future.cancel(self._handle):
-            self._handle.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()ers
+        if self._handle is not None:
+            cancel_future(self._handle)
 
     def _check_complete(self) -> bool:
         """Mark the job complete if nothing runs or will run (under the lock)."""
         if self._complete or self._inflight:
             return False
-        over = self._stop_reason is not None or (self._exhausted and not self._ready and self._settled >= self._fed)
+        over = self._stop_reason is not None or (
+            self._exhausted and not self._ready and self._settled >= self._fed
+        )
         if not over:
             return False
         self._complete = True

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from manymap.launcher._events import TaskEvent
@@ -20,7 +20,7 @@ __all__ = ["Progress", "TaskOptions"]
 
 #: What ``progress=`` accepts: off (``None``/``False``), a bar (``True``), or
 #: a callable that receives every :class:`~manymap.launcher.TaskEvent`.
-Progress = Union[bool, None, Callable[["TaskEvent"], object]]
+Progress = bool | None | Callable[["TaskEvent"], object]
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,11 @@ def _check_chunksize(value: object) -> None:
 def _check_timeout(value: object) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (value > 0 and math.isfinite(value)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not (value > 0 and math.isfinite(value))
+    ):
         raise ValueError(f"timeout must be a positive number of seconds or None, got {value!r}")
 
 

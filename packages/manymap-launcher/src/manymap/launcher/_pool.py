@@ -49,6 +49,7 @@ from manymap.launcher._stats import PoolStats, StatsRecorder
 __all__ = ["AbstractWorkerPool"]
 
 T = TypeVar("T")
+H = TypeVar("H", bound=AsyncResult[Any])
 _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
 
 _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
@@ -167,7 +168,8 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         """Like :meth:`map`, but returns at once a :class:`MapResult`."""
         star = len(iterables) > 1
         items = list(_source("amap", iterables))
-        return self._eager("amap", function, items, star, {}, options, MapResult(), single=False)
+        handle: MapResult[T] = MapResult()
+        return self._eager("amap", function, items, star, {}, options, handle, single=False)
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
@@ -184,7 +186,8 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
     ) -> MapResult[T]:
         """The asynchronous :meth:`smap`."""
         items = list(_source("asmap", (iterable,)))
-        return self._eager("asmap", function, items, True, {}, options, MapResult(), single=False)
+        handle: MapResult[T] = MapResult()
+        return self._eager("asmap", function, items, True, {}, options, handle, single=False)
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """``function(*args, **kwds)`` on a worker; the pool's default options apply."""
@@ -192,11 +195,13 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
-        return self._eager("apipe", function, [args], True, kwds, {}, AsyncResult(), single=True)
+        handle: AsyncResult[T] = AsyncResult()
+        return self._eager("apipe", function, [args], True, kwds, {}, handle, single=True)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> AsyncResult[T]:
         """:meth:`concurrent.futures.Executor.submit`: the result is a Future."""
-        return self._eager("submit", fn, [args], True, kwargs, {}, AsyncResult(), single=True)
+        handle: AsyncResult[T] = AsyncResult()
+        return self._eager("submit", fn, [args], True, kwargs, {}, handle, single=True)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -325,10 +330,10 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
     def _resize(self, nodes: int) -> None:
         """Grow or shrink the live pool to ``nodes`` workers."""
 
-    def _wake(self) -> None:  # noqa: B027 - an optional hook
+    def _wake(self) -> None:
         """Work was queued (or re-queued). Blocking cores need not care."""
 
-    def _timed_out(self, batch: Batch) -> None:  # noqa: B027 - an optional hook
+    def _timed_out(self, batch: Batch) -> None:
         """``batch``'s task ran past its timeout and was failed or re-queued.
 
         A core that can should kill and replace the worker running it.
@@ -406,7 +411,9 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     def _check_open(self, method: str) -> None:
         if not self._accepting():
-            raise PoolClosedError(f"{method}() on {self!r}: the pool is {self._state}; no new work is accepted")
+            raise PoolClosedError(
+                f"{method}() on {self!r}: the pool is {self._state}; no new work is accepted"
+            )
 
     def _options(self, overrides: dict[str, Any]) -> TaskOptions:
         return self._defaults.merged(overrides)
@@ -441,10 +448,10 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         star: bool,
         kwargs: dict[str, Any],
         overrides: dict[str, Any],
-        handle: AsyncResult[Any],
+        handle: H,
         *,
         single: bool,
-    ) -> Any:
+    ) -> H:
         _check_callable(method, function)
         options = self._options(overrides)
         self._check_open(method)
@@ -561,10 +568,12 @@ def _source(method: str, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
         raise TypeError(f"{method}() needs at least one iterable")
     for position, iterable in enumerate(iterables):
         if not isinstance(iterable, Iterable):
-            raise TypeError(f"{method}() argument {position + 2} must be iterable, got {type(iterable).__name__}")
+            raise TypeError(
+                f"{method}() argument {position + 2} must be iterable, got {type(iterable).__name__}"
+            )
     if len(iterables) == 1:
         return iter(iterables[0])
-    return zip(*iterables)
+    return zip(*iterables, strict=False)  # stop at the shortest, as builtin map does
 
 
 def _length_hint(iterables: tuple[Iterable[Any], ...]) -> int | None:

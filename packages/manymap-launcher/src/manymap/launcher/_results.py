@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -83,12 +84,9 @@ class AsyncResult(concurrent.futures.Future[T]):
         """
         if self._job is not None:
             return self._job.cancel()
-        if self._source is not None and not self._source.cancel():
-            return self.cancelled()
-        if not super().cancel():
-            return False
-        self.set_running_or_notify_cancel()  # wakes concurrent.futures.wait()ers
-        return True
+        if self._source is not None:
+            return self._source.cancel()  # its done-callback cancels this handle
+        return cancel_future(self)
 
     def as_future(self) -> concurrent.futures.Future[T]:
         """This handle as a :class:`concurrent.futures.Future` (itself)."""
@@ -101,8 +99,7 @@ class AsyncResult(concurrent.futures.Future[T]):
 
         def copy_outcome(done: concurrent.futures.Future[T]) -> None:
             if done.cancelled():
-                if concurrent.futures.Future.cancel(handle):
-                    handle.set_running_or_notify_cancel()
+                cancel_future(handle)
             elif (error := done.exception()) is not None:
                 _settle(handle.set_exception, error)
             else:
@@ -122,12 +119,25 @@ class AsyncResult(concurrent.futures.Future[T]):
             _settle(self.set_result, value)
 
 
+def cancel_future(future: concurrent.futures.Future[Any]) -> bool:
+    """Cancel a pending future and wake ``concurrent.futures.wait`` on it.
+
+    ``Future.cancel`` alone wakes ``result()`` callers but not ``wait()``
+    waiters; the executor normally does that with
+    ``set_running_or_notify_cancel``, and so does this.
+    """
+    if future.cancelled():
+        return True
+    if not concurrent.futures.Future.cancel(future):
+        return False
+    future.set_running_or_notify_cancel()
+    return True
+
+
 def _settle(setter: Callable[[Any], None], outcome: Any) -> None:
     # A handle cancelled a moment earlier keeps its cancellation.
-    try:
+    with contextlib.suppress(concurrent.futures.InvalidStateError):
         setter(outcome)
-    except concurrent.futures.InvalidStateError:
-        pass
 
 
 class MapResult(AsyncResult[list[T]], Generic[T]):

@@ -110,7 +110,8 @@ class StatsRecorder:
     def snapshot(self, nodes: int) -> PoolStats:
         """The figures so far."""
         workers = {
-            name: WorkerStats(name, t.host, t.tasks, t.failed, t.lost, t.busy) for name, t in self._workers.items()
+            name: WorkerStats(name, t.host, t.tasks, t.failed, t.lost, t.busy)
+            for name, t in self._workers.items()
         }
         return PoolStats(
             nodes=nodes,

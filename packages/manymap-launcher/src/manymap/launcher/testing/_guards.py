@@ -26,7 +26,8 @@ HANG_SECONDS = float(os.environ.get("MANYMAP_TEST_HANG_SECONDS", "120"))
 @contextlib.contextmanager
 def hang_guard(seconds: float = HANG_SECONDS) -> Iterator[None]:
     """Dump every thread's traceback and exit the process if the block hangs."""
-    faulthandler.dump_traceback_later(seconds, exit=True, file=sys.__stderr__)
+    stream = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr  # the real one, past capture
+    faulthandler.dump_traceback_later(seconds, exit=True, file=stream)
     try:
         yield
     finally:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 __all__ = [
     "describe",
@@ -44,7 +46,7 @@ def raise_exit(x: int) -> int:
     raise SystemExit(f"task {x} called exit")
 
 
-def sleep_then(x: float, seconds: float) -> float:
+def sleep_then(x: T, seconds: float) -> T:
     """Sleep ``seconds`` (when positive), then return ``x``."""
     if seconds > 0:
         time.sleep(seconds)

@@ -1,0 +1,79 @@
+"""Result handles outside of any pool: future conversion and cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import threading
+
+import pytest
+
+from manymap.launcher import AsyncResult, ResultTimeoutError
+
+
+def test_from_future_follows_the_source() -> None:
+    source: concurrent.futures.Future[int] = concurrent.futures.Future()
+    handle = AsyncResult.from_future(source)
+    assert not handle.ready()
+    with pytest.raises(ValueError, match="not ready"):
+        handle.successful()
+    with pytest.raises(ResultTimeoutError, match=r"not ready within 0\.01 s"):
+        handle.get(0.01)
+    source.set_result(5)
+    assert handle.get(1) == 5
+    assert handle.successful()
+
+
+def test_from_future_carries_errors() -> None:
+    source: concurrent.futures.Future[int] = concurrent.futures.Future()
+    handle = AsyncResult.from_future(source)
+    source.set_exception(KeyError("k"))
+    with pytest.raises(KeyError):
+        handle.get(1)
+    assert not handle.successful()
+
+
+def test_cancelling_the_handle_cancels_the_source() -> None:
+    source: concurrent.futures.Future[int] = concurrent.futures.Future()
+    handle = AsyncResult.from_future(source)
+    assert handle.cancel()
+    assert source.cancelled()
+    assert handle.cancelled()
+
+
+def test_cancelled_source_cancels_the_handle_and_wakes_waiters() -> None:
+    source: concurrent.futures.Future[int] = concurrent.futures.Future()
+    handle = AsyncResult.from_future(source)
+    woke = threading.Event()
+
+    def waiter() -> None:
+        concurrent.futures.wait([handle], timeout=30)
+        woke.set()
+
+    thread = threading.Thread(target=waiter)
+    thread.start()
+    source.cancel()
+    assert woke.wait(10)
+    thread.join(10)
+    assert handle.cancelled()
+
+
+def test_running_source_cannot_be_cancelled() -> None:
+    source: concurrent.futures.Future[int] = concurrent.futures.Future()
+    source.set_running_or_notify_cancel()
+    handle = AsyncResult.from_future(source)
+    assert not handle.cancel()
+    assert not handle.cancelled()
+
+
+def test_handle_is_awaitable() -> None:
+    source: concurrent.futures.Future[str] = concurrent.futures.Future()
+    handle = AsyncResult.from_future(source)
+
+    async def main() -> str:
+        asyncio.get_running_loop().call_later(0.01, source.set_result, "ok")
+        return await asyncio.wait_for(handle, 10)
+
+    assert asyncio.run(main()) == "ok"
+    assert handle.as_future() is handle
+    assert handle.wait(0) is True
