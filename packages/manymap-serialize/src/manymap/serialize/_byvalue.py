@@ -54,7 +54,9 @@ __all__ = [
 # children (``__mp_main__``).
 _MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 # Static types pickle handles itself although their names cannot be looked up.
-_PICKLE_SPECIAL_TYPES = (type(None), type(NotImplemented), type(Ellipsis))
+_NONE_TYPE = type(None)
+_NOT_IMPLEMENTED_TYPE = type(NotImplemented)
+_ELLIPSIS_TYPE = type(Ellipsis)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 _MISSING = object()
 
@@ -69,32 +71,45 @@ def by_value_kind(obj: object) -> Kind | None:
     goes by value, ``"class"`` for a class that goes by value through the class
     registry, ``"dill"`` for a builtin type pickle cannot name but dill can.
     Anything else returns ``None``.
+
+    This runs inside the pickler for every function and class it meets (once
+    per dump each, pickle's memo does the rest), so it is kept cheap.
     """
     if type(obj) is FunctionType:
-        return "function" if _not_importable(obj) else None
+        return "function" if not_importable(obj) else None
     if isinstance(obj, type):
-        if any(obj is special for special in _PICKLE_SPECIAL_TYPES) or not _not_importable(obj):
-            return None
-        return "class" if obj.__flags__ & _HEAPTYPE else "dill"
+        return class_kind(obj)
     return None
 
 
-def _not_importable(obj: Any) -> bool:
+def class_kind(cls: type) -> Kind | None:
+    """:func:`by_value_kind` for a class."""
+    if cls is _NONE_TYPE or cls is _NOT_IMPLEMENTED_TYPE or cls is _ELLIPSIS_TYPE or not not_importable(cls):
+        return None
+    return "class" if cls.__flags__ & _HEAPTYPE else "dill"
+
+
+def not_importable(obj: Any) -> bool:
     """True unless ``obj`` is what its module's attribute ``obj.__qualname__`` is.
 
     Deliberately does not ask pickle: pickle would happily ship a ``__main__``
     function by reference, which a spawned or remote worker cannot resolve.
     """
     module_name = getattr(obj, "__module__", None)
-    if not isinstance(module_name, str) or module_name in _MAIN_MODULES:
-        return True
     qualname = getattr(obj, "__qualname__", None)
-    if not isinstance(qualname, str) or "<" in qualname:  # <locals>, <lambda>
+    if (
+        type(module_name) is not str
+        or type(qualname) is not str
+        or module_name in _MAIN_MODULES
+        or "<" in qualname  # <locals>, <lambda>
+    ):
         return True
     found: object = sys.modules.get(module_name)
     if found is None:
         return True
     try:
+        if "." not in qualname:
+            return getattr(found, qualname, _MISSING) is not obj
         for part in qualname.split("."):
             found = getattr(found, part, _MISSING)
             if found is _MISSING:

@@ -25,16 +25,17 @@ import io
 import pickle
 import sys
 from collections.abc import Callable, Iterable
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import Any
 
 from manymap.serialize._byvalue import (
     _load_class,
     _load_value,
-    by_value_kind,
+    class_kind,
     class_reduce_args,
     dill_dumps,
     log_by_value,
+    not_importable,
 )
 from manymap.serialize._format import HEADER, PICKLE_PROTOCOL, strip_header
 
@@ -52,15 +53,23 @@ class _Pickler(pickle.Pickler):
     """The C pickler, protocol 5, with the by-value hook. One per dump."""
 
     def reducer_override(self, obj: Any) -> Any:
-        kind = by_value_kind(obj)
-        if kind is None:
-            if type(obj) is ModuleType:
-                return _reduce_module(obj)
-            return NotImplemented
-        log_by_value(obj)
-        if kind == "class":
-            return (_load_class, class_reduce_args(obj))
-        return (_load_value, (dill_dumps(obj),))
+        # Called for every object the C pickler does not handle itself: keep
+        # the common "not mine" answer to a few type checks.
+        cls = type(obj)
+        if cls is FunctionType:
+            if not_importable(obj):
+                log_by_value(obj)
+                return (_load_value, (dill_dumps(obj),))
+        elif isinstance(obj, type):
+            kind = class_kind(obj)
+            if kind is not None:
+                log_by_value(obj)
+                if kind == "class":
+                    return (_load_class, class_reduce_args(obj))
+                return (_load_value, (dill_dumps(obj),))
+        elif cls is ModuleType:
+            return _reduce_module(obj)
+        return NotImplemented
 
 
 def _reduce_module(module: ModuleType) -> Any:
@@ -139,9 +148,8 @@ def dumps_oob(
     buffers: list[pickle.PickleBuffer] = []
 
     def collect(buffer: pickle.PickleBuffer) -> bool:
-        with memoryview(buffer) as view:
-            if view.nbytes < min_size:
-                return True  # in-band
+        if min_size and memoryview(buffer).nbytes < min_size:
+            return True  # in-band
         buffers.append(buffer)
         return False
 

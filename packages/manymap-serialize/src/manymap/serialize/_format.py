@@ -66,6 +66,8 @@ def strip_header(data: bytes | bytearray | memoryview) -> memoryview:
     Raises:
         FormatVersionError: ``data`` is not a payload of :data:`FORMAT_VERSION`.
     """
+    if type(data) is bytes and data.startswith(HEADER):  # the common case, kept short
+        return memoryview(data)[HEADER_SIZE:]
     view = memoryview(data)
     if view.ndim != 1 or view.itemsize != 1:
         view = view.cast("B")
