@@ -1,7 +1,7 @@
 """What goes by value, and how: dill for functions and classes the far side cannot import.
 
-Data flow. The stdlib pickler in :mod:`manymap.serialize._core` asks
-:func:`by_value_kind` about every function and class it meets. For those that
+Data flow. The stdlib pickler in `manymap.serialize._core` asks
+`by_value_kind()` about every function and class it meets. For those that
 must go by value it emits a call to one of the reconstructors below, with a
 dill blob as the argument:
 
@@ -25,7 +25,7 @@ inside a function's globals through ``_load_class`` as well, so those keep
 their identity too.
 
 The qualified names of ``_load_value`` and ``_load_class`` are part of the
-wire format (see :mod:`manymap.serialize._format`).
+wire format (see `manymap.serialize._format`).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def by_value_kind(obj: object) -> Kind | None:
 
 
 def class_kind(cls: type) -> Kind | None:
-    """:func:`by_value_kind` for a class."""
+    """`by_value_kind()` for a class."""
     if cls is _NONE_TYPE or cls is _NOT_IMPLEMENTED_TYPE or cls is _ELLIPSIS_TYPE or not not_importable(cls):
         return None
     return "class" if cls.__flags__ & _HEAPTYPE else "dill"
@@ -139,7 +139,7 @@ def set_log(log: list[str] | None) -> list[str] | None:
 
 
 def log_by_value(obj: object) -> None:
-    """Note that ``obj`` goes by value, when :func:`check` is listening."""
+    """Note that ``obj`` goes by value, when `check()` is listening."""
     if getattr(_local, "log", None) is not None:
         _log_name(qualified_name(obj))
 
@@ -162,7 +162,7 @@ def _dill_pickler_class() -> type[Any]:
         import dill
 
         class _DillPickler(dill.Pickler):  # type: ignore[misc]
-            """dill's pickler, explicit settings, classes by value via :func:`_load_class`."""
+            """dill's pickler, explicit settings, classes by value via `_load_class()`."""
 
             def __init__(self, file: io.BytesIO, top: object) -> None:
                 super().__init__(file, 5, byref=False, recurse=True, fmode=dill.HANDLE_FMODE)
@@ -193,7 +193,7 @@ def _in_progress() -> list[object]:
 def dill_dumps(obj: object, persistent_id: Callable[[object], object] | None = None) -> bytes:
     """Serialize ``obj`` by value with dill (protocol 5, ``recurse=True``), settings untouched.
 
-    ``persistent_id`` is for :func:`check`'s probes, which leave some parts out.
+    ``persistent_id`` is for `check()`'s probes, which leave some parts out.
     """
     stack = _in_progress()
     stack.append(obj)
@@ -209,7 +209,7 @@ def dill_dumps(obj: object, persistent_id: Callable[[object], object] | None = N
 
 
 def dill_loads(blob: bytes) -> Any:
-    """The inverse of :func:`dill_dumps`."""
+    """The inverse of `dill_dumps()`."""
     import dill
 
     # ignore=True: return what the blob holds; never rebind it to a same-named
@@ -229,7 +229,7 @@ _blobs: weakref.WeakKeyDictionary[type, tuple[str, bytes, tuple[str, ...]]] = we
 
 
 def class_reduce_args(cls: type) -> tuple[str, bytes]:
-    """``(token, blob)`` that :func:`_load_class` rebuilds ``cls`` from; made once per class.
+    """``(token, blob)`` that `_load_class()` rebuilds ``cls`` from; made once per class.
 
     A class is serialized the first time it is shipped; later changes to its
     class attributes are not shipped again (as with a class pickle ships by

@@ -1,6 +1,6 @@
 """check(): can an object ship, by which path, and if not, which part fails and why.
 
-Data flow. :func:`check` first serializes the object for real (into a byte
+Data flow. `check()` first serializes the object for real (into a byte
 counter, not a buffer) with the by-value log switched on. If that works, the
 report says ``pickle`` or ``dill by value`` and lists what went by value.
 
@@ -44,7 +44,7 @@ _CLASS_DICT_SKIP = frozenset({"__dict__", "__weakref__", "__module__", "__qualna
 
 @dataclass(frozen=True)
 class CheckReport:
-    """What :func:`check` found out. ``str(report)`` is the human report.
+    """What `check()` found out. ``str(report)`` is the human report.
 
     Attributes:
         name: how the object was named.
@@ -82,7 +82,7 @@ class CheckReport:
 
     @property
     def explanation(self) -> str:
-        """The one-line verdict; also the text of :func:`dumps`' ``SerializationError``."""
+        """The one-line verdict; also the text of `dumps()`' ``SerializationError``."""
         if self.ok:
             if self.by_value:
                 return (
@@ -127,7 +127,7 @@ def check(obj: Any, name: str = "obj") -> CheckReport:
         name: how the report names it.
 
     Returns:
-        A :class:`CheckReport`; ``str()`` of it is the human report.
+        A `CheckReport`; ``str()`` of it is the human report.
     """
     log: list[str] = []
     previous = set_log(log)
@@ -152,7 +152,7 @@ def check(obj: Any, name: str = "obj") -> CheckReport:
 
 
 def serialization_error(obj: Any, name: str, error: Exception) -> SerializationError:
-    """The ``SerializationError`` :func:`dumps` raises when ``error`` stopped it."""
+    """The ``SerializationError`` `dumps()` raises when ``error`` stopped it."""
     try:
         report = _blame(obj, name, error)
         text = report.explanation

@@ -1,20 +1,20 @@
 """dumps / loads / copy: the stdlib pickle fast path with by-value parts spliced in.
 
-Data flow of :func:`dumps`: a ``io.BytesIO`` gets the header first, then a
+Data flow of `dumps()`: a ``io.BytesIO`` gets the header first, then a
 ``pickle.Pickler`` subclass (the C pickler) writes protocol 5 into the same
 buffer, so adding the header copies nothing. The C pickler handles the builtin
-containers and scalars itself and calls :meth:`_Pickler.reducer_override` only
+containers and scalars itself and calls `_Pickler.reducer_override` only
 for other objects; that hook answers ``NotImplemented`` (ordinary pickling by
 reference) except for functions and classes the far side cannot import, which
-go by value through dill (:mod:`manymap.serialize._byvalue`), and for modules,
+go by value through dill (`manymap.serialize._byvalue`), and for modules,
 which go by reference to ``importlib.import_module``. Plain data thus stays on
 the C fast path and never imports dill.
 
-:func:`loads` checks the header and hands ``pickle.loads`` a memoryview of the
+`loads()` checks the header and hands ``pickle.loads`` a memoryview of the
 rest: stripping the header copies nothing either.
 
 Out-of-band buffers are pickle 5's: a ``buffer_callback`` on the way out, the
-same buffers, in order, as ``buffers`` on the way in; :func:`dumps_oob`
+same buffers, in order, as ``buffers`` on the way in; `dumps_oob()`
 collects the large ones for you.
 """
 
@@ -42,7 +42,7 @@ from manymap.serialize._format import HEADER, PICKLE_PROTOCOL, strip_header
 __all__ = ["DEFAULT_OOB_MIN_SIZE", "copy", "dumps", "dumps_oob", "loads"]
 
 DEFAULT_OOB_MIN_SIZE = 64 * 1024
-"""Buffers smaller than this stay in-band in :func:`dumps_oob` (bytes)."""
+"""Buffers smaller than this stay in-band in `dumps_oob()` (bytes)."""
 
 _MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 
@@ -98,7 +98,7 @@ def dumps(obj: Any, *, buffer_callback: BufferCallback | None = None, name: str 
         buffer_callback: pickle 5's out-of-band hook: called with each
             ``pickle.PickleBuffer`` (large numpy arrays, ...); when it returns
             a false value the buffer is left out of the payload and must be
-            handed to :func:`loads` in ``buffers``, in the same order. ``None``
+            handed to `loads()` in ``buffers``, in the same order. ``None``
             keeps every buffer in-band.
         name: how the error message names ``obj``.
 
@@ -107,7 +107,7 @@ def dumps(obj: Any, *, buffer_callback: BufferCallback | None = None, name: str 
 
     Raises:
         SerializationError: some part of ``obj`` cannot be serialized; the
-            text is :func:`check`'s explanation (the attribute path to the
+            text is `check()`'s explanation (the attribute path to the
             part and why), the original exception is the ``__cause__``.
     """
     file = io.BytesIO()
@@ -143,7 +143,7 @@ def dumps_oob(
         ``(payload, buffers)``.
 
     Raises:
-        SerializationError: as :func:`dumps`.
+        SerializationError: as `dumps()`.
     """
     buffers: list[pickle.PickleBuffer] = []
 
@@ -163,7 +163,7 @@ def loads(data: bytes | bytearray | memoryview, *, buffers: Iterable[Any] | None
     payload names.
 
     Args:
-        data: a payload made by :func:`dumps` or :func:`dumps_oob` (any
+        data: a payload made by `dumps()` or `dumps_oob()` (any
             bytes-like object; it is not copied).
         buffers: the out-of-band buffers, in the order the dumping side's
             ``buffer_callback`` saw them (any buffer-protocol objects, e.g.
@@ -188,7 +188,7 @@ def copy(obj: Any) -> Any:
     back as new function objects; classes keep their identity.
 
     Raises:
-        SerializationError: as :func:`dumps`.
+        SerializationError: as `dumps()`.
     """
     data, buffers = dumps_oob(obj, min_size=0)
     return loads(data, buffers=[bytearray(buffer.raw()) for buffer in buffers])

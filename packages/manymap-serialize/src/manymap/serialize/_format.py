@@ -8,7 +8,7 @@ payload to add or remove it.
 What the format version covers: the header itself, the pickle protocol, and
 the names of the reconstructors that by-value parts refer to
 (``manymap.serialize._byvalue._load_value`` and ``_load_class``). Changing any
-of them means bumping :data:`FORMAT_VERSION`.
+of them means bumping `FORMAT_VERSION`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ HEADER_SIZE = len(HEADER)
 class FormatVersionError(SerializationError, pickle.UnpicklingError):
     """The data is not a payload of the format version this side reads.
 
-    Raised by :func:`manymap.serialize.loads` when the payload was written by a
+    Raised by `manymap.serialize.loads()` when the payload was written by a
     manymap-serialize with another format version, or is not a manymap payload
     at all (then ``found`` is ``None``). The text names both versions.
 
@@ -64,7 +64,7 @@ def strip_header(data: bytes | bytearray | memoryview) -> memoryview:
     """Check the header of ``data`` and return the pickle stream behind it, uncopied.
 
     Raises:
-        FormatVersionError: ``data`` is not a payload of :data:`FORMAT_VERSION`.
+        FormatVersionError: ``data`` is not a payload of `FORMAT_VERSION`.
     """
     if type(data) is bytes and data.startswith(HEADER):  # the common case, kept short
         return memoryview(data)[HEADER_SIZE:]
