@@ -37,6 +37,7 @@ from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, WorkerStats
 from manymap.launcher._task import TaskFailure, run_calls
+from manymap.launcher._threads import ThreadWorkerPool
 
 __all__ = [
     "AbstractLauncher",
@@ -61,6 +62,7 @@ __all__ = [
     "TaskOptions",
     "TaskTimeoutError",
     "TextProgressBar",
+    "ThreadWorkerPool",
     "TunnelError",
     "WorkerLostError",
     "WorkerStats",

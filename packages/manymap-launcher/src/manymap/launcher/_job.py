@@ -61,13 +61,14 @@ class Batch:
     settled (say, timed out a moment before) are ignored.
     """
 
-    __slots__ = ("attempt", "host", "indices", "items", "job", "settled", "started_at", "worker")
+    __slots__ = ("attempt", "host", "indices", "items", "job", "payload", "settled", "started_at", "worker")
 
     def __init__(self, job: Job, indices: Sequence[int], items: list[Any], attempt: int = 0) -> None:
         self.job = job
         self.indices = indices
         self.items = items
         self.attempt = attempt
+        self.payload: Any = None  # the pool's encoding of the items, see AbstractWorkerPool._encode
         self.worker: str | None = None
         self.host: str | None = None
         self.started_at: float | None = None
@@ -158,6 +159,7 @@ class Job:
         self.options = options
         self.chunksize = chunksize
         self.single = single
+        self.payload: Any = None  # the pool's encoding of the function, see AbstractWorkerPool._encode
         self._listener = listener
         self._handle = handle
         self._cond = threading.Condition(pool._lock)
@@ -187,11 +189,26 @@ class Job:
 
     # ------------------------------------------------------------------ input
 
-    def load(self, items: list[Any]) -> list[TaskEvent]:
-        """Cut a whole input into ready batches (eager jobs). Call under the lock."""
-        self._values = [None] * len(items)
+    def cut(self, items: list[Any], start: int) -> list[Batch]:
+        """Cut ``items`` (tasks ``start``...) into batches, encoded by the pool.
+
+        Runs in the caller's thread, outside the lock, so that what cannot
+        be serialized is refused before anything is queued.
+        """
+        size = self.chunksize
+        batches = [
+            Batch(self, range(start + offset, start + offset + len(chunk)), chunk)
+            for offset in range(0, len(items), size)
+            for chunk in (items[offset : offset + size],)
+        ]
+        self.pool._encode(self, batches)
+        return batches
+
+    def load(self, batches: list[Batch], count: int) -> list[TaskEvent]:
+        """Queue the whole input of an eager job (under the lock)."""
+        self._values = [None] * count
         self._exhausted = True
-        return self._add(items)
+        return self._queue_batches(batches, count)
 
     def attach(self, source: Iterator[Any], window: int) -> None:
         """Read ``source`` lazily, at most ``window`` tasks ahead of the consumer."""
@@ -210,11 +227,17 @@ class Job:
             if want < self.chunksize:
                 return
             items: list[Any] = []
+            batches: list[Batch] = []
             failure: BaseException | None = None
             try:
                 items.extend(itertools.islice(self._input, want))
             except BaseException as error:  # the caller's input raised: stop and report it
                 failure = error
+                add_note(failure, f"manymap: reading input item {self._fed + len(items)} failed")
+            try:
+                batches = self.cut(items, self._fed)
+            except BaseException as error:  # an item cannot be shipped
+                failure, batches = error, []
             with self._cond:
                 if failure is None and len(items) < want:
                     self._exhausted = True
@@ -225,9 +248,8 @@ class Job:
                     self._cond.notify_all()
                     events: list[TaskEvent] = []
                 else:
-                    events = self._add(items)
+                    events = self._queue_batches(batches, sum(len(batch) for batch in batches))
                     if failure is not None:
-                        add_note(failure, f"manymap: reading input item {self._fed} failed")
                         self._exhausted = True
                         self._stop(failure)
                     self._cond.notify_all()
@@ -237,13 +259,11 @@ class Job:
         if done:
             self._deliver()
 
-    def _add(self, items: list[Any]) -> list[TaskEvent]:
-        start, size = self._fed, self.chunksize
-        for offset in range(0, len(items), size):
-            chunk = items[offset : offset + size]
-            first = start + offset
-            self._ready.append(Batch(self, range(first, first + len(chunk)), chunk))
-        self._fed += len(items)
+    def _queue_batches(self, batches: list[Batch], count: int) -> list[TaskEvent]:
+        """Make ``batches`` (``count`` tasks) ready (under the lock)."""
+        start = self._fed
+        self._ready.extend(batches)
+        self._fed += count
         if self._ready:
             self.pool._enqueue(self)
         if self._listener is None:
@@ -487,6 +507,19 @@ class Job:
             self._cond.notify_all()
             done = self._check_complete()
         self._cancel_handle()
+        if done:
+            self._deliver()
+
+    def fail(self, reason: BaseException) -> None:
+        """The pool broke: end the job with ``reason``, running tasks included."""
+        with self._cond:
+            if self._complete:
+                return
+            if self._stop_reason is None:
+                self._stop(reason)
+            self._inflight = 0
+            self._cond.notify_all()
+            done = self._check_complete()
         if done:
             self._deliver()
 

@@ -53,6 +53,7 @@ H = TypeVar("H", bound=AsyncResult[Any])
 _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
 
 _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
+# A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
 class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
@@ -92,6 +93,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         self._start_lock = threading.Lock()
         self._state = _NEW
         self._workers_up = False  # _start_workers ran and _join_workers has not
+        self._broken: BaseException | None = None
         self._queue: deque[Job] = deque()
         self._jobs: set[Job] = set()
         self._stats = StatsRecorder()
@@ -234,6 +236,21 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         if started:
             self._stop_workers(kill=True)
 
+    def _break(self, reason: BaseException) -> None:
+        """The pool cannot work (say, its initializer fails): fail all its work
+        with ``reason``, stop the workers and accept nothing more."""
+        with self._lock:
+            if self._state == _TERMINATED:
+                return
+            self._state = _TERMINATED
+            self._broken = reason
+            jobs = list(self._jobs)
+            self._work_ready.notify_all()
+            self._watch_cond.notify_all()
+        for job in jobs:
+            job.fail(reason)
+        self._stop_workers(kill=True)
+
     def join(self) -> None:
         """Wait for the workers to exit, after :meth:`close` or :meth:`terminate`.
 
@@ -271,6 +288,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
             self.join()
         with self._lock:
             self._state = _NEW
+            self._broken = None
             self._queue.clear()
             self._jobs.clear()
             self._stats = StatsRecorder()
@@ -332,6 +350,21 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     def _wake(self) -> None:
         """Work was queued (or re-queued). Blocking cores need not care."""
+
+    def _encode(self, job: Job, batches: list[Batch]) -> None:
+        """Prepare ``batches`` of ``job`` for the workers, in the caller's thread.
+
+        A pool whose workers are other processes serializes here (setting
+        ``job.payload`` and each ``batch.payload``) so that what cannot be
+        shipped fails in the caller, naming the task, before any work is
+        queued. Batches re-queued after a lost worker arrive without a payload.
+        """
+
+    def _interrupted(self, job: Job) -> None:
+        """The caller was interrupted (Ctrl-C) waiting for ``job``, now cancelled.
+
+        A pool that can should stop the workers still running its tasks.
+        """
 
     def _timed_out(self, batch: Batch) -> None:
         """``batch``'s task ran past its timeout and was failed or re-queued.
@@ -411,9 +444,10 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     def _check_open(self, method: str) -> None:
         if not self._accepting():
+            why = f"broken ({self._broken!r})" if self._broken is not None else self._state
             raise PoolClosedError(
-                f"{method}() on {self!r}: the pool is {self._state}; no new work is accepted"
-            )
+                f"{method}() on {self!r}: the pool is {why}; no new work is accepted"
+            ) from self._broken
 
     def _options(self, overrides: dict[str, Any]) -> TaskOptions:
         return self._defaults.merged(overrides)
@@ -467,11 +501,12 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
             single=single,
         )
         handle._job = job
+        batches = job.cut(items, 0)
         self._ensure_started()
         with self._lock:
             self._check_open(method)
             self._jobs.add(job)
-            events = job.load(items)
+            events = job.load(batches, len(items))
             done = job._check_complete()
         job._emit(events)
         self._wake()
@@ -549,11 +584,14 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
 
 def _wait(handle: AsyncResult[T]) -> T:
-    """Wait for a handle; cancel its work if the wait is interrupted (Ctrl-C)."""
+    """Wait for a handle; on Ctrl-C cancel its work and stop its running tasks."""
     try:
         return handle.get()
-    except BaseException:
-        handle.cancel()
+    except KeyboardInterrupt:
+        job = handle._job
+        if job is not None:
+            job.cancel()
+            job.pool._interrupted(job)
         raise
 
 

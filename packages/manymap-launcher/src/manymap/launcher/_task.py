@@ -12,7 +12,7 @@ the rest of the batch, and the worker itself survives it: ``SystemExit`` and
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableSequence, Sequence
 from typing import Any, NamedTuple
 
 __all__ = ["TaskFailure", "run_calls"]
@@ -41,6 +41,7 @@ def run_calls(
     *,
     star: bool,
     kwargs: Mapping[str, Any] | None = None,
+    cursor: MutableSequence[int] | None = None,
 ) -> tuple[list[Any], dict[int, TaskFailure]]:
     """Run ``function`` over ``items`` and capture each call's outcome.
 
@@ -50,6 +51,9 @@ def run_calls(
             tuple of positional arguments.
         star: call ``function(*item, **kwargs)`` instead of ``function(item)``.
         kwargs: keyword arguments for every call (only with ``star``).
+        cursor: if given, ``cursor[0]`` is set to each call's offset before
+            the call, so that another process (through shared memory) can
+            tell which task was running if this one dies.
 
     Returns:
         ``(values, failures)``: ``values[i]`` is call i's result (``None`` where
@@ -61,6 +65,8 @@ def run_calls(
     append = values.append
     keywords = kwargs or {}
     for offset, item in enumerate(items):
+        if cursor is not None:
+            cursor[0] = offset
         try:
             append(function(*item, **keywords) if star else function(item))
         except BaseException as error:  # a task's SystemExit/KeyboardInterrupt fail that task only
