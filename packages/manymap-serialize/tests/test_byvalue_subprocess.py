@@ -131,3 +131,43 @@ def test_main_class_comes_back_from_a_worker_as_the_callers_own_class(
 ) -> None:
     proc = run_python(str(tmp_path / "exchange.bin"), code=ROUND_TRIP_CALLER)
     assert proc.stdout.strip() == "round trip ok"
+
+
+ENUM_IN_MAIN = textwrap.dedent(
+    """
+    import enum, warnings
+    from manymap.launcher import SerializationError
+    from manymap.serialize import check, dumps
+
+    warnings.simplefilter("ignore")  # dill warns before it gives up
+
+    class Color(enum.Enum):
+        RED = 1
+
+    report = check([Color.RED])
+    assert not report.ok
+    print(report.explanation)
+    try:
+        dumps(Color.RED)
+    except SerializationError as error:
+        print(error)
+    else:
+        raise AssertionError("dumps wrote a payload no other process can load")
+    """
+)
+
+
+def test_main_class_dill_cannot_ship_by_value_fails_at_dumps_not_on_the_far_side(
+    run_python: RunPython,
+) -> None:
+    # dill cannot serialize an Enum defined in __main__ by value; it would fall
+    # back to a by-name reference that only resolves in the writing process.
+    lines = run_python(code=ENUM_IN_MAIN).stdout.splitlines()
+    reason = (
+        "dill cannot serialize __main__.Color by value: it would refer to __main__.Color by name, "
+        "which the receiving process cannot resolve; define it in an importable module"
+    )
+    assert lines == [
+        f"cannot serialize obj: [0].__class__: {reason}",
+        f"cannot serialize obj: __class__: {reason}",
+    ]

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import os
+import pickle
 import sys
 import threading
 import weakref
@@ -243,11 +244,61 @@ def class_reduce_args(cls: type) -> tuple[str, bytes]:
             blob = dill_dumps(cls)
         finally:
             set_log(previous)
+        _refuse_main_references(cls, blob)
         entry = _blobs.setdefault(cls, (os.urandom(16).hex(), blob, tuple(nested)))
         _classes.setdefault(entry[0], cls)
     for name in entry[2]:
         _log_name(name)
     return entry[0], entry[1]
+
+
+_STRING_PUSHES = frozenset({"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE"})
+_MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+_MEMO_GETS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+
+
+def _refuse_main_references(cls: type, blob: bytes) -> None:
+    """Raise if dill wrote ``cls`` (or a class in it) as a by-name reference into ``__main__``.
+
+    dill cannot serialize some classes by value (an ``enum.Enum`` defined in
+    ``__main__``, for one); it then warns and writes a reference by name
+    instead, which only resolves in the process that wrote it. The stream is
+    scanned for such references (the two strings a ``STACK_GLOBAL`` takes
+    are the last two pushed before it), so the failure shows at ``dumps`` and
+    in ``check()``, not as an ``AttributeError`` on the far side.
+    """
+    if not any(name.encode() in blob for name in _MAIN_MODULES):
+        return
+    import pickletools  # only for classes that live in __main__
+
+    memo: dict[int, object] = {}
+    pushed: list[object] = []  # the values the last opcodes pushed, most recent last
+    for opcode, arg, _pos in pickletools.genops(blob):
+        name = opcode.name
+        module = qualname = None
+        if name in _STRING_PUSHES:
+            pushed.append(arg)
+            continue
+        if name in ("FRAME", "PROTO"):
+            continue  # framing can fall between the two strings of a STACK_GLOBAL
+        if name in _MEMO_GETS:
+            pushed.append(memo.get(int(arg)))  # type: ignore[arg-type]
+            continue
+        if name == "MEMOIZE" or name in _MEMO_PUTS:
+            index = len(memo) if name == "MEMOIZE" else int(arg)  # type: ignore[arg-type]
+            memo[index] = pushed[-1] if pushed else None
+            continue  # memoizing leaves the stack as it is
+        if name == "STACK_GLOBAL" and len(pushed) >= 2:
+            module, qualname = pushed[-2], pushed[-1]
+        elif name == "GLOBAL" and isinstance(arg, str):
+            module, _sep, qualname = arg.partition(" ")
+        pushed = [None]
+        if module in _MAIN_MODULES:
+            raise pickle.PicklingError(
+                f"dill cannot serialize {qualified_name(cls)} by value: it would refer to "
+                f"{module}.{qualname} by name, which the receiving process cannot resolve; "
+                "define it in an importable module"
+            )
 
 
 def _load_value(blob: bytes) -> Any:
