@@ -27,6 +27,7 @@ from manymap.launcher._errors import (
     TaskTimeoutError,
     TunnelError,
     WorkerLostError,
+    add_note,
     annotate_task_error,
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
@@ -67,6 +68,7 @@ __all__ = [
     "WorkerLostError",
     "WorkerStats",
     "__version__",
+    "add_note",
     "annotate_task_error",
     "progress_bar",
     "run_calls",

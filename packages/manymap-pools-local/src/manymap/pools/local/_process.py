@@ -1,0 +1,479 @@
+"""``ProcessPool``: worker processes that cannot hang the caller.
+
+How it works. One manager thread per pool owns every worker process. Each
+worker has its own duplex pipe, a shared-memory ``cursor`` (the offset of the
+task it is running) and its process sentinel. The manager waits on all of
+them at once, plus a wake-up pipe that other threads write to when work is
+queued, a task times out, or the pool closes:
+
+- an idle worker gets the next batch from the launcher's queue: the
+  function once per worker (cached there), then the batch's items, encoded
+  in the caller's thread by :meth:`ProcessPool._encode` so that what cannot
+  be serialized fails before anything is queued; large buffers go through
+  shared memory (``_shm.py``);
+- a result frame settles the batch (``Batch.finish``);
+- a sentinel (or a closed pipe) means the worker died: its batch is lost
+  (``Batch.lose``) naming the exit code or signal and, through the cursor,
+  the task that was running; the launcher retries or fails it, and the
+  manager starts a replacement at once.
+
+Timeouts (the launcher's watchdog) and Ctrl-C kill the worker running the
+task; the manager then sees it die like any other.
+
+Workers are not daemonic, so a task may start its own ``ProcessPool``
+(pathos refuses: "daemonic processes are not allowed to have children").
+A pool created inside a worker defaults to the worker's share of the cores
+(cores // nodes of the outer pool), so a default nested pool runs at most
+``nodes * (1 + cores // nodes)`` processes. At interpreter exit, or if the
+caller dies, the workers exit too.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import signal
+import threading
+import weakref
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import multiprocess
+import multiprocess.connection
+import multiprocess.util
+
+from manymap.launcher import AbstractWorkerPool, Batch, TaskFailure, add_note
+from manymap.launcher._job import Job
+from manymap.pools.local import _shm, _wire
+from manymap.pools.local._worker import worker_main
+from manymap.serialize import dumps
+
+__all__ = ["CONTEXTS", "ProcessPool"]
+
+#: The process start methods a ProcessPool accepts.
+CONTEXTS = ("fork", "spawn", "forkserver")
+
+SHARE_VARIABLE = "MANYMAP_CPU_SHARE"  # a worker's share of the cores, for nested pools
+_TICK = 1.0  # seconds; the manager re-checks its state at least this often
+_JOIN = 5.0  # seconds a stopping worker gets before it is killed
+_START_FAILURES = 3  # workers per node that may die before doing any work
+
+
+class _Worker:
+    """The manager's record of one worker process."""
+
+    __slots__ = (
+        "batch",
+        "conn",
+        "cursor",
+        "did_work",
+        "known",
+        "name",
+        "names",
+        "process",
+        "stopping",
+        "token",
+    )
+
+    def __init__(self, name: str, process: Any, conn: Any, cursor: Any) -> None:
+        self.name = name
+        self.process = process
+        self.conn = conn
+        self.cursor = cursor
+        self.batch: Batch | None = None
+        self.token = 0
+        self.names: list[str] = []  # shared-memory files sent with the batch
+        self.known: set[int] = set()  # function keys cached in the worker
+        self.stopping = False  # told to stop, or retiring after maxtasksperchild
+        self.did_work = False
+
+
+class ProcessPool(AbstractWorkerPool):
+    """A pool of worker processes (pathos' ``ProcessPool``, without the hangs).
+
+    Args:
+        nodes: number of processes (default: the number of cores, or inside
+            another pool's worker that worker's share); aliases ``ncpus``,
+            ``processes``.
+        context: process start method: ``"fork"``, ``"spawn"`` or
+            ``"forkserver"`` (default: the platform's default).
+        initializer: called as ``initializer(*initargs)`` in each new worker.
+            If it raises, the pool is broken: its work fails with that error.
+        initargs: arguments of ``initializer``.
+        maxtasksperchild: a worker exits and is replaced after this many tasks.
+        poison: a task that has killed this many workers fails even if it
+            has retries left.
+        **options: default task options: ``chunksize``, ``timeout``,
+            ``retries``, ``progress``.
+    """
+
+    node_aliases = ("ncpus", "processes")
+
+    def __init__(
+        self,
+        nodes: int | None = None,
+        *,
+        context: str | None = None,
+        initializer: Callable[..., object] | None = None,
+        initargs: Sequence[Any] = (),
+        maxtasksperchild: int | None = None,
+        poison: int = 2,
+        **options: Any,
+    ) -> None:
+        super().__init__(nodes, **options)
+        if context is not None and context not in CONTEXTS:
+            raise ValueError(f"context must be one of {', '.join(CONTEXTS)} or None, got {context!r}")
+        if initializer is not None and not callable(initializer):
+            raise TypeError(f"initializer must be callable, got {initializer!r}")
+        for name, value in (("maxtasksperchild", maxtasksperchild), ("poison", poison)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        self._context = multiprocess.get_context(context)
+        self._initializer = initializer
+        self._initargs = tuple(initargs)
+        self._maxtasks = maxtasksperchild
+        self._poison_limit = poison
+        self._workers: list[_Worker] = []
+        self._serials = itertools.count(1)
+        self._tokens = itertools.count(1)
+        self._function_keys: dict[bytes, int] = {}
+        self._key_serials = itertools.count()
+        self._manager: threading.Thread | None = None
+        self._wake_fds: tuple[int, int] | None = None
+        self._closing = False
+        self._killing = False
+        self._start_failures = 0
+        self._finalizer: Any = None
+
+    @property
+    def ncpus(self) -> int:
+        """The number of processes (pathos' name of :attr:`nodes`)."""
+        return self.nodes
+
+    @ncpus.setter
+    def ncpus(self, value: int) -> None:
+        self.nodes = value
+
+    @property
+    def context(self) -> str:
+        """The process start method in use."""
+        method: str = self._context.get_start_method()
+        return method
+
+    def _default_nodes(self) -> int:
+        share = os.environ.get(SHARE_VARIABLE)
+        return max(1, int(share)) if share else super()._default_nodes()
+
+    # --------------------------------------------- the launcher's hooks
+
+    def _encode(self, job: Job, batches: list[Batch]) -> None:
+        if job.payload is None:
+            name = getattr(job.function, "__qualname__", None) or repr(job.function)
+            job.payload = dumps(job.function, name=f"the task function {name}")
+        for batch in batches:
+            batch.payload = _wire.encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
+
+    def _start_workers(self) -> None:
+        self._closing = self._killing = False
+        self._start_failures = 0
+        self._wake_fds = os.pipe()
+        for fd in self._wake_fds:
+            os.set_blocking(fd, False)
+        self._manager = threading.Thread(
+            target=self._manage, name=f"manymap-ProcessPool-{id(self):x}", daemon=True
+        )
+        self._finalizer = multiprocess.util.Finalize(
+            None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
+        )
+        self._manager.start()
+
+    def _stop_workers(self, *, kill: bool) -> None:
+        if kill:
+            self._killing = True
+        self._closing = True
+        self._wake()
+
+    def _join_workers(self) -> None:
+        manager = self._manager
+        if manager is not None:
+            manager.join()
+        self._manager = None
+        if self._finalizer is not None:
+            self._finalizer.cancel()
+            self._finalizer = None
+        if self._wake_fds is not None:
+            for fd in self._wake_fds:
+                os.close(fd)
+            self._wake_fds = None
+
+    def _resize(self, nodes: int) -> None:
+        self._wake()  # the manager starts or retires workers to match
+
+    def _wake(self) -> None:
+        fds = self._wake_fds
+        if fds is not None:
+            try:
+                os.write(fds[1], b"\0")
+            except (BlockingIOError, OSError):
+                pass  # the pipe is full (a wake-up is pending) or closed (the pool is gone)
+
+    def _timed_out(self, batch: Batch) -> None:
+        for worker in list(self._workers):
+            if worker.batch is batch:
+                _kill(worker)
+
+    def _interrupted(self, job: Job) -> None:
+        for worker in list(self._workers):
+            if worker.batch is not None and worker.batch.job is job:
+                _kill(worker)
+
+    # -------------------------------------------------------- the manager
+
+    def _manage(self) -> None:
+        try:
+            while not self._manage_once():
+                pass
+        except BaseException as error:  # a bug here must fail the work, never hang it
+            add_note(error, "manymap: the ProcessPool manager thread failed")
+            self._killing = True
+            self._break(error)
+        finally:
+            self._stop_all()
+
+    def _manage_once(self) -> bool:
+        """One round: staff, dispatch, wait, handle. Returns True when done."""
+        if self._killing:
+            return True
+        if self._closing and self._draining:
+            return True
+        self._staff()
+        self._dispatch()
+        assert self._wake_fds is not None
+        by_conn = {worker.conn: worker for worker in self._workers}
+        by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
+        ready = multiprocess.connection.wait([self._wake_fds[0], *by_conn, *by_sentinel], timeout=_TICK)
+        dead: list[_Worker] = []
+        for item in ready:
+            if item == self._wake_fds[0]:
+                _drain(self._wake_fds[0])
+            elif item in by_conn:
+                if not self._receive(by_conn[item]):
+                    dead.append(by_conn[item])
+            else:
+                dead.append(by_sentinel[item])
+        for worker in dict.fromkeys(dead):
+            self._reap(worker)
+        return False
+
+    def _staff(self) -> None:
+        """Start or retire workers so that ``nodes`` of them serve."""
+        serving = [worker for worker in self._workers if not worker.stopping]
+        if self._closing:
+            return
+        for _ in range(self.nodes - len(serving)):
+            self._spawn()
+        for worker in serving[self.nodes :]:
+            if worker.batch is None:
+                self._tell_stop(worker)
+
+    def _spawn(self) -> None:
+        serial = next(self._serials)
+        parent_end, child_end = self._context.Pipe(duplex=True)
+        cursor = self._context.RawArray("i", 1)
+        inherited: list[int] = []
+        if self.context == "fork":  # the child gets copies of these: it must not hold them
+            assert self._wake_fds is not None
+            inherited = [*self._wake_fds, parent_end.fileno(), *(w.conn.fileno() for w in self._workers)]
+        process = self._context.Process(
+            target=worker_main,
+            args=(child_end, cursor, self._initializer, self._initargs, self._maxtasks, inherited),
+            name=f"manymap-worker-{serial}",
+            daemon=False,  # a task may start a pool of its own
+        )
+        share = str(max(1, (os.cpu_count() or 1) // self.nodes))
+        previous = os.environ.get(SHARE_VARIABLE)
+        os.environ[SHARE_VARIABLE] = share  # inherited by the worker (fork and spawn alike)
+        try:
+            process.start()
+        finally:
+            if previous is None:
+                os.environ.pop(SHARE_VARIABLE, None)
+            else:
+                os.environ[SHARE_VARIABLE] = previous
+        child_end.close()
+        self._workers.append(_Worker(f"process-{serial}[pid {process.pid}]", process, parent_end, cursor))
+
+    def _dispatch(self) -> None:
+        if self._closing and self._killing:
+            return
+        for worker in self._workers:
+            if worker.batch is not None or worker.stopping:
+                continue
+            batch = self._take_batch()
+            if batch is None:
+                return
+            self._send(worker, batch)
+
+    def _send(self, worker: _Worker, batch: Batch) -> None:
+        job = batch.job
+        if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
+            self._encode(job, [batch])
+        key = self._function_key(job.payload)
+        data, buffers = batch.payload
+        batch.payload = None  # the worker has it now; free the caller's memory early
+        worker.batch, worker.token = batch, next(self._tokens)
+        worker.names = _shm.export(buffers, f"{os.getpid()}")
+        worker.did_work = True
+        batch.start(worker.name)
+        try:
+            if key not in worker.known:
+                if len(worker.known) >= _wire.FUNCTION_CACHE:
+                    worker.known.clear()  # the worker clears its cache at the same point
+                _wire.send(worker.conn, (_wire.FUNCTION, key), job.payload)
+                worker.known.add(key)
+            _wire.send(worker.conn, (_wire.RUN, worker.token, key, job.star, worker.names), data)
+        except OSError:
+            pass  # the worker is dead: its sentinel tells, and the batch is lost then
+
+    def _function_key(self, payload: bytes) -> int:
+        key = self._function_keys.get(payload)
+        if key is None:
+            if len(self._function_keys) >= 1024:
+                self._function_keys.clear()  # keys are never reused, so workers stay right
+            key = self._function_keys[payload] = next(self._key_serials)
+        return key
+
+    def _receive(self, worker: _Worker) -> bool:
+        """Handle a message from ``worker``. False if its pipe is closed."""
+        try:
+            header, data = _wire.receive(worker.conn)
+        except (EOFError, OSError):
+            return False
+        kind = header[0]
+        if kind == _wire.INIT_FAILED:
+            failure: TaskFailure = _wire.decode(data, ())
+            error = failure.error
+            add_note(error, f"manymap: the initializer failed in worker {worker.name}")
+            add_note(error, failure.traceback.rstrip())
+            worker.stopping = True
+            self._break(error)
+            return True
+        _, token, names, duration, retiring = header
+        batch, worker.batch = worker.batch, None
+        worker.stopping = worker.stopping or retiring
+        if batch is None or token != worker.token:
+            _shm.discard(names)
+            return True
+        try:
+            values, failures = _wire.decode(data, names)
+        except Exception as error:
+            values, failures = None, {0: TaskFailure.capture(error)}
+        if values is None:  # the batch could not be loaded or run at all
+            values, failures = [None] * len(batch), _for_all(failures[0], len(batch))
+        batch.finish(values, failures, duration=duration)
+        if worker.stopping and not retiring:
+            self._tell_stop(worker)
+        return True
+
+    def _reap(self, worker: _Worker) -> None:
+        """``worker`` died or exited: settle its batch, forget it."""
+        while True:  # results it sent before it went
+            try:
+                if not worker.conn.poll(0) or not self._receive(worker):
+                    break
+            except (EOFError, OSError):
+                break
+        worker.process.join(_JOIN)
+        if worker.process.exitcode is None:
+            _kill(worker)
+            worker.process.join(_JOIN)
+        code = worker.process.exitcode
+        self._workers.remove(worker)
+        worker.conn.close()
+        batch, worker.batch = worker.batch, None
+        if batch is not None:
+            _shm.discard(worker.names)
+            running = worker.cursor[0]
+            culprit = running if 0 <= running < len(batch) else None
+            reason = _describe(code) + ("" if culprit is not None else ", before it ran a task of its batch")
+            batch.lose(reason, exitcode=code, culprit=culprit)
+        elif not worker.stopping and not worker.did_work and not self._closing:
+            self._start_failures += 1
+            if self._start_failures > _START_FAILURES * self.nodes:
+                self._break(
+                    RuntimeError(
+                        f"ProcessPool workers keep dying before doing any work (last: {_describe(code)})"
+                    )
+                )
+
+    def _tell_stop(self, worker: _Worker) -> None:
+        worker.stopping = True
+        try:
+            _wire.send(worker.conn, (_wire.STOP,))
+        except OSError:
+            pass
+
+    def _stop_all(self) -> None:
+        """Stop every worker: politely when closing, at once when terminating."""
+        for worker in self._workers:
+            if self._killing:
+                _kill(worker)
+            else:
+                self._tell_stop(worker)
+        for worker in list(self._workers):
+            worker.process.join(_JOIN)
+            if worker.process.exitcode is None:
+                _kill(worker)
+                worker.process.join(_JOIN)
+            if worker.batch is not None:
+                _shm.discard(worker.names)
+                worker.batch.lose(_describe(worker.process.exitcode) + " as the pool was terminated")
+                worker.batch = None
+            worker.conn.close()
+        self._workers.clear()
+
+
+def _kill(worker: _Worker) -> None:
+    try:
+        worker.process.kill()
+    except (OSError, AttributeError, ValueError):
+        pass  # already gone
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _describe(code: int | None) -> str:
+    if code is None:
+        return "did not exit"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        if -code == signal.SIGKILL:
+            return f"killed by {name}: from outside, by a timeout, or by the kernel's out-of-memory killer"
+        return f"killed by {name}"
+    return f"exited with code {code}"
+
+
+def _for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
+    """One failure for every task of a batch, each with its own exception object."""
+    failures = {0: failure}
+    for offset in range(1, count):
+        try:
+            error = copy.copy(failure.error)
+        except Exception:
+            error = failure.error
+        failures[offset] = TaskFailure(error, failure.traceback)
+    return failures
+
+
+def _terminate_at_exit(reference: weakref.ref[ProcessPool]) -> None:
+    pool = reference()
+    if pool is not None:
+        pool.terminate()
+        pool.join()

@@ -1,0 +1,120 @@
+"""The messages between a ProcessPool and its worker processes.
+
+Every message is two frames on the worker's pipe: a small header (a tuple
+pickled by the stdlib) and a data frame (a manymap.serialize payload, or
+empty). Large buffers inside the data travel through shared memory
+(``_shm.py``) and the header carries their names.
+
+parent -> worker
+    ``(FUNCTION, key)`` + the function: cache it under ``key``;
+    ``(RUN, token, key, star, names)`` + ``(kwargs, items)``: run a batch;
+    ``(STOP,)``: exit.
+worker -> parent
+    ``(DONE, token, names, duration, retiring)`` + ``(values, failures)``;
+    ``(INIT_FAILED,)`` + the initializer's :class:`TaskFailure`.
+
+Both sides clear their function cache after :data:`FUNCTION_CACHE` entries, in
+step, so the parent always knows what a worker holds.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from manymap.launcher import SerializationError, TaskFailure
+from manymap.pools.local import _shm
+from manymap.serialize import dumps, dumps_oob, loads
+
+__all__ = [
+    "DONE",
+    "FUNCTION",
+    "FUNCTION_CACHE",
+    "INIT_FAILED",
+    "RUN",
+    "STOP",
+    "Connection",
+    "decode",
+    "encode",
+    "encode_items",
+    "encode_results",
+    "receive",
+    "send",
+]
+
+FUNCTION, RUN, STOP, DONE, INIT_FAILED = range(5)
+FUNCTION_CACHE = 64
+
+Connection = Any  # a multiprocess Connection: send_bytes / recv_bytes / poll / close
+
+
+def send(conn: Connection, header: tuple[Any, ...], data: bytes = b"") -> None:
+    """Write one message (header and data frames)."""
+    conn.send_bytes(pickle.dumps(header, pickle.HIGHEST_PROTOCOL))
+    conn.send_bytes(data)
+
+
+def receive(conn: Connection) -> tuple[tuple[Any, ...], bytes]:
+    """Read one message; ``EOFError`` when the other side is gone."""
+    header = pickle.loads(conn.recv_bytes())
+    return header, conn.recv_bytes()
+
+
+def encode(obj: Any, name: str) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """``obj`` as a payload plus its large buffers (not yet exported)."""
+    return dumps_oob(obj, min_size=_shm.MIN_SHARED, name=name)
+
+
+def decode(data: bytes, names: Sequence[str]) -> Any:
+    """The object of a payload whose large buffers are in shared memory."""
+    return loads(data, buffers=_shm.attach(names) if names else None)
+
+
+def encode_items(
+    kwargs: Mapping[str, Any], items: Sequence[Any], first: int, star: bool
+) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """A batch's arguments; what cannot be shipped is named by task index."""
+    try:
+        return encode((dict(kwargs), items), "the batch")
+    except SerializationError:
+        what = "arguments" if star else "argument"
+        for offset, item in enumerate(items):
+            dumps(item, name=f"the {what} of task {first + offset}")
+        if kwargs:
+            dumps(dict(kwargs), name=f"the keyword arguments of task {first}")
+        raise
+
+
+def encode_results(
+    values: list[Any] | None, failures: dict[int, TaskFailure]
+) -> tuple[bytes, list[pickle.PickleBuffer]]:
+    """A batch's outcome; a value or exception that cannot be shipped fails its task.
+
+    ``values`` is ``None`` when the batch could not be loaded; ``failures``
+    then holds the one reason, at offset 0, for all its tasks.
+    """
+    try:
+        return encode((values, failures), "the results")
+    except SerializationError:
+        pass
+    for offset, value in enumerate(values or ()):
+        try:
+            dumps(value, name="its result")
+        except SerializationError as error:
+            values[offset] = None  # type: ignore[index]
+            failures[offset] = TaskFailure(
+                SerializationError(f"the task's result cannot be sent back: {error}"), ""
+            )
+    for offset, failure in list(failures.items()):
+        try:
+            dumps(failure.error, name="its exception")
+        except SerializationError as error:
+            failures[offset] = TaskFailure(
+                SerializationError(
+                    f"the task raised {type(failure.error).__name__}: {failure.error}, "
+                    f"which cannot be sent back: {error}"
+                ),
+                failure.traceback,
+            )
+    return encode((values, failures), "the results")

@@ -1,0 +1,121 @@
+"""The main loop of a ProcessPool worker process.
+
+The worker reads messages from its pipe (``_wire.py``), runs batches with
+:func:`manymap.launcher.run_calls` and writes back their outcome. Before
+each call it writes the call's offset into ``cursor`` (shared memory), so
+that if the task kills the process the parent knows which task did it. It
+ignores SIGINT (the parent decides what Ctrl-C stops) and exits when the
+parent says so, when its pipe closes (the parent is gone), or after
+``maxtasks`` tasks.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from manymap.launcher import TaskFailure, run_calls
+from manymap.pools.local import _shm, _wire
+
+__all__ = ["DEPTH_VARIABLE", "worker_main"]
+
+#: Environment variable telling a process how deep it is in nested pools.
+DEPTH_VARIABLE = "MANYMAP_POOL_DEPTH"
+_ORPHAN_CHECK = 1.0  # seconds between checks that the parent is alive
+
+
+def worker_main(
+    conn: _wire.Connection,
+    cursor: Any,
+    initializer: Callable[..., object] | None,
+    initargs: Sequence[Any],
+    maxtasks: int | None,
+    inherited: Sequence[int],
+) -> None:
+    """Serve batches until told to stop. Runs in the worker process."""
+    for fd in inherited:  # the parent's ends of the other workers' pipes (fork)
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ[DEPTH_VARIABLE] = str(int(os.environ.get(DEPTH_VARIABLE, "0")) + 1)
+    _reseed()
+    if initializer is not None:
+        try:
+            initializer(*initargs)
+        except BaseException as error:
+            _wire.send(conn, (_wire.INIT_FAILED,), _wire.dumps(TaskFailure.capture(error)))
+            return
+    functions: dict[int, Callable[..., Any] | TaskFailure] = {}
+    done = 0
+    parent = os.getppid()
+    while True:
+        try:
+            if not conn.poll(_ORPHAN_CHECK):
+                if os.getppid() != parent:
+                    return  # the parent died without closing our pipe (another process holds it)
+                continue
+            header, data = _wire.receive(conn)
+        except (EOFError, OSError):
+            return
+        kind = header[0]
+        if kind == _wire.RUN:
+            _, token, key, star, names = header
+            cursor[0] = -1
+            started = time.perf_counter()
+            values, failures = _run(functions[key], data, names, star, cursor)
+            duration = time.perf_counter() - started
+            done += len(values) if values is not None else 0
+            retiring = maxtasks is not None and done >= maxtasks
+            payload, buffers = _wire.encode_results(values, failures)
+            del values, failures
+            _flush()
+            _wire.send(conn, (_wire.DONE, token, _shm.export(buffers, "r"), duration, retiring), payload)
+            if retiring:
+                return
+        elif kind == _wire.FUNCTION:
+            if len(functions) >= _wire.FUNCTION_CACHE:
+                functions.clear()
+            try:
+                functions[header[1]] = _wire.decode(data, ())
+            except Exception as error:  # reported with the tasks that need it
+                functions[header[1]] = TaskFailure.capture(error)
+        else:  # STOP
+            return
+
+
+def _run(
+    function: Callable[..., Any] | TaskFailure, data: bytes, names: Sequence[str], star: bool, cursor: Any
+) -> tuple[list[Any] | None, dict[int, TaskFailure]]:
+    """Run one batch. ``(None, {0: failure})`` when it cannot even be loaded."""
+    if isinstance(function, TaskFailure):
+        _shm.discard(names)
+        return None, {0: function}
+    try:
+        kwargs, items = _wire.decode(data, names)
+    except Exception as error:
+        return None, {0: TaskFailure.capture(error)}
+    return run_calls(function, items, star=star, kwargs=kwargs, cursor=cursor)
+
+
+def _reseed() -> None:
+    """Give this worker its own random streams (forked workers share the parent's)."""
+    random.seed()
+    numpy = sys.modules.get("numpy")
+    if numpy is not None:
+        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
+
+
+def _flush() -> None:
+    # A task's prints reach the terminal before its result is reported.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
