@@ -37,7 +37,7 @@ class ThreadWorkerPool(AbstractWorkerPool):
             :class:`~manymap.launcher.AbstractWorkerPool`).
     """
 
-    node_aliases = ("nthreads",)
+    node_aliases: tuple[str, ...] = ("nthreads",)
 
     def __init__(
         self,

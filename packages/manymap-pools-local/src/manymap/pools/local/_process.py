@@ -30,6 +30,7 @@ caller dies, the workers exit too.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -213,10 +214,9 @@ class ProcessPool(AbstractWorkerPool):
     def _wake(self) -> None:
         fds = self._wake_fds
         if fds is not None:
-            try:
+            # A full pipe means a wake-up is pending; a closed one, that the pool is gone.
+            with contextlib.suppress(OSError):
                 os.write(fds[1], b"\0")
-            except (BlockingIOError, OSError):
-                pass  # the pipe is full (a wake-up is pending) or closed (the pool is gone)
 
     def _timed_out(self, batch: Batch) -> None:
         for worker in list(self._workers):
@@ -409,10 +409,8 @@ class ProcessPool(AbstractWorkerPool):
 
     def _tell_stop(self, worker: _Worker) -> None:
         worker.stopping = True
-        try:
+        with contextlib.suppress(OSError):
             _wire.send(worker.conn, (_wire.STOP,))
-        except OSError:
-            pass
 
     def _stop_all(self) -> None:
         """Stop every worker: politely when closing, at once when terminating."""
@@ -435,10 +433,8 @@ class ProcessPool(AbstractWorkerPool):
 
 
 def _kill(worker: _Worker) -> None:
-    try:
+    with contextlib.suppress(OSError, AttributeError, ValueError):  # already gone
         worker.process.kill()
-    except (OSError, AttributeError, ValueError):
-        pass  # already gone
 
 
 def _drain(fd: int) -> None:

@@ -11,6 +11,7 @@ sender unlinks what a dead receiver never took (:func:`discard`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import mmap
 import os
@@ -70,7 +71,5 @@ def attach(names: Sequence[str]) -> list[mmap.mmap | bytearray]:
 def discard(names: Sequence[str]) -> None:
     """Unlink shared-memory files whose receiver never took them."""
     for name in names:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(_DIRECTORY, name))
-        except FileNotFoundError:
-            pass

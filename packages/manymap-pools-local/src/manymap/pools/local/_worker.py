@@ -11,6 +11,7 @@ parent says so, when its pipe closes (the parent is gone), or after
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 
 from manymap.launcher import TaskFailure, run_calls
 from manymap.pools.local import _shm, _wire
+from manymap.serialize import dumps
 
 __all__ = ["DEPTH_VARIABLE", "worker_main"]
 
@@ -39,10 +41,8 @@ def worker_main(
 ) -> None:
     """Serve batches until told to stop. Runs in the worker process."""
     for fd in inherited:  # the parent's ends of the other workers' pipes (fork)
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ[DEPTH_VARIABLE] = str(int(os.environ.get(DEPTH_VARIABLE, "0")) + 1)
     _reseed()
@@ -50,7 +50,7 @@ def worker_main(
         try:
             initializer(*initargs)
         except BaseException as error:
-            _wire.send(conn, (_wire.INIT_FAILED,), _wire.dumps(TaskFailure.capture(error)))
+            _wire.send(conn, (_wire.INIT_FAILED,), dumps(TaskFailure.capture(error)))
             return
     functions: dict[int, Callable[..., Any] | TaskFailure] = {}
     done = 0
@@ -115,7 +115,5 @@ def _reseed() -> None:
 def _flush() -> None:
     # A task's prints reach the terminal before its result is reported.
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):
             stream.flush()
-        except (OSError, ValueError):
-            pass
