@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from manymap.launcher._errors import add_note
 from manymap.launcher._job import Batch
@@ -37,7 +37,7 @@ class ThreadWorkerPool(AbstractWorkerPool):
             :class:`~manymap.launcher.AbstractWorkerPool`).
     """
 
-    node_aliases: tuple[str, ...] = ("nthreads",)
+    node_aliases: ClassVar[tuple[str, ...]] = ("nthreads",)
 
     def __init__(
         self,
