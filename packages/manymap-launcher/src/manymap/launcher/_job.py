@@ -603,17 +603,18 @@ class Job:
                 found, value = self._pop_ready(ordered)
                 if found:
                     return value
-                if self._exhausted and self._yielded >= self._fed and not self._ready and not self._inflight:
-                    self._iteration_over = True
-                    if self._input_closed is not None:
-                        raise self._input_closed
-                    raise StopIteration
-                if self._complete or (self._stop_reason is not None and not self._inflight):
+                if (
+                    not self._inflight
+                    and not self._ready
+                    and (self._exhausted or self._stop_reason is not None)
+                ):
                     self._iteration_over = True
                     reason = self._stop_reason
-                    if reason is None or (self._cancelled and not self._aborted):
-                        raise StopIteration
-                    raise reason
+                    if reason is not None and not (self._cancelled and not self._aborted):
+                        raise reason
+                    if self._input_closed is not None and reason is None:
+                        raise self._input_closed
+                    raise StopIteration
                 room = self._window - (self._fed - self._yielded)
                 if room >= self.chunksize and not self._exhausted and self._stop_reason is None:
                     continue  # room in the window: read more input first
