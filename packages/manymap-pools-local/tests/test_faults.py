@@ -196,7 +196,7 @@ def test_unpicklable_argument_names_the_path(pool: ProcessPool) -> None:
 def test_unpicklable_function_is_refused_up_front(pool: ProcessPool) -> None:
     numbers = (i for i in range(3))  # a generator cannot be pickled, even by dill
     with pytest.raises(
-        SerializationError, match="the task function .*<lambda>: <closure numbers>: cannot pickle 'generator'"
+        SerializationError, match=r"task function .*<lambda>: <closure numbers>: cannot pickle 'generator'"
     ):
         pool.map(lambda x: (next(numbers), x), range(3))
 
