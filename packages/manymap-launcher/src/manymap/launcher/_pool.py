@@ -503,11 +503,15 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         handle._job = job
         batches = job.cut(items, 0)
         self._ensure_started()
-        with self._lock:
-            self._check_open(method)
-            self._jobs.add(job)
-            events = job.load(batches, len(items))
-            done = job._check_complete()
+        try:
+            with self._lock:
+                self._check_open(method)
+                self._jobs.add(job)
+                events = job.load(batches, len(items))
+                done = job._check_complete()
+        except BaseException:  # Ctrl-C midway must not leave a job that never ends
+            job.abort()
+            raise
         job._emit(events)
         self._wake()
         if done:
@@ -541,10 +545,14 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         )
         job.attach(source, chunksize * max(16, 4 * self._nodes))
         self._ensure_started()
-        with self._lock:
-            self._check_open(method)
-            self._jobs.add(job)
-        job.feed()
+        try:
+            with self._lock:
+                self._check_open(method)
+                self._jobs.add(job)
+            job.feed()
+        except BaseException:  # Ctrl-C midway must not leave a job that never ends
+            job.abort()
+            raise
         return ResultIterator(job, ordered=ordered)
 
     # ------------------------------------------------------------ timeouts

@@ -165,7 +165,12 @@ class ResultIterator(Iterator[T]):
         return self
 
     def __next__(self) -> T:
-        value: T = self._job.next_result(ordered=self._ordered)
+        try:
+            value: T = self._job.next_result(ordered=self._ordered)
+        except KeyboardInterrupt:
+            self._job.cancel()
+            self._job.pool._interrupted(self._job)
+            raise
         return value
 
     def close(self) -> None:

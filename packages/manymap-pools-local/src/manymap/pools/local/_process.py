@@ -145,6 +145,7 @@ class ProcessPool(AbstractWorkerPool):
         self._closing = False
         self._killing = False
         self._start_failures = 0
+        self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must die
         self._finalizer: Any = None
 
     @property
@@ -224,9 +225,10 @@ class ProcessPool(AbstractWorkerPool):
                 _kill(worker)
 
     def _interrupted(self, job: Job) -> None:
-        for worker in list(self._workers):
-            if worker.batch is not None and worker.batch.job is job:
-                _kill(worker)
+        # The manager kills, in its own thread: a batch it is about to send
+        # cannot slip past a kill that looked before the batch was assigned.
+        self._doomed.add(job)
+        self._wake()
 
     # -------------------------------------------------------- the manager
 
@@ -264,7 +266,18 @@ class ProcessPool(AbstractWorkerPool):
                 dead.append(by_sentinel[item])
         for worker in dict.fromkeys(dead):
             self._reap(worker)
+        self._kill_doomed()
         return False
+
+    def _kill_doomed(self) -> None:
+        """Kill the workers running tasks of interrupted jobs."""
+        if not self._doomed:
+            return
+        doomed = set(self._doomed)
+        for worker in self._workers:
+            if worker.batch is not None and worker.batch.job in doomed:
+                _kill(worker)
+        self._doomed -= {job for job in doomed if job.complete}
 
     def _staff(self) -> None:
         """Start or retire workers so that ``nodes`` of them serve."""
@@ -317,6 +330,9 @@ class ProcessPool(AbstractWorkerPool):
 
     def _send(self, worker: _Worker, batch: Batch) -> None:
         job = batch.job
+        if job.stopped():  # cancelled since it was taken: settle it unrun
+            batch.lose("its map was stopped before the batch was sent")
+            return
         if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
             self._encode(job, [batch])
         key = self._function_key(job.payload)

@@ -1,0 +1,230 @@
+"""ProcessPool beyond the contract: nesting, random streams, shared memory,
+worker recycling, initializers and Ctrl-C."""
+
+from __future__ import annotations
+
+import mmap
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pool_helpers import configure, configured, inner_process_map
+
+from manymap.launcher import PoolClosedError
+from manymap.launcher.testing import eventually, hang_guard, live_children
+from manymap.pools.local import ProcessPool, ThreadPool, random_seed, random_state
+
+np = pytest.importorskip("numpy", reason="the shared-memory tests move numpy arrays")
+
+
+@pytest.fixture(autouse=True)
+def _guard() -> Iterator[None]:
+    with hang_guard(180):
+        yield
+
+
+def inner_thread_map(x: int) -> list[int]:
+    with ThreadPool(2) as inner:
+        return inner.map(abs, range(-x, 0))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_process_pool_inside_a_process_pool(context: str) -> None:
+    with ProcessPool(2, context=context) as outer:
+        assert outer.map(inner_process_map, [1, 2, 3]) == [[1], [2, 1], [3, 2, 1]]
+
+
+def test_thread_pool_inside_a_forked_process_pool() -> None:
+    with ThreadPool(2) as warm:  # the parent has live threads when it forks
+        warm.map(abs, range(4))
+        with ProcessPool(2, context="fork") as outer:
+            assert outer.map(inner_thread_map, [2, 3]) == [[2, 1], [3, 2, 1]]
+
+
+def default_size(_: Any) -> int:
+    return ProcessPool().nodes
+
+
+def test_nested_default_size_is_the_workers_share() -> None:
+    with ProcessPool(2, context="fork") as outer:
+        sizes = outer.map(default_size, range(2))
+    assert sizes == [max(1, (os.cpu_count() or 1) // 2)] * 2
+
+
+def draw(_: Any) -> tuple[int, float, float]:
+    return os.getpid(), random.random(), float(np.random.random())
+
+
+def test_every_worker_has_its_own_random_streams() -> None:
+    random.seed(1234)
+    np.random.seed(1234)
+    with ProcessPool(2, context="fork") as pool:
+        draws = pool.map(draw, range(20), chunksize=1)
+    first: dict[int, tuple[float, float]] = {}
+    for pid, python, numpy in draws:
+        first.setdefault(pid, (python, numpy))
+    assert len(first) == 2
+    (a, b) = first.values()
+    assert a[0] != b[0]
+    assert a[1] != b[1]
+
+
+def test_random_helpers() -> None:
+    random_seed(7)
+    a = random.random(), float(np.random.random())
+    random_seed(7)
+    assert (random.random(), float(np.random.random())) == a
+    assert random_state() is random
+    generator = random_state("numpy", new=True, seed=3)
+    assert isinstance(generator, np.random.RandomState)
+    assert generator.randint(1000) == np.random.RandomState(3).randint(1000)
+    assert random_state("random", new=True, seed="*") is not random
+
+
+def double(array: Any) -> Any:
+    return array * 2
+
+
+def shm_files() -> set[str]:
+    return {name for name in os.listdir("/dev/shm") if name.startswith("manymap-")}
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="this machine has no /dev/shm")
+def test_large_arrays_travel_through_shared_memory() -> None:
+    before = shm_files()
+    arrays = [np.full(1_000_000, float(i)) for i in range(6)]  # 8 MB each
+    with ProcessPool(2) as pool:
+        results = pool.map(double, arrays, chunksize=1)
+        mapped = pool.pipe(double, arrays[1])
+    assert all(np.array_equal(r, a * 2) for r, a in zip(results, arrays, strict=True))
+    base = mapped
+    while getattr(base, "base", None) is not None or isinstance(base, memoryview):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    assert isinstance(base, mmap.mmap), f"the result should sit in shared memory, not in {type(base)}"
+    assert shm_files() == before, "no shared-memory file may be left behind"
+
+
+def worker_pid(_: Any) -> int:
+    return os.getpid()
+
+
+def test_maxtasksperchild_recycles_workers() -> None:
+    with ProcessPool(2, maxtasksperchild=2) as pool:
+        pids = pool.map(worker_pid, range(12), chunksize=1)
+    assert len(pids) == 12
+    assert len(set(pids)) >= 6
+
+
+def fail_to_configure() -> None:
+    raise OSError("no database")
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_initializer(context: str) -> None:
+    with ProcessPool(2, context=context, initializer=configure, initargs=("ready",)) as pool:
+        assert pool.map(configured, range(4)) == [["ready"]] * 4
+
+
+def test_failing_initializer_breaks_the_pool() -> None:
+    pool = ProcessPool(2, initializer=fail_to_configure)
+    with pytest.raises((OSError, PoolClosedError), match="no database"):
+        pool.map(abs, range(10))
+    with pytest.raises(PoolClosedError, match="broken"):
+        pool.map(abs, range(3))
+    pool.join()
+
+
+def test_bad_constructor_arguments() -> None:
+    with pytest.raises(ValueError, match="context must be one of fork, spawn, forkserver"):
+        ProcessPool(2, context="threads")
+    with pytest.raises(ValueError, match="maxtasksperchild must be a positive integer"):
+        ProcessPool(2, maxtasksperchild=0)
+    with pytest.raises(TypeError, match="initializer must be callable"):
+        ProcessPool(2, initializer="setup")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="conflicting pool sizes"):
+        ProcessPool(2, ncpus=3)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nthreads'"):
+        ProcessPool(nthreads=3)
+    assert ProcessPool(ncpus=3).nodes == ProcessPool(processes=3).ncpus == 3
+
+
+CTRL_C = textwrap.dedent(
+    """
+    import os, sys, time
+    from manymap.pools.local import ProcessPool
+
+    def nap(x):
+        time.sleep(60)
+        return x
+
+    if __name__ == "__main__":
+        pool = ProcessPool(2)
+        pids = sorted(set(pool.map(lambda _: os.getpid(), range(8), chunksize=1)))
+        print(" ".join(map(str, pids)), flush=True)
+        try:
+            pool.map(nap, range(4), chunksize=1)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            pool.close()
+            pool.join()
+            raise
+    """
+)
+
+
+def test_ctrl_c_stops_the_map_and_its_workers(tmp_path: Path) -> None:
+    script = tmp_path / "ctrl_c.py"
+    script.write_text(CTRL_C)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )
+    try:
+        assert process.stdout is not None
+        pids = [int(pid) for pid in process.stdout.readline().split()]
+        assert pids, process.stderr.read() if process.stderr else ""
+        assert eventually(lambda: _children(process.pid) >= set(pids), timeout=30)
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group gets SIGINT
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert "interrupted" in out
+    assert "KeyboardInterrupt" in err
+    assert process.returncode != 0
+    assert eventually(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in pids)), "workers left behind"
+
+
+def _children(pid: int) -> set[int]:
+    children = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    if int(stat.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        children.add(int(entry))
+            except (OSError, IndexError):
+                continue
+    return children
+
+
+def test_resize_keeps_results_right() -> None:
+    before = live_children()
+    with ProcessPool(1) as pool:
+        assert pool.map(worker_pid, range(4)) != []
+        pool.nodes = 3
+        assert len(set(pool.map(worker_pid, range(60), chunksize=1))) >= 2
+        pool.ncpus = 1
+        assert pool.map(abs, range(-3, 0)) == [3, 2, 1]
+    assert eventually(lambda: not (live_children() - before))
