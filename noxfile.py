@@ -30,6 +30,10 @@ nox.options.sessions = ["tests", "integration", "lint", "typecheck", "build", "d
 
 ROOT = Path(__file__).parent
 PACKAGES_DIR = ROOT / "packages"
+# The private test fixtures (a real sshd, network namespace hosts; tools/testhosts): a
+# pytest plugin installed into the test sessions whose tests need ssh, never published.
+TESTHOSTS = "./tools/testhosts"
+TESTHOSTS_DIST = "testhosts-manymap"
 DIST_DIR = ROOT / "build" / "dist"
 BENCH_DIR = ROOT / "build" / "bench"
 
@@ -61,11 +65,13 @@ PACKAGES: dict[str, Package] = {
     "manymap-portpicker": Package(requires=("manymap-launcher",)),
     "manymap-secure": Package(
         requires=("manymap-launcher", "manymap-portpicker"),
+        test_requires=(TESTHOSTS,),
         typecheck_requires=("types-paramiko",),
     ),
     "manymap-pools-local": Package(
         requires=("manymap-launcher", "manymap-serialize"),
         test_requires=("numpy",),
+        typecheck_requires=("numpy",),  # the random helpers seed numpy when it is there
     ),
     "manymap-pools-rpc": Package(
         requires=("manymap-launcher", "manymap-serialize", "manymap-portpicker", "manymap-secure"),
@@ -129,7 +135,7 @@ def install_local(session: nox.Session, names: list[str], *extra: str) -> None:
     args: list[str] = []
     if session.venv_backend == "uv":
         args.append("--no-sources")
-        for name in names:
+        for name in [*names, *([TESTHOSTS_DIST] if TESTHOSTS in extra else [])]:
             args += ["--reinstall-package", name]
     session.install(*args, *paths, *extra)
 
@@ -151,7 +157,7 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session(python=None)
 def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed together."""
-    install_local(session, closure("manymap"), *PYTEST, "numpy")
+    install_local(session, closure("manymap"), *PYTEST, "numpy", TESTHOSTS)
     session.run("pytest", "integration-tests", *session.posargs)
 
 
@@ -268,16 +274,29 @@ def docs(session: nox.Session) -> None:
 
 @nox.session(python=None, default=False)
 def bench(session: nox.Session) -> None:
-    """Run every tools/bench/bench_*.py; each prints a table and writes JSON under build/bench/."""
+    """Run every tools/bench/bench_*.py; each prints a table and writes JSON under build/bench/.
+
+    ``nox -s bench -- pools --quick`` runs only ``bench_pools.py`` (names
+    comma-separated, without ``bench_``) and passes it the other arguments;
+    arguments without a leading name go to every script.
+    """
     scripts = sorted((ROOT / "tools" / "bench").glob("bench_*.py"))
     if not scripts:
         session.skip("no tools/bench/bench_*.py script yet")
+    args = list(session.posargs)
+    if args and not args[0].startswith("-"):
+        by_name = {script.stem.removeprefix("bench_"): script for script in scripts}
+        wanted = [name.strip() for name in args.pop(0).split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in by_name]
+        if unknown:
+            session.error(f"no benchmark {', '.join(unknown)}; there are: {', '.join(by_name)}")
+        scripts = [by_name[name] for name in wanted]
     install_local(session, closure("manymap"), *BENCH)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     env = {"MANYMAP_BENCH_DIR": str(BENCH_DIR), "PYTHONHASHSEED": "0"}
     for script in scripts:
         session.log(f"benchmark {script.name}")
-        session.run("python", str(script.relative_to(ROOT)), *session.posargs, env=env)
+        session.run("python", str(script.relative_to(ROOT)), *args, env=env)
 
 
 if __name__ == "__main__":  # pragma: no cover - `python noxfile.py` works like `nox`
