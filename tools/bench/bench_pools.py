@@ -951,7 +951,7 @@ def chart(s: Summary, path: Path, repeat: int) -> None:
     workloads = [w.name for w in s.workloads]
     contenders = s.contenders
     width = 0.8 / max(1, len(contenders))
-    fig, ax = plt.subplots(figsize=(max(8.0, 2.2 * len(workloads) + 3.5), 5.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(max(7.0, 1.9 * len(workloads) + 3.0), 5.4), dpi=120)
     colors = plt.get_cmap("tab10")
     values = [s.ratio(w, c.key) for w in workloads for c in contenders if s.ratio(w, c.key) is not None]
     low = min([*values, 0.5]) / 2
@@ -976,9 +976,16 @@ def chart(s: Summary, path: Path, repeat: int) -> None:
         ax.text(i + 0.45, ideal / ref, " ideal", va="center", fontsize=7)
     ax.axhline(1.0, color="0.4", linewidth=0.8)
     ax.set_yscale("log")
-    ax.set_ylim(low, max([*values, 2.0]) * 4)
+    ax.set_ylim(low, max([*values, 2.0]) * 2.5)
     ax.set_xticks(range(len(workloads)))
-    ax.set_xticklabels([w.title for w in s.workloads], fontsize=8)
+    ax.set_xticklabels(
+        [
+            w.title.replace(": ", "\n", 1)
+            + ("\n(to the stdlib Pool's partial)" if w.series[0].reference else "")
+            for w in s.workloads
+        ],
+        fontsize=8,
+    )
     ax.set_ylabel("time / multiprocessing.Pool's (log scale, lower is better)")
     ax.set_title(
         f"Local pools, {WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''} "
@@ -1000,7 +1007,8 @@ def write_docs(markdown: str, chart_path: Path) -> None:
     page = DOCS_PAGE.read_text() if DOCS_PAGE.exists() else "# Benchmarks\n"
     if DOCS_BEGIN in page and DOCS_END in page:
         head, rest = page.split(DOCS_BEGIN, 1)
-        page = head + section + rest.split(DOCS_END, 1)[1].lstrip("\n")
+        tail = rest.split(DOCS_END, 1)[1].lstrip("\n")
+        page = head + section + ("\n" + tail if tail else "")
     elif DOCS_PLACEHOLDER.search(page):
         page = DOCS_PLACEHOLDER.sub(lambda _: section, page, count=1)
     else:
