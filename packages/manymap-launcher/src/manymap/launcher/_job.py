@@ -334,6 +334,7 @@ class Job:
             self._inflight -= len(batch)
             self._settled += len(batch)
             self.pool._stats.record(worker, batch.host, len(batch), len(errors), duration)
+            self.pool._stats.record_cost(self.function, len(batch), duration)
             indices = batch.indices
             if not self._cancelled:
                 self._store(indices, values)

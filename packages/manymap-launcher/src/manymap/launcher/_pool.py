@@ -51,6 +51,8 @@ __all__ = ["AbstractWorkerPool"]
 T = TypeVar("T")
 H = TypeVar("H", bound=AsyncResult[Any])
 _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
+_BATCH_SECONDS = 0.001  # seconds of work an automatic batch of known-cheap tasks aims at
+_LAZY_BATCH_CAP = 128  # the most tasks an automatic imap batch takes
 
 _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
@@ -452,12 +454,28 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
     def _options(self, overrides: dict[str, Any]) -> TaskOptions:
         return self._defaults.merged(overrides)
 
-    def _chunksize(self, options: TaskOptions, length: int | None) -> int:
+    def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
+        """Tasks per batch: as asked; 1 with a timeout; else from the size and the
+        cost of the function's earlier tasks.
+
+        Without history it is the stdlib's choice, four batches per worker. Once
+        the function's tasks are known to be cheap, batches grow to about
+        :data:`_BATCH_SECONDS` of work (still at least one per worker), so that a
+        map of cheap tasks is not a string of round trips.
+        """
         if options.chunksize is not None:
             return options.chunksize
-        if options.timeout is not None or not length:
+        if options.timeout is not None:
             return 1
-        return max(1, math.ceil(length / (4 * self._nodes)))
+        size = math.ceil(length / (4 * self._nodes)) if length else 1
+        cost = self._stats.task_seconds(function)
+        if cost is not None and size * cost < _BATCH_SECONDS:
+            if not length:
+                return min(_LAZY_BATCH_CAP, math.ceil(_BATCH_SECONDS / max(cost, 1e-9)))
+            fitting = math.ceil(_BATCH_SECONDS / max(cost, 1e-9))
+            rounds = math.ceil(length / (min(fitting, length) * self._nodes))  # every worker gets as many
+            size = math.ceil(length / (rounds * self._nodes))
+        return max(1, size)
 
     def _listener(self, options: TaskOptions, total: int | None, method: str) -> ProgressListener | None:
         progress = options.progress
@@ -495,7 +513,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
             star=star,
             kwargs=kwargs,
             options=options,
-            chunksize=self._chunksize(options, len(items)),
+            chunksize=self._chunksize(options, len(items), function),
             listener=self._listener(options, len(items), method),
             handle=handle,
             single=single,
@@ -533,7 +551,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         source = _source(method, iterables)
         self._check_open(method)
         total = _length_hint(iterables)
-        chunksize = self._chunksize(options, total)
+        chunksize = self._chunksize(options, total, function)
         job = Job(
             self,
             function,
@@ -543,7 +561,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
             chunksize=chunksize,
             listener=self._listener(options, total, method),
         )
-        job.attach(source, chunksize * max(16, 4 * self._nodes))
+        job.attach(source, chunksize * max(8, 4 * self._nodes))  # tasks read ahead at most
         self._ensure_started()
         try:
             with self._lock:

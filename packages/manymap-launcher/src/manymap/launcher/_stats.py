@@ -8,7 +8,9 @@ a frozen :class:`PoolStats` snapshot.
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["PoolStats", "WorkerStats"]
 
@@ -72,6 +74,14 @@ class PoolStats:
         }
 
 
+_MAX_COSTS = 256
+
+
+def _cost_key(function: Callable[..., Any]) -> object:
+    # A lambda made afresh at every call has the same code object each time.
+    return getattr(function, "__code__", None) or function
+
+
 @dataclass
 class _Tally:
     host: str
@@ -82,12 +92,28 @@ class _Tally:
 
 
 class StatsRecorder:
-    """Accumulates per-worker figures. Called under the pool's lock."""
+    """Accumulates per-worker figures and per-function task costs. Called under the pool's lock."""
 
     def __init__(self) -> None:
         self._host = socket.gethostname()
         self._workers: dict[str, _Tally] = {}
         self._workers_lost = 0
+        self._costs: dict[object, float] = {}  # seconds per task, by the function's code
+
+    def record_cost(self, function: Callable[..., Any], tasks: int, busy: float) -> None:
+        """A batch of ``tasks`` of ``function`` took ``busy`` seconds."""
+        if tasks <= 0:
+            return
+        key = _cost_key(function)
+        each = busy / tasks
+        previous = self._costs.get(key)
+        if previous is None and len(self._costs) >= _MAX_COSTS:
+            self._costs.clear()
+        self._costs[key] = each if previous is None else 0.5 * previous + 0.5 * each
+
+    def task_seconds(self, function: Callable[..., Any]) -> float | None:
+        """The recent average seconds per task of ``function``, if known."""
+        return self._costs.get(_cost_key(function))
 
     def _tally(self, worker: str, host: str | None) -> _Tally:
         tally = self._workers.get(worker)

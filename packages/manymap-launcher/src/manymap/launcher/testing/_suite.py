@@ -66,8 +66,8 @@ class PoolConformance(abc.ABC):
 
     nodes = 2
     concurrent = True
-    slow_task = 2.0
-    timeout = 0.5
+    slow_task = 3.0
+    timeout = 1.0
 
     @abc.abstractmethod
     def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
@@ -269,10 +269,11 @@ class PoolConformance(abc.ABC):
 
         results = pool.imap(tasks.square, endless())
         assert [next(results) for _ in range(100)] == [x * x for x in range(100)]
-        assert produced < 100 + 1000, f"imap read {produced} items ahead for 100 results"
+        # the window ahead is a few batches per worker, never the whole input
+        assert produced < 100 + 2000, f"imap read {produced} items ahead for 100 results"
         unordered = pool.uimap(tasks.square, endless())
         assert len({next(unordered) for _ in range(50)}) == 50
-        assert produced < 50 + 1000
+        assert produced < 50 + 2000
 
     def test_abandoned_imap_lets_the_pool_go_on(self, pool: AbstractWorkerPool) -> None:
         results = pool.imap(tasks.square, itertools.count())

@@ -47,8 +47,8 @@ import multiprocess.util
 from manymap.launcher import AbstractWorkerPool, Batch, TaskFailure, add_note
 from manymap.launcher._job import Job
 from manymap.pools.local import _shm, _wire
+from manymap.pools.local._functions import FunctionPayloads
 from manymap.pools.local._worker import worker_main
-from manymap.serialize import dumps
 
 __all__ = ["CONTEXTS", "ProcessPool"]
 
@@ -138,6 +138,7 @@ class ProcessPool(AbstractWorkerPool):
         self._workers: list[_Worker] = []
         self._serials = itertools.count(1)
         self._tokens = itertools.count(1)
+        self._functions = FunctionPayloads()
         self._function_keys: dict[bytes, int] = {}
         self._key_serials = itertools.count()
         self._manager: threading.Thread | None = None
@@ -146,6 +147,7 @@ class ProcessPool(AbstractWorkerPool):
         self._killing = False
         self._start_failures = 0
         self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must die
+        self._dispatch_lock = threading.Lock()  # guards the worker records
         self._finalizer: Any = None
 
     @property
@@ -171,8 +173,7 @@ class ProcessPool(AbstractWorkerPool):
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         if job.payload is None:
-            name = getattr(job.function, "__qualname__", None) or repr(job.function)
-            job.payload = dumps(job.function, name=f"the task function {name}")
+            job.payload = self._functions.payload(job.function)
         for batch in batches:
             batch.payload = _wire.encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
@@ -194,7 +195,7 @@ class ProcessPool(AbstractWorkerPool):
         if kill:
             self._killing = True
         self._closing = True
-        self._wake()
+        self._wake_manager()
 
     def _join_workers(self) -> None:
         manager = self._manager
@@ -210,9 +211,22 @@ class ProcessPool(AbstractWorkerPool):
             self._wake_fds = None
 
     def _resize(self, nodes: int) -> None:
-        self._wake()  # the manager starts or retires workers to match
+        self._wake_manager()  # the manager starts or retires workers to match
 
     def _wake(self) -> None:
+        # Work was queued: send it to an idle worker from this thread if the
+        # manager is not busy (one thread hand-off less per call), else let
+        # the manager know.
+        if self._dispatch_lock.acquire(blocking=False):
+            try:
+                if not self._closing:
+                    self._dispatch()
+                    return
+            finally:
+                self._dispatch_lock.release()
+        self._wake_manager()
+
+    def _wake_manager(self) -> None:
         fds = self._wake_fds
         if fds is not None:
             # A full pipe means a wake-up is pending; a closed one, that the pool is gone.
@@ -228,7 +242,7 @@ class ProcessPool(AbstractWorkerPool):
         # The manager kills, in its own thread: a batch it is about to send
         # cannot slip past a kill that looked before the batch was assigned.
         self._doomed.add(job)
-        self._wake()
+        self._wake_manager()
 
     # -------------------------------------------------------- the manager
 
@@ -244,29 +258,34 @@ class ProcessPool(AbstractWorkerPool):
             self._stop_all()
 
     def _manage_once(self) -> bool:
-        """One round: staff, dispatch, wait, handle. Returns True when done."""
-        if self._killing:
-            return True
-        if self._closing and self._draining:
-            return True
-        self._staff()
-        self._dispatch()
-        assert self._wake_fds is not None
-        by_conn = {worker.conn: worker for worker in self._workers}
-        by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
+        """One round: staff, dispatch, wait, handle. Returns True when done.
+
+        Worker records are shared with callers that dispatch directly (see
+        :meth:`_wake`): they change only under ``_dispatch_lock``, which the
+        manager holds except while it waits.
+        """
+        with self._dispatch_lock:
+            if self._killing or (self._closing and self._draining):
+                return True
+            self._staff()
+            self._dispatch()
+            assert self._wake_fds is not None
+            by_conn = {worker.conn: worker for worker in self._workers}
+            by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
         ready = multiprocess.connection.wait([self._wake_fds[0], *by_conn, *by_sentinel], timeout=_TICK)
-        dead: list[_Worker] = []
-        for item in ready:
-            if item == self._wake_fds[0]:
-                _drain(self._wake_fds[0])
-            elif item in by_conn:
-                if not self._receive(by_conn[item]):
-                    dead.append(by_conn[item])
-            else:
-                dead.append(by_sentinel[item])
-        for worker in dict.fromkeys(dead):
-            self._reap(worker)
-        self._kill_doomed()
+        with self._dispatch_lock:
+            dead: list[_Worker] = []
+            for item in ready:
+                if item == self._wake_fds[0]:
+                    _drain(self._wake_fds[0])
+                elif item in by_conn:
+                    if not self._receive(by_conn[item]):
+                        dead.append(by_conn[item])
+                else:
+                    dead.append(by_sentinel[item])
+            for worker in dict.fromkeys(dead):
+                self._reap(worker)
+            self._kill_doomed()
         return False
 
     def _kill_doomed(self) -> None:

@@ -1,0 +1,86 @@
+"""Serialized task functions, reused while the function stays the same.
+
+A map ships its function once per worker, but each map (each ``pipe``!)
+would serialize it again in the caller: for a function that goes by value
+(a lambda, a closure, one defined in ``__main__``) that is dill's slow
+pure-Python pickler, hundreds of microseconds per call. This cache keeps the
+payload of a plain function for as long as what it is made of is the same
+objects: its code, defaults, closure cells and the globals it names. A
+global rebound to a new object makes a new payload; an object mutated in
+place does not, just as a forked worker keeps the globals it was born with.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import CodeType, FunctionType
+from typing import Any
+
+from manymap.serialize import dumps
+
+__all__ = ["FunctionPayloads"]
+
+_MAX_ENTRIES = 256
+
+
+class FunctionPayloads:
+    """``payload(function)``: the function's serialized form, cached."""
+
+    def __init__(self) -> None:
+        # by code object: a lambda made afresh at each call has the same code
+        self._entries: dict[CodeType, tuple[tuple[Any, ...], bytes]] = {}
+
+    def payload(self, function: Callable[..., Any]) -> bytes:
+        """The payload of ``function`` (serialized now, or as before if unchanged)."""
+        parts = _parts(function)
+        if parts is not None:
+            entry = self._entries.get(parts[0])
+            if entry is not None and _same(entry[0], parts):
+                return entry[1]
+        name = getattr(function, "__qualname__", None) or repr(function)
+        payload = dumps(function, name=f"the task function {name}")
+        if parts is not None:
+            if len(self._entries) >= _MAX_ENTRIES:
+                self._entries.clear()
+            self._entries[parts[0]] = (parts, payload)
+        return payload
+
+
+def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
+    """What a plain function's payload is made of; ``None`` for other callables."""
+    if type(function) is not FunctionType:
+        return None
+    namespace = function.__globals__
+    cells = tuple(cell.cell_contents for cell in function.__closure__ or () if _filled(cell))
+    names = sorted({name for code in _codes(function.__code__) for name in code.co_names})
+    return (
+        function.__code__,
+        function.__name__,
+        function.__qualname__,
+        function.__defaults__,
+        *sorted((function.__kwdefaults__ or {}).items()),
+        *cells,
+        *(namespace.get(name, _MISSING) for name in names),
+    )
+
+
+def _codes(code: CodeType) -> Iterator[CodeType]:
+    yield code
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):
+            yield from _codes(constant)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents  # noqa: B018 - an empty cell raises
+    except ValueError:
+        return False
+    return True
+
+
+def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+
+
+_MISSING = object()
