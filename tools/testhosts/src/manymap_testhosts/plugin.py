@@ -10,6 +10,7 @@ entry point, so every test session sees the fixtures without a conftest.
   (default 2).
 - ``testhosts_factory`` (session): ``testhosts_factory(n)`` builds more networks,
   torn down at the end of the session.
+- ``no_leaks`` (function): fails the test if it leaves threads or sockets behind.
 
 When the machine cannot run them the fixtures skip with the reason, or fail
 when ``MANYMAP_REQUIRE_SSHD=1`` (CI).
@@ -17,16 +18,19 @@ when ``MANYMAP_REQUIRE_SSHD=1`` (CI).
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from ._common import Unavailable
+from ._helpers import socket_fds
 from ._netns import HostNetwork
 from ._require import required, unavailable
 from ._sshd import Keyring, SSHServer
 
-__all__ = ["sshd", "testhosts", "testhosts_factory", "testhosts_keyring"]
+__all__ = ["no_leaks", "sshd", "testhosts", "testhosts_factory", "testhosts_keyring"]
 
 DEFAULT_HOSTS = 2
 
@@ -93,6 +97,23 @@ def testhosts(
         yield network
     finally:
         network.stop()
+
+
+@pytest.fixture
+def no_leaks() -> Iterator[None]:
+    """Fail the test if it leaves threads or sockets open (after a settle time of at most 10 s)."""
+    threads_before = set(threading.enumerate())
+    sockets_before = socket_fds()
+    yield
+    deadline = time.monotonic() + 10
+    while True:
+        threads = [t.name for t in threading.enumerate() if t not in threads_before and t.is_alive()]
+        sockets = sorted(socket_fds() - sockets_before)
+        if not threads and not sockets:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the test leaked threads {threads} and sockets {sockets}")
+        time.sleep(0.02)  # threads and sockets wind down on their own threads: poll, bounded
 
 
 def pytest_report_header(config: pytest.Config) -> str:

@@ -1,0 +1,434 @@
+"""``Tunnel``: a local port on 127.0.0.1 forwarded over ssh to a ``host:port`` seen from the ssh server.
+
+How data flows. :meth:`Tunnel.launch` takes a port reservation from
+``manymap.portpicker`` (the socket is bound before anyone learns the port,
+so nothing can take it in between) and listens on it, on 127.0.0.1 only.
+A watcher thread accepts local connections and keeps an eye on the ssh
+connection. Each accepted connection gets a ``direct-tcpip`` channel to the
+target and a link thread that copies bytes both ways (half-closes included)
+until both directions end. :meth:`Tunnel.connect` does the same for a
+socket pair, so the caller gets a socket and any error synchronously.
+
+When the ssh connection drops (the server died, the network went, the
+keepalive probes went unanswered), every open link ends (its local socket
+sees end-of-file) and, without ``reconnect``, the tunnel stops: it closes
+its port (new connections are refused, never left hanging) and every use
+raises :class:`~manymap.launcher.TunnelError`. With ``reconnect=True`` the
+port stays open and the next connection opens a new ssh connection.
+:meth:`Tunnel.kill` closes everything and joins every thread it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import socket
+import threading
+from typing import Any
+
+import paramiko
+
+from manymap.launcher import (
+    AbstractLauncher,
+    ConnectionLostError,
+    ManymapError,
+    ResultTimeoutError,
+    TunnelError,
+)
+from manymap.portpicker import NoFreePortError, reserve
+
+from ._connection import Connection, connect
+from ._hosts import HostProfile, resolve
+
+__all__ = ["Tunnel"]
+
+_BIND = "127.0.0.1"
+_CHUNK = 65536
+_WATCH_INTERVAL = 0.25
+_JOIN_TIMEOUT = 10.0
+
+
+class _Link:
+    """One forwarded connection: a local socket and its ssh channel, pumped by one thread."""
+
+    def __init__(self, sock: socket.socket, channel: paramiko.Channel) -> None:
+        self.sock = sock
+        self.channel = channel
+        self.thread: threading.Thread | None = None
+
+    def pump(self) -> None:
+        sock, channel = self.sock, self.channel
+        local_open = remote_open = True
+        try:
+            while local_open or remote_open:
+                watched: list[Any] = []
+                if local_open:
+                    watched.append(sock)
+                if remote_open:
+                    watched.append(channel)
+                readable, _, _ = select.select(watched, [], [], 1.0)
+                if sock in readable:
+                    data = sock.recv(_CHUNK)
+                    if data:
+                        channel.sendall(data)
+                    else:
+                        local_open = False
+                        channel.shutdown_write()
+                if channel in readable:
+                    data = channel.recv(_CHUNK)
+                    if data:
+                        sock.sendall(data)
+                    else:
+                        remote_open = False
+                        if channel.closed:
+                            break
+                        sock.shutdown(socket.SHUT_WR)
+                if channel.closed and not channel.recv_ready():
+                    break
+        except (OSError, EOFError, paramiko.SSHException, ValueError):
+            pass  # either side went away: close both
+        finally:
+            self.close()
+
+    def stop(self) -> None:
+        """Wake the pump: shut the local socket down and close the channel."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self.channel.close()
+
+    def close(self) -> None:
+        self.channel.close()
+        self.sock.close()
+
+
+class Tunnel(AbstractLauncher):
+    """Forward a local port on 127.0.0.1 over ssh to ``remote_host:remote_port`` as the ssh server sees it.
+
+    Args:
+        host: the ssh server: a host spec, ssh_config name, profile or connection.
+        remote_port: the port to reach from the ssh server.
+        remote_host: the host to reach from the ssh server (default its own loopback).
+        local_port: the local port (default 0: a free one, reserved race-free).
+        through: jump host(s) to reach ``host`` through (``"jump1,jump2"`` or a profile).
+        reconnect: after the ssh connection drops, open a new one for the next
+            connection instead of stopping.
+        ssh_config: the ssh_config to resolve the hosts with.
+        name: a label for messages.
+        **overrides: keyword arguments of :func:`~manymap.secure.resolve`.
+
+    Attributes:
+        local_port: the local port, once launched.
+        remote_host, remote_port: the target.
+        reconnects: how many times a dropped ssh connection was replaced.
+
+    Example:
+        >>> with Tunnel("node7", 8080) as tunnel:  # doctest: +SKIP
+        ...     tunnel.launch()
+        ...     urllib.request.urlopen(f"http://127.0.0.1:{tunnel.local_port}/")
+    """
+
+    def __init__(
+        self,
+        host: str | HostProfile | Connection,
+        remote_port: int,
+        *,
+        remote_host: str = "127.0.0.1",
+        local_port: int = 0,
+        through: str | HostProfile | None = None,
+        reconnect: bool = False,
+        ssh_config: str | os.PathLike[str] | None = None,
+        name: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        if not 0 < remote_port < 65536:
+            raise ValueError(f"remote_port must be between 1 and 65535, not {remote_port}")
+        if not 0 <= local_port < 65536:
+            raise ValueError(f"local_port must be between 0 and 65535, not {local_port}")
+        self._host = host
+        if isinstance(host, Connection):
+            if overrides or ssh_config is not None or through is not None:
+                raise ValueError("host is a Connection: give no ssh_config, through or resolve options")
+            self.profile = host.profile
+        else:
+            self.profile = resolve(host, ssh_config=ssh_config, through=through, **overrides)
+        self.remote_host = remote_host
+        self.remote_port = remote_port
+        self.local_port = local_port
+        self.reconnect = reconnect
+        self.reconnects = 0
+        super().__init__(name or f"{remote_host}:{remote_port} via {self.profile.address}")
+        self._lock = threading.Lock()
+        self._connection: Connection | None = None
+        self._listener: socket.socket | None = None
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._watcher: threading.Thread | None = None
+        self._links: set[_Link] = set()
+        self._threads: set[threading.Thread] = set()
+        self._stopped = threading.Event()
+        self._error: TunnelError | None = None
+        self._last_error: TunnelError | None = None
+        self._launched = False
+
+    # -- errors -------------------------------------------------------------------------
+
+    def _tunnel_error(self, message: str) -> TunnelError:
+        return TunnelError(
+            f"tunnel 127.0.0.1:{self.local_port} -> {self.remote_host}:{self.remote_port}: {message}",
+            host=self.profile.hostname,
+            port=self.profile.port,
+        )
+
+    @property
+    def last_error(self) -> TunnelError | None:
+        """Why the latest forwarded connection failed (target refused, ssh down), if one did."""
+        return self._last_error
+
+    # -- launcher -----------------------------------------------------------------------
+
+    def launch(self) -> None:
+        """Connect over ssh and start listening on the local port.
+
+        Raises:
+            TunnelError: the local port is taken.
+            ConnectError, HostKeyError, AuthenticationError: the ssh connection failed.
+        """
+        if self._launched:
+            raise RuntimeError(f"{self!r} was already launched")
+        self._launched = True
+        try:
+            self._connection = (
+                connect(self._host) if isinstance(self._host, Connection) else connect(self.profile)
+            )
+            try:
+                listener = reserve(_BIND, self.local_port).take()
+            except NoFreePortError as error:
+                raise self._tunnel_error(f"the local port is not free ({error})") from None
+            listener.listen(128)
+            self._listener = listener
+            self.local_port = int(listener.getsockname()[1])
+        except BaseException:
+            self._stopped.set()
+            self._close_all()
+            raise
+        self._watcher = threading.Thread(target=self._watch, name=f"manymap-tunnel {self.name}", daemon=True)
+        self._watcher.start()
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """``("127.0.0.1", local_port)``: where to connect."""
+        return (_BIND, self.local_port)
+
+    @property
+    def connection(self) -> Connection | None:
+        """The ssh connection handle the tunnel uses now."""
+        return self._connection
+
+    def _watch(self) -> None:
+        listener = self._listener
+        assert listener is not None
+        try:
+            while not self._stopped.is_set():
+                readable, _, _ = select.select([listener, self._wake_r], [], [], _WATCH_INTERVAL)
+                if self._stopped.is_set():
+                    return
+                if listener in readable:
+                    try:
+                        sock, _ = listener.accept()
+                    except OSError:
+                        continue
+                    if not self._spawn(self._serve_accepted, sock):
+                        sock.close()
+                connection = self._connection
+                if not self.reconnect and connection is not None and not connection.alive:
+                    self._die(connection.why_lost())
+                    return
+        finally:
+            # The watcher is the only reader of the wake-up pair: it closes it on its way out.
+            self._wake_r.close()
+            self._wake_w.close()
+
+    def _die(self, reason: str) -> None:
+        """Stop because the ssh connection is gone: record why, refuse new connections."""
+        with self._lock:
+            if self._error is None:
+                self._error = self._tunnel_error(reason)
+                self._last_error = self._error
+        self._stopped.set()
+        self._close_all()
+
+    def _spawn(self, target: Any, *args: Any) -> bool:
+        """Run ``target(*args)`` on a tracked thread (joined by kill); False once stopped."""
+
+        def main() -> None:
+            try:
+                target(*args)
+            finally:
+                with self._lock:
+                    self._threads.discard(threading.current_thread())
+
+        thread = threading.Thread(target=main, name=f"manymap-tunnel-link {self.name}", daemon=True)
+        with self._lock:
+            if self._stopped.is_set():
+                return False
+            self._threads.add(thread)
+        thread.start()
+        return True
+
+    def _serve_accepted(self, sock: socket.socket) -> None:
+        try:
+            channel = self._open_channel()
+        except TunnelError as error:
+            self._last_error = error
+            sock.close()
+            return
+        self._pump(_Link(sock, channel))
+
+    def _pump(self, link: _Link) -> None:
+        with self._lock:
+            if self._stopped.is_set():
+                link.close()
+                return
+            self._links.add(link)
+        try:
+            link.pump()
+        finally:
+            with self._lock:
+                self._links.discard(link)
+
+    def _ssh(self) -> Connection:
+        """The live ssh connection, replaced first when it dropped and ``reconnect`` is on."""
+        with self._lock:
+            connection = self._connection
+            if connection is not None and connection.alive:
+                return connection
+            if self._error is not None:
+                raise self._error
+            if self._stopped.is_set():
+                raise self._tunnel_error("the tunnel is closed")
+            if not self.reconnect:
+                raise self._tunnel_error(connection.why_lost() if connection is not None else "not connected")
+            if connection is not None:
+                connection.close()
+                self._connection = None
+            try:
+                self._connection = connect(self.profile)
+            except ManymapError as error:
+                raise self._tunnel_error(
+                    f"the ssh connection was lost and reconnecting failed: {error}"
+                ) from None
+            self.reconnects += 1
+            return self._connection
+
+    def _open_channel(self, timeout: float | None = None) -> paramiko.Channel:
+        connection = self._ssh()
+        try:
+            return connection.open_channel(self.remote_host, self.remote_port, timeout=timeout)
+        except paramiko.ChannelException as error:
+            raise self._tunnel_error(
+                f"the ssh server could not connect to {self.remote_host}:{self.remote_port} "
+                f"({error.text or 'refused'}; is anything listening there?)"
+            ) from None
+        except ConnectionLostError:
+            reason = connection.why_lost()
+            if not self.reconnect:
+                self._die(reason)
+            raise self._tunnel_error(reason) from None
+
+    def connect(self, timeout: float | None = None) -> socket.socket:
+        """A socket connected through the tunnel to the target, errors raised here and now.
+
+        The caller owns (and closes) the returned socket, one end of a local socket
+        pair whose other end the tunnel pumps to the target.
+
+        Raises:
+            TunnelError: the tunnel is stopped, the ssh connection is lost, or the
+                ssh server cannot connect to the target (nothing listens there).
+        """
+        if not self._launched:
+            raise RuntimeError(f"{self!r} is not launched")
+        channel = self._open_channel(timeout)
+        ours, theirs = socket.socketpair()
+        if not self._spawn(self._pump, _Link(theirs, channel)):
+            channel.close()
+            theirs.close()
+            ours.close()
+            raise self._error or self._tunnel_error("the tunnel is closed")
+        return ours
+
+    def check(self) -> None:
+        """Raise :class:`~manymap.launcher.TunnelError` unless the tunnel is up (with ``reconnect``:
+        unless it can reconnect)."""
+        if not self._launched:
+            raise RuntimeError(f"{self!r} is not launched")
+        self._ssh()
+
+    @property
+    def connections(self) -> int:
+        """How many forwarded connections are open now."""
+        with self._lock:
+            return len(self._links)
+
+    def response(self, timeout: float | None = None) -> None:
+        """Wait at most ``timeout`` seconds for the tunnel to stop.
+
+        Returns ``None`` once it was killed.
+
+        Raises:
+            TunnelError: it stopped because the ssh connection was lost.
+            ResultTimeoutError: it is still up after ``timeout``.
+        """
+        if not self._launched:
+            raise RuntimeError(f"{self!r} is not launched")
+        if not self._stopped.wait(timeout):
+            raise ResultTimeoutError(
+                f"{self.profile.address}: tunnel {self.name} still open after {timeout:g} s"
+            )
+        if self._error is not None:
+            raise self._error
+
+    def running(self) -> bool:
+        """Whether the tunnel was launched and has not stopped."""
+        return self._launched and not self._stopped.is_set()
+
+    def pid(self) -> int | None:
+        """This process's pid once launched: the tunnel's threads run here."""
+        return os.getpid() if self._launched else None
+
+    def kill(self) -> None:
+        """Close the port, every forwarded connection and the ssh connection handle; join every thread."""
+        self._stopped.set()
+        self._close_all()
+
+    def _close_all(self) -> None:
+        with contextlib.suppress(OSError):  # the watcher may have closed it already
+            self._wake_w.send(b"x")
+        with self._lock:
+            listener, self._listener = self._listener, None
+            links = list(self._links)
+            threads = list(self._threads)
+        if listener is not None:
+            listener.close()
+        for link in links:
+            link.stop()
+        current = threading.current_thread()
+        watcher = self._watcher
+        if watcher is None:
+            self._wake_r.close()
+            self._wake_w.close()
+        elif watcher is not current:
+            watcher.join(_JOIN_TIMEOUT)
+        for thread in threads:
+            if thread is not current:
+                thread.join(_JOIN_TIMEOUT)
+        for link in links:
+            link.close()
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def __repr__(self) -> str:
+        state = "idle" if not self._launched else "running" if not self._stopped.is_set() else "stopped"
+        target = f"{self.remote_host}:{self.remote_port}"
+        return f"<Tunnel 127.0.0.1:{self.local_port} -> {target} via {self.profile} {state}>"
