@@ -9,6 +9,7 @@ down: the tunnel closes and the remote command's process group is killed.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import sys
 import threading
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """
     parser = build_parser(prog)
     args = parser.parse_args(argv)
+    # paramiko logs transport failures with tracebacks; this command reports them itself.
+    logging.getLogger("paramiko").addHandler(logging.NullHandler())
+    logging.getLogger("paramiko").propagate = False
     if args.remote_port is None and args.server is None:
         parser.error("nothing to do: give --remote-port and/or --server")
     if args.remote_port is None and args.local_port:

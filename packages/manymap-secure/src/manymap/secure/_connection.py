@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import weakref
 from pathlib import Path
 from types import TracebackType
@@ -83,6 +84,14 @@ def _fatal_exception(transport: paramiko.Transport) -> BaseException | None:
     return exception
 
 
+def _failure(error: BaseException, elapsed: float, timeout: float) -> str:
+    """Words for a failed ssh handshake; one that ran into the time limit says so."""
+    detail = str(error) or type(error).__name__
+    if elapsed >= timeout * 0.9:
+        return f"no ssh answer within {timeout:g} s ({detail})"
+    return f"ssh connection failed: {detail}"
+
+
 class _Client:
     """One live ssh connection for one profile; owned by the registry, used through Connection handles."""
 
@@ -132,6 +141,7 @@ class _Client:
             self._jump = connect(profile.jump)
             sock = self._jump.open_channel(profile.hostname, profile.port, timeout=profile.connect_timeout)
         timeout = profile.connect_timeout
+        started = time.monotonic()
         try:
             self.client.connect(
                 profile.hostname,
@@ -183,7 +193,7 @@ class _Client:
         except paramiko.SSHException as error:
             if "authentication methods" not in str(error):
                 raise ConnectError(
-                    f"ssh connection failed: {error or type(error).__name__}",
+                    _failure(error, time.monotonic() - started, timeout),
                     host=profile.hostname,
                     port=profile.port,
                 ) from None
@@ -195,9 +205,7 @@ class _Client:
             ) from None
         except (EOFError, OSError) as error:
             raise ConnectError(
-                f"ssh connection failed: {error or type(error).__name__}",
-                host=profile.hostname,
-                port=profile.port,
+                _failure(error, time.monotonic() - started, timeout), host=profile.hostname, port=profile.port
             ) from None
 
     # -- state --------------------------------------------------------------------------
@@ -315,7 +323,11 @@ _REGISTRY = _Registry()
 def _release(client: _Client, shared: bool) -> None:
     if shared:
         _REGISTRY.release(client)
-    else:
+        return
+    with _REGISTRY._lock:
+        client.refs -= 1
+        last = client.refs <= 0
+    if last:
         client.close()
 
 
@@ -378,13 +390,11 @@ class Connection:
         return str(address[0]), int(address[1])
 
     def share(self) -> Connection:
-        """Another handle on the same ssh connection (closed independently)."""
+        """Another handle on the same ssh connection (closed independently; private ones stay private)."""
         client = self._live_client()
-        if not self._shared:
-            raise ValueError("a private connection (shared=False) cannot be shared")
         with _REGISTRY._lock:
             client.refs += 1
-        return Connection(client, shared=True)
+        return Connection(client, shared=self._shared)
 
     def open_session(self, timeout: float | None = None) -> paramiko.Channel:
         """A new session channel (for one command or the sftp subsystem).
