@@ -887,7 +887,8 @@ def notes(s: Summary, repeat: int) -> list[str]:
     if "cpu" in names:
         out.append(
             "cpu ÷ ideal: the cpu time over serial time (manymap `SerialPool`) / cores; the threads "
-            "hold the GIL, so 2x is their expected figure."
+            "hold the GIL, so 2x is their expected figure. Other load on the machine slows the pools, "
+            "which need every core, more than the one-core serial baseline (see the load average)."
         )
     if "latency" in names:
         out.append(
@@ -1103,6 +1104,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {name: {c.key: Measurement() for c in contenders} for name in series}
     watchdog = Watchdog()
     started = time.monotonic()
+    load = [os.getloadavg()[0]]
     for workload in workloads:
         for round_no in range(1, repeat + 1):
             shift = (round_no - 1) % len(contenders)
@@ -1120,10 +1122,12 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
 
+    load.append(os.getloadavg()[0])
     summary = Summary(workloads, contenders, results, series)
     cpus = os.cpu_count()
     machine = (
-        f"{cpus} cores, Python {platform.python_version()}, {platform.platform(terse=True)}; "
+        f"{cpus} cores (load average {load[0]:.2f} at the start, {load[1]:.2f} at the end), "
+        f"Python {platform.python_version()}, {platform.platform(terse=True)}; "
         + ", ".join(
             f"{name} {_version(name)}"
             for name in ("manymap-pools-local", "loky", "pathos", "multiprocess", "dill", "numpy")
@@ -1170,6 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python "
         + " ".join([str(Path(sys.argv[0])), *(argv if argv is not None else sys.argv[1:])]),
         "cpu_count": cpus,
+        "load_average_1min": {"start": load[0], "end": load[1]},
         "workers": WORKERS,
         "python": sys.version,
         "platform": platform.platform(),
