@@ -27,7 +27,7 @@ pool is closed and joined and the result checked. Within a round the
 contenders take turns (starting one further along each round), so a noisy
 machine skews them alike; each figure is the median over ``--repeat`` rounds
 (default 7; tiny and closure, which last milliseconds, are timed 3 times per
-round on the same pool).
+round on the same pool; latency gets 3 rounds per repeat).
 Every phase runs under a watchdog: a pool that does not return within
 ``--timeout`` seconds is interrupted (SIGALRM in the main thread, then its new
 child processes are killed) and recorded as "hung"; an exception is recorded
@@ -87,6 +87,7 @@ LATENCY_CALLS = 300
 CLOSURE_ITEMS = 1_000
 CLOSURE_FACTOR = 3
 SHORT_INNER = 3  # tiny and closure last milliseconds: timed 3 times per round and pool
+LATENCY_ROUNDS = 3  # latency: 3 rounds per --repeat, each on a fresh pool (see the notes)
 REFERENCE = "stdlib"  # the contender every figure is divided by
 SERIAL = "manymap-serial"  # the serial baseline of the cpu workload
 CLOSE_TIMEOUT = 20.0  # seconds for close + join, and for killing a hung pool
@@ -358,6 +359,7 @@ class Workload:
     title: str  # column title in the table
     warm: Callable[[Contender, Pool], None]
     series: list[Series]
+    rounds: int = 1  # rounds per --repeat: more for the cheap ones whose figure varies from pool to pool
 
 
 def _expect(expected: Sequence[Any]) -> Callable[[Any], None]:
@@ -449,6 +451,7 @@ def make_workloads(spin_n: int) -> dict[str, Workload]:
                     unit="per call",
                 )
             ],
+            rounds=LATENCY_ROUNDS,
         ),
         "closure": Workload(
             "closure",
@@ -874,8 +877,8 @@ def notes(s: Summary, repeat: int) -> list[str]:
     names = {w.name for w in s.workloads}
     out = [
         f"Each cell: the median of {repeat} round{'s' if repeat != 1 else ''} (tiny and closure: "
-        f"{SHORT_INNER} timed calls per round) · its ratio to the `multiprocessing.Pool` of the same run "
-        "(lower is better). "
+        f"{SHORT_INNER} timed calls per round; latency: {LATENCY_ROUNDS * repeat} rounds) · its ratio "
+        "to the `multiprocessing.Pool` of the same run (lower is better). "
         f"Every pool has {WORKERS} workers and its library's default start method; it is created and "
         "warmed up outside the timed region (workers started, one small map and one call), and only "
         "the workload's call is timed.",
@@ -893,7 +896,9 @@ def notes(s: Summary, repeat: int) -> list[str]:
     if "latency" in names:
         out.append(
             "latency: `pipe` for pathos and manymap, `apply` for `multiprocessing.Pool`, "
-            "`submit(...).result()` for the executors; per call."
+            "`submit(...).result()` for the executors; per call. A pool's round trip time varies "
+            "several-fold from one pool to the next on this shared machine (where the scheduler puts "
+            f"its threads), so latency gets {LATENCY_ROUNDS} rounds per repeat, each on a fresh pool."
         )
     if "closure" in names:
         out.append(
@@ -1106,7 +1111,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     load = [os.getloadavg()[0]]
     for workload in workloads:
-        for round_no in range(1, repeat + 1):
+        rounds = repeat * workload.rounds
+        for round_no in range(1, rounds + 1):
             shift = (round_no - 1) % len(contenders)
             for c in contenders[shift:] + contenders[:shift]:
                 todo = [sr for sr in workload.series if results[sr.name][c.key].status == "ok"]
@@ -1118,7 +1124,7 @@ def main(argv: list[str] | None = None) -> int:
                 for m in [results[workload.series[0].name][c.key]]
             )
             print(
-                f"[{workload.name} {round_no}/{repeat}, {time.monotonic() - started:.0f} s] {status}",
+                f"[{workload.name} {round_no}/{rounds}, {time.monotonic() - started:.0f} s] {status}",
                 file=sys.stderr,
             )
 
@@ -1220,6 +1226,7 @@ def main(argv: list[str] | None = None) -> int:
                 "unit": series[name].unit or "whole call",
                 "per": series[name].per,
                 "timed_calls_per_round": series[name].inner,
+                "rounds": repeat * next(w.rounds for w in workloads if series[name] in w.series),
                 "reference": list(series[name].reference or (name, REFERENCE)),
                 "by_contender": {
                     c.key: {
