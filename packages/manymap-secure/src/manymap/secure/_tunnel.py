@@ -165,7 +165,8 @@ class Tunnel(AbstractLauncher):
         self._watcher: threading.Thread | None = None
         self._links: set[_Link] = set()
         self._threads: set[threading.Thread] = set()
-        self._stopped = threading.Event()
+        self._stopped = threading.Event()  # stop asked for (kill, or the ssh connection lost)
+        self._closed = threading.Event()  # ... and done: port, links and threads all closed
         self._error: TunnelError | None = None
         self._last_error: TunnelError | None = None
         self._launched = False
@@ -229,7 +230,10 @@ class Tunnel(AbstractLauncher):
         assert listener is not None
         try:
             while not self._stopped.is_set():
-                readable, _, _ = select.select([listener, self._wake_r], [], [], _WATCH_INTERVAL)
+                try:
+                    readable, _, _ = select.select([listener, self._wake_r], [], [], _WATCH_INTERVAL)
+                except (OSError, ValueError):
+                    return  # the listener was closed under us (a _die from a link thread)
                 if self._stopped.is_set():
                     return
                 if listener in readable:
@@ -244,7 +248,11 @@ class Tunnel(AbstractLauncher):
                     self._die(connection.why_lost())
                     return
         finally:
-            # The watcher is the only reader of the wake-up pair: it closes it on its way out.
+            # The watcher owns the listener and the wake-up pair while it runs: it closes
+            # them on its way out, so no select() of its ever sees a closed socket.
+            with self._lock:
+                self._listener = None
+            listener.close()
             self._wake_r.close()
             self._wake_w.close()
 
@@ -380,7 +388,7 @@ class Tunnel(AbstractLauncher):
         """
         if not self._launched:
             raise RuntimeError(f"{self!r} is not launched")
-        if not self._stopped.wait(timeout):
+        if not self._closed.wait(timeout):
             raise ResultTimeoutError(
                 f"{self.profile.address}: tunnel {self.name} still open after {timeout:g} s"
             )
@@ -403,21 +411,24 @@ class Tunnel(AbstractLauncher):
     def _close_all(self) -> None:
         with contextlib.suppress(OSError):  # the watcher may have closed it already
             self._wake_w.send(b"x")
+        current = threading.current_thread()
+        watcher = self._watcher
         with self._lock:
-            listener, self._listener = self._listener, None
             links = list(self._links)
             threads = list(self._threads)
+            # Without a watcher (or from the watcher itself) nobody is in select(): close here.
+            listener = self._listener if watcher is None or watcher is current else None
+            if listener is not None:
+                self._listener = None
         if listener is not None:
             listener.close()
         for link in links:
             link.stop()
-        current = threading.current_thread()
-        watcher = self._watcher
         if watcher is None:
             self._wake_r.close()
             self._wake_w.close()
         elif watcher is not current:
-            watcher.join(_JOIN_TIMEOUT)
+            watcher.join(_JOIN_TIMEOUT)  # it closes the listener and the wake-up pair
         for thread in threads:
             if thread is not current:
                 thread.join(_JOIN_TIMEOUT)
@@ -427,6 +438,7 @@ class Tunnel(AbstractLauncher):
             connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
+        self._closed.set()
 
     def __repr__(self) -> str:
         state = "idle" if not self._launched else "running" if not self._stopped.is_set() else "stopped"
