@@ -12,6 +12,7 @@ under the destination's name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import posixpath
@@ -226,9 +227,13 @@ class Copier(AbstractLauncher):
         if self._thread is None or self._done.is_set():
             return
         self._cancel.set()
-        sftp = self._sftp
-        if sftp is not None:
-            sftp.close()
+        # The copy checks the flag every chunk; if it is stuck in a network wait instead, waking
+        # it means closing its channel. Either way the copy thread may be closing it too.
+        if not self._done.wait(1.0):
+            sftp = self._sftp
+            if sftp is not None:
+                with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                    sftp.close()
         self._done.wait(30.0)
         self._thread.join(10.0)
 
@@ -268,7 +273,8 @@ class Copier(AbstractLauncher):
                     self._result = self._upload(sftp) if self.upload else self._download(sftp)
                 finally:
                     self._sftp = None
-                    sftp.close()
+                    with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                        sftp.close()
         except BaseException as error:
             self._error = self._fail(error, self.remote_path)
         finally:
