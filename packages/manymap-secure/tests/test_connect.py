@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from manymap_testhosts import SSHServer, wait_until
+from manymap_testhosts import SSHServer, unavailable, wait_until
 
 from manymap.portpicker import pick_port, reserve
 from manymap.secure import (
@@ -143,7 +143,7 @@ def agent(tmp_path: Path) -> Iterator[str]:
     """A real ssh-agent (ours, stopped by pid afterwards); yields its socket path."""
     binary = shutil.which("ssh-agent")
     if binary is None:
-        pytest.skip("no ssh-agent on this machine")
+        unavailable("no ssh-agent (openssh-client) on this machine")
     sock = tmp_path / "agent.sock"
     process = subprocess.Popen(
         [binary, "-D", "-a", str(sock)], stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL

@@ -26,7 +26,7 @@ from manymap_testhosts import (
 )
 
 from manymap.launcher import AbstractLauncher, ConnectionLostError, ResultTimeoutError
-from manymap.portpicker import is_port_free, pick_port
+from manymap.portpicker import is_port_free, pick_port, reserve
 from manymap.secure import (
     HostProfile,
     Pipe,
@@ -103,10 +103,14 @@ def test_a_tunnel_reaches_a_server_on_the_far_loopback(
     assert is_port_free(tunnel.local_port)
 
 
-def test_the_far_loopback_is_not_reachable_directly(echo1: int) -> None:
-    if is_port_free(echo1):  # nothing of ours listens on that port here
+def test_the_far_loopback_is_not_reachable_directly(host1: HostProfile, echo1: int) -> None:
+    """The echo server's port, held (bound, not listening) here: only the tunnel reaches the server."""
+    with reserve(port=echo1):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", echo1), timeout=10).close()
+        with Tunnel(host1, echo1) as tunnel:
+            tunnel.launch()
+            assert _echo_through(tunnel.address, b"only this way") == b"only this way"
 
 
 def test_the_local_port_listens_on_loopback_only(
