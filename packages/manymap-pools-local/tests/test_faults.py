@@ -96,7 +96,7 @@ ROWS: dict[str, tuple[Callable[[Any], Any], Any, type[BaseException] | None, str
         identity,
         ExitWhileUnpickling(),
         WorkerLostError,
-        r"task {task}: worker process-\d+\[pid \d+\] was lost \(exited with code 5, before it ran a task",
+        r"task {task}: worker process-\d+\[pid \d+\] was lost \(exited with code 5\)",
     ),
     "os._exit in the task": (
         exit_on_bad,
@@ -245,8 +245,8 @@ def test_poison_task_fails_after_two_workers(pool: ProcessPool) -> None:
 
 
 def test_chunk_loss_reruns_only_what_it_must(pool: ProcessPool) -> None:
-    # Task 3 dies inside a chunk of 4: the cursor names it, the other tasks
-    # of the chunk go back to the queue without a charge.
+    # Task 3 dies inside a chunk of 4: the chunk's tasks run again one by one,
+    # uncharged; task 3 then dies alone and is the one that fails.
     with pytest.raises(WorkerLostError, match="task 3: ") as caught:
         pool.map(exit_on_bad, range(8), chunksize=4)
     assert caught.value.index == BAD

@@ -129,8 +129,10 @@ class Batch:
             reason: what happened, e.g. ``"killed by signal SIGKILL"``.
             exitcode: the worker's exit code, negative for a signal.
             culprit: offset of the task that was running, when the core
-                knows it; the others are re-queued without penalty. Without
-                it every task of the batch is charged with the loss.
+                knows it: that task is charged with the loss (retried or
+                failed), the others are re-queued as they were. Without it,
+                a batch of one task is charged; a larger batch is re-queued
+                task by task, uncharged, so that the next loss names its task.
         """
         self.job._lose(self, reason, exitcode, culprit)
 
@@ -412,17 +414,23 @@ class Job:
                 return False
             batch.settled = True
             self._inflight -= len(batch)
-            charged = range(len(batch)) if culprit is None else (culprit,)
+            if culprit is None and len(batch) == 1:
+                culprit = 0
+            # Unknown culprit: nobody is charged; the tasks run again one by one,
+            # which tells the next time. Known: the others go back as they were.
+            charged = () if culprit is None else (culprit,)
             innocent = [offset for offset in range(len(batch)) if offset not in charged]
             if innocent and self._stop_reason is None:
-                self._requeue(
-                    Batch(
-                        self,
-                        [batch.indices[o] for o in innocent],
-                        [batch.items[o] for o in innocent],
-                        batch.attempt,
+                groups = [innocent] if culprit is not None else [[offset] for offset in innocent]
+                for group in reversed(groups):
+                    self._requeue(
+                        Batch(
+                            self,
+                            [batch.indices[o] for o in group],
+                            [batch.items[o] for o in group],
+                            batch.attempt,
+                        )
                     )
-                )
             else:
                 self._settled += len(innocent)
                 self._dropped += len(innocent)

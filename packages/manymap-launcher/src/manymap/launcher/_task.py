@@ -11,8 +11,9 @@ the rest of the batch, and the worker itself survives it: ``SystemExit`` and
 
 from __future__ import annotations
 
+import itertools
 import traceback
-from collections.abc import Callable, Mapping, MutableSequence, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 __all__ = ["TaskFailure", "run_calls"]
@@ -41,7 +42,6 @@ def run_calls(
     *,
     star: bool,
     kwargs: Mapping[str, Any] | None = None,
-    cursor: MutableSequence[int] | None = None,
 ) -> tuple[list[Any], dict[int, TaskFailure]]:
     """Run ``function`` over ``items`` and capture each call's outcome.
 
@@ -51,9 +51,6 @@ def run_calls(
             tuple of positional arguments.
         star: call ``function(*item, **kwargs)`` instead of ``function(item)``.
         kwargs: keyword arguments for every call (only with ``star``).
-        cursor: if given, ``cursor[0]`` is set to each call's offset before
-            the call, so that another process (through shared memory) can
-            tell which task was running if this one dies.
 
     Returns:
         ``(values, failures)``: ``values[i]`` is call i's result (``None`` where
@@ -62,14 +59,20 @@ def run_calls(
     """
     values: list[Any] = []
     failures: dict[int, TaskFailure] = {}
-    append = values.append
-    keywords = kwargs or {}
-    for offset, item in enumerate(items):
-        if cursor is not None:
-            cursor[0] = offset
+    start = 0
+    while start < len(items):
+        rest = items[start:] if start else items
         try:
-            append(function(*item, **keywords) if star else function(item))
+            # list.extend keeps what it appended before an exception: the
+            # failed call is the next offset, and the run resumes after it.
+            if not star:
+                values.extend(map(function, rest))
+            elif kwargs:
+                values.extend(function(*item, **kwargs) for item in rest)
+            else:
+                values.extend(itertools.starmap(function, rest))
         except BaseException as error:  # a task's SystemExit/KeyboardInterrupt fail that task only
-            append(None)
-            failures[offset] = TaskFailure.capture(error)
+            failures[len(values)] = TaskFailure.capture(error)
+            values.append(None)
+        start = len(values)
     return values, failures

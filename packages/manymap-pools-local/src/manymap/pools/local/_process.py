@@ -1,8 +1,7 @@
 """``ProcessPool``: worker processes that cannot hang the caller.
 
 How it works. One manager thread per pool owns every worker process. Each
-worker has its own duplex pipe, a shared-memory ``cursor`` (the offset of the
-task it is running) and its process sentinel. The manager waits on all of
+worker has its own duplex pipe and its process sentinel. The manager waits on all of
 them at once, plus a wake-up pipe that other threads write to when work is
 queued, a task times out, or the pool closes:
 
@@ -13,9 +12,9 @@ queued, a task times out, or the pool closes:
   shared memory (``_shm.py``);
 - a result frame settles the batch (``Batch.finish``);
 - a sentinel (or a closed pipe) means the worker died: its batch is lost
-  (``Batch.lose``) naming the exit code or signal and, through the cursor,
-  the task that was running; the launcher retries or fails it, and the
-  manager starts a replacement at once.
+  (``Batch.lose``) naming the exit code or signal; the launcher retries or
+  fails a batch of one task, and re-runs a larger one task by task so that
+  the next death names its task; the manager starts a replacement at once.
 
 Timeouts (the launcher's watchdog) and Ctrl-C kill the worker running the
 task; the manager then sees it die like any other.
@@ -67,7 +66,6 @@ class _Worker:
     __slots__ = (
         "batch",
         "conn",
-        "cursor",
         "did_work",
         "known",
         "name",
@@ -77,11 +75,10 @@ class _Worker:
         "token",
     )
 
-    def __init__(self, name: str, process: Any, conn: Any, cursor: Any) -> None:
+    def __init__(self, name: str, process: Any, conn: Any) -> None:
         self.name = name
         self.process = process
         self.conn = conn
-        self.cursor = cursor
         self.batch: Batch | None = None
         self.token = 0
         self.names: list[str] = []  # shared-memory files sent with the batch
@@ -312,14 +309,13 @@ class ProcessPool(AbstractWorkerPool):
     def _spawn(self) -> None:
         serial = next(self._serials)
         parent_end, child_end = self._context.Pipe(duplex=True)
-        cursor = self._context.RawArray("i", 1)
         inherited: list[int] = []
         if self.context == "fork":  # the child gets copies of these: it must not hold them
             assert self._wake_fds is not None
             inherited = [*self._wake_fds, parent_end.fileno(), *(w.conn.fileno() for w in self._workers)]
         process = self._context.Process(
             target=worker_main,
-            args=(child_end, cursor, self._initializer, self._initargs, self._maxtasks, inherited),
+            args=(child_end, self._initializer, self._initargs, self._maxtasks, inherited),
             name=f"manymap-worker-{serial}",
             daemon=False,  # a task may start a pool of its own
         )
@@ -334,7 +330,7 @@ class ProcessPool(AbstractWorkerPool):
             else:
                 os.environ[SHARE_VARIABLE] = previous
         child_end.close()
-        self._workers.append(_Worker(f"process-{serial}[pid {process.pid}]", process, parent_end, cursor))
+        self._workers.append(_Worker(f"process-{serial}[pid {process.pid}]", process, parent_end))
 
     def _dispatch(self) -> None:
         if self._closing and self._killing:
@@ -429,10 +425,7 @@ class ProcessPool(AbstractWorkerPool):
         batch, worker.batch = worker.batch, None
         if batch is not None:
             _shm.discard(worker.names)
-            running = worker.cursor[0]
-            culprit = running if 0 <= running < len(batch) else None
-            reason = _describe(code) + ("" if culprit is not None else ", before it ran a task of its batch")
-            batch.lose(reason, exitcode=code, culprit=culprit)
+            batch.lose(_describe(code), exitcode=code)
         elif not worker.stopping and not worker.did_work and not self._closing:
             self._start_failures += 1
             if self._start_failures > _START_FAILURES * self.nodes:

@@ -1,9 +1,11 @@
 """The messages between a ProcessPool and its worker processes.
 
-Every message is two frames on the worker's pipe: a small header (a tuple
-pickled by the stdlib) and a data frame (a manymap.serialize payload, or
-empty). Large buffers inside the data travel through shared memory
-(``_shm.py``) and the header carries their names.
+Every message is a small header (a tuple pickled by the stdlib) and its data
+(a manymap.serialize payload, or empty), written as one frame on the worker's
+pipe, so that a message costs one write; data over :data:`SPLIT` bytes
+follows in a frame of its own instead of being copied. Large buffers inside
+the data travel through shared memory (``_shm.py``) and the header carries
+their names.
 
 parent -> worker
     ``(FUNCTION, key)`` + the function: cache it under ``key``;
@@ -20,6 +22,7 @@ step, so the parent always knows what a worker holds.
 from __future__ import annotations
 
 import pickle
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,20 +48,29 @@ __all__ = [
 
 FUNCTION, RUN, STOP, DONE, INIT_FAILED = range(5)
 FUNCTION_CACHE = 64
+SPLIT = 64 * 1024  # bytes of data above which it gets a frame of its own
+_LENGTH = struct.Struct("!I")
 
 Connection = Any  # a multiprocess Connection: send_bytes / recv_bytes / poll / close
 
 
 def send(conn: Connection, header: tuple[Any, ...], data: bytes = b"") -> None:
-    """Write one message (header and data frames)."""
-    conn.send_bytes(pickle.dumps(header, pickle.HIGHEST_PROTOCOL))
-    conn.send_bytes(data)
+    """Write one message: ``[length of header][header][data]``, data apart if large."""
+    head = pickle.dumps((len(data) > SPLIT, header), pickle.HIGHEST_PROTOCOL)
+    if len(data) > SPLIT:
+        conn.send_bytes(_LENGTH.pack(len(head)) + head)
+        conn.send_bytes(data)
+    else:
+        conn.send_bytes(b"".join((_LENGTH.pack(len(head)), head, data)))
 
 
-def receive(conn: Connection) -> tuple[tuple[Any, ...], bytes]:
+def receive(conn: Connection) -> tuple[tuple[Any, ...], bytes | memoryview]:
     """Read one message; ``EOFError`` when the other side is gone."""
-    header = pickle.loads(conn.recv_bytes())
-    return header, conn.recv_bytes()
+    frame = memoryview(conn.recv_bytes())
+    size = _LENGTH.unpack_from(frame)[0]
+    split, header = pickle.loads(frame[_LENGTH.size : _LENGTH.size + size])
+    data = conn.recv_bytes() if split else frame[_LENGTH.size + size :]
+    return header, data
 
 
 def encode(obj: Any, name: str) -> tuple[bytes, list[pickle.PickleBuffer]]:
@@ -66,7 +78,7 @@ def encode(obj: Any, name: str) -> tuple[bytes, list[pickle.PickleBuffer]]:
     return dumps_oob(obj, min_size=_shm.MIN_SHARED, name=name)
 
 
-def decode(data: bytes, names: Sequence[str]) -> Any:
+def decode(data: bytes | memoryview, names: Sequence[str]) -> Any:
     """The object of a payload whose large buffers are in shared memory."""
     return loads(data, buffers=_shm.attach(names) if names else None)
 

@@ -1,11 +1,9 @@
 """The main loop of a ProcessPool worker process.
 
 The worker reads messages from its pipe (``_wire.py``), runs batches with
-:func:`manymap.launcher.run_calls` and writes back their outcome. Before
-each call it writes the call's offset into ``cursor`` (shared memory), so
-that if the task kills the process the parent knows which task did it. It
+:func:`manymap.launcher.run_calls` and writes back their outcome. It
 ignores SIGINT (the parent decides what Ctrl-C stops) and exits when the
-parent says so, when its pipe closes (the parent is gone), or after
+parent says so, when its pipe closes or the parent is gone, or after
 ``maxtasks`` tasks.
 """
 
@@ -33,7 +31,6 @@ _ORPHAN_CHECK = 1.0  # seconds between checks that the parent is alive
 
 def worker_main(
     conn: _wire.Connection,
-    cursor: Any,
     initializer: Callable[..., object] | None,
     initargs: Sequence[Any],
     maxtasks: int | None,
@@ -67,9 +64,8 @@ def worker_main(
         kind = header[0]
         if kind == _wire.RUN:
             _, token, key, star, names = header
-            cursor[0] = -1
             started = time.perf_counter()
-            values, failures = _run(functions[key], data, names, star, cursor)
+            values, failures = _run(functions[key], data, names, star)
             duration = time.perf_counter() - started
             done += len(values) if values is not None else 0
             retiring = maxtasks is not None and done >= maxtasks
@@ -91,7 +87,7 @@ def worker_main(
 
 
 def _run(
-    function: Callable[..., Any] | TaskFailure, data: bytes, names: Sequence[str], star: bool, cursor: Any
+    function: Callable[..., Any] | TaskFailure, data: bytes | memoryview, names: Sequence[str], star: bool
 ) -> tuple[list[Any] | None, dict[int, TaskFailure]]:
     """Run one batch. ``(None, {0: failure})`` when it cannot even be loaded."""
     if isinstance(function, TaskFailure):
@@ -101,7 +97,7 @@ def _run(
         kwargs, items = _wire.decode(data, names)
     except Exception as error:
         return None, {0: TaskFailure.capture(error)}
-    return run_calls(function, items, star=star, kwargs=kwargs, cursor=cursor)
+    return run_calls(function, items, star=star, kwargs=kwargs)
 
 
 def _reseed() -> None:
