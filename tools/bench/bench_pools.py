@@ -583,6 +583,33 @@ def _helper(pid: int) -> bool:
     return any(word in _cmdline(pid) for word in ("resource_tracker", "semaphore_tracker", "forkserver"))
 
 
+def cpu_seconds() -> tuple[float, float] | None:
+    """(CPU seconds the whole machine has used, those of this process and its children) (Linux)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+        ours = 0
+        for pid in ("self", *map(str, children())):
+            with contextlib.suppress(OSError, IndexError, ValueError), open(f"/proc/{pid}/stat") as f:
+                stat = f.read().rsplit(")", 1)[1].split()
+                ours += int(stat[11]) + int(stat[12])  # utime, stime
+    except (OSError, ValueError):
+        return None
+    tick = os.sysconf("SC_CLK_TCK")
+    return busy / tick, ours / tick
+
+
+def other_load(
+    before: tuple[float, float] | None, after: tuple[float, float] | None, wall: float
+) -> float | None:
+    """The share of the machine's cores that other processes used over ``wall`` seconds."""
+    if before is None or after is None or wall <= 0.05:  # too short for 10 ms ticks
+        return None
+    others = (after[0] - before[0]) - (after[1] - before[1])
+    return max(0.0, others / (wall * (os.cpu_count() or 1)))
+
+
 def kill_new_children(before: set[int]) -> None:
     for pid in children() - before:
         if not _helper(pid):
@@ -606,6 +633,7 @@ class Measurement:
     status: str = "ok"  # ok | fails | hung | n/a
     detail: str = ""
     notes: list[str] = field(default_factory=list)
+    others: list[float | None] = field(default_factory=list)  # other processes' share, per sample
 
     @property
     def median(self) -> float | None:
@@ -635,7 +663,7 @@ def measure_round(
     pool: Pool = None
     phase = "pool creation and warm-up"
     current: list[Series] = todo  # who a failure of the current phase is charged to
-    timed: list[tuple[Series, Any, float]] = []
+    timed: list[tuple[Series, Any, float, float | None]] = []
     try:
         with watchdog.guard(timeout, before):
             pool = c.make(WORKERS)
@@ -650,23 +678,25 @@ def measure_round(
             try:
                 with watchdog.guard(timeout, before):
                     gc.disable()
+                    cpu_before = cpu_seconds()
                     start = time.perf_counter()
                     out = series.run(c, pool)
                     elapsed = time.perf_counter() - start
+                    others = other_load(cpu_before, cpu_seconds(), elapsed)
             except Exception as exc:  # this series fails; the pool may still serve the next
                 results[series.name][c.key].fail("fails", _describe(exc))
                 failed.add(series.name)
                 continue
             finally:
                 gc.enable()
-            timed.append((series, out, elapsed))
+            timed.append((series, out, elapsed, others))
             del out
         phase, current = "close and join", todo
         with watchdog.guard(CLOSE_TIMEOUT, before):
             c.close(pool)
         pool = None
         left = leftovers(before)
-        for series, out, elapsed in timed:
+        for series, out, elapsed, others in timed:
             m = results[series.name][c.key]
             try:
                 series.check(out)
@@ -674,6 +704,7 @@ def measure_round(
                 m.fail("fails", f"round {round_no}: {_describe(exc)}")
                 continue
             m.samples.append(elapsed)
+            m.others.append(others)
             if left:
                 m.notes.append(f"round {round_no}: after close + join: {', '.join(left)}")
     except Hung:
@@ -746,6 +777,17 @@ class Summary:
         """cpu: serial time / cores (the cores the workers can use)."""
         serial = self.median("cpu", SERIAL)
         return None if serial is None else serial / min(WORKERS, os.cpu_count() or 1)
+
+    def other_load(self, workload: str) -> list[float]:
+        """Other processes' share of the machine in every timed call of ``workload``."""
+        return [
+            share
+            for name, by_key in self.results.items()
+            if name.split("-")[0] == workload
+            for m in by_key.values()
+            for share in m.others
+            if share is not None
+        ]
 
     def over_ideal(self, key: str) -> float | None:
         value, ideal = self.median("cpu", key), self.ideal()
@@ -907,6 +949,18 @@ def notes(s: Summary, repeat: int) -> list[str]:
             '(every contender runs it too: see the JSON). "fails": stdlib pickle cannot ship a lambda.'
         )
     out.append('"hung": no answer within the timeout; the pool was killed and the run went on.')
+    load = [
+        f"{w.name} {statistics.median(shares):.0%} / {max(shares):.0%}"
+        for w in s.workloads
+        for shares in [s.other_load(w.name)]
+        if shares
+    ]
+    if load:
+        out.append(
+            "Other processes' use of the machine during the timed calls (share of all cores, median / "
+            f"max over the samples): {', '.join(load)}. Above a few percent the figures, cpu's first, "
+            "are less reliable."
+        )
     return out
 
 
@@ -1234,6 +1288,7 @@ def main(argv: list[str] | None = None) -> int:
                         "detail": m.detail,
                         "notes": m.notes,
                         "samples_seconds": m.samples,
+                        "samples_other_load": m.others,
                         "median_seconds": m.median,
                         "figure_seconds": summary.figure(name, c.key),
                         "ratio_to_reference": summary.ratio(name, c.key),
