@@ -92,6 +92,7 @@ REFERENCE = "stdlib"  # the contender every figure is divided by
 SERIAL = "manymap-serial"  # the serial baseline of the cpu workload
 CLOSE_TIMEOUT = 20.0  # seconds for close + join, and for killing a hung pool
 NUDGE = 2.0  # seconds between the watchdog's interrupts of an overdue phase
+QUIET = 0.05  # a sample is "quiet" when other processes used less than this share of the machine
 
 
 # --- the tasks (module level: the stdlib pools pickle them by reference) -------------------------------
@@ -778,6 +779,15 @@ class Summary:
         serial = self.median("cpu", SERIAL)
         return None if serial is None else serial / min(WORKERS, os.cpu_count() or 1)
 
+    def quiet_samples(self, series: str, key: str) -> list[float]:
+        """The samples taken while other processes used under ``QUIET`` of the machine."""
+        m = self.results.get(series, {}).get(key)
+        if m is None or m.status != "ok":
+            return []
+        return [
+            t for t, share in zip(m.samples, m.others, strict=True) if share is not None and share < QUIET
+        ]
+
     def other_load(self, workload: str) -> list[float]:
         """Other processes' share of the machine in every timed call of ``workload``."""
         return [
@@ -968,6 +978,15 @@ def info_lines(s: Summary) -> list[str]:
     """Figures that explain the targets (not targets themselves)."""
     key = "manymap-process"
     lines = []
+    quiet, quiet_serial = s.quiet_samples("cpu", key), s.quiet_samples("cpu", SERIAL)
+    if quiet and quiet_serial:
+        mine = statistics.median(quiet)
+        ideal = statistics.median(quiet_serial) / min(WORKERS, os.cpu_count() or 1)
+        lines.append(
+            f"INFO  manymap ProcessPool cpu on the quiet samples only (other processes under {QUIET:.0%} "
+            f"of the machine): {_fmt(mine)} (n={len(quiet)}) vs serial / cores {_fmt(ideal)} "
+            f"(n={len(quiet_serial)}): {mine / ideal:.3f}x"
+        )
     closure, partial = s.figure("closure", key), s.figure("closure-partial", key)
     tiny = s.figure("tiny", key)
     if closure is not None and partial is not None:
