@@ -527,11 +527,11 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
                 self._jobs.add(job)
                 events = job.load(batches, len(items))
                 done = job._check_complete()
-        except BaseException:  # Ctrl-C midway must not leave a job that never ends
-            job.abort()
+            job._emit(events)
+            self._wake()
+        except BaseException:
+            self._abandon(job)
             raise
-        job._emit(events)
-        self._wake()
         if done:
             job._deliver()
         return handle
@@ -568,10 +568,19 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
                 self._check_open(method)
                 self._jobs.add(job)
             job.feed()
-        except BaseException:  # Ctrl-C midway must not leave a job that never ends
-            job.abort()
+        except BaseException:
+            self._abandon(job)
             raise
         return ResultIterator(job, ordered=ordered)
+
+    def _abandon(self, job: Job) -> None:
+        """A call failed (Ctrl-C, say) before its caller got a handle: end its job.
+
+        Nobody could wait for or cancel it, so it must not run on, nor leave
+        the pool waiting for it on ``join``.
+        """
+        job.abort()
+        self._interrupted(job)
 
     # ------------------------------------------------------------ timeouts
 

@@ -3,6 +3,8 @@
 - :class:`PoolConformance`: the pool contract as pytest test classes; a pool
   package subclasses it with a ``make_pool`` factory (needs pytest);
 - :class:`ReferencePool`: the minimal thread pool that proves the suite;
+- :class:`DistributionConformance`: the packaging rules, as tests of an
+  installed distribution (needs pytest);
 - guards: :func:`hang_guard`, :func:`live_threads`, :func:`live_children`,
   :func:`eventually`.
 """
@@ -15,15 +17,28 @@ from manymap.launcher.testing._guards import eventually, hang_guard, live_childr
 from manymap.launcher.testing._reference import ReferencePool
 
 if TYPE_CHECKING:
+    from manymap.launcher.testing._distribution import DistributionConformance
     from manymap.launcher.testing._suite import PoolConformance
 
-__all__ = ["PoolConformance", "ReferencePool", "eventually", "hang_guard", "live_children", "live_threads"]
+__all__ = [
+    "DistributionConformance",
+    "PoolConformance",
+    "ReferencePool",
+    "eventually",
+    "hang_guard",
+    "live_children",
+    "live_threads",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # The suite imports pytest: load it only when asked for.
+    # The suites import pytest: load them only when asked for.
     if name == "PoolConformance":
         from manymap.launcher.testing._suite import PoolConformance
 
         return PoolConformance
+    if name == "DistributionConformance":
+        from manymap.launcher.testing._distribution import DistributionConformance
+
+        return DistributionConformance
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,8 @@ import os
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 from typing import Any
 
 import multiprocess
@@ -217,7 +218,8 @@ class ProcessPool(AbstractWorkerPool):
         if self._dispatch_lock.acquire(blocking=False):
             try:
                 if not self._closing:
-                    self._dispatch()
+                    with _interrupts_deferred():  # a batch is taken and sent, or neither
+                        self._dispatch()
                     return
             finally:
                 self._dispatch_lock.release()
@@ -458,6 +460,27 @@ class ProcessPool(AbstractWorkerPool):
                 worker.batch = None
             worker.conn.close()
         self._workers.clear()
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives in the block until the block has run.
+
+    Python raises ``KeyboardInterrupt`` between any two bytecodes of the main
+    thread; in the middle of taking and sending a batch that would lose it.
+    """
+    handler = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(handler):
+        yield
+        return
+    held: list[FrameType | None] = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        if held:
+            handler(signal.SIGINT, held[0])
 
 
 def _kill(worker: _Worker) -> None:

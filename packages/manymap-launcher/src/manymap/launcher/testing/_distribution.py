@@ -1,0 +1,78 @@
+"""``DistributionConformance``: the packaging rules, as tests of an installed distribution.
+
+Every manymap distribution is installed (not imported from ``src/``) in its
+test session; subclassing this class with the distribution's name and import
+path proves that what is installed is this checkout's, that the shared
+namespaces stay PEP 420 namespaces, and that the package is typed::
+
+    class TestDistribution(DistributionConformance):
+        distribution = "manymap-portpicker"
+        module = "manymap.portpicker"
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+from pathlib import Path
+
+import pytest
+
+__all__ = ["DistributionConformance"]
+
+
+class DistributionConformance:
+    """Packaging checks of one installed distribution.
+
+    Attributes:
+        distribution: the distribution's name, e.g. ``"manymap-secure"``.
+        module: the import path of its code, e.g. ``"manymap.secure"``.
+        namespaces: the namespace packages it shares with its siblings.
+    """
+
+    distribution: str
+    module: str
+    namespaces: tuple[str, ...] = ("manymap",)
+
+    def _files(self) -> set[str]:
+        files = {str(f) for f in importlib.metadata.files(self.distribution) or ()}
+        assert files, f"{self.distribution} lists no installed files"
+        return files
+
+    def test_version_matches_about(self) -> None:
+        about = importlib.import_module(f"{self.module}.__about__")
+        assert importlib.metadata.version(self.distribution) == about.__version__
+
+    def test_imported_from_the_installed_distribution(self) -> None:
+        about = importlib.import_module(f"{self.module}.__about__")
+        dist = importlib.metadata.distribution(self.distribution)
+        shipped = {Path(str(dist.locate_file(f))).resolve() for f in dist.files or ()}
+        assert Path(str(about.__file__)).resolve() in shipped, (
+            f"{about.__file__} is not a file of the installed {self.distribution} distribution"
+        )
+
+    def test_namespaces_are_pep420(self) -> None:
+        for namespace in self.namespaces:
+            package = importlib.import_module(namespace)
+            assert package.__spec__ is not None
+            assert package.__spec__.origin is None, f"{namespace} is a regular package"
+            assert getattr(package, "__file__", None) is None
+            assert list(package.__path__), f"{namespace} has an empty __path__"
+            for path in package.__path__:
+                assert not (Path(path) / "__init__.py").exists(), (
+                    f"{path}/__init__.py makes {namespace} a regular package"
+                )
+
+    def test_ships_no_namespace_init(self) -> None:
+        files = self._files()
+        for namespace in self.namespaces:
+            init = namespace.replace(".", "/") + "/__init__.py"
+            assert init not in files, f"{self.distribution} ships {init}"
+
+    def test_ships_py_typed(self) -> None:
+        assert self.module.replace(".", "/") + "/py.typed" in self._files()
+
+    @pytest.fixture(autouse=True)
+    def _named(self) -> None:
+        if not getattr(self, "distribution", None) or not getattr(self, "module", None):
+            pytest.fail(f"{type(self).__name__} must set `distribution` and `module`")
