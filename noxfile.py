@@ -74,8 +74,14 @@ PACKAGES: dict[str, Package] = {
         typecheck_requires=("numpy",),  # the random helpers seed numpy when it is there
     ),
     "manymap-pools-rpc": Package(
-        requires=("manymap-launcher", "manymap-serialize", "manymap-portpicker", "manymap-secure"),
-        test_requires=("numpy",),
+        requires=(
+            "manymap-launcher",
+            "manymap-serialize",
+            "manymap-portpicker",
+            "manymap-secure",
+            "manymap-pools-local",  # FunctionPayloads: the function payload cache
+        ),
+        test_requires=("numpy", TESTHOSTS),
         typecheck_requires=("types-paramiko",),
     ),
     "manymap": Package(
@@ -87,8 +93,9 @@ PACKAGES: dict[str, Package] = {
             "manymap-pools-local",
             "manymap-pools-rpc",
         ),
-        test_requires=("numpy",),
-        typecheck_requires=("types-paramiko",),
+        # the sshd fixture for manymap.core's tests; scipy for the optimisation ensemble
+        test_requires=("numpy", "scipy", TESTHOSTS),
+        typecheck_requires=("types-paramiko", "tomli"),  # tomli: manymap.hosts on Python 3.10
     ),
 }
 

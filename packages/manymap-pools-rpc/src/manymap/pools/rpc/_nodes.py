@@ -1,0 +1,245 @@
+"""Where a ParallelPool's workers live: the local server, running servers, servers over ssh.
+
+Each node kind knows how to start (or find) its ``manymap-server``, how to
+open one more authenticated connection to it (one connection is one ppft
+worker there) and how to stop what it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import secrets
+import select
+import socket
+import subprocess
+import sys
+from typing import Any
+
+from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
+from manymap.pools.rpc import _protocol as proto
+
+__all__ = ["DirectNode", "LocalNode", "Node", "SshNode", "handshake", "parse_server"]
+
+START_TIMEOUT = 60.0  # seconds a server may take to start and report its port
+CONNECT_TIMEOUT = 30.0  # seconds to connect and authenticate
+
+
+class ServerBusy(ManymapError):
+    """The server serves as many clients as it takes."""
+
+
+def handshake(sock: socket.socket, secret: str, host: str, port: int | None) -> dict[str, Any]:
+    """Authenticate on a fresh connection; the server's info (host, workers, worker pid).
+
+    Raises:
+        AuthenticationError: the server refused the secret.
+        ConnectionLostError: the peer is not a manymap-server, or went away.
+    """
+    try:
+        hello = proto.receive(sock, proto.HANDSHAKE_LIMIT, CONNECT_TIMEOUT)
+        if not hello.startswith(proto.HELLO):
+            raise ConnectionLostError("the peer is not a manymap-server", host=host, port=port)
+        proto.send(sock, proto.answer(secret, hello[len(proto.HELLO) :]))
+        reply = proto.receive(sock, proto.HANDSHAKE_LIMIT, CONNECT_TIMEOUT)
+    except (OSError, EOFError) as error:
+        raise ConnectionLostError(
+            f"the server closed the connection during the handshake ({error})", host=host, port=port
+        ) from error
+    if reply.startswith(proto.OK):
+        info: dict[str, Any] = json.loads(reply[len(proto.OK) :])
+        return info
+    reason = reply[len(proto.NO) :].decode("utf-8", "replace")
+    if reason.startswith("busy"):
+        raise ServerBusy(reason)
+    raise AuthenticationError(f"manymap-server refused the client: {reason}", host=host, port=port)
+
+
+class Node:
+    """A manymap-server the pool uses."""
+
+    #: what the node is called in messages and in ``stats()``
+    label: str = "?"
+    #: the host, as ``stats()`` reports it
+    host: str = "?"
+    #: workers the server announced
+    workers: int = 0
+
+    def start(self) -> None:
+        """Start or find the server (once)."""
+
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
+        """One more authenticated connection and the server's info."""
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        """Stop what :meth:`start` started."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.label}>"
+
+
+def _tcp(host: str, port: int, secret: str, where: str) -> tuple[socket.socket, dict[str, Any]]:
+    try:
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    except OSError as error:
+        raise ConnectionLostError(
+            f"cannot connect to manymap-server: {error}", host=host, port=port
+        ) from error
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        info = handshake(sock, secret, host, port)
+    except BaseException:
+        sock.close()
+        raise
+    sock.settimeout(None)
+    return sock, info
+
+
+class DirectNode(Node):
+    """A server already running at ``host:port`` (pathos' ``servers=("host:port",)``)."""
+
+    def __init__(self, host: str, port: int, secret: str | None) -> None:
+        self.label = f"{host}:{port}"
+        self.host = host
+        self.port = port
+        self.secret = secret
+
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
+        if self.secret is None:
+            raise AuthenticationError(
+                "no secret for this server: give ParallelPool(secret=...)", host=self.host, port=self.port
+            )
+        return _tcp(self.host, self.port, self.secret, self.label)
+
+
+class LocalNode(Node):
+    """A manymap-server started on this host for the pool's local workers."""
+
+    def __init__(self, workers: int) -> None:
+        self.label = "localhost"
+        self.host = "localhost"
+        self.workers = workers
+        self.secret = secrets.token_hex(32)
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "manymap.pools.rpc", "--secret-file", "-", "--workers"]
+        command += [str(self.workers), "--max-connections", "4096"]
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        assert self.process.stdout is not None
+        assert self.process.stdin is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
+        line = self.process.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise ConnectionLostError(
+                f"the local manymap-server did not start (it said {line!r})", host="127.0.0.1"
+            )
+        self.port = int(line)
+        self.process.stdin.write(self.secret.encode() + b"\n")
+        self.process.stdin.flush()
+
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
+        return _tcp("127.0.0.1", self.port, self.secret, self.label)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            assert process.stdin is not None
+            process.stdin.close()  # end of stdin: the server stops
+        try:
+            process.wait(10.0)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10.0)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+class SshNode(Node):
+    """A manymap-server started over ssh on ``spec``, reached through an ssh tunnel.
+
+    The secret goes to the server over the ssh channel (its stdin), never on
+    a command line; the server stops when that channel closes.
+    """
+
+    def __init__(self, spec: str, *, python: str, workers: int | None, ssh_config: str | None) -> None:
+        from manymap.secure import resolve
+
+        self.spec = spec
+        self.profile = resolve(spec, ssh_config=ssh_config)
+        self.label = spec.removeprefix("ssh://")
+        self.host = self.label
+        self.python = python
+        self.want_workers = workers
+        self.ssh_config = ssh_config
+        self.secret = secrets.token_hex(32)
+        self.pipe: Any = None
+        self.tunnel: Any = None
+
+    def start(self) -> None:
+        from manymap.secure import Pipe, Tunnel
+
+        command = [self.python, "-m", "manymap.pools.rpc", "--secret-file", "-"]
+        if self.want_workers:
+            command += ["--workers", str(self.want_workers)]
+        self.pipe = Pipe(self.profile, command, stdin_open=True, name=f"manymap-server on {self.label}")
+        self.pipe.launch()
+        try:
+            line = self.pipe.readline(START_TIMEOUT)
+        except ManymapError as error:
+            raise ConnectionLostError(
+                f"manymap-server did not start: {error}", host=self.profile.hostname, port=self.profile.port
+            ) from error
+        if not line.strip().isdigit():
+            error_text = bytes(self.pipe.stderr)[-500:].decode("utf-8", "replace").strip()
+            raise ConnectionLostError(
+                f"manymap-server did not start: it said {line!r} {error_text}",
+                host=self.profile.hostname,
+                port=self.profile.port,
+            )
+        port = int(line)
+        self.pipe.send(self.secret + "\n")
+        self.tunnel = Tunnel(self.profile, port, name=f"manymap-server on {self.label}")
+        self.tunnel.launch()
+
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
+        assert self.tunnel is not None
+        sock: socket.socket = self.tunnel.connect(CONNECT_TIMEOUT)
+        try:
+            info = handshake(sock, self.secret, self.profile.hostname, self.tunnel.remote_port)
+        except BaseException:
+            sock.close()
+            raise
+        sock.settimeout(None)
+        return sock, info
+
+    def stop(self) -> None:
+        tunnel, self.tunnel = self.tunnel, None
+        pipe, self.pipe = self.pipe, None
+        if tunnel is not None:
+            with contextlib.suppress(Exception):
+                tunnel.kill()
+        if pipe is not None:
+            with contextlib.suppress(Exception):
+                pipe.close_stdin()
+            with contextlib.suppress(Exception):
+                pipe.kill()
+
+
+_HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+
+
+def parse_server(
+    spec: str, *, secret: str | None, python: str, workers: int | None, ssh_config: str | None
+) -> Node:
+    """A node for a ``servers`` entry: ``host:port`` of a running server, else an ssh host spec."""
+    match = _HOST_PORT.match(spec)
+    if match and not spec.startswith("ssh://"):
+        return DirectNode(match["host"].strip("[]"), int(match["port"]), secret)
+    return SshNode(spec, python=python, workers=workers, ssh_config=ssh_config)

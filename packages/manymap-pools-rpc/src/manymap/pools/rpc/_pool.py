@@ -1,0 +1,570 @@
+"""``ParallelPool``: local ppft workers plus manymap-servers on other hosts.
+
+How it works. Every worker, local or remote, is one authenticated
+connection to a ``manymap-server`` (``_server.py``), which runs that
+connection's batches on a ppft worker process of its own. Local workers are
+connections to a server this pool starts on 127.0.0.1; remote ones go to
+servers given as ``host:port`` or started over ssh and reached through a
+tunnel (``_nodes.py``). So one scheduler serves every node alike: an idle
+connection gets the next batch, whichever node it belongs to, and each node
+gets work in proportion to its workers.
+
+One manager thread per pool owns the connections. It waits on all of them
+at once, plus a wake-up pipe that other threads write to when work is
+queued, a task times out, or the pool closes:
+
+- an idle connection gets the next batch from the launcher's queue: the
+  function by value once per connection (cached in the worker), then the
+  batch's items, encoded in the caller's thread by
+  :meth:`ParallelPool._encode` so that what cannot be serialized fails before
+  anything is queued;
+- ``DONE`` settles the batch and writes the task's captured stdout to ours,
+  each line prefixed with its host and worker;
+- ``LOST`` (the ppft worker died) loses the batch; the connection goes on
+  with a fresh worker;
+- end of file (the server or its tunnel is gone) loses the batch, and the
+  manager opens a replacement connection; a node it cannot reach again is
+  dropped with a warning, and when no node is left the pool breaks with
+  :class:`~manymap.launcher.WorkerLostError` rather than wait.
+
+A timeout or Ctrl-C closes the connection running the task: the server then
+kills its worker, and the manager opens a new connection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import os
+import select
+import socket
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from manymap.launcher import (
+    AbstractWorkerPool,
+    Batch,
+    ConnectionLostError,
+    SerializationError,
+    TaskFailure,
+    WorkerLostError,
+    add_note,
+)
+from manymap.launcher._job import Job
+from manymap.launcher._options import TaskOptions
+from manymap.pools.local._functions import FunctionPayloads
+from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc._nodes import LocalNode, Node, ServerBusy, parse_server
+from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
+from manymap.serialize import dumps, loads
+
+__all__ = ["ParallelPool"]
+
+_TICK = 1.0  # seconds; the manager re-checks its state at least this often
+_FRAME_LIMIT = 1 << 31  # bytes of one result frame
+_BATCH_SECONDS = 0.002  # seconds of work an automatic batch of known-cheap tasks aims at
+_LAZY_BATCH_CAP = 128
+
+
+class _Slot:
+    """One connection: one ppft worker on one node."""
+
+    __slots__ = ("batch", "info", "known", "name", "node", "sock", "token")
+
+    def __init__(self, node: Node, sock: socket.socket, info: dict[str, Any]) -> None:
+        self.node = node
+        self.sock = sock
+        self.info = info
+        self.name = f"{node.label}/ppft-{info.get('worker', '?')}"
+        self.batch: Batch | None = None
+        self.token = 0
+        self.known: set[int] = set()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+class ParallelPool(AbstractWorkerPool):
+    """Local ppft workers plus RPC servers on other hosts (pathos' ``ParallelPool``).
+
+    Args:
+        nodes: local workers (default: the number of cores; ``0`` with
+            ``servers`` for remote workers only); alias ``ncpus``.
+        servers: where remote workers are: ``"host:port"`` of a running
+            ``manymap-server`` (give its ``secret``), or an ssh host spec
+            (``"ssh://user@host[:port]"`` or an ssh_config host name), for
+            which the pool starts ``manymap-server`` over ssh, tunnels to it,
+            and stops it all on close. A server that cannot be reached is
+            skipped with a :class:`RuntimeWarning` naming it and why.
+        secret: the secret of the ``host:port`` servers.
+        python: the interpreter that runs ``manymap-server`` on ssh hosts.
+        server_workers: ppft workers of each server started over ssh
+            (default: the cores of that host).
+        ssh_config: the ssh_config that resolves the ssh host specs.
+        **options: default task options: ``chunksize``, ``timeout``,
+            ``retries``, ``progress``.
+
+    A task's stdout reaches this process's stdout once its batch is done,
+    each line prefixed with ``[host/worker]``.
+    """
+
+    node_aliases = ("ncpus",)
+
+    def __init__(
+        self,
+        nodes: int | None = None,
+        *,
+        servers: Iterable[str] = (),
+        secret: str | None = None,
+        python: str = "python3",
+        server_workers: int | None = None,
+        ssh_config: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self._server_specs = tuple(servers)
+        if isinstance(servers, str):
+            raise TypeError("servers must be a sequence of server specs, not one string")
+        remote_only = nodes == 0 or options.get("ncpus") == 0
+        if remote_only:
+            if not self._server_specs:
+                raise ValueError("nodes must be a positive integer, got 0 (0 local workers needs servers)")
+            nodes = None
+            options.pop("ncpus", None)
+        super().__init__(nodes, **options)
+        if remote_only:
+            self._nodes = 0
+        self._secret = secret
+        self._python = python
+        self._server_workers = server_workers
+        self._ssh_config = None if ssh_config is None else os.fspath(ssh_config)
+        self._functions = FunctionPayloads()
+        self._function_keys: dict[bytes, int] = {}
+        self._key_serials = itertools.count()
+        self._tokens = itertools.count(1)
+        self._slots: list[_Slot] = []
+        self._remote: list[Node] = []
+        self._local: LocalNode | None = None
+        self._down: dict[str, str] = {}
+        self._manager: threading.Thread | None = None
+        self._wake_fds: tuple[int, int] | None = None
+        self._closing = False
+        self._killing = False
+        self._doomed: set[Job] = set()
+        self._stopping: set[_Slot] = set()  # slots to close: timeouts and interrupts
+        self._slot_lock = threading.Lock()
+
+    # ---------------------------------------------------------------- info
+
+    @property
+    def ncpus(self) -> int:
+        """The number of local workers (pathos' name of :attr:`nodes`)."""
+        return self.nodes
+
+    @ncpus.setter
+    def ncpus(self, value: int) -> None:
+        self.nodes = value
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """The server specs the pool was given."""
+        return self._server_specs
+
+    @property
+    def capacity(self) -> int:
+        """Workers serving now, local and remote."""
+        with self._slot_lock:
+            return len(self._slots)
+
+    def __repr__(self) -> str:
+        return f"<ParallelPool nodes={self._nodes} servers={len(self._server_specs)} {self._state}>"
+
+    # --------------------------------------------- the launcher's hooks
+
+    def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
+        # As the launcher's, over every worker (local and remote) instead of ``nodes``.
+        if options.chunksize is not None:
+            return options.chunksize
+        if options.timeout is not None:
+            return 1
+        workers = max(1, self.capacity or self._nodes + 2 * len(self._server_specs))
+        size = math.ceil(length / (4 * workers)) if length else 1
+        cost = self._stats.task_seconds(function)
+        if cost is not None and size * cost < _BATCH_SECONDS:
+            fitting = math.ceil(_BATCH_SECONDS / max(cost, 1e-9))
+            if not length:
+                return min(_LAZY_BATCH_CAP, fitting)
+            rounds = math.ceil(length / (min(fitting, length) * workers))
+            size = math.ceil(length / (rounds * workers))
+        return max(1, size)
+
+    def _encode(self, job: Job, batches: list[Batch]) -> None:
+        if job.payload is None:
+            job.payload = self._functions.payload(job.function)
+        for batch in batches:
+            batch.payload = _encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
+
+    def _start_workers(self) -> None:
+        self._closing = self._killing = False
+        self._down = {}
+        nodes: list[Node] = [
+            parse_server(
+                spec,
+                secret=self._secret,
+                python=self._python,
+                workers=self._server_workers,
+                ssh_config=self._ssh_config,
+            )
+            for spec in self._server_specs
+        ]
+        starters = [threading.Thread(target=self._open_node, args=(node,), daemon=True) for node in nodes]
+        if self._nodes:
+            self._local = LocalNode(self._nodes)
+            starters.append(threading.Thread(target=self._open_node, args=(self._local,), daemon=True))
+        for thread in starters:
+            thread.start()
+        for thread in starters:
+            thread.join()
+        self._remote = [node for node in nodes if node.label not in self._down]
+        for label, why in self._down.items():
+            warnings.warn(
+                f"ParallelPool: server {label} is not used: {why}; "
+                "its share of the work goes to the other nodes",
+                RuntimeWarning,
+                stacklevel=5,
+            )
+        if not self._slots:
+            why = "; ".join(f"{label}: {reason}" for label, reason in self._down.items())
+            error = ConnectionLostError(f"ParallelPool has no usable node ({why})")
+            self._stop_nodes()
+            with self._lock:
+                self._state = "terminated"
+                self._broken = error
+            raise error
+        self._wake_fds = os.pipe()
+        for fd in self._wake_fds:
+            os.set_blocking(fd, False)
+        self._manager = threading.Thread(
+            target=self._manage, name=f"manymap-ParallelPool-{id(self):x}", daemon=True
+        )
+        self._manager.start()
+
+    def _open_node(self, node: Node) -> None:
+        try:
+            node.start()
+            sock, info = node.connect()
+            node.workers = int(info.get("workers", 1))
+            slots = [_Slot(node, sock, info)]
+            want = self._nodes if isinstance(node, LocalNode) else node.workers
+            for _ in range(want - 1):
+                slots.append(_Slot(node, *node.connect()))
+        except Exception as error:
+            self._down[node.label] = _why(error)
+            with contextlib.suppress(Exception):
+                for slot in locals().get("slots", []):
+                    slot.close()
+                node.stop()
+            return
+        with self._slot_lock:
+            self._slots.extend(slots)
+
+    def _stop_workers(self, *, kill: bool) -> None:
+        if kill:
+            self._killing = True
+        self._closing = True
+        self._wake_manager()
+
+    def _join_workers(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.join()
+        if self._wake_fds is not None:
+            for fd in self._wake_fds:
+                os.close(fd)
+            self._wake_fds = None
+
+    def _resize(self, nodes: int) -> None:
+        self._wake_manager()  # the manager opens or closes local connections to match
+
+    def _wake(self) -> None:
+        self._wake_manager()
+
+    def _wake_manager(self) -> None:
+        fds = self._wake_fds
+        if fds is not None:
+            with contextlib.suppress(OSError):
+                os.write(fds[1], b"\0")
+
+    def _timed_out(self, batch: Batch) -> None:
+        with self._slot_lock:
+            for slot in self._slots:
+                if slot.batch is batch:
+                    self._stopping.add(slot)
+        self._wake_manager()
+
+    def _interrupted(self, job: Job) -> None:
+        self._doomed.add(job)
+        self._wake_manager()
+
+    # -------------------------------------------------------- the manager
+
+    def _manage(self) -> None:
+        try:
+            while not self._manage_once():
+                pass
+        except BaseException as error:  # a bug here must fail the work, never hang it
+            add_note(error, "manymap: the ParallelPool manager thread failed")
+            self._killing = True
+            self._break(error)
+        finally:
+            self._stop_all()
+
+    def _manage_once(self) -> bool:
+        if self._killing or (self._closing and self._draining):
+            return True
+        self._staff()
+        self._dispatch()
+        assert self._wake_fds is not None
+        wake = self._wake_fds[0]
+        with self._slot_lock:
+            by_fd = {slot.sock.fileno(): slot for slot in self._slots}
+        ready, _, _ = select.select([wake, *by_fd], [], [], _TICK)
+        for fd in ready:
+            if fd == wake:
+                _drain(wake)
+            elif not self._receive(by_fd[fd]):
+                self._reap(by_fd[fd], "the connection to its server was lost")
+        self._stop_slots()
+        return False
+
+    def _stop_slots(self) -> None:
+        """Close the connections running timed-out or interrupted tasks, and open new ones."""
+        with self._slot_lock:
+            doomed = set(self._doomed)
+            for slot in self._slots:
+                if slot.batch is not None and slot.batch.job in doomed:
+                    self._stopping.add(slot)
+            self._doomed -= {job for job in doomed if job.complete}
+            stopping, self._stopping = self._stopping, set()
+        for slot in stopping:
+            if slot in self._slots:
+                self._reap(slot, "its connection was closed to stop a task")
+
+    def _staff(self) -> None:
+        """Open or close local connections so that ``nodes`` of them serve."""
+        if self._closing:
+            return
+        with self._slot_lock:
+            local = [slot for slot in self._slots if isinstance(slot.node, LocalNode)]
+        want = self.nodes
+        if want and self._local is None:
+            node = LocalNode(want)
+            try:
+                node.start()
+            except Exception as error:
+                self._break(error)
+                return
+            self._local = node
+        for _ in range(want - len(local)):
+            assert self._local is not None
+            if not self._replace(self._local):
+                break
+        for slot in local[want:]:
+            if slot.batch is None:
+                self._forget(slot)
+
+    def _replace(self, node: Node) -> bool:
+        """Open one more connection to ``node``; False (and the node dropped) if it fails."""
+        try:
+            slot = _Slot(node, *node.connect())
+        except ServerBusy:
+            return False
+        except Exception as error:
+            if node.label not in self._down:
+                self._down[node.label] = _why(error)
+                warnings.warn(
+                    f"ParallelPool: server {node.label} is lost: {_why(error)}; "
+                    "its share of the work goes to the other nodes",
+                    RuntimeWarning,
+                    stacklevel=1,
+                )
+            return False
+        with self._slot_lock:
+            self._slots.append(slot)
+        return True
+
+    def _forget(self, slot: _Slot) -> None:
+        with self._slot_lock:
+            if slot in self._slots:
+                self._slots.remove(slot)
+        slot.close()
+
+    def _dispatch(self) -> None:
+        if self._killing:
+            return
+        with self._slot_lock:
+            idle = [slot for slot in self._slots if slot.batch is None]
+        for slot in idle:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            self._send(slot, batch)
+
+    def _send(self, slot: _Slot, batch: Batch) -> None:
+        job = batch.job
+        if job.stopped():
+            batch.lose("its map was stopped before the batch was sent")
+            return
+        if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
+            try:
+                self._encode(job, [batch])
+            except SerializationError as error:
+                batch.start(slot.name, slot.node.host)
+                failure = TaskFailure.capture(error)
+                batch.finish([None] * len(batch), dict.fromkeys(range(len(batch)), failure))
+                return
+        key = self._function_key(job.payload)
+        data = batch.payload
+        batch.payload = None
+        slot.batch, slot.token = batch, next(self._tokens)
+        batch.start(slot.name, slot.node.host)
+        function = b""
+        if key not in slot.known:
+            if len(slot.known) >= FUNCTION_CACHE:
+                slot.known.clear()  # the worker clears its cache at the same point
+            function = job.payload
+            slot.known.add(key)
+        # If the connection is gone, the manager sees end of file and loses the batch.
+        with contextlib.suppress(OSError):
+            proto.send(
+                slot.sock,
+                proto.RUN,
+                proto.TOKEN.pack(slot.token),
+                KEY.pack(key, job.star, len(function)),
+                function,
+                data,
+            )
+
+    def _function_key(self, payload: bytes) -> int:
+        key = self._function_keys.get(payload)
+        if key is None:
+            if len(self._function_keys) >= 1024:
+                self._function_keys.clear()  # keys are never reused, so workers stay right
+            key = self._function_keys[payload] = next(self._key_serials)
+        return key
+
+    def _receive(self, slot: _Slot) -> bool:
+        """Handle a frame from ``slot``. False if its connection is gone."""
+        try:
+            frame = proto.receive(slot.sock, _FRAME_LIMIT, 300.0)
+        except (EOFError, OSError):
+            return False
+        kind = frame[:1]
+        body = memoryview(frame)[1:]
+        batch = slot.batch
+        if kind == proto.DONE:
+            token, duration, size = proto.DONE_HEAD.unpack_from(body)
+            start = proto.DONE_HEAD.size
+            out = bytes(body[start : start + size]).decode("utf-8", "replace")
+            if token != slot.token or batch is None:
+                return True
+            slot.batch = None
+            if out:
+                _forward(out, slot.name)
+            try:
+                values, failures = loads(body[start + size :])
+            except Exception as error:
+                values, failures = None, {0: TaskFailure.capture(error)}
+            if values is None:
+                values, failures = [None] * len(batch), _for_all(failures[0], len(batch))
+            batch.finish(values, failures, duration=duration)
+            return True
+        if kind == proto.LOST:
+            token, code = proto.LOST_HEAD.unpack_from(body)
+            reason = bytes(body[proto.LOST_HEAD.size :]).decode("utf-8", "replace")
+            slot.known.clear()  # a fresh worker holds no function
+            if token == slot.token and batch is not None:
+                slot.batch = None
+                batch.lose(f"{reason} on {slot.node.label}", exitcode=code or None)
+            return True
+        return False  # not this protocol
+
+    def _reap(self, slot: _Slot, reason: str) -> None:
+        """``slot``'s connection is gone or closed: lose its batch, open a replacement."""
+        self._forget(slot)
+        batch, slot.batch = slot.batch, None
+        if batch is not None:
+            batch.lose(f"{reason} ({slot.node.label})")
+        if self._closing or self._killing:
+            return
+        if isinstance(slot.node, LocalNode):
+            return  # _staff opens local connections as needed
+        if slot.node.label not in self._down:
+            self._replace(slot.node)
+        with self._slot_lock:
+            alive = bool(self._slots)
+        if not alive and not self.nodes:
+            lost = "; ".join(f"{label}: {why}" for label, why in self._down.items()) or reason
+            self._break(WorkerLostError(f"ParallelPool: every server is gone ({lost})"))
+
+    def _stop_all(self) -> None:
+        with self._slot_lock:
+            slots, self._slots = list(self._slots), []
+        for slot in slots:
+            slot.close()
+            if slot.batch is not None:
+                batch, slot.batch = slot.batch, None
+                batch.lose("its connection was closed as the pool was terminated")
+        self._stop_nodes()
+
+    def _stop_nodes(self) -> None:
+        nodes: list[Node] = [*self._remote, *([self._local] if self._local is not None else [])]
+        self._remote, self._local = [], None
+        stoppers = [threading.Thread(target=node.stop, daemon=True) for node in nodes]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join(60.0)
+
+
+def _encode_items(kwargs: Any, items: list[Any], first: int, star: bool) -> bytes:
+    """A batch's arguments; what cannot be shipped is named by task index."""
+    try:
+        return dumps((dict(kwargs), items), name="the batch")
+    except SerializationError:
+        what = "arguments" if star else "argument"
+        for offset, item in enumerate(items):
+            dumps(item, name=f"the {what} of task {first + offset}")
+        if kwargs:
+            dumps(dict(kwargs), name=f"the keyword arguments of task {first}")
+        raise
+
+
+def _forward(out: str, worker: str) -> None:
+    """A task's captured output, each line prefixed with its host and worker."""
+    lines = out.splitlines()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write("".join(f"[{worker}] {line}\n" for line in lines))
+        sys.stdout.flush()
+
+
+def _for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
+    return dict.fromkeys(range(count), failure)
+
+
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 4096):
+            pass
+    except BlockingIOError:
+        pass

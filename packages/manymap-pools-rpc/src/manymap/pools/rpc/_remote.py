@@ -1,0 +1,95 @@
+"""What runs inside a ppft worker process: one batch per ppft job.
+
+The server hands every batch to its ppft worker as a call of :data:`STUB`, a
+tiny function ppft ships once per worker as source text (ppft caches it by
+hash); the stub calls :func:`run_batch` with the batch's bytes. The task
+function itself travels by value through manymap.serialize, once per
+connection, and stays cached here under the key the client gave it.
+
+payload: ``KEY(8, key, star, length of function) + function + data`` where
+``function`` is empty when this worker already holds ``key`` and ``data`` is
+``(kwargs, items)``. The result is ``(values, failures)`` serialized; a
+value or exception that cannot be serialized fails its task instead.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any
+
+from manymap.launcher import SerializationError, TaskFailure, run_calls
+from manymap.serialize import dumps, loads
+
+__all__ = ["FUNCTION_CACHE", "KEY", "STUB", "STUB_NAME", "encode_results", "run_batch"]
+
+KEY = struct.Struct("!Q?Q")
+FUNCTION_CACHE = 64  # both sides clear their cache at this many entries, in step
+STUB_NAME = "manymap_rpc_batch"
+STUB = (
+    f"def {STUB_NAME}(payload):\n"
+    "    from manymap.pools.rpc._remote import run_batch\n"
+    "    return run_batch(payload)\n"
+)
+
+_functions: dict[int, Callable[..., Any] | TaskFailure] = {}
+
+
+def run_batch(payload: bytes) -> bytes:
+    """Run one batch (in a ppft worker) and return its serialized outcome."""
+    key, star, size = KEY.unpack_from(payload)
+    start = KEY.size
+    if size:
+        if len(_functions) >= FUNCTION_CACHE:
+            _functions.clear()
+        try:
+            _functions[key] = loads(payload[start : start + size])
+        except Exception as error:  # reported with every task that needs it
+            _functions[key] = TaskFailure.capture(error)
+    function = _functions.get(key)
+    values: list[Any] | None
+    if function is None:
+        values, failures = None, {0: TaskFailure(RuntimeError(f"function {key} is not cached here"), "")}
+    elif isinstance(function, TaskFailure):
+        values, failures = None, {0: function}
+    else:
+        try:
+            kwargs, items = loads(payload[start + size :])
+        except Exception as error:
+            values, failures = None, {0: TaskFailure.capture(error)}
+        else:
+            values, failures = run_calls(function, items, star=star, kwargs=kwargs)
+    return encode_results(values, failures)
+
+
+def encode_results(values: list[Any] | None, failures: dict[int, TaskFailure]) -> bytes:
+    """A batch's outcome; a value or exception that cannot be shipped fails its task.
+
+    ``values`` is ``None`` when the batch could not be loaded; ``failures``
+    then holds the one reason, at offset 0, for all its tasks.
+    """
+    try:
+        return dumps((values, failures), name="the results")
+    except SerializationError:
+        pass
+    for offset, value in enumerate(values or ()):
+        try:
+            dumps(value, name="its result")
+        except SerializationError as error:
+            assert values is not None
+            values[offset] = None
+            failures[offset] = TaskFailure(
+                SerializationError(f"the task's result cannot be sent back: {error}"), ""
+            )
+    for offset, failure in list(failures.items()):
+        try:
+            dumps(failure.error, name="its exception")
+        except SerializationError as error:
+            failures[offset] = TaskFailure(
+                SerializationError(
+                    f"the task raised {type(failure.error).__name__}: {failure.error}, "
+                    f"which cannot be sent back: {error}"
+                ),
+                failure.traceback,
+            )
+    return dumps((values, failures), name="the results")
