@@ -1,0 +1,418 @@
+"""The ``manymap`` command: ``demo``, ``info``, ``map``, and the package commands handed over.
+
+``main(argv)`` sends ``connect``, ``server``, ``portpicker`` and
+``serialize`` (everything after the subcommand, ``--help`` included) to the
+console script of the package that provides it, found through its entry
+point; the other subcommands are parsed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import inspect
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from manymap.__about__ import __version__
+from manymap._rpc import RPC_MISSING, rpc_module
+
+__all__ = ["demo_task", "main"]
+
+PROG = "manymap"
+
+#: subcommand -> (distribution, console script) it hands over to.
+HANDOVER = {
+    "connect": ("manymap-secure", "manymap-connect"),
+    "server": ("manymap-pools-rpc", "manymap-server"),
+    "portpicker": ("manymap-portpicker", "manymap-portpicker"),
+    "serialize": ("manymap-serialize", "manymap-serialize"),
+}
+
+_EPILOG = """\
+examples:
+  manymap demo
+  manymap info
+  seq 10 | manymap map math:factorial --pool process -n 4
+  printf '[2, 10]\\n[3, 4]\\n' | manymap map builtins:pow --json --star
+  manymap connect HOST --remote-port 8080      (= manymap-connect ...)
+
+Each subcommand has its own --help.
+"""
+
+
+class _UsageError(Exception):
+    """A mistake in the command line that argparse cannot see: exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``manymap`` (the hand-over subcommands parse their own arguments)."""
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="manymap: one map/apply interface for serial, thread, process and remote parallel "
+        "computing. Run `manymap demo` to see it work on this machine.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser(
+        "demo",
+        help="run one map on every kind of pool on this machine and print a table of timings",
+        description="Run the same map on the builtin map, SerialPool, ThreadPool, ProcessPool and (when "
+        "manymap-pools-rpc provides it) ParallelPool on this machine; print each pool's result check and "
+        "time. Nothing needs setting up. Exit status 1 if a pool gets a wrong result or fails.",
+    )
+    demo.add_argument("--tasks", type=_positive, default=32, help="number of tasks (default 32)")
+    demo.add_argument("--size", type=_positive, default=20_000, help="work per task (default 20000)")
+    demo.add_argument(
+        "-n", "--workers", type=_positive, default=None, help="workers per pool (default: cores, at most 4)"
+    )
+
+    info = sub.add_parser(
+        "info",
+        help="installed manymap distributions, pools available, cores",
+        description="Print the installed manymap distributions and their versions, the pools that are "
+        "available, the cores of this machine, Python, and the registered hosts.",
+    )
+    info.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+
+    mapper = sub.add_parser(
+        "map",
+        help="map MODULE:FUNC over input lines, in parallel; print the results in order",
+        description="Call MODULE:FUNC on every input line (stdin, or --input FILE) in parallel and print "
+        "one result per line, in input order. Each line is one string argument; with --json each line is "
+        "a JSON value (blank lines skipped) and each result is printed as JSON. A progress bar goes to "
+        "stderr when it is a terminal. Exit status 1 when a task fails, 2 on a usage error.",
+        epilog="MODULE is imported as by `python -m`: the current directory comes first on the path.",
+    )
+    mapper.add_argument("function", metavar="MODULE:FUNC", help="the function, e.g. math:sqrt or pkg.mod:f")
+    mapper.add_argument(
+        "--pool",
+        choices=("process", "thread", "serial", "parallel"),
+        default="process",
+        help="the pool to run on (default process; parallel needs manymap-pools-rpc)",
+    )
+    mapper.add_argument("-n", "--workers", type=_positive, default=None, help="workers (default: cores)")
+    mapper.add_argument(
+        "--servers",
+        nargs="+",
+        metavar="SERVER",
+        help="RPC servers for --pool parallel: host:port of running servers, or ssh hosts",
+    )
+    mapper.add_argument(
+        "-i", "--input", metavar="FILE", help="read the input lines from FILE instead of stdin"
+    )
+    mapper.add_argument("--json", action="store_true", help="JSON lines in, JSON lines out")
+    mapper.add_argument("--star", action="store_true", help="with --json: a JSON array is FUNC's arguments")
+    mapper.add_argument("--timeout", type=float, default=None, help="seconds a task may run")
+    mapper.add_argument("--retries", type=int, default=0, help="re-runs of a task whose worker was lost")
+    mapper.add_argument("--chunksize", type=_positive, default=None, help="tasks per batch")
+    progress = mapper.add_mutually_exclusive_group()
+    progress.add_argument(
+        "--progress", dest="progress", action="store_true", default=None, help="progress bar"
+    )
+    progress.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+    for name, (dist, script) in HANDOVER.items():
+        sub.add_parser(name, help=f"= {script} (from {dist}); `manymap {name} --help` for its options")
+    return parser
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``manymap`` command; returns its exit status."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] in HANDOVER:
+        return _hand_over(args_list[0], args_list[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exit_:  # --help, --version, or a usage error argparse reported
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        if args.command == "demo":
+            return _demo(args.tasks, args.size, args.workers)
+        if args.command == "info":
+            return _info(as_json=args.json)
+        if args.command == "map":
+            return _map(args)
+    except _UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    parser.print_help(sys.stderr)
+    return 2
+
+
+# ----------------------------------------------------------------- hand-over
+
+
+def _hand_over(name: str, argv: list[str]) -> int:
+    dist, script = HANDOVER[name]
+    entry = next(iter(importlib.metadata.entry_points(group="console_scripts", name=script)), None)
+    if entry is None:
+        print(
+            f"{PROG} {name}: the {script} command is not installed here"
+            + (f": {RPC_MISSING}" if dist == "manymap-pools-rpc" else f" (install {dist})"),
+            file=sys.stderr,
+        )
+        return 2
+    function: Callable[..., Any] = entry.load()
+    parameters = inspect.signature(function).parameters
+    try:
+        status = function(argv, prog=f"{PROG} {name}") if "prog" in parameters else function(argv)
+    except SystemExit as exit_:
+        status = exit_.code
+    if status is None:
+        return 0
+    return status if isinstance(status, int) else 1
+
+
+# ---------------------------------------------------------------------- demo
+
+
+def demo_task(n: int) -> int:
+    """The demo's task: a checksum of the squares of ``range(n)`` (pure Python, CPU-bound)."""
+    total = 0
+    for i in range(n):
+        total = (total + i * i) % 1_000_000_007
+    return total
+
+
+def _default_workers() -> int:
+    return max(1, min(4, _usable_cores()))
+
+
+def _usable_cores() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _demo(tasks: int, size: int, workers: int | None) -> int:
+    from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
+
+    workers = workers or _default_workers()
+    inputs = [size + i for i in range(tasks)]
+    print(
+        f"manymap demo: {tasks} tasks of demo_task (a sum of squares, pure Python) on this machine, "
+        f"{_usable_cores()} usable cores"
+    )
+    start = time.perf_counter()
+    reference = list(map(demo_task, inputs))
+    rows: list[tuple[str, str, str, str]] = [
+        ("builtin map", "1", f"{time.perf_counter() - start:.3f}", "reference")
+    ]
+    ok = True
+
+    def run(name: str, nodes: int, make: Callable[[], Any]) -> None:
+        nonlocal ok
+        start = time.perf_counter()
+        try:
+            with make() as pool:
+                result = pool.map(demo_task, inputs, timeout=120)
+        except Exception as exc:  # a failing pool is a row of the table, then exit status 1
+            ok = False
+            rows.append((name, str(nodes), "-", f"FAILED: {type(exc).__name__}: {exc}"))
+            return
+        seconds = time.perf_counter() - start
+        good = result == reference
+        ok = ok and good
+        rows.append((name, str(nodes), f"{seconds:.3f}", "ok" if good else "WRONG RESULT"))
+
+    run("SerialPool", 1, SerialPool)
+    run("ThreadPool", workers, lambda: ThreadPool(workers))
+    run("ProcessPool", workers, lambda: ProcessPool(workers))
+    rpc = rpc_module()
+    if rpc is None:
+        rows.append(("ParallelPool", "-", "-", f"not available: {RPC_MISSING}"))
+    else:
+        run("ParallelPool", workers, lambda: rpc.ParallelPool(workers))
+    header = ("pool", "workers", "seconds", "result")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
+    print()
+    for row in [header, *rows]:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
+    print()
+    print("all pools agree with the builtin map" if ok else "some pools FAILED (see the table)")
+    return 0 if ok else 1
+
+
+# ---------------------------------------------------------------------- info
+
+
+def _distributions() -> dict[str, str]:
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower().replace("_", "-").replace(".", "-")
+        if name == "manymap" or name.startswith("manymap-"):
+            found[name] = dist.version
+    return dict(sorted(found.items()))
+
+
+def _pools() -> dict[str, str]:
+    pools: dict[str, str] = {}
+    try:
+        importlib.import_module("manymap.pools.local")
+        for name in ("SerialPool", "ThreadPool", "ProcessPool"):
+            pools[name] = "available (manymap.pools.local)"
+    except ImportError as exc:
+        for name in ("SerialPool", "ThreadPool", "ProcessPool"):
+            pools[name] = f"not available: {exc}"
+    pools["ParallelPool"] = (
+        "available (manymap.pools.rpc)" if rpc_module() is not None else f"not available: {RPC_MISSING}"
+    )
+    return pools
+
+
+def _info(*, as_json: bool) -> int:
+    from manymap import hosts
+
+    try:
+        host_names = hosts.names()
+        hosts_note = ""
+    except (OSError, ValueError) as exc:
+        host_names, hosts_note = [], f" (cannot read it: {exc})"
+    report: dict[str, Any] = {
+        "distributions": _distributions(),
+        "pools": _pools(),
+        "cores": {"total": os.cpu_count() or 1, "usable": _usable_cores()},
+        "python": {"version": platform.python_version(), "executable": sys.executable},
+        "hosts": {"file": str(hosts.default_hosts_file()), "registered": host_names},
+    }
+    if as_json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print("distributions:")
+    for name, version in report["distributions"].items():
+        print(f"  {name:<22} {version}")
+    print("pools:")
+    for name, state in report["pools"].items():
+        print(f"  {name:<22} {state}")
+    print(f"cores: {report['cores']['usable']} usable of {report['cores']['total']}")
+    print(f"python: {report['python']['version']} ({sys.executable})")
+    print(f"hosts file: {report['hosts']['file']}{hosts_note}")
+    print(f"registered hosts: {', '.join(host_names) or 'none'}")
+    return 0
+
+
+# ----------------------------------------------------------------------- map
+
+
+def _load_function(spec: str) -> Callable[..., Any]:
+    module_name, sep, attribute = spec.partition(":")
+    if not sep or not module_name or not attribute:
+        raise _UsageError(f"expected MODULE:FUNC, got {spec!r}")
+    here = os.getcwd()
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    # Worker processes (whatever their start method) import the module too.
+    paths = [here, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise _UsageError(f"cannot import {module_name!r}: {exc}") from exc
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise _UsageError(f"{module_name} has no attribute {attribute!r}") from None
+    if not callable(obj):
+        raise _UsageError(f"{spec} is not callable: {obj!r}")
+    function: Callable[..., Any] = obj
+    return function
+
+
+def _read_items(args: argparse.Namespace) -> list[Any]:
+    if args.input is not None:
+        try:
+            with open(args.input, encoding="utf-8") as file:
+                lines = file.read().splitlines()
+        except OSError as exc:
+            raise _UsageError(f"cannot read {args.input}: {exc}") from exc
+    else:
+        lines = sys.stdin.read().splitlines()
+    if not args.json:
+        return [(line,) for line in lines]
+    items: list[Any] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _UsageError(f"input line {number} is not JSON: {exc}") from exc
+        if args.star:
+            if not isinstance(value, list):
+                raise _UsageError(f"--star: input line {number} is not a JSON array: {line}")
+            items.append(tuple(value))
+        else:
+            items.append((value,))
+    return items
+
+
+def _make_pool(args: argparse.Namespace) -> Any:
+    if args.servers and args.pool != "parallel":
+        raise _UsageError("--servers is for --pool parallel")
+    if args.pool == "parallel":
+        rpc = rpc_module()
+        if rpc is None:
+            raise _UsageError(f"--pool parallel: {RPC_MISSING}; use --pool process, thread or serial")
+        if args.servers:
+            return rpc.ParallelPool(args.workers, servers=tuple(args.servers))
+        return rpc.ParallelPool(args.workers)
+    from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
+
+    if args.pool == "serial":
+        return SerialPool()
+    if args.pool == "thread":
+        return ThreadPool(args.workers)
+    return ProcessPool(args.workers)
+
+
+def _map(args: argparse.Namespace) -> int:
+    if args.star and not args.json:
+        raise _UsageError("--star needs --json")
+    function = _load_function(args.function)
+    items = _read_items(args)
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    pool = _make_pool(args)
+    options: dict[str, Any] = {"timeout": args.timeout, "retries": args.retries, "progress": show or None}
+    if args.chunksize is not None:
+        options["chunksize"] = args.chunksize
+    out = sys.stdout
+    failed = False
+    try:
+        results: Iterable[Any] = pool.ismap(function, items, **options)
+        for result in results:
+            out.write((json.dumps(result) if args.json else str(result)) + "\n")
+            out.flush()
+    except Exception as exc:
+        failed = True
+        notes = getattr(exc, "__notes__", [])
+        message = f"{type(exc).__name__}: {exc}" + "".join(f"\n  {note}" for note in notes)
+        print(f"{PROG} map: a task failed: {message}", file=sys.stderr)
+    finally:
+        if failed:
+            pool.terminate()
+        else:
+            pool.close()
+        pool.join()
+    return 1 if failed else 0

@@ -1,0 +1,220 @@
+"""The ``manymap`` command, run as a user runs it: the installed script, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from manymap._rpc import rpc_available
+
+MANYMAP = str(Path(sys.executable).with_name("manymap"))
+
+
+def run(
+    *args: str, input: str | None = None, cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [MANYMAP, *args], input=input, capture_output=True, text=True, timeout=timeout, cwd=cwd, check=False
+    )
+
+
+def test_the_script_is_installed_next_to_python() -> None:
+    assert Path(MANYMAP).is_file(), f"no manymap script next to {sys.executable}"
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = run("--help")
+    assert result.returncode == 0, result.stderr
+    for command in ("demo", "info", "map", "connect", "server", "portpicker", "serialize"):
+        assert f"    {command}" in result.stdout
+    assert "manymap demo" in result.stdout
+    for command in ("demo", "info", "map"):
+        sub = run(command, "--help")
+        assert sub.returncode == 0, sub.stderr
+        assert sub.stdout.startswith(f"usage: manymap {command}")
+    assert run("--version").stdout.strip().startswith("manymap 0.")
+
+
+def test_python_dash_m_manymap_is_the_same_command() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "manymap", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == run("--help").stdout
+
+
+def test_no_subcommand_or_a_wrong_one_is_a_usage_error() -> None:
+    assert run().returncode == 2
+    wrong = run("frobnicate")
+    assert wrong.returncode == 2
+    assert "invalid choice" in wrong.stderr
+
+
+def test_demo_runs_every_local_pool_and_agrees_with_map() -> None:
+    result = run("demo", "--tasks", "12", "--size", "2000", "-n", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.split()}
+    assert rows["builtin"].endswith("reference")
+    for pool in ("SerialPool", "ThreadPool", "ProcessPool"):
+        assert rows[pool].endswith("  ok"), rows[pool]
+    if rpc_available():
+        assert rows["ParallelPool"].endswith("  ok"), rows["ParallelPool"]
+    else:
+        assert "not available: manymap-pools-rpc provides no ParallelPool" in rows["ParallelPool"]
+    assert "all pools agree with the builtin map" in result.stdout
+
+
+def test_info_reports_distributions_pools_and_cores() -> None:
+    result = run("info", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    from importlib.metadata import version
+
+    for dist in ("manymap", "manymap-launcher", "manymap-pools-local", "manymap-secure"):
+        assert report["distributions"][dist] == version(dist)
+    assert report["pools"]["ProcessPool"].startswith("available")
+    assert report["pools"]["ParallelPool"].startswith("available" if rpc_available() else "not available")
+    assert report["cores"]["total"] == os.cpu_count()
+    assert 1 <= report["cores"]["usable"] <= report["cores"]["total"]
+    text = run("info")
+    assert text.returncode == 0
+    assert f"manymap-launcher       {version('manymap-launcher')}" in text.stdout
+    assert "cores:" in text.stdout
+
+
+USER_MODULE = """
+import os
+
+def shout(text):
+    return text.upper() + "!"
+
+def add(a, b):
+    return a + b
+
+def where(x):
+    return os.getpid()
+
+def fail_on_three(x):
+    if x == 3:
+        raise ValueError("three is right out")
+    return x
+"""
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    (tmp_path / "usermod.py").write_text(USER_MODULE)
+    return tmp_path
+
+
+@pytest.mark.parametrize("pool", ["process", "thread", "serial"])
+def test_map_over_lines_in_order(workdir: Path, pool: str) -> None:
+    lines = [f"line {i}" for i in range(200)]
+    result = run(
+        "map", "usermod:shout", "--pool", pool, "-n", "3", input="\n".join(lines) + "\n", cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"LINE {i}!" for i in range(200)]
+    assert result.stderr == "", "no progress bar when stderr is not a terminal"
+
+
+def test_map_json_lines_star_and_stdlib_functions(workdir: Path) -> None:
+    result = run(
+        "map", "usermod:add", "--json", "--star", input='[1, 2]\n\n[[1], [2]]\n["a", "b"]\n', cwd=workdir
+    )
+    assert result.returncode == 0, result.stderr
+    assert [json.loads(line) for line in result.stdout.splitlines()] == [3, [1, 2], "ab"]
+    squares = run("map", "math:factorial", "--json", "-n", "2", input="\n".join(map(str, range(8))))
+    assert squares.stdout.split() == ["1", "1", "2", "6", "24", "120", "720", "5040"]
+    workers = run(
+        "map", "usermod:where", "-n", "2", "--chunksize", "1", input="\n".join("x" * 40), cwd=workdir
+    )
+    assert str(os.getpid()) not in workers.stdout.split(), "tasks ran in worker processes"
+
+
+def test_map_from_a_file_with_a_progress_bar(workdir: Path) -> None:
+    (workdir / "in.txt").write_text("a\nb\n")
+    result = run("map", "usermod:shout", "-i", "in.txt", "--progress", cwd=workdir)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "A!\nB!\n"
+    assert "2/2" in result.stderr, result.stderr
+
+
+def test_map_reports_a_failing_task(workdir: Path) -> None:
+    result = run("map", "usermod:fail_on_three", "--json", "-n", "2", input="1\n2\n3\n4\n", cwd=workdir)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:2] == ["1", "2"]
+    assert "ValueError: three is right out" in result.stderr
+    assert "task 2" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nocolon"], "expected MODULE:FUNC"),
+        (["no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
+        (["math:nothing"], "math has no attribute 'nothing'"),
+        (["math:pi"], "is not callable"),
+        (["math:sqrt", "--star"], "--star needs --json"),
+        (["math:sqrt", "--servers", "h:1"], "--servers is for --pool parallel"),
+        (["math:sqrt", "--json"], "input line 1 is not JSON"),
+        (["math:sqrt", "-n", "0"], "must be a positive integer"),
+        (["math:sqrt", "-i", "/nonexistent/in.txt"], "cannot read /nonexistent/in.txt"),
+    ],
+)
+def test_map_usage_errors(args: list[str], message: str) -> None:
+    result = run("map", *args, input="{not json\n")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert message in result.stderr
+
+
+def test_map_on_the_parallel_pool() -> None:
+    result = run("map", "math:factorial", "--json", "--pool", "parallel", "-n", "2", input="3\n4\n")
+    if rpc_available():
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split() == ["6", "24"]
+    else:
+        assert result.returncode == 2
+        assert "--pool parallel: manymap-pools-rpc provides no ParallelPool" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "usage"),
+    [
+        ("connect", "usage: manymap connect"),
+        ("portpicker", "usage: manymap portpicker"),
+        ("serialize", "usage:"),
+    ],
+)
+def test_hand_over_to_the_package_commands(command: str, usage: str) -> None:
+    result = run(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(usage)
+
+
+def test_hand_over_runs_the_package_command() -> None:
+    ports = run("portpicker", "--count", "3")
+    assert ports.returncode == 0, ports.stderr
+    assert len(set(map(int, ports.stdout.split()))) == 3
+    checked = run("serialize", "check", "math:sqrt")
+    assert checked.returncode == 0, checked.stderr
+    assert "sqrt" in checked.stdout
+
+
+def test_server_hand_over() -> None:
+    result = run("server", "--help")
+    from importlib.metadata import entry_points
+
+    if entry_points(group="console_scripts", name="manymap-server"):
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("usage:")
+    else:
+        assert result.returncode == 2
+        assert "the manymap-server command is not installed here" in result.stderr
+        assert "Traceback" not in result.stderr

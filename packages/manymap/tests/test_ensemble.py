@@ -1,0 +1,50 @@
+"""An optimisation ensemble: scipy.optimize from many starting points, mapped over the local pools.
+
+The same user code runs on every pool, pathos style: only the map object changes.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize, rosen, rosen_der
+
+from manymap.maps import Amap, Map, Uimap
+from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
+
+
+def solve(start: Any) -> tuple[float, list[float]]:
+    result = minimize(rosen, np.asarray(start), jac=rosen_der, method="BFGS", options={"gtol": 1e-8})
+    return float(result.fun), [float(v) for v in result.x]
+
+
+STARTS = [np.random.default_rng(seed).uniform(-2.0, 2.0, size=4) for seed in range(24)]
+
+
+@pytest.mark.parametrize(
+    "map_object",
+    [Map(SerialPool), Map(ThreadPool, 4, join=True), Map(ProcessPool, 4, clear=True)],
+    ids=["serial", "thread", "process"],
+)
+def test_ensemble_finds_the_minimum_from_every_start(map_object: Map) -> None:
+    results = map_object(solve, STARTS)
+    assert len(results) == len(STARTS)
+    reference = [solve(start) for start in STARTS]
+    assert results == reference, "the pool gives exactly what the serial loop gives"
+    best_value, best_x = min(results)
+    assert best_value < 1e-10
+    np.testing.assert_allclose(best_x, [1.0, 1.0, 1.0, 1.0], atol=1e-5)
+    map_object.clear()
+
+
+def test_ensemble_of_scipy_itself_on_the_async_and_unordered_maps() -> None:
+    """No user function at all: a partial of scipy.optimize.minimize is the task."""
+    task = functools.partial(minimize, rosen, jac=rosen_der, method="BFGS")
+    pending = Amap(ProcessPool, 4, clear=True)(task, STARTS)
+    values = [float(result.fun) for result in pending.get(120)]
+    assert min(values) < 1e-8
+    with Uimap(ProcessPool, 4) as unordered:
+        assert sorted(float(r.fun) for r in unordered(task, STARTS)) == sorted(values)
