@@ -55,7 +55,8 @@ def test_progress_bar_falls_back_to_text_without_tqdm(monkeypatch: pytest.Monkey
 
 
 def test_progress_bar_uses_tqdm_when_installed(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("tqdm", reason="the tqdm bar needs tqdm (the [progress] extra)")
+    import tqdm  # noqa: F401 - the test session installs the [progress] extra
+
     bar = progress_bar(2, "demo")
     assert not isinstance(bar, TextProgressBar)
     bar(event(EventKind.FINISHED))

@@ -14,14 +14,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from pool_helpers import configure, configured, inner_process_map
 
 from manymap.launcher import PoolClosedError
 from manymap.launcher.testing import eventually, hang_guard, live_children
 from manymap.pools.local import ProcessPool, ThreadPool, random_seed, random_state
-
-np = pytest.importorskip("numpy", reason="the shared-memory tests move numpy arrays")
 
 
 @pytest.fixture(autouse=True)
