@@ -8,3 +8,9 @@ as ``sys.executable -m manymap.pools.rpc``: the hosts share this filesystem.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# ``rpc_helpers`` importable by name (pytest runs with --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).parent))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import secrets
 import select
@@ -128,7 +129,10 @@ class LocalNode(Node):
     def start(self) -> None:
         command = [sys.executable, "-m", "manymap.pools.rpc", "--secret-file", "-", "--workers"]
         command += [str(self.workers), "--max-connections", "4096"]
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        # The local workers import what this process can: its sys.path, as a forked worker would.
+        path = os.pathsep.join(entry for entry in sys.path if entry and os.path.isdir(entry))
+        env = {**os.environ, "PYTHONPATH": path}
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         assert self.process.stdout is not None
         assert self.process.stdin is not None
         ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)

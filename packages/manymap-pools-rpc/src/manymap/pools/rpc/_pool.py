@@ -41,12 +41,14 @@ import select
 import socket
 import sys
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from manymap.launcher import (
     AbstractWorkerPool,
+    AuthenticationError,
     Batch,
     ConnectionLostError,
     SerializationError,
@@ -68,6 +70,7 @@ _TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _FRAME_LIMIT = 1 << 31  # bytes of one result frame
 _BATCH_SECONDS = 0.002  # seconds of work an automatic batch of known-cheap tasks aims at
 _LAZY_BATCH_CAP = 128
+_BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
 
 
 class _Slot:
@@ -152,12 +155,14 @@ class ParallelPool(AbstractWorkerPool):
         self._remote: list[Node] = []
         self._local: LocalNode | None = None
         self._down: dict[str, str] = {}
+        self._errors: list[BaseException] = []
         self._manager: threading.Thread | None = None
         self._wake_fds: tuple[int, int] | None = None
         self._closing = False
         self._killing = False
         self._doomed: set[Job] = set()
         self._stopping: set[_Slot] = set()  # slots to close: timeouts and interrupts
+        self._orphans: list[Batch] = []  # batches whose server went away, to run again
         self._slot_lock = threading.Lock()
 
     # ---------------------------------------------------------------- info
@@ -212,7 +217,9 @@ class ParallelPool(AbstractWorkerPool):
 
     def _start_workers(self) -> None:
         self._closing = self._killing = False
+        self._orphans = []
         self._down = {}
+        self._errors = []
         nodes: list[Node] = [
             parse_server(
                 spec,
@@ -241,7 +248,9 @@ class ParallelPool(AbstractWorkerPool):
             )
         if not self._slots:
             why = "; ".join(f"{label}: {reason}" for label, reason in self._down.items())
-            error = ConnectionLostError(f"ParallelPool has no usable node ({why})")
+            refused = self._errors and all(isinstance(e, AuthenticationError) for e in self._errors)
+            kind = AuthenticationError if refused else ConnectionLostError
+            error = kind(f"ParallelPool has no usable node ({why})")
             self._stop_nodes()
             with self._lock:
                 self._state = "terminated"
@@ -266,6 +275,7 @@ class ParallelPool(AbstractWorkerPool):
                 slots.append(_Slot(node, *node.connect()))
         except Exception as error:
             self._down[node.label] = _why(error)
+            self._errors.append(error)
             with contextlib.suppress(Exception):
                 for slot in locals().get("slots", []):
                     slot.close()
@@ -354,7 +364,7 @@ class ParallelPool(AbstractWorkerPool):
             stopping, self._stopping = self._stopping, set()
         for slot in stopping:
             if slot in self._slots:
-                self._reap(slot, "its connection was closed to stop a task")
+                self._reap(slot, "its connection was closed to stop a task", stopped=True)
 
     def _staff(self) -> None:
         """Open or close local connections so that ``nodes`` of them serve."""
@@ -373,6 +383,8 @@ class ParallelPool(AbstractWorkerPool):
             self._local = node
         for _ in range(want - len(local)):
             assert self._local is not None
+            if self._local.label in self._down:
+                break
             if not self._replace(self._local):
                 break
         for slot in local[want:]:
@@ -381,20 +393,27 @@ class ParallelPool(AbstractWorkerPool):
 
     def _replace(self, node: Node) -> bool:
         """Open one more connection to ``node``; False (and the node dropped) if it fails."""
-        try:
-            slot = _Slot(node, *node.connect())
-        except ServerBusy:
-            return False
-        except Exception as error:
-            if node.label not in self._down:
-                self._down[node.label] = _why(error)
-                warnings.warn(
-                    f"ParallelPool: server {node.label} is lost: {_why(error)}; "
-                    "its share of the work goes to the other nodes",
-                    RuntimeWarning,
-                    stacklevel=1,
-                )
-            return False
+        deadline = time.monotonic() + _BUSY_WAIT
+        while True:
+            try:
+                slot = _Slot(node, *node.connect())
+                break
+            except ServerBusy:
+                # The server has not yet seen the end of the connection this one
+                # replaces: it frees that place within moments.
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.02)
+            except Exception as error:
+                if node.label not in self._down:
+                    self._down[node.label] = _why(error)
+                    warnings.warn(
+                        f"ParallelPool: server {node.label} is lost: {_why(error)}; "
+                        "its share of the work goes to the other nodes",
+                        RuntimeWarning,
+                        stacklevel=1,
+                    )
+                return False
         with self._slot_lock:
             self._slots.append(slot)
         return True
@@ -411,7 +430,7 @@ class ParallelPool(AbstractWorkerPool):
         with self._slot_lock:
             idle = [slot for slot in self._slots if slot.batch is None]
         for slot in idle:
-            batch = self._take_batch()
+            batch = self._orphans.pop(0) if self._orphans else self._take_batch()
             if batch is None:
                 return
             self._send(slot, batch)
@@ -495,25 +514,38 @@ class ParallelPool(AbstractWorkerPool):
             return True
         return False  # not this protocol
 
-    def _reap(self, slot: _Slot, reason: str) -> None:
-        """``slot``'s connection is gone or closed: lose its batch, open a replacement."""
+    def _reap(self, slot: _Slot, reason: str, *, stopped: bool = False) -> None:
+        """``slot``'s connection is gone or closed: re-run or lose its batch, open a replacement.
+
+        A batch whose connection was closed to stop it (``stopped``) is lost.
+        One whose server went away is no fault of its tasks: it runs again,
+        uncharged, on the next idle worker of any node.
+        """
         self._forget(slot)
         batch, slot.batch = slot.batch, None
         if batch is not None:
-            batch.lose(f"{reason} ({slot.node.label})")
-        if self._closing or self._killing:
+            if stopped or batch.settled or self._closing or self._killing:
+                batch.lose(f"{reason} ({slot.node.label})")
+            else:
+                self._orphans.append(batch)
+        if self._killing:
             return
-        if isinstance(slot.node, LocalNode):
-            return  # _staff opens local connections as needed
-        if slot.node.label not in self._down:
+        if slot.node.label not in self._down and not (self._closing and self._draining):
             self._replace(slot.node)
         with self._slot_lock:
             alive = bool(self._slots)
-        if not alive and not self.nodes:
+        if not alive:
             lost = "; ".join(f"{label}: {why}" for label, why in self._down.items()) or reason
-            self._break(WorkerLostError(f"ParallelPool: every server is gone ({lost})"))
+            error = WorkerLostError(f"ParallelPool: every server is gone ({lost})")
+            orphans, self._orphans = self._orphans, []
+            for batch in orphans:
+                batch.lose(f"{reason} ({lost})")
+            self._break(error)
 
     def _stop_all(self) -> None:
+        orphans, self._orphans = self._orphans, []
+        for batch in orphans:
+            batch.lose("the pool was terminated before it could run again")
         with self._slot_lock:
             slots, self._slots = list(self._slots), []
         for slot in slots:

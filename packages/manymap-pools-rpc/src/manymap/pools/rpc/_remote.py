@@ -14,7 +14,9 @@ value or exception that cannot be serialized fails its task instead.
 
 from __future__ import annotations
 
+import io
 import struct
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -37,6 +39,7 @@ _functions: dict[int, Callable[..., Any] | TaskFailure] = {}
 
 def run_batch(payload: bytes) -> bytes:
     """Run one batch (in a ppft worker) and return its serialized outcome."""
+    _rewind_output()
     key, star, size = KEY.unpack_from(payload)
     start = KEY.size
     if size:
@@ -60,6 +63,18 @@ def run_batch(payload: bytes) -> bytes:
         else:
             values, failures = run_calls(function, items, star=star, kwargs=kwargs)
     return encode_results(values, failures)
+
+
+def _rewind_output() -> None:
+    """Write the task's output from the start of ppft's buffer.
+
+    ppft empties its stdout buffer after each job with ``truncate(0)`` but
+    leaves the position at the old end, so the next job's output would begin
+    with that many NUL characters.
+    """
+    out = sys.stdout
+    if isinstance(out, io.StringIO) and not out.getvalue():
+        out.seek(0)
 
 
 def encode_results(values: list[Any] | None, failures: dict[int, TaskFailure]) -> bytes:

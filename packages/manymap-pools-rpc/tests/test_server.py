@@ -1,0 +1,185 @@
+"""manymap-server: the CLI, and hostile input (wrong secret, garbage, port scans,
+oversized frames, half-open connections) dropped while other clients are served."""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rpc_helpers import WAIT, ServerProcess, closed_by_peer
+
+from manymap.launcher import AuthenticationError
+from manymap.pools.rpc import ParallelPool, RPCServer
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path, "--auth-timeout", "2")
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def serves(server: ServerProcess) -> bool:
+    """A real client gets its work done on ``server``."""
+    with ParallelPool(0, servers=[server.address], secret=server.secret) as pool:
+        return pool.map(lambda x: x + 1, range(20)) == list(range(1, 21))
+
+
+def test_first_line_is_the_port_and_the_pid_file_is_written(server: ServerProcess) -> None:
+    assert 0 < server.port < 65536
+    assert int(server.pid_file.read_text()) == server.process.pid
+    assert serves(server)
+
+
+def test_binds_the_loopback_only_by_default() -> None:
+    server = RPCServer(workers=1)
+    try:
+        assert server._listener.getsockname()[0] == "127.0.0.1"
+    finally:
+        server._listener.close()
+
+
+def test_warns_when_bound_elsewhere(tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text("x\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "manymap.pools.rpc",
+            "--bind",
+            "0.0.0.0",
+            "--secret-file",
+            str(secret),
+            "--idle-timeout",
+            "0.1",
+            "--workers",
+            "1",
+        ],
+        capture_output=True,
+        timeout=WAIT,
+        check=True,
+    )
+    assert b"not only on the loopback" in result.stderr
+    assert result.stdout.strip().isdigit()
+
+
+def test_secret_from_stdin_never_on_the_command_line_and_stops_at_end_of_stdin() -> None:
+    secret = os.urandom(32).hex()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "manymap.pools.rpc", "--secret-file", "-", "--workers", "1"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        ready, _, _ = select.select([process.stdout], [], [], WAIT)
+        assert ready
+        port = int(process.stdout.readline())
+        process.stdin.write(secret.encode() + b"\n")
+        process.stdin.flush()
+        assert secret.encode() not in Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        with ParallelPool(0, servers=[f"127.0.0.1:{port}"], secret=secret) as pool:
+            assert pool.pipe(lambda: "remote") == "remote"
+        process.stdin.close()  # what a dropped ssh connection does
+        assert process.wait(WAIT) == 0
+    finally:
+        process.kill()
+        process.wait(WAIT)
+        process.stdout.close()
+
+
+def test_generates_a_secret_when_none_is_given() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "manymap.pools.rpc", "--workers", "1", "--idle-timeout", "30"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    try:
+        port = int(process.stdout.readline())
+        line = process.stderr.readline().decode()
+        assert line.startswith("manymap-server: secret ")
+        secret = line.split()[-1]
+        assert len(bytes.fromhex(secret)) == 32  # 256 bits
+        with ParallelPool(0, servers=[f"127.0.0.1:{port}"], secret=secret) as pool:
+            assert pool.pipe(abs, -3) == 3
+    finally:
+        process.terminate()
+        process.wait(WAIT)
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_idle_timeout_stops_the_server(tmp_path: Path) -> None:
+    process = ServerProcess(tmp_path, "--idle-timeout", "0.5")
+    try:
+        assert process.process.wait(WAIT) == 0
+        assert not process.pid_file.exists()
+    finally:
+        process.stop()
+
+
+def test_wrong_secret_is_an_authentication_error_and_others_are_served(server: ServerProcess) -> None:
+    pool = ParallelPool(0, servers=[server.address], secret="not the secret")
+    with (
+        pytest.warns(RuntimeWarning, match=rf"server {server.address} is not used"),
+        pytest.raises(AuthenticationError, match=rf"{server.address}.*wrong secret"),
+    ):
+        pool.map(abs, range(3))
+    pool.join()
+    assert serves(server)
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        pytest.param(os.urandom(4096), id="garbage"),
+        pytest.param(struct.pack("!Q", 1 << 40) + b"x" * 100, id="oversized-frame"),
+        pytest.param(struct.pack("!Q", 64) + b"0" * 64, id="bad-answer"),
+    ],
+)
+def test_hostile_bytes_drop_that_connection_only(server: ServerProcess, hostile: bytes) -> None:
+    with server.connect() as intruder:
+        intruder.sendall(hostile)
+        assert closed_by_peer(intruder)
+    assert serves(server)
+
+
+def test_port_scan(server: ServerProcess) -> None:
+    for _ in range(50):
+        with server.connect():
+            pass
+    with socket.socket() as sock:  # a reset instead of a close
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.connect(("127.0.0.1", server.port))
+    assert serves(server)
+
+
+def test_half_open_connection_is_dropped_and_does_not_block_others(server: ServerProcess) -> None:
+    with server.connect() as silent:
+        assert serves(server)  # while the silent one is open
+        assert closed_by_peer(silent, timeout=WAIT)  # the auth timeout (2 s) drops it
+
+
+def test_a_closed_client_kills_its_running_task(server: ServerProcess) -> None:
+    pool = ParallelPool(0, servers=[server.address], secret=server.secret, timeout=1)
+    try:
+        with pytest.raises(TimeoutError):
+            pool.pipe(__import__("time").sleep, 60)
+        assert pool.pipe(abs, -1) == 1
+    finally:
+        pool.terminate()
+        pool.join()
