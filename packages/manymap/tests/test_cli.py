@@ -161,7 +161,7 @@ def test_map_reports_a_failing_task(workdir: Path) -> None:
         (["math:nothing"], "math has no attribute 'nothing'"),
         (["math:pi"], "is not callable"),
         (["math:sqrt", "--star"], "--star needs --json"),
-        (["math:sqrt", "--servers", "h:1"], "--servers is for --pool parallel"),
+        (["math:sqrt", "--servers", "h:1"], "--servers and --secret-file are for --pool parallel"),
         (["math:sqrt", "--json"], "input line 1 is not JSON"),
         (["math:sqrt", "-n", "0"], "must be a positive integer"),
         (["math:sqrt", "-i", "/nonexistent/in.txt"], "cannot read /nonexistent/in.txt"),
@@ -173,15 +173,19 @@ def test_map_usage_errors(args: list[str], message: str) -> None:
     assert message in result.stderr
 
 
-def test_map_on_the_parallel_pool() -> None:
+def test_map_on_the_parallel_pool(tmp_path: Path) -> None:
     result = run("map", "math:factorial", "--json", "--pool", "parallel", "-n", "2", input="3\n4\n")
-    if rpc_available():
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["6", "24"]
+    from manymap.core import serve
+
+    with serve(workers=2) as server:
+        secret = tmp_path / "secret"
+        secret.write_text(server.secret + "\n")
+        args = ["--pool", "parallel", "--servers", server.address, "--secret-file", str(secret)]
+        result = run("map", "math:factorial", "--json", *args, input="5\n6\n")
         assert result.returncode == 0, result.stderr
-        assert result.stdout.split() == ["6", "24"]
-    else:
-        assert result.returncode == 2
-        assert "--pool parallel: manymap-pools-rpc provides no ParallelPool" in result.stderr
-        assert "Traceback" not in result.stderr
+        assert result.stdout.split() == ["120", "720"]
 
 
 @pytest.mark.parametrize(

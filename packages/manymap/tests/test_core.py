@@ -15,7 +15,6 @@ import pytest
 from manymap_testhosts import ECHO_SERVER, SSHServer, process_gone, wait_until
 
 from manymap import core
-from manymap._rpc import RpcUnavailableError, rpc_available
 from manymap.hosts import Host
 from manymap.launcher import ResultTimeoutError
 from manymap.portpicker import is_port_free
@@ -122,16 +121,27 @@ def test_local_copy_and_randomport(tmp_path: Path) -> None:
     assert is_port_free(port)
 
 
-def test_serve_says_clearly_what_it_lacks() -> None:
-    """Without manymap-pools-rpc's ParallelPool, a clear error; with it, NotImplementedError (to wire)."""
-    if rpc_available():
-        with pytest.raises(NotImplementedError, match="not wired to manymap-server yet"):
-            core.serve()
-    else:
-        with pytest.raises(
-            RpcUnavailableError, match=r"manymap\.core\.serve needs manymap\.pools\.rpc\.ParallelPool"
-        ):
-            core.serve()
+def test_serve_locally_and_map_through_the_server() -> None:
+    from manymap.pools.rpc import ParallelPool
+
+    with core.serve(workers=2) as server:
+        pid = server.pid()
+        assert pid is not None
+        assert server.running()
+        assert len(server.secret) == 64
+        assert server.secret not in " ".join(Path(f"/proc/{pid}/cmdline").read_text().split("\0"))
+        with ParallelPool(0, servers=[server.address], secret=server.secret) as pool:
+            assert pool.map(lambda x: (x * x, os.getpid()), range(6))[-1][0] == 25
+            assert {p for _, p in pool.map(lambda x: (x, os.getpid()), range(20))}.isdisjoint({os.getpid()})
+    wait_until(lambda: process_gone(pid), 30, "the server stopped")
+    assert not server.running()
+
+
+def test_serve_with_a_wrong_interpreter_says_why(node: Host) -> None:
+    with pytest.raises(FileNotFoundError, match="/nonexistent/python3"):
+        core.serve(python="/nonexistent/python3", timeout=30)
+    with pytest.raises(RuntimeError, match=r"manymap-server on test-node did not start: b'' .*nonexistent"):
+        core.serve("test-node", python="/nonexistent/python3", timeout=30)
 
 
 # ------------------------------------------------------------- the sshd
@@ -208,3 +218,19 @@ def test_randomport_on_the_host(node: Host) -> None:
     port = core.randomport("test-node")
     assert 0 < port < 65536
     assert is_port_free(port), "the sshd host shares this machine's loopback"
+
+
+def test_serve_on_the_host_and_reach_it_through_a_tunnel(node: Host) -> None:
+    from manymap.pools.rpc import ParallelPool
+
+    server = core.serve("test-node", python=PY, workers=2)
+    pid = server.pid()
+    assert pid is not None
+    try:
+        with core.connect("test-node", server.port) as tunnel:
+            address = f"127.0.0.1:{tunnel.local_port}"
+            with ParallelPool(0, servers=[address], secret=server.secret) as pool:
+                assert pool.map(lambda x: x + 1, range(10)) == list(range(1, 11))
+    finally:
+        server.stop()
+    wait_until(lambda: process_gone(pid), 30, "the remote server stopped")

@@ -39,7 +39,7 @@ _EPILOG = """\
 examples:
   manymap demo
   manymap info
-  seq 10 | manymap map math:factorial --pool process -n 4
+  seq 10 | manymap map math:factorial --json --pool process -n 4
   printf '[2, 10]\\n[3, 4]\\n' | manymap map builtins:pow --json --star
   manymap connect HOST --remote-port 8080      (= manymap-connect ...)
 
@@ -100,12 +100,24 @@ def build_parser() -> argparse.ArgumentParser:
         default="process",
         help="the pool to run on (default process; parallel needs manymap-pools-rpc)",
     )
-    mapper.add_argument("-n", "--workers", type=_positive, default=None, help="workers (default: cores)")
+    mapper.add_argument(
+        "-n",
+        "--workers",
+        type=_positive,
+        default=None,
+        help="workers (default: cores); with --servers, local workers besides the servers' (default none)",
+    )
     mapper.add_argument(
         "--servers",
         nargs="+",
         metavar="SERVER",
-        help="RPC servers for --pool parallel: host:port of running servers, or ssh hosts",
+        help="RPC servers for --pool parallel: host:port of running manymap-servers (with --secret-file), "
+        "or ssh hosts (ssh://user@host or an ssh_config name) on which the pool starts its own",
+    )
+    mapper.add_argument(
+        "--secret-file",
+        metavar="FILE",
+        help="the secret of the host:port servers of --servers (never on the command line)",
     )
     mapper.add_argument(
         "-i", "--input", metavar="FILE", help="read the input lines from FILE instead of stdin"
@@ -243,7 +255,21 @@ def _demo(tasks: int, size: int, workers: int | None) -> int:
     if rpc is None:
         rows.append(("ParallelPool", "-", "-", f"not available: {RPC_MISSING}"))
     else:
-        run("ParallelPool", workers, lambda: rpc.ParallelPool(workers))
+        # A local manymap-server on 127.0.0.1, reached through the pool as a remote one would be.
+        from manymap.core import serve
+
+        try:
+            server = serve(workers=workers, timeout=60)
+        except Exception as exc:
+            ok = False
+            rows.append(("ParallelPool", str(workers), "-", f"FAILED to start manymap-server: {exc}"))
+        else:
+            with server:
+                run(
+                    "ParallelPool",
+                    workers,
+                    lambda: rpc.ParallelPool(0, servers=[server.address], secret=server.secret),
+                )
     header = ("pool", "workers", "seconds", "result")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
     print()
@@ -369,14 +395,21 @@ def _read_items(args: argparse.Namespace) -> list[Any]:
 
 
 def _make_pool(args: argparse.Namespace) -> Any:
-    if args.servers and args.pool != "parallel":
-        raise _UsageError("--servers is for --pool parallel")
+    if (args.servers or args.secret_file) and args.pool != "parallel":
+        raise _UsageError("--servers and --secret-file are for --pool parallel")
     if args.pool == "parallel":
         rpc = rpc_module()
         if rpc is None:
             raise _UsageError(f"--pool parallel: {RPC_MISSING}; use --pool process, thread or serial")
         if args.servers:
-            return rpc.ParallelPool(args.workers, servers=tuple(args.servers))
+            secret = None
+            if args.secret_file is not None:
+                try:
+                    with open(args.secret_file, encoding="utf-8") as file:
+                        secret = file.read().strip()
+                except OSError as exc:
+                    raise _UsageError(f"cannot read {args.secret_file}: {exc}") from exc
+            return rpc.ParallelPool(args.workers or 0, servers=tuple(args.servers), secret=secret)
         return rpc.ParallelPool(args.workers)
     from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
 

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
 import shutil
 import signal
 import subprocess
+import sys
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,7 @@ from manymap.secure import (
 
 __all__ = [
     "LocalPipe",
+    "Server",
     "connect",
     "copy",
     "execute",
@@ -68,6 +72,7 @@ class LocalPipe(AbstractLauncher):
         env: environment variables added to this process's environment.
         cwd: the directory to run in.
         input: bytes (or text) written to stdin, then end-of-file.
+        stdin_open: keep stdin open after ``input``, until :meth:`close_stdin` or :meth:`response`.
         background: the command's output goes to ``log`` (default ``/dev/null``) instead of
             being captured.
         log: file for a background command's stdout and stderr.
@@ -80,9 +85,12 @@ class LocalPipe(AbstractLauncher):
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         input: bytes | str | None = None,
+        stdin_open: bool = False,
         background: bool = False,
         log: str | os.PathLike[str] | None = None,
     ) -> None:
+        if background and (input is not None or stdin_open):
+            raise ValueError("a background command has no stdin (input / stdin_open)")
         if isinstance(command, str):
             if not command.strip():
                 raise ValueError("empty command")
@@ -100,6 +108,9 @@ class LocalPipe(AbstractLauncher):
         self._cwd = cwd
         self._input = input.encode() if isinstance(input, str) else input
         self._log = log
+        self._stdin_open = stdin_open
+        self._head = b""  # stdout read by readline() and not returned yet
+        self._read = bytearray()  # stdout read by readline(), for the result
         self._process: subprocess.Popen[bytes] | None = None
         self._result: CommandResult | None = None
         self._lock = threading.Lock()
@@ -117,7 +128,7 @@ class LocalPipe(AbstractLauncher):
             self._process = subprocess.Popen(
                 self._argv,
                 shell=isinstance(self._argv, str),
-                stdin=subprocess.PIPE if self._input is not None else subprocess.DEVNULL,
+                stdin=subprocess.PIPE if self._input is not None or self._stdin_open else subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT if self.background else subprocess.PIPE,
                 cwd=self._cwd,
@@ -127,6 +138,46 @@ class LocalPipe(AbstractLauncher):
         finally:
             if self.background and self._log is not None:
                 out.close()
+        if self._stdin_open and self._process.stdin is not None:
+            if self._input:
+                self._process.stdin.write(self._input)
+            self._process.stdin.flush()
+            self._input = None
+
+    def close_stdin(self) -> None:
+        """Send end-of-file to the command's stdin."""
+        process = self._process
+        if process is not None and process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+            process.stdin = None  # communicate() must not touch it again
+
+    def readline(self, timeout: float | None = None) -> bytes:
+        """The next line of stdout (with its newline), ``b""`` once stdout ended.
+
+        Raises:
+            ResultTimeoutError: no full line arrived within ``timeout`` seconds.
+        """
+        process = self._process
+        if process is None or process.stdout is None:
+            raise RuntimeError(f"{self!r} is not launched in the foreground")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = process.stdout.fileno()
+        while b"\n" not in self._head:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise ResultTimeoutError(f"localhost: no line on stdout of {self.command!r} in {timeout:g} s")
+            ready, _, _ = select.select([fd], [], [], 1.0 if remaining is None else min(remaining, 1.0))
+            if not ready:
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                line, self._head = self._head, b""
+                return line
+            self._read += chunk
+            self._head += chunk
+        line, _, self._head = self._head.partition(b"\n")
+        return line + b"\n"
 
     def response(self, timeout: float | None = None) -> CommandResult:
         """Wait at most ``timeout`` seconds for the command to end; its result.
@@ -139,6 +190,8 @@ class LocalPipe(AbstractLauncher):
             raise RuntimeError(f"{self!r} is not launched")
         with self._lock:
             if self._result is None:
+                if self._input is None:
+                    self.close_stdin()
                 try:
                     stdout, stderr = process.communicate(self._input, timeout=timeout)
                 except subprocess.TimeoutExpired:
@@ -150,7 +203,7 @@ class LocalPipe(AbstractLauncher):
                     "localhost",
                     0,
                     process.returncode,
-                    stdout or b"",
+                    bytes(self._read) + (stdout or b""),
                     stderr or b"",
                     process.pid,
                 )
@@ -516,14 +569,129 @@ def connect(
     return tunnel
 
 
-def serve(host: HostLike | None = None, port: int | None = None, **options: Any) -> Any:
+class Server:
+    """A ``manymap-server`` started by :func:`serve`; :meth:`stop` (or ``with``) stops it.
+
+    Attributes:
+        host: where it runs (``None``: this machine).
+        port: its port on that host's loopback.
+        secret: the secret its clients authenticate with (it never was on a command line).
+        launcher: the :class:`LocalPipe` or :class:`~manymap.secure.Pipe` running it.
+    """
+
+    def __init__(self, host: HostLike | None, port: int, secret: str, launcher: LocalPipe | Pipe) -> None:
+        self.host = host
+        self.port = port
+        self.secret = secret
+        self.launcher = launcher
+
+    @property
+    def address(self) -> str:
+        """``127.0.0.1:port``: where a local server is reached (for a remote one, tunnel to ``port``)."""
+        return f"127.0.0.1:{self.port}"
+
+    def running(self) -> bool:
+        """Whether the server process is still there."""
+        return self.launcher.running()
+
+    def pid(self) -> int | None:
+        """The server's pid on its host."""
+        return self.launcher.pid()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server: end its stdin (it stops at end of input), then kill what is left."""
+        launcher = self.launcher
+        launcher.close_stdin()
+        try:
+            launcher.response(timeout)
+        except ResultTimeoutError:
+            launcher.kill()
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = "localhost" if self.host is None else str(self.host)
+        return f"<Server {where} port={self.port} pid={self.pid()}>"
+
+
+def serve(
+    host: HostLike | None = None,
+    port: int | None = None,
+    *,
+    workers: int | None = None,
+    python: str | None = None,
+    secret: str | None = None,
+    timeout: float = 60.0,
+    **overrides: Any,
+) -> Server:
     """Start ``manymap-server`` on ``host`` (this machine when ``None``); returns a handle that stops it.
 
-    As ``pathos.core.serve``. Needs manymap-pools-rpc's ``ParallelPool`` and
-    ``manymap-server``.
+    As ``pathos.core.serve``, securely: the server listens on the host's
+    127.0.0.1 only, its secret goes to it over its stdin (never on a command
+    line), and it stops when its stdin ends, i.e. with :meth:`Server.stop` or
+    when this process or the ssh connection is gone. Reach a local server with
+    ``ParallelPool(0, servers=[server.address], secret=server.secret)``; a remote
+    one through ``connect(host, server.port)``, or let ``ParallelPool(servers=
+    ["ssh://host"])`` start its own.
+
+    Args:
+        host: a registered host name, an ssh spec, a profile, or ``None``.
+        port: the port to listen on (``None``: a free one).
+        workers: its ppft workers (``None``: the host's registered ``workers``, else its cores).
+        python: the interpreter with manymap-pools-rpc installed (default: this one locally,
+            the registered host's ``python`` or ``python3`` remotely).
+        secret: the secret (default: 256 random bits).
+        timeout: seconds to wait for the server to say its port.
+        **overrides: :func:`manymap.secure.resolve` options for a remote host.
 
     Raises:
         RpcUnavailableError: manymap-pools-rpc has no ``ParallelPool`` in this installation.
+        ResultTimeoutError: the server did not start within ``timeout`` (it is killed).
+        RuntimeError: the server exited before saying its port (its stderr is in the message).
     """
     require_rpc("manymap.core.serve")
-    raise NotImplementedError("manymap.core.serve is not wired to manymap-server yet")
+    import secrets as _secrets
+
+    secret = secret or _secrets.token_hex(32)
+    registered = None if host is None else _hosts.registry().lookup(host)
+    if workers is None and registered is not None:
+        workers = registered.workers
+    interpreter = python or (registered.python if registered is not None else None)
+    argv = [interpreter or (sys.executable if host is None else "python3"), "-m", "manymap.pools.rpc"]
+    argv += ["--port", str(port or 0), "--secret-file", "-"]
+    if workers is not None:
+        argv += ["--workers", str(int(workers))]
+    launcher: LocalPipe | Pipe
+    if host is None:
+        launcher = LocalPipe(argv, input=secret + "\n", stdin_open=True)
+        launcher.launch()
+    else:
+        target, registered = _target(host)
+        launcher = Pipe(
+            target,
+            argv,
+            env=dict(registered.env) if registered is not None and registered.env else None,
+            input=secret + "\n",
+            stdin_open=True,
+            **overrides,
+        )
+        launcher.launch()
+    try:
+        line = launcher.readline(timeout)
+    except BaseException:
+        launcher.kill()
+        raise
+    if not line.strip().isdigit():
+        try:
+            result = launcher.response(timeout)
+            stderr = result.stderr_text.strip()
+        except ResultTimeoutError:
+            launcher.kill()
+            stderr = ""
+        where = "localhost" if host is None else str(host)
+        raise RuntimeError(f"manymap-server on {where} did not start: {line!r} {stderr}".strip())
+    return Server(host, int(line), secret, launcher)
