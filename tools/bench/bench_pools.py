@@ -332,10 +332,89 @@ def _manymap_serial() -> Contender:
     return _manymap(SERIAL, "SerialPool")
 
 
-# Hook for manymap-pools-rpc (issue 6): register "manymap-parallel" (local ppft
-# workers), "manymap-parallel-ssh" (a server through the loopback ssh tunnel;
-# raise Unavailable when no sshd can be started) and "pathos-parallel" here,
-# with their targets in TARGETS below.
+# manymap-pools-rpc (issue 6): ParallelPool with local ppft workers, ParallelPool on a
+# manymap-server reached through an ssh tunnel to this machine, and pathos' ParallelPool.
+
+_RPC_VERSIONS = ("manymap-pools-rpc", "manymap-launcher", "manymap-serialize", "ppft")
+
+
+def _manymap_parallel_pool(key: str, label: str, short: str, make: Callable[[int], Pool]) -> Contender:
+    return Contender(
+        key=key,
+        label=label,
+        short=short,
+        make=make,
+        map=_pathos_like_map,
+        call=_pipe,
+        close=_close_join,
+        kill=lambda pool: pool.terminate(),
+        versions={name: _version(name) for name in _RPC_VERSIONS},
+    )
+
+
+@contender("manymap-parallel")
+def _manymap_parallel() -> Contender:
+    rpc = _import("manymap.pools.rpc")
+    return _manymap_parallel_pool(
+        "manymap-parallel", "manymap `ParallelPool`", "manymap ParallelPool", lambda n: rpc.ParallelPool(n)
+    )
+
+
+_SSH_HOST: list[tuple[str, str | None]] = []  # (host, ssh_config) of the ssh contender, found once
+
+
+def _ssh_host() -> tuple[str, str | None]:
+    """The ssh host of ``manymap-parallel-ssh``: ``$MANYMAP_BENCH_SSH_HOST`` (with
+    ``$MANYMAP_BENCH_SSH_CONFIG``), else a private sshd on 127.0.0.1 from the
+    monorepo's test fixtures (tools/testhosts), stopped at exit."""
+    if _SSH_HOST:
+        return _SSH_HOST[0]
+    host = os.environ.get("MANYMAP_BENCH_SSH_HOST")
+    if host:
+        _SSH_HOST.append((host, os.environ.get("MANYMAP_BENCH_SSH_CONFIG")))
+        return _SSH_HOST[0]
+    testhosts = _import("manymap_testhosts")
+    import atexit
+    import tempfile
+
+    directory = Path(tempfile.mkdtemp(prefix="manymap-bench-sshd-"))
+    try:
+        server = testhosts.SSHServer(directory / "sshd", testhosts.Keyring(directory / "keys"))
+        server.start()
+    except Exception as exc:
+        shutil.rmtree(directory, ignore_errors=True)
+        raise Unavailable(f"no sshd to tunnel through: {exc}") from exc
+
+    def stop() -> None:
+        server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    atexit.register(stop)
+    _SSH_HOST.append((server.alias, str(server.ssh_config)))
+    return _SSH_HOST[0]
+
+
+@contender("manymap-parallel-ssh")
+def _manymap_parallel_ssh() -> Contender:
+    rpc = _import("manymap.pools.rpc")
+    host, ssh_config = _ssh_host()
+
+    def make(n: int) -> Pool:
+        return rpc.ParallelPool(
+            0, servers=[host], ssh_config=ssh_config, python=sys.executable, server_workers=n
+        )
+
+    return _manymap_parallel_pool(
+        "manymap-parallel-ssh",
+        "manymap `ParallelPool` (server over an ssh tunnel)",
+        "manymap ParallelPool via ssh",
+        make,
+    )
+
+
+@contender("pathos-parallel")
+def _pathos_parallel() -> Contender:
+    return _pathos("pathos-parallel", "ParallelPool")
 
 
 # --- workloads -----------------------------------------------------------------------------------------
@@ -862,6 +941,49 @@ TARGETS: list[Target] = [
         "closure per item at most 1.5x tiny per item",
         _target_closure,
         needs=("tiny",),
+    ),
+]
+
+
+def _target_parallel_tiny(s: Summary) -> tuple[bool, str] | None:
+    ratio = s.ratio("tiny", "manymap-parallel")
+    return None if ratio is None else (ratio <= 3.0, f"{ratio:.2f}x the stdlib Pool")
+
+
+def _target_parallel_latency(s: Summary) -> tuple[bool, str] | None:
+    latency = s.figure("latency", "manymap-parallel-ssh")
+    return None if latency is None else (latency < 0.001, f"{_fmt(latency)} per call")
+
+
+def _target_parallel_cpu(key: str) -> Callable[[Summary], tuple[bool, str] | None]:
+    def check(s: Summary) -> tuple[bool, str] | None:
+        over, ideal = s.over_ideal(key), s.ideal()
+        if over is None or ideal is None:
+            return None
+        return over <= 1.10, f"{over:.3f}x serial / cores ({_fmt(s.median('cpu', key))} vs {_fmt(ideal)})"
+
+    return check
+
+
+TARGETS += [
+    Target("manymap-parallel", "tiny", "tiny at most 3x the stdlib Pool", _target_parallel_tiny),
+    Target(
+        "manymap-parallel-ssh",
+        "latency",
+        "latency under 1 ms per pipe through the tunnel",
+        _target_parallel_latency,
+    ),
+    Target(
+        "manymap-parallel",
+        "cpu",
+        "cpu within 10% of serial time / cores",
+        _target_parallel_cpu("manymap-parallel"),
+    ),
+    Target(
+        "manymap-parallel-ssh",
+        "cpu",
+        "cpu within 10% of serial time / cores",
+        _target_parallel_cpu("manymap-parallel-ssh"),
     ),
 ]
 
