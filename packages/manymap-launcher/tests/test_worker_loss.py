@@ -119,8 +119,8 @@ def nap(seconds: float) -> float:
 
 
 @pytest.fixture
-def pool() -> Iterator[ForkPool]:
-    with hang_guard(120):
+def pool(request: pytest.FixtureRequest) -> Iterator[ForkPool]:
+    with hang_guard(120, capture=request.config.pluginmanager.getplugin("capturemanager")):
         pool = ForkPool(2)
         try:
             yield pool

@@ -133,8 +133,8 @@ ROWS: dict[str, tuple[Callable[[Any], Any], Any, type[BaseException] | None, str
 
 
 @pytest.fixture
-def pool() -> Iterator[ProcessPool]:
-    with hang_guard(180):
+def pool(request: pytest.FixtureRequest) -> Iterator[ProcessPool]:
+    with hang_guard(180, capture=request.config.pluginmanager.getplugin("capturemanager")):
         before = live_children()
         pool = ProcessPool(2, context="fork", timeout=3)
         try:

@@ -24,8 +24,8 @@ from manymap.pools.local import ProcessPool, ThreadPool, random_seed, random_sta
 
 
 @pytest.fixture(autouse=True)
-def _guard() -> Iterator[None]:
-    with hang_guard(180):
+def _guard(request: pytest.FixtureRequest) -> Iterator[None]:
+    with hang_guard(180, capture=request.config.pluginmanager.getplugin("capturemanager")):
         yield
 
 

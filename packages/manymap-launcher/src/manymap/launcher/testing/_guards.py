@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 __all__ = ["HANG_SECONDS", "eventually", "hang_guard", "live_children", "live_threads"]
 
@@ -24,14 +25,34 @@ HANG_SECONDS = float(os.environ.get("MANYMAP_TEST_HANG_SECONDS", "120"))
 
 
 @contextlib.contextmanager
-def hang_guard(seconds: float = HANG_SECONDS) -> Iterator[None]:
-    """Dump every thread's traceback and exit the process if the block hangs."""
-    stream = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr  # the real one, past capture
-    faulthandler.dump_traceback_later(seconds, exit=True, file=stream)
+def hang_guard(seconds: float = HANG_SECONDS, capture: Any = None) -> Iterator[None]:
+    """Dump every thread's traceback and end the process if the block hangs.
+
+    Args:
+        seconds: how long the block may take.
+        capture: pytest's capture manager (``request.config.pluginmanager
+            .getplugin("capturemanager")``), if any: it is suspended first, so
+            that the dump reaches the terminal instead of a capture file.
+    """
+    timer = threading.Timer(seconds, _hung, args=(seconds, capture))
+    timer.daemon = True
+    timer.start()
     try:
         yield
     finally:
-        faulthandler.cancel_dump_traceback_later()
+        timer.cancel()
+
+
+def _hung(seconds: float, capture: Any) -> None:
+    if capture is not None:
+        with contextlib.suppress(Exception):
+            capture.suspend_global_capture(in_=False)
+    stream = sys.__stderr__ if sys.__stderr__ is not None else sys.stderr
+    stream.write(f"\nmanymap: a test hung for {seconds:g} s; the traceback of every thread follows\n")
+    stream.flush()
+    faulthandler.dump_traceback(file=stream, all_threads=True)
+    stream.flush()
+    os._exit(1)
 
 
 def live_threads() -> set[threading.Thread]:

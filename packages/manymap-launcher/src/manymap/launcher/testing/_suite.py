@@ -76,8 +76,8 @@ class PoolConformance(abc.ABC):
     # ------------------------------------------------------------ fixtures
 
     @pytest.fixture(autouse=True)
-    def _guard(self) -> Iterator[None]:
-        with hang_guard():
+    def _guard(self, request: pytest.FixtureRequest) -> Iterator[None]:
+        with hang_guard(capture=request.config.pluginmanager.getplugin("capturemanager")):
             yield
 
     @pytest.fixture

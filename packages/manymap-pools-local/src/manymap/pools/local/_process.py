@@ -33,6 +33,7 @@ import contextlib
 import copy
 import itertools
 import os
+import selectors
 import signal
 import threading
 import weakref
@@ -41,7 +42,6 @@ from types import FrameType
 from typing import Any
 
 import multiprocess
-import multiprocess.connection
 import multiprocess.util
 
 from manymap.launcher import AbstractWorkerPool, Batch, TaskFailure, add_note
@@ -140,6 +140,7 @@ class ProcessPool(AbstractWorkerPool):
         self._function_keys: dict[bytes, int] = {}
         self._key_serials = itertools.count()
         self._manager: threading.Thread | None = None
+        self._selector: selectors.BaseSelector  # made by the manager thread, used only there
         self._wake_fds: tuple[int, int] | None = None
         self._closing = False
         self._killing = False
@@ -246,6 +247,9 @@ class ProcessPool(AbstractWorkerPool):
     # -------------------------------------------------------- the manager
 
     def _manage(self) -> None:
+        self._selector = selectors.DefaultSelector()  # the manager's own: wake fd, pipes, sentinels
+        assert self._wake_fds is not None
+        self._selector.register(self._wake_fds[0], selectors.EVENT_READ, None)
         try:
             while not self._manage_once():
                 pass
@@ -255,6 +259,7 @@ class ProcessPool(AbstractWorkerPool):
             self._break(error)
         finally:
             self._stop_all()
+            self._selector.close()
 
     def _manage_once(self) -> bool:
         """One round: staff, dispatch, wait, handle. Returns True when done.
@@ -268,20 +273,16 @@ class ProcessPool(AbstractWorkerPool):
                 return True
             self._staff()
             self._dispatch()
-            assert self._wake_fds is not None
-            by_conn = {worker.conn: worker for worker in self._workers}
-            by_sentinel = {worker.process.sentinel: worker for worker in self._workers}
-        ready = multiprocess.connection.wait([self._wake_fds[0], *by_conn, *by_sentinel], timeout=_TICK)
+        ready = self._selector.select(_TICK)
         with self._dispatch_lock:
             dead: list[_Worker] = []
-            for item in ready:
-                if item == self._wake_fds[0]:
-                    _drain(self._wake_fds[0])
-                elif item in by_conn:
-                    if not self._receive(by_conn[item]):
-                        dead.append(by_conn[item])
-                else:
-                    dead.append(by_sentinel[item])
+            for key, _ in ready:
+                if key.data is None:
+                    _drain(key.fd)
+                    continue
+                kind, worker = key.data
+                if kind == "sentinel" or not self._receive(worker):
+                    dead.append(worker)
             for worker in dict.fromkeys(dead):
                 self._reap(worker)
             self._kill_doomed()
@@ -298,9 +299,13 @@ class ProcessPool(AbstractWorkerPool):
         self._doomed -= {job for job in doomed if job.complete}
 
     def _staff(self) -> None:
-        """Start or retire workers so that ``nodes`` of them serve."""
+        """Start or retire workers so that ``nodes`` of them serve.
+
+        A closing pool still staffs until the work handed out is done: it may
+        have been closed before its first worker started, or lost one since.
+        """
         serving = [worker for worker in self._workers if not worker.stopping]
-        if self._closing:
+        if self._killing or (self._closing and self._draining):
             return
         for _ in range(self.nodes - len(serving)):
             self._spawn()
@@ -332,7 +337,10 @@ class ProcessPool(AbstractWorkerPool):
             else:
                 os.environ[SHARE_VARIABLE] = previous
         child_end.close()
-        self._workers.append(_Worker(f"process-{serial}[pid {process.pid}]", process, parent_end))
+        worker = _Worker(f"process-{serial}[pid {process.pid}]", process, parent_end)
+        self._workers.append(worker)
+        self._selector.register(parent_end.fileno(), selectors.EVENT_READ, ("conn", worker))
+        self._selector.register(process.sentinel, selectors.EVENT_READ, ("sentinel", worker))
 
     def _dispatch(self) -> None:
         if self._closing and self._killing:
@@ -423,7 +431,7 @@ class ProcessPool(AbstractWorkerPool):
             worker.process.join(_JOIN)
         code = worker.process.exitcode
         self._workers.remove(worker)
-        worker.conn.close()
+        self._forget(worker)
         batch, worker.batch = worker.batch, None
         if batch is not None:
             _shm.discard(worker.names)
@@ -436,6 +444,12 @@ class ProcessPool(AbstractWorkerPool):
                         f"ProcessPool workers keep dying before doing any work (last: {_describe(code)})"
                     )
                 )
+
+    def _forget(self, worker: _Worker) -> None:
+        for fd in (worker.conn.fileno(), worker.process.sentinel):
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
+        worker.conn.close()
 
     def _tell_stop(self, worker: _Worker) -> None:
         worker.stopping = True
@@ -458,7 +472,7 @@ class ProcessPool(AbstractWorkerPool):
                 _shm.discard(worker.names)
                 worker.batch.lose(_describe(worker.process.exitcode) + " as the pool was terminated")
                 worker.batch = None
-            worker.conn.close()
+            self._forget(worker)
         self._workers.clear()
 
 
