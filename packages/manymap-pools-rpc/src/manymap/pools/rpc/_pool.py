@@ -59,6 +59,7 @@ from manymap.launcher import (
 from manymap.launcher._job import Job
 from manymap.launcher._options import TaskOptions
 from manymap.pools.local._functions import FunctionPayloads
+from manymap.pools.local._process import _interrupts_deferred
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._nodes import LocalNode, Node, ServerBusy, parse_server
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
@@ -163,7 +164,8 @@ class ParallelPool(AbstractWorkerPool):
         self._doomed: set[Job] = set()
         self._stopping: set[_Slot] = set()  # slots to close: timeouts and interrupts
         self._orphans: list[Batch] = []  # batches whose server went away, to run again
-        self._slot_lock = threading.Lock()
+        self._slot_lock = threading.Lock()  # guards the list of connections
+        self._dispatch_lock = threading.Lock()  # guards what the connections run
 
     # ---------------------------------------------------------------- info
 
@@ -303,6 +305,16 @@ class ParallelPool(AbstractWorkerPool):
         self._wake_manager()  # the manager opens or closes local connections to match
 
     def _wake(self) -> None:
+        # Work was queued: send it to an idle connection from this thread if the
+        # manager is not busy (one thread hand-off less per call), else let it know.
+        if self._dispatch_lock.acquire(blocking=False):
+            try:
+                if not self._closing and self._manager is not None:
+                    with _interrupts_deferred():  # a batch is taken and sent, or neither
+                        self._dispatch()
+                    return
+            finally:
+                self._dispatch_lock.release()
         self._wake_manager()
 
     def _wake_manager(self) -> None:
@@ -336,21 +348,29 @@ class ParallelPool(AbstractWorkerPool):
             self._stop_all()
 
     def _manage_once(self) -> bool:
-        if self._killing or (self._closing and self._draining):
-            return True
-        self._staff()
-        self._dispatch()
-        assert self._wake_fds is not None
-        wake = self._wake_fds[0]
-        with self._slot_lock:
-            by_fd = {slot.sock.fileno(): slot for slot in self._slots}
+        """One round: staff, dispatch, wait, handle. Returns True when done.
+
+        Callers may dispatch to idle connections directly (see :meth:`_wake`):
+        connection records change only under ``_dispatch_lock``, which the
+        manager holds except while it waits.
+        """
+        with self._dispatch_lock:
+            if self._killing or (self._closing and self._draining):
+                return True
+            self._staff()
+            self._dispatch()
+            assert self._wake_fds is not None
+            wake = self._wake_fds[0]
+            with self._slot_lock:
+                by_fd = {slot.sock.fileno(): slot for slot in self._slots}
         ready, _, _ = select.select([wake, *by_fd], [], [], _TICK)
-        for fd in ready:
-            if fd == wake:
-                _drain(wake)
-            elif not self._receive(by_fd[fd]):
-                self._reap(by_fd[fd], "the connection to its server was lost")
-        self._stop_slots()
+        with self._dispatch_lock:
+            for fd in ready:
+                if fd == wake:
+                    _drain(wake)
+                elif not self._receive(by_fd[fd]):
+                    self._reap(by_fd[fd], "the connection to its server was lost")
+            self._stop_slots()
         return False
 
     def _stop_slots(self) -> None:

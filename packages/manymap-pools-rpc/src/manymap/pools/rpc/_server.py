@@ -188,9 +188,9 @@ class RPCServer:
                     self._threads.discard(threading.current_thread())
 
         thread = threading.Thread(target=main, daemon=True, name="manymap-server")
-        with self._lock:
+        with self._lock:  # started under the lock: _shutdown never sees a thread it cannot join
             self._threads.add(thread)
-        thread.start()
+            thread.start()
 
     def _shutdown(self) -> None:
         self._stopped.set()
