@@ -30,7 +30,7 @@ STARTS = [np.random.default_rng(seed).uniform(-2.0, 2.0, size=4) for seed in ran
     ids=["serial", "thread", "process"],
 )
 def test_ensemble_finds_the_minimum_from_every_start(map_object: Map) -> None:
-    results = map_object(solve, STARTS)
+    results = map_object(solve, STARTS, timeout=60)
     assert len(results) == len(STARTS)
     reference = [solve(start) for start in STARTS]
     assert results == reference, "the pool gives exactly what the serial loop gives"
@@ -43,8 +43,9 @@ def test_ensemble_finds_the_minimum_from_every_start(map_object: Map) -> None:
 def test_ensemble_of_scipy_itself_on_the_async_and_unordered_maps() -> None:
     """No user function at all: a partial of scipy.optimize.minimize is the task."""
     task = functools.partial(minimize, rosen, jac=rosen_der, method="BFGS")
-    pending = Amap(ProcessPool, 4, clear=True)(task, STARTS)
-    values = [float(result.fun) for result in pending.get(120)]
+    with Amap(ProcessPool, 4) as asynchronous:
+        pending = asynchronous(task, STARTS, timeout=60)
+        values = [float(result.fun) for result in pending.get(120)]
     assert min(values) < 1e-8
     with Uimap(ProcessPool, 4) as unordered:
-        assert sorted(float(r.fun) for r in unordered(task, STARTS)) == sorted(values)
+        assert sorted(float(r.fun) for r in unordered(task, STARTS, timeout=60)) == sorted(values)
