@@ -61,12 +61,18 @@ class _PPWorker:
         assert self.process.stdout is not None
         assert self.process.stdin is not None
         self.transport = ppft.transport.CPipeTransport(self.process.stdout, self.process.stdin)
+        self.pid = self.process.pid
+        self._source = pickle.dumps((STUB_NAME, [STUB], ()))
+
+    def ready(self) -> _PPWorker:
+        """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol)."""
+        assert self.process.stdout is not None
         if not _readable(self.process.stdout.fileno(), _WORKER_START):
             self.kill()
             raise RuntimeError("a ppft worker did not start")
         self.pid = int(self.transport.receive())
         self.transport.send(str(pickle.HIGHEST_PROTOCOL))
-        self._source = pickle.dumps((STUB_NAME, [STUB], ()))
+        return self
 
     def submit(self, payload: bytes) -> None:
         self.transport.csend(self._source)
@@ -143,6 +149,7 @@ class RPCServer:
         self._lock = threading.Lock()
         self._idle: list[_PPWorker] = []
         self._active = 0
+        self._starting = 0  # workers being started for _idle
         self._threads: set[threading.Thread] = set()
         self._stopped = threading.Event()
         self._last_client = time.monotonic()
@@ -210,22 +217,35 @@ class RPCServer:
     # ---------------------------------------------------------------- workers
 
     def _prestart(self) -> None:
-        with contextlib.suppress(RuntimeError, OSError):
-            while not self._stopped.is_set():
-                with self._lock:
-                    if len(self._idle) + self._active >= self.workers:
-                        return
-                worker = _PPWorker()
-                with self._lock:
-                    if self._stopped.is_set():
-                        worker.kill()
-                        return
-                    self._idle.append(worker)
+        with self._lock:
+            missing = self.workers - len(self._idle) - self._active - self._starting
+            if missing <= 0 or self._stopped.is_set():
+                return
+            self._starting += missing
+        started: list[_PPWorker] = []
+        try:
+            started = [_PPWorker() for _ in range(missing)]  # all at once: they start in parallel
+            for worker in started:
+                worker.ready()
+        except (RuntimeError, OSError, ValueError):
+            for worker in started:
+                worker.kill()
+            started = []
+        finally:
+            with self._lock:
+                self._starting -= missing
+                if self._stopped.is_set():
+                    stale, started = started, []
+                else:
+                    stale = []
+                self._idle.extend(started)
+            for worker in stale:
+                worker.kill()
 
     def _take_worker(self) -> _PPWorker:
         with self._lock:
             worker = self._idle.pop() if self._idle else None
-        return worker if worker is not None else _PPWorker()
+        return worker if worker is not None else _PPWorker().ready()
 
     # ---------------------------------------------------------------- a client
 
