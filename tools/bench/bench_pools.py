@@ -9,8 +9,10 @@ Contenders, each with 2 workers: ``multiprocessing.Pool`` (the reference:
 every figure is also given as a ratio to it), ``concurrent.futures``'
 ``ProcessPoolExecutor``, loky's ``ProcessPoolExecutor``, pathos'
 ``ProcessPool`` and ``ThreadPool``, and manymap's ``ProcessPool``,
-``ThreadPool`` and ``SerialPool`` (the serial baseline of the cpu workload).
-Each library runs with its own default start method.
+``ThreadPool`` and ``SerialPool`` (the serial baseline of the cpu workload);
+then the ParallelPool rows of manymap-pools-rpc: manymap's with local ppft
+workers, manymap's on a manymap-server through an ssh tunnel (when an sshd can
+be had), and pathos'. Each library runs with its own default start method.
 
 Workloads: ``tiny`` (``map`` of ``x*x`` over 100,000 ints: per-task
 overhead), ``cpu`` (64 tasks of about 25 ms of pure-Python CPU: parallel
@@ -26,7 +28,7 @@ only the workload's call is timed, with the garbage collector off; then the
 pool is closed and joined and the result checked. Within a round the
 contenders take turns (starting one further along each round), so a noisy
 machine skews them alike; each figure is the median over ``--repeat`` rounds
-(default 7; tiny and closure, which last milliseconds, are timed 3 times per
+(default 5; tiny and closure, which last milliseconds, are timed 3 times per
 round on the same pool; latency gets 3 rounds per repeat).
 Every phase runs under a watchdog: a pool that does not return within
 ``--timeout`` seconds is interrupted (SIGALRM in the main thread, then its new
@@ -36,7 +38,7 @@ as "fails". Either way the run goes on with the next contender.
 It prints a markdown table and the targets of the issue as PASS / MISS lines,
 writes ``$MANYMAP_BENCH_DIR/pools.json`` (raw samples, medians, ratios,
 machine, versions, date) and ``pools.png`` (default ``build/bench/``). After a
-full run (every workload and contender, not ``--quick``; ``--docs`` forces it,
+full run (no ``--only``, ``--contenders`` or ``--quick``; ``--docs`` forces it,
 ``--no-docs`` prevents it) it also copies the chart to
 ``docs/assets/bench-pools.png`` and rewrites the "Local pools" section of
 ``docs/benchmarks.md``, leaving the rest of the page alone.
@@ -1255,7 +1257,7 @@ def main(argv: list[str] | None = None) -> int:
     global WORKERS
     workload_names = ["tiny", "cpu", "payload", "latency", "closure"]
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--repeat", type=int, default=7, help="rounds, median taken (default 7, min 3)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds, median taken (default 5, min 3)")
     parser.add_argument("--quick", action="store_true", help="one round: a smoke check, not a result")
     parser.add_argument("--only", help=f"workloads, comma-separated: {','.join(workload_names)}")
     parser.add_argument(
@@ -1264,7 +1266,7 @@ def main(argv: list[str] | None = None) -> int:
         f"({REFERENCE} always runs: it is the reference; {SERIAL} too for cpu)",
     )
     parser.add_argument("--workers", type=int, default=WORKERS, help=f"workers per pool (default {WORKERS})")
-    parser.add_argument("--timeout", type=float, default=60.0, help="seconds per phase before 'hung' (60)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per phase before 'hung' (30)")
     parser.add_argument(
         "--out", type=Path, default=None, help="JSON path (default $MANYMAP_BENCH_DIR/pools.json)"
     )
@@ -1295,7 +1297,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipping {key}: {exc}", file=sys.stderr)
     if not any(c.key == REFERENCE for c in contenders):
         raise SystemExit("the reference, multiprocessing.Pool, cannot run")
-    full = full and not unavailable
 
     spin_n = calibrate_spin(CPU_TASK_SECONDS) if "cpu" in selected else 0
     all_workloads = make_workloads(spin_n)
@@ -1359,7 +1360,14 @@ def main(argv: list[str] | None = None) -> int:
         body += [f"    - {line}" for line in problems]
     targets = target_lines(summary, {c.key for c in contenders}, set(selected))
     if targets:
-        body += ["", "Targets (manymap-pools-local, issue 4):", "", "```text", *targets, "```"]
+        body += [
+            "",
+            "Targets (issue 4: manymap-pools-local; issue 6: manymap-pools-rpc):",
+            "",
+            "```text",
+            *targets,
+            "```",
+        ]
 
     print(f"## Local pools, {WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''}\n")
     print(f"{machine}\n")
