@@ -40,7 +40,7 @@ writes ``$MANYMAP_BENCH_DIR/pools.json`` (raw samples, medians, ratios,
 machine, versions, date) and ``pools.png`` (default ``build/bench/``). After a
 full run (no ``--only``, ``--contenders`` or ``--quick``; ``--docs`` forces it,
 ``--no-docs`` prevents it) it also copies the chart to
-``docs/assets/bench-pools.png`` and rewrites the "Local pools" section of
+``docs/assets/bench-pools.png`` and rewrites the "Pools" section of
 ``docs/benchmarks.md``, leaving the rest of the page alone.
 
 Adding contenders (e.g. the ParallelPool rows of manymap-pools-rpc): write a
@@ -1191,7 +1191,7 @@ def chart(s: Summary, path: Path, repeat: int) -> None:
     )
     ax.set_ylabel("time / multiprocessing.Pool's (log scale, lower is better)")
     ax.set_title(
-        f"Local pools, {WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''} "
+        f"Pools, {WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''} "
         f"({datetime.date.today().isoformat()})",
         fontsize=10,
     )
@@ -1222,7 +1222,7 @@ def write_docs(markdown: str, chart_path: Path) -> None:
 def docs_section(s: Summary, repeat: int, body: list[str], machine: str) -> str:
     return "\n".join(
         [
-            "### Local pools",
+            "### Pools",
             "",
             "```console",
             "nox -s bench            # every benchmark",
@@ -1233,7 +1233,7 @@ def docs_section(s: Summary, repeat: int, body: list[str], machine: str) -> str:
             "",
             *body,
             "",
-            "![Local pools: time relative to multiprocessing.Pool, log scale](assets/bench-pools.png)",
+            "![Pools: time relative to multiprocessing.Pool, log scale](assets/bench-pools.png)",
         ]
     )
 
@@ -1369,7 +1369,7 @@ def main(argv: list[str] | None = None) -> int:
             "```",
         ]
 
-    print(f"## Local pools, {WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''}\n")
+    print(f"## Pools, {WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''}\n")
     print(f"{machine}\n")
     print("\n".join(body))
     if args.quick:
