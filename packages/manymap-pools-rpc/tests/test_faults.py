@@ -153,15 +153,26 @@ def test_closures_and_lambdas_by_value_with_remote_tracebacks(
     assert server.host == "manymap-sshd"
 
 
-def test_dropped_tunnel_is_worker_lost_not_a_hang(ssh_pool: ParallelPool) -> None:
+def test_dropped_ssh_connection_is_worker_lost_not_a_hang(ssh_pool: ParallelPool, sshd: SSHServer) -> None:
     assert ssh_pool.pipe(tasks.square, 3) == 9
+    tunnel = ssh_pool._remote[0].tunnel
+    server_pid = ssh_pool._slots[0].info["pid"]
+    client_port = tunnel.connection.client_address[1]
+    dropped = threading.Event()
 
     def consume(event: TaskEvent) -> None:
-        if event.kind is EventKind.STARTED:
-            ssh_pool._remote[0].tunnel.kill()  # the tunnel goes, as when its ssh connection drops
+        if event.kind is EventKind.STARTED and not dropped.is_set():
+            dropped.set()
+            assert sshd.kill_connection(client_port), "found no sshd process serving the pool"
 
-    with pytest.warns(RuntimeWarning, match="is lost"), pytest.raises(WorkerLostError):
+    with (
+        pytest.warns(RuntimeWarning, match="is lost"),
+        pytest.raises(WorkerLostError, match="ssh connection dropped"),
+    ):
         ssh_pool.amap(tasks.sleep_then, range(6), [0.5] * 6, chunksize=1, progress=consume).get(WAIT)
+    assert dropped.is_set()
+    # the server saw the end of its stdin with the ssh session, and stopped
+    wait_until(lambda: process_gone(server_pid), WAIT, "the orphaned manymap-server to exit")
 
 
 def test_closing_the_pool_stops_the_remote_server(sshd: SSHServer) -> None:
