@@ -49,3 +49,31 @@ def test_ensemble_of_scipy_itself_on_the_async_and_unordered_maps() -> None:
     assert min(values) < 1e-8
     with Uimap(ProcessPool, 4) as unordered:
         assert sorted(float(r.fun) for r in unordered(task, STARTS, timeout=60)) == sorted(values)
+
+
+TESTHOSTS = 2  # the testhosts fixture's namespace hosts (each its own network namespace and sshd)
+
+
+def test_ensemble_over_every_host(testhosts: Any) -> None:
+    """The same ensemble on a ParallelPool of one local worker and both hosts' manymap-servers."""
+    import sys
+
+    from manymap.pools.rpc import ParallelPool
+
+    task = functools.partial(minimize, rosen, jac=rosen_der, method="BFGS")
+    servers = [host.alias for host in testhosts]
+    with Map(
+        ParallelPool,
+        1,
+        servers=servers,
+        ssh_config=testhosts.ssh_config,
+        python=sys.executable,
+        server_workers=1,
+    ) as everywhere:
+        results = everywhere(task, STARTS, chunksize=1, timeout=60)
+        used = {w.host for w in everywhere._pool.stats().workers.values() if w.tasks}
+    assert used == {"localhost", *servers}, "every host ran part of the ensemble"
+    reference = [task(start) for start in STARTS]
+    assert [float(r.fun) for r in results] == [float(r.fun) for r in reference]
+    best = min(results, key=lambda r: float(r.fun))
+    np.testing.assert_allclose(best.x, [1.0, 1.0, 1.0, 1.0], atol=1e-5)
