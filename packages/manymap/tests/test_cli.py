@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from manymap_testhosts import SSHServer
 
 from manymap._rpc import rpc_available
 
@@ -222,3 +223,24 @@ def test_server_hand_over() -> None:
         assert result.returncode == 2
         assert "the manymap-server command is not installed here" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_map_on_servers_of_registered_hosts(sshd: SSHServer, tmp_path: Path) -> None:
+    """``--servers NAME``: the pool starts manymap-server on the registered host over ssh."""
+    hosts_file = tmp_path / "hosts.toml"
+    hosts_file.write_text(
+        f'[hosts.test-node]\nssh = "{sshd.alias}"\nssh_config = "{sshd.ssh_config}"\n'
+        f'python = "{sys.executable}"\nworkers = 2\n'
+    )
+    env = {**os.environ, "MANYMAP_HOSTS": str(hosts_file)}
+    argv = [MANYMAP, "map", "math:factorial", "--json", "--pool", "parallel", "--servers", "test-node"]
+    result = subprocess.run(
+        argv, input="5\n6\n", env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["120", "720"]
+    mixed = subprocess.run(
+        [*argv, "127.0.0.1:1"], input="5\n", env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert mixed.returncode == 2
+    assert "either registered host names or server specs" in mixed.stderr

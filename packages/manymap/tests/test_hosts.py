@@ -135,3 +135,26 @@ def test_registered_name_resolves_to_the_real_sshd(node: Host, sshd: SSHServer) 
     assert (profile.hostname, profile.port) == (sshd.host, sshd.port)
     result = Pipe(profile, [sys.executable, "-c", "print('up')"]).run(timeout=30)
     assert result.stdout == b"up\n"
+
+
+def test_server_options_for_parallel_pool() -> None:
+    registry = HostRegistry()
+    registry.register("a", "alice@a", python="/py", workers=3, ssh_config="/cfg")
+    registry.register("b", "bob@b:2200", python="/py", workers=3, ssh_config="/cfg")
+    registry.register("c", "c", python="/other/py")
+    registry.register("d", "d", python="/py", workers=3, ssh_config="/cfg", env={"X": "1"})
+    assert hosts.server_options(["a", "b"], registry) == {
+        "servers": ["alice@a", "bob@b:2200"],
+        "python": "/py",
+        "server_workers": 3,
+        "ssh_config": "/cfg",
+    }
+    assert hosts.server_options(["c"], registry) == {"servers": ["c"], "python": "/other/py"}
+    with pytest.raises(ValueError, match="one python for all its servers"):
+        hosts.server_options(["a", "c"], registry)
+    with pytest.raises(ValueError, match="sets no env"):
+        hosts.server_options(["a", "d"], registry)
+    with pytest.raises(ValueError, match="no hosts"):
+        hosts.server_options([], registry)
+    with pytest.raises(KeyError, match="no host named 'z'"):
+        hosts.server_options(["z"], registry)

@@ -112,7 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="SERVER",
         help="RPC servers for --pool parallel: host:port of running manymap-servers (with --secret-file), "
-        "or ssh hosts (ssh://user@host or an ssh_config name) on which the pool starts its own",
+        "ssh hosts (ssh://user@host or an ssh_config name) on which the pool starts its own, "
+        "or names of registered hosts (manymap.hosts)",
     )
     mapper.add_argument(
         "--secret-file",
@@ -402,6 +403,19 @@ def _make_pool(args: argparse.Namespace) -> Any:
         if rpc is None:
             raise _UsageError(f"--pool parallel: {RPC_MISSING}; use --pool process, thread or serial")
         if args.servers:
+            from manymap import hosts
+
+            registered = [name for name in args.servers if name in hosts.registry()]
+            if registered:
+                if len(registered) != len(args.servers) or args.secret_file:
+                    raise _UsageError(
+                        "--servers: give either registered host names or server specs, not both"
+                    )
+                try:
+                    options = hosts.server_options(registered)
+                except ValueError as exc:
+                    raise _UsageError(f"--servers: {exc}") from exc
+                return rpc.ParallelPool(args.workers or 0, **options)
             secret = None
             if args.secret_file is not None:
                 try:
