@@ -234,3 +234,18 @@ def test_serve_on_the_host_and_reach_it_through_a_tunnel(node: Host) -> None:
     finally:
         server.stop()
     wait_until(lambda: process_gone(pid), 30, "the remote server stopped")
+
+
+def test_process_listing_without_ps() -> None:
+    """Where there is no ps (minimal Debian), the /proc listers give what ps gives."""
+    with_ps = {p.pid: p for p in core._processes(None, 30)}
+    mine = with_ps[os.getpid()]
+    assert mine.ppid == os.getppid()
+    assert mine.pgid == os.getpgid(0)
+    from_proc = {p.pid: p for p in core._proc_table()}
+    assert from_proc[os.getpid()] == mine
+    proc_loop = core._PS_SCRIPT.split("\n", 1)[1]  # the script without its ps line
+    out = subprocess.run(["sh", "-c", proc_loop], capture_output=True, text=True, timeout=60, check=True)
+    rows = {int(line.split()[0]): line.split(None, 3) for line in out.stdout.splitlines()}
+    _, ppid, pgid, args = rows[os.getpid()]
+    assert (int(ppid), int(pgid), args.strip()) == (mine.ppid, mine.pgid, mine.args)

@@ -413,17 +413,46 @@ class _Proc:
     args: str
 
 
+# A fixed script (nothing of the caller's in it): ps where there is one, else Linux's /proc.
+_PS_SCRIPT = """if command -v ps >/dev/null 2>&1; then exec ps -ww -eo pid=,ppid=,pgid=,args=; fi
+for d in /proc/[0-9]*; do
+  s=$(cat "$d/stat" 2>/dev/null) || continue
+  set -- ${s##*) }
+  printf '%s %s %s %s\\n' "${d#/proc/}" "$2" "$3" "$(tr '\\000\\n' '  ' < "$d/cmdline" 2>/dev/null)"
+done
+"""
+
+
 def _processes(host: HostLike | None, timeout: float, **overrides: Any) -> list[_Proc]:
-    """Every process of ``host``, from ``ps`` (without the ``ps`` itself)."""
-    result = _run(["ps", "-ww", "-eo", "pid=,ppid=,pgid=,args="], host, timeout, **overrides).check()
+    """Every process of ``host`` (without the lister itself): ``ps``, or ``/proc`` where there is no ps."""
+    if host is None and shutil.which("ps") is None:
+        return _proc_table()
+    result = _run(_PS_SCRIPT, host, timeout, **overrides).check()
     found = []
     for line in result.stdout_text.splitlines():
         parts = line.split(None, 3)
         if len(parts) < 3 or not all(p.isdigit() for p in parts[:3]):
             continue
-        proc = _Proc(int(parts[0]), int(parts[1]), int(parts[2]), parts[3] if len(parts) > 3 else "")
+        proc = _Proc(int(parts[0]), int(parts[1]), int(parts[2]), parts[3].strip() if len(parts) > 3 else "")
         if proc.pid != result.pid:
             found.append(proc)
+    return found
+
+
+def _proc_table() -> list[_Proc]:
+    """This machine's processes from /proc (Linux), for machines without ``ps``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            raw = (entry / "cmdline").read_bytes().replace(b"\0", b" ").replace(b"\n", b" ")
+            args = raw.decode("utf-8", "replace").strip()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        found.append(_Proc(int(entry.name), int(fields[1]), int(fields[2]), args))
     return found
 
 
