@@ -56,6 +56,31 @@ def test_server_killed_mid_map_its_tasks_rerun_elsewhere(
         assert pool.map(tasks.square, range(10)) == [x * x for x in range(10)]
 
 
+def test_a_task_rerun_after_its_server_died_gets_its_whole_timeout(tmp_path: Path) -> None:
+    first = ServerProcess(tmp_path, workers=1)
+    second = ServerProcess(tmp_path, workers=1, secret=first.secret)
+    killed = threading.Event()
+
+    def consume(event: TaskEvent) -> None:
+        on_first = (event.worker or "").startswith(first.address)
+        if event.kind is EventKind.STARTED and on_first and not killed.is_set():
+            killed.set()
+            first.kill()
+
+    try:
+        with ParallelPool(0, servers=[first.address, second.address], secret=first.secret) as pool:
+            # Task 0 starts on the first server, which dies; it runs again on the second once
+            # task 1 is done there (1.2 s later), and needs 1.2 s more: past 2 s from its first
+            # start, within 2 s of its second.
+            with pytest.warns(RuntimeWarning, match="is lost"):
+                result = pool.map(tasks.sleep_then, range(3), [1.2] * 3, timeout=2.0, progress=consume)
+            assert result == [0, 1, 2]
+            assert killed.is_set()
+    finally:
+        first.stop()
+        second.stop()
+
+
 def test_every_server_gone_is_worker_lost_not_a_hang(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path, workers=2)
     try:

@@ -544,10 +544,11 @@ class ParallelPool(AbstractWorkerPool):
         self._forget(slot)
         batch, slot.batch = slot.batch, None
         if batch is not None:
-            if stopped or batch.settled or self._closing or self._killing:
+            again = None if stopped or self._closing or self._killing else self._again(batch)
+            if again is None:
                 batch.lose(f"{reason} ({slot.node.label})")
             else:
-                self._orphans.append(batch)
+                self._orphans.append(again)
         if self._killing:
             return
         if slot.node.label not in self._down and not (self._closing and self._draining):
@@ -561,6 +562,19 @@ class ParallelPool(AbstractWorkerPool):
             for batch in orphans:
                 batch.lose(f"{reason} ({lost})")
             self._break(error)
+
+    def _again(self, batch: Batch) -> Batch | None:
+        """A fresh copy of an unsettled ``batch`` to run again, the old one retired.
+
+        The copy stands for the same tasks (the job counts tasks in flight, not
+        batch objects); the old one is marked settled so that its timeout, which
+        ran from its first start, no longer applies. ``None`` if it was settled.
+        """
+        with self._lock:
+            if batch.settled:
+                return None
+            batch.settled = True
+            return Batch(batch.job, batch.indices, batch.items, batch.attempt)
 
     def _stop_all(self) -> None:
         orphans, self._orphans = self._orphans, []
