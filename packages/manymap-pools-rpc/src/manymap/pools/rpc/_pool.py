@@ -267,20 +267,24 @@ class ParallelPool(AbstractWorkerPool):
         self._manager.start()
 
     def _open_node(self, node: Node) -> None:
+        """Start ``node`` and open one connection per worker it announces (a starter thread)."""
+        slots: list[_Slot] = []
         try:
             node.start()
-            sock, info = node.connect()
-            node.workers = int(info.get("workers", 1))
-            slots = [_Slot(node, sock, info)]
+            slots.append(_Slot(node, *node.connect()))
+            node.workers = int(slots[0].info.get("workers", 1))
             want = self._nodes if isinstance(node, LocalNode) else node.workers
             for _ in range(want - 1):
-                slots.append(_Slot(node, *node.connect()))
+                try:
+                    slots.append(_Slot(node, *node.connect()))
+                except ServerBusy:  # other clients hold the rest of its workers
+                    break
         except Exception as error:
             self._down[node.label] = _why(error)
             self._errors.append(error)
+            for slot in slots:
+                slot.close()
             with contextlib.suppress(Exception):
-                for slot in locals().get("slots", []):
-                    slot.close()
                 node.stop()
             return
         with self._slot_lock:
