@@ -279,3 +279,16 @@ def test_copy_of_numpy_array_owns_writable_memory() -> None:
     assert copied.flags.writeable
     copied[0] = -1.0
     assert array[0] == 0.0
+
+
+def test_a_function_whose_globals_run_deep_still_ships() -> None:
+    # dill's recurse mode follows the globals a function uses into the
+    # functions they name, and theirs, ...: for inspect.getsource (as for
+    # scipy.optimize.minimize) that runs out of stack, and dumps falls back to
+    # dill's plain mode.
+    import inspect
+
+    namespace: dict[str, object] = {"__name__": "not_an_importable_module", "TARGET": inspect.getsource}
+    exec("def uses_getsource(x):\n    return TARGET\n", namespace)
+    shipped = loads(dumps(namespace["uses_getsource"]))
+    assert shipped(0) is inspect.getsource

@@ -165,8 +165,8 @@ def _dill_pickler_class() -> type[Any]:
         class _DillPickler(dill.Pickler):  # type: ignore[misc]
             """dill's pickler, explicit settings, classes by value via `_load_class()`."""
 
-            def __init__(self, file: io.BytesIO, top: object) -> None:
-                super().__init__(file, 5, byref=False, recurse=True, fmode=dill.HANDLE_FMODE)
+            def __init__(self, file: io.BytesIO, top: object, recurse: bool) -> None:
+                super().__init__(file, 5, byref=False, recurse=recurse, fmode=dill.HANDLE_FMODE)
                 self._manymap_top = top
 
             def reducer_override(self, obj: object) -> object:
@@ -194,19 +194,32 @@ def _in_progress() -> list[object]:
 def dill_dumps(obj: object, persistent_id: Callable[[object], object] | None = None) -> bytes:
     """Serialize ``obj`` by value with dill (protocol 5, ``recurse=True``), settings untouched.
 
+    If ``recurse=True`` runs out of stack, dill's plain mode is used instead.
+
     ``persistent_id`` is for `check()`'s probes, which leave some parts out.
     """
     stack = _in_progress()
     stack.append(obj)
     try:
-        file = io.BytesIO()
-        pickler = _dill_pickler_class()(file, obj)
-        if persistent_id is not None:
-            pickler.persistent_id = persistent_id
-        pickler.dump(obj)
-        return file.getvalue()
+        try:
+            return _dill_dump(obj, persistent_id, recurse=True)
+        except RecursionError:
+            # recurse=True follows every global a function uses, and the globals
+            # those use, ... which can run out of stack (a closure over
+            # scipy.optimize.minimize does). Without it, dill ships the
+            # function's whole globals instead: bigger, but it works.
+            return _dill_dump(obj, persistent_id, recurse=False)
     finally:
         stack.pop()
+
+
+def _dill_dump(obj: object, persistent_id: Callable[[object], object] | None, *, recurse: bool) -> bytes:
+    file = io.BytesIO()
+    pickler = _dill_pickler_class()(file, obj, recurse)
+    if persistent_id is not None:
+        pickler.persistent_id = persistent_id
+    pickler.dump(obj)
+    return file.getvalue()
 
 
 def dill_loads(blob: bytes) -> Any:
