@@ -93,8 +93,7 @@ PACKAGES: dict[str, Package] = {
             "manymap-pools-local",
             "manymap-pools-rpc",
         ),
-        # the sshd fixture for manymap.core's tests; scipy for the optimisation ensemble
-        test_requires=("numpy", "scipy", TESTHOSTS),
+        test_requires=("numpy", TESTHOSTS),  # the sshd fixture for manymap.core's tests
         typecheck_requires=("types-paramiko", "tomli"),  # tomli: manymap.hosts on Python 3.10
     ),
 }
@@ -164,7 +163,7 @@ def tests(session: nox.Session, package: str) -> None:
 @nox.session(python=None)
 def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed together."""
-    install_local(session, closure("manymap"), *PYTEST, "numpy", TESTHOSTS)
+    install_local(session, closure("manymap"), *PYTEST, "numpy", "scipy", TESTHOSTS)
     session.run("pytest", "integration-tests", *session.posargs)
 
 

@@ -1,4 +1,4 @@
-"""An optimisation ensemble: scipy.optimize from many starting points, mapped over the local pools.
+"""An optimisation ensemble: scipy.optimize from many starting points, over the local pools and every host.
 
 The same user code runs on every pool, pathos style: only the map object changes.
 """
