@@ -42,6 +42,7 @@ __all__ = [
     "encode",
     "encode_items",
     "encode_results",
+    "make_shippable",
     "receive",
     "send",
 ]
@@ -109,7 +110,12 @@ def encode_results(
     try:
         return encode((values, failures), "the results")
     except SerializationError:
-        pass
+        make_shippable(values, failures)
+    return encode((values, failures), "the results")
+
+
+def make_shippable(values: list[Any] | None, failures: dict[int, TaskFailure]) -> None:
+    """Fail (in place) the tasks whose result or exception cannot be serialized."""
     for offset, value in enumerate(values or ()):
         try:
             dumps(value, name="its result")
@@ -129,4 +135,3 @@ def encode_results(
                 ),
                 failure.traceback,
             )
-    return encode((values, failures), "the results")

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manymap.launcher import SerializationError, TaskFailure, run_calls
+from manymap.pools.local._wire import make_shippable
 from manymap.serialize import dumps, loads
 
 __all__ = ["FUNCTION_CACHE", "KEY", "STUB", "STUB_NAME", "encode_results", "run_batch"]
@@ -86,25 +87,5 @@ def encode_results(values: list[Any] | None, failures: dict[int, TaskFailure]) -
     try:
         return dumps((values, failures), name="the results")
     except SerializationError:
-        pass
-    for offset, value in enumerate(values or ()):
-        try:
-            dumps(value, name="its result")
-        except SerializationError as error:
-            assert values is not None
-            values[offset] = None
-            failures[offset] = TaskFailure(
-                SerializationError(f"the task's result cannot be sent back: {error}"), ""
-            )
-    for offset, failure in list(failures.items()):
-        try:
-            dumps(failure.error, name="its exception")
-        except SerializationError as error:
-            failures[offset] = TaskFailure(
-                SerializationError(
-                    f"the task raised {type(failure.error).__name__}: {failure.error}, "
-                    f"which cannot be sent back: {error}"
-                ),
-                failure.traceback,
-            )
+        make_shippable(values, failures)
     return dumps((values, failures), name="the results")
