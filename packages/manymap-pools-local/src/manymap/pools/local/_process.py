@@ -37,8 +37,7 @@ import selectors
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from types import FrameType
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import multiprocess
@@ -48,6 +47,7 @@ from manymap.launcher import AbstractWorkerPool, Batch, TaskFailure, add_note
 from manymap.launcher._job import Job
 from manymap.pools.local import _shm, _wire
 from manymap.pools.local._functions import FunctionPayloads
+from manymap.pools.local._manager import Doorbell, dispatch_now
 from manymap.pools.local._worker import worker_main
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -141,7 +141,7 @@ class ProcessPool(AbstractWorkerPool):
         self._key_serials = itertools.count()
         self._manager: threading.Thread | None = None
         self._selector: selectors.BaseSelector  # made by the manager thread, used only there
-        self._wake_fds: tuple[int, int] | None = None
+        self._doorbell: Doorbell | None = None
         self._closing = False
         self._killing = False
         self._start_failures = 0
@@ -179,9 +179,7 @@ class ProcessPool(AbstractWorkerPool):
     def _start_workers(self) -> None:
         self._closing = self._killing = False
         self._start_failures = 0
-        self._wake_fds = os.pipe()
-        for fd in self._wake_fds:
-            os.set_blocking(fd, False)
+        self._doorbell = Doorbell()
         self._manager = threading.Thread(
             target=self._manage, name=f"manymap-ProcessPool-{id(self):x}", daemon=True
         )
@@ -204,10 +202,9 @@ class ProcessPool(AbstractWorkerPool):
         if self._finalizer is not None:
             self._finalizer.cancel()
             self._finalizer = None
-        if self._wake_fds is not None:
-            for fd in self._wake_fds:
-                os.close(fd)
-            self._wake_fds = None
+        if self._doorbell is not None:
+            self._doorbell.close()
+            self._doorbell = None
 
     def _resize(self, nodes: int) -> None:
         self._wake_manager()  # the manager starts or retires workers to match
@@ -216,22 +213,12 @@ class ProcessPool(AbstractWorkerPool):
         # Work was queued: send it to an idle worker from this thread if the
         # manager is not busy (one thread hand-off less per call), else let
         # the manager know.
-        if self._dispatch_lock.acquire(blocking=False):
-            try:
-                if not self._closing:
-                    with _interrupts_deferred():  # a batch is taken and sent, or neither
-                        self._dispatch()
-                    return
-            finally:
-                self._dispatch_lock.release()
-        self._wake_manager()
+        if self._closing or not dispatch_now(self._dispatch_lock, self._dispatch):
+            self._wake_manager()
 
     def _wake_manager(self) -> None:
-        fds = self._wake_fds
-        if fds is not None:
-            # A full pipe means a wake-up is pending; a closed one, that the pool is gone.
-            with contextlib.suppress(OSError):
-                os.write(fds[1], b"\0")
+        if self._doorbell is not None:
+            self._doorbell.ring()
 
     def _timed_out(self, batch: Batch) -> None:
         for worker in list(self._workers):
@@ -248,8 +235,8 @@ class ProcessPool(AbstractWorkerPool):
 
     def _manage(self) -> None:
         self._selector = selectors.DefaultSelector()  # the manager's own: wake fd, pipes, sentinels
-        assert self._wake_fds is not None
-        self._selector.register(self._wake_fds[0], selectors.EVENT_READ, None)
+        assert self._doorbell is not None
+        self._selector.register(self._doorbell.fileno(), selectors.EVENT_READ, None)
         try:
             while not self._manage_once():
                 pass
@@ -278,7 +265,8 @@ class ProcessPool(AbstractWorkerPool):
             dead: list[_Worker] = []
             for key, _ in ready:
                 if key.data is None:
-                    _drain(key.fd)
+                    assert self._doorbell is not None
+                    self._doorbell.drain()
                     continue
                 kind, worker = key.data
                 if kind == "sentinel" or not self._receive(worker):
@@ -318,8 +306,8 @@ class ProcessPool(AbstractWorkerPool):
         parent_end, child_end = self._context.Pipe(duplex=True)
         inherited: list[int] = []
         if self.context == "fork":  # the child gets copies of these: it must not hold them
-            assert self._wake_fds is not None
-            inherited = [*self._wake_fds, parent_end.fileno(), *(w.conn.fileno() for w in self._workers)]
+            assert self._doorbell is not None
+            inherited = [*self._doorbell.fds, parent_end.fileno(), *(w.conn.fileno() for w in self._workers)]
         process = self._context.Process(
             target=worker_main,
             args=(child_end, self._initializer, self._initargs, self._maxtasks, inherited),
@@ -476,38 +464,9 @@ class ProcessPool(AbstractWorkerPool):
         self._workers.clear()
 
 
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives in the block until the block has run.
-
-    Python raises ``KeyboardInterrupt`` between any two bytecodes of the main
-    thread; in the middle of taking and sending a batch that would lose it.
-    """
-    handler = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(handler):
-        yield
-        return
-    held: list[FrameType | None] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, handler)
-        if held:
-            handler(signal.SIGINT, held[0])
-
-
 def _kill(worker: _Worker) -> None:
     with contextlib.suppress(OSError, AttributeError, ValueError):  # already gone
         worker.process.kill()
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
 
 
 def _describe(code: int | None) -> str:

@@ -59,7 +59,7 @@ from manymap.launcher import (
 from manymap.launcher._job import Job
 from manymap.launcher._options import TaskOptions
 from manymap.pools.local._functions import FunctionPayloads
-from manymap.pools.local._process import _interrupts_deferred
+from manymap.pools.local._manager import Doorbell, dispatch_now
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._nodes import LocalNode, Node, ServerBusy, parse_server
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
@@ -158,7 +158,7 @@ class ParallelPool(AbstractWorkerPool):
         self._down: dict[str, str] = {}
         self._errors: list[BaseException] = []
         self._manager: threading.Thread | None = None
-        self._wake_fds: tuple[int, int] | None = None
+        self._doorbell: Doorbell | None = None
         self._closing = False
         self._killing = False
         self._doomed: set[Job] = set()
@@ -258,9 +258,7 @@ class ParallelPool(AbstractWorkerPool):
                 self._state = "terminated"
                 self._broken = error
             raise error
-        self._wake_fds = os.pipe()
-        for fd in self._wake_fds:
-            os.set_blocking(fd, False)
+        self._doorbell = Doorbell()
         self._manager = threading.Thread(
             target=self._manage, name=f"manymap-ParallelPool-{id(self):x}", daemon=True
         )
@@ -300,10 +298,9 @@ class ParallelPool(AbstractWorkerPool):
         manager, self._manager = self._manager, None
         if manager is not None:
             manager.join()
-        if self._wake_fds is not None:
-            for fd in self._wake_fds:
-                os.close(fd)
-            self._wake_fds = None
+        if self._doorbell is not None:
+            self._doorbell.close()
+            self._doorbell = None
 
     def _resize(self, nodes: int) -> None:
         self._wake_manager()  # the manager opens or closes local connections to match
@@ -311,21 +308,12 @@ class ParallelPool(AbstractWorkerPool):
     def _wake(self) -> None:
         # Work was queued: send it to an idle connection from this thread if the
         # manager is not busy (one thread hand-off less per call), else let it know.
-        if self._dispatch_lock.acquire(blocking=False):
-            try:
-                if not self._closing and self._manager is not None:
-                    with _interrupts_deferred():  # a batch is taken and sent, or neither
-                        self._dispatch()
-                    return
-            finally:
-                self._dispatch_lock.release()
-        self._wake_manager()
+        if self._closing or self._manager is None or not dispatch_now(self._dispatch_lock, self._dispatch):
+            self._wake_manager()
 
     def _wake_manager(self) -> None:
-        fds = self._wake_fds
-        if fds is not None:
-            with contextlib.suppress(OSError):
-                os.write(fds[1], b"\0")
+        if self._doorbell is not None:
+            self._doorbell.ring()
 
     def _timed_out(self, batch: Batch) -> None:
         with self._slot_lock:
@@ -363,15 +351,16 @@ class ParallelPool(AbstractWorkerPool):
                 return True
             self._staff()
             self._dispatch()
-            assert self._wake_fds is not None
-            wake = self._wake_fds[0]
+            assert self._doorbell is not None
+            doorbell = self._doorbell
+            wake = doorbell.fileno()
             with self._slot_lock:
                 by_fd = {slot.sock.fileno(): slot for slot in self._slots}
         ready, _, _ = select.select([wake, *by_fd], [], [], _TICK)
         with self._dispatch_lock:
             for fd in ready:
                 if fd == wake:
-                    _drain(wake)
+                    doorbell.drain()
                 elif not self._receive(by_fd[fd]):
                     self._reap(by_fd[fd], "the connection to its server was lost")
             self._stop_slots()
@@ -630,11 +619,3 @@ def _for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
 
 def _why(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
-
-
-def _drain(fd: int) -> None:
-    try:
-        while os.read(fd, 4096):
-            pass
-    except BlockingIOError:
-        pass
