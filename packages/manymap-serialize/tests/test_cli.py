@@ -114,8 +114,7 @@ def test_help_is_real(run_python: RunPython, target_module: Path) -> None:
 
 def test_console_script_is_the_same_command(target_module: Path, tmp_path: Path) -> None:
     script = Path(sys.executable).parent / "manymap-serialize"
-    if not script.exists():
-        pytest.skip(f"the manymap-serialize console script is not installed beside {sys.executable}")
+    assert script.exists(), f"the manymap-serialize console script is not installed beside {sys.executable}"
     proc = subprocess.run(
         [str(script), "check", "mm_cli_target:PLAIN"],
         cwd=target_module,  # the current directory is on the import path, as with python -m

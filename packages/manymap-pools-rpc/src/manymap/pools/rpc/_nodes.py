@@ -7,6 +7,7 @@ worker there) and how to stop what it started.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -57,7 +58,7 @@ def handshake(sock: socket.socket, secret: str, host: str, port: int | None) -> 
     raise AuthenticationError(f"manymap-server refused the client: {reason}", host=host, port=port)
 
 
-class Node:
+class Node(abc.ABC):
     """A manymap-server the pool uses."""
 
     #: what the node is called in messages and in ``stats()``
@@ -67,14 +68,14 @@ class Node:
     #: workers the server announced
     workers: int = 0
 
-    def start(self) -> None:
+    def start(self) -> None:  # noqa: B027 - most nodes have nothing to start
         """Start or find the server (once)."""
 
+    @abc.abstractmethod
     def connect(self) -> tuple[socket.socket, dict[str, Any]]:
         """One more authenticated connection and the server's info."""
-        raise NotImplementedError
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # noqa: B027 - most nodes have nothing to stop
         """Stop what :meth:`start` started."""
 
     def __repr__(self) -> str:
