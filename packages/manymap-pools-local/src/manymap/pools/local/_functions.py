@@ -12,6 +12,7 @@ place does not, just as a forked worker keeps the globals it was born with.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType
 from typing import Any
@@ -21,14 +22,27 @@ from manymap.serialize import dumps
 __all__ = ["FunctionPayloads"]
 
 _MAX_ENTRIES = 256
+_MAX_KEYS = 1024
 
 
 class FunctionPayloads:
-    """``payload(function)``: the function's serialized form, cached."""
+    """``payload(function)``: the function's serialized form, cached; ``key(payload)``:
+    the small number a worker caches it under."""
 
     def __init__(self) -> None:
         # by code object: a lambda made afresh at each call has the same code
         self._entries: dict[CodeType, tuple[tuple[Any, ...], bytes]] = {}
+        self._keys: dict[bytes, int] = {}
+        self._serials = itertools.count()
+
+    def key(self, payload: bytes) -> int:
+        """The key of ``payload``: the same while it is remembered, never reused."""
+        key = self._keys.get(payload)
+        if key is None:
+            if len(self._keys) >= _MAX_KEYS:
+                self._keys.clear()  # keys are never reused, so workers stay right
+            key = self._keys[payload] = next(self._serials)
+        return key
 
     def payload(self, function: Callable[..., Any]) -> bytes:
         """The payload of ``function`` (serialized now, or as before if unchanged)."""

@@ -137,8 +137,6 @@ class ProcessPool(AbstractWorkerPool):
         self._serials = itertools.count(1)
         self._tokens = itertools.count(1)
         self._functions = FunctionPayloads()
-        self._function_keys: dict[bytes, int] = {}
-        self._key_serials = itertools.count()
         self._manager: threading.Thread | None = None
         self._selector: selectors.BaseSelector  # made by the manager thread, used only there
         self._doorbell: Doorbell | None = None
@@ -348,7 +346,7 @@ class ProcessPool(AbstractWorkerPool):
             return
         if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
             self._encode(job, [batch])
-        key = self._function_key(job.payload)
+        key = self._functions.key(job.payload)
         data, buffers = batch.payload
         batch.payload = None  # the worker has it now; free the caller's memory early
         worker.batch, worker.token = batch, next(self._tokens)
@@ -364,14 +362,6 @@ class ProcessPool(AbstractWorkerPool):
             _wire.send(worker.conn, (_wire.RUN, worker.token, key, job.star, worker.names), data)
         except OSError:
             pass  # the worker is dead: its sentinel tells, and the batch is lost then
-
-    def _function_key(self, payload: bytes) -> int:
-        key = self._function_keys.get(payload)
-        if key is None:
-            if len(self._function_keys) >= 1024:
-                self._function_keys.clear()  # keys are never reused, so workers stay right
-            key = self._function_keys[payload] = next(self._key_serials)
-        return key
 
     def _receive(self, worker: _Worker) -> bool:
         """Handle a message from ``worker``. False if its pipe is closed."""

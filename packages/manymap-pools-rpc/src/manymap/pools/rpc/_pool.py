@@ -149,8 +149,6 @@ class ParallelPool(AbstractWorkerPool):
         self._server_workers = server_workers
         self._ssh_config = None if ssh_config is None else os.fspath(ssh_config)
         self._functions = FunctionPayloads()
-        self._function_keys: dict[bytes, int] = {}
-        self._key_serials = itertools.count()
         self._tokens = itertools.count(1)
         self._slots: list[_Slot] = []
         self._remote: list[Node] = []
@@ -461,7 +459,7 @@ class ParallelPool(AbstractWorkerPool):
                 failure = TaskFailure.capture(error)
                 batch.finish([None] * len(batch), dict.fromkeys(range(len(batch)), failure))
                 return
-        key = self._function_key(job.payload)
+        key = self._functions.key(job.payload)
         data = batch.payload
         batch.payload = None
         slot.batch, slot.token = batch, next(self._tokens)
@@ -482,14 +480,6 @@ class ParallelPool(AbstractWorkerPool):
                 function,
                 data,
             )
-
-    def _function_key(self, payload: bytes) -> int:
-        key = self._function_keys.get(payload)
-        if key is None:
-            if len(self._function_keys) >= 1024:
-                self._function_keys.clear()  # keys are never reused, so workers stay right
-            key = self._function_keys[payload] = next(self._key_serials)
-        return key
 
     def _receive(self, slot: _Slot) -> bool:
         """Handle a frame from ``slot``. False if its connection is gone."""
