@@ -278,15 +278,21 @@ def test_sigterm_stops_it(connect_cli: type[Connect], sshd: SSHServer) -> None:
     deadline = time.monotonic() + 30
     pid = None
     while pid is None and time.monotonic() < deadline:
-        pid = next(
-            (p for p in sshd.session_pids() if Path(f"/proc/{p}/comm").read_text().strip() == "sleep"), None
-        )
+        pid = next((p for p in sshd.session_pids() if _command_name(p) == "sleep"), None)
         time.sleep(0.02)
     assert pid is not None, "the remote sleep did not start"
     cli.process.send_signal(signal.SIGTERM)
     assert cli.process.wait(timeout=30) == 0
     assert "stopping (SIGTERM)" in cli.finish()[1]
     wait_until(lambda: process_gone(pid), 10, "the remote sleep ending")
+
+
+def _command_name(pid: int) -> str | None:
+    """The command name of ``pid``, or None once it has gone (session processes come and go)."""
+    try:
+        return Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return None
 
 
 def _local_echo() -> tuple[subprocess.Popen[bytes], int]:
