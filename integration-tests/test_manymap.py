@@ -40,13 +40,15 @@ PY = sys.executable
 MANYMAP = str(Path(sys.executable).with_name("manymap"))
 
 
-def hosts_pool_args(network: HostNetwork) -> dict[str, Any]:
-    return {
-        "servers": [host.alias for host in network],
-        "ssh_config": network.ssh_config,
-        "python": PY,
-        "server_workers": 1,
-    }
+@pytest.fixture
+def host_names(testhosts: HostNetwork) -> Iterator[list[str]]:
+    """Every namespace host registered in manymap.hosts: pools name them, nothing else."""
+    names = [f"integration-host-{i}" for i in range(len(testhosts))]
+    for name, host in zip(names, testhosts, strict=True):
+        hosts.register(name, host.alias, ssh_config=testhosts.ssh_config, python=PY, workers=1)
+    yield names
+    for name in names:
+        hosts.unregister(name)
 
 
 # Remote tasks are lambdas and closures: they go by value. (A function of this test module
@@ -65,7 +67,7 @@ def slow_squarer() -> Any:
     return slow_square
 
 
-def test_hierarchical_map_remote_servers_running_local_process_pools(testhosts: HostNetwork) -> None:
+def test_hierarchical_map_remote_servers_running_local_process_pools(host_names: list[str]) -> None:
     inner = Map(ProcessPool, 2, clear=True)
     square = squarer()
 
@@ -74,7 +76,7 @@ def test_hierarchical_map_remote_servers_running_local_process_pools(testhosts: 
         return [v for v, _ in values], os.getpid(), [pid for _, pid in values]
 
     rows = [list(range(i, i + 4)) for i in range(0, 24, 4)]
-    with Map(ParallelPool, 0, **hosts_pool_args(testhosts)) as outer:
+    with Map(ParallelPool, 0, servers=host_names) as outer:
         results = outer(row, rows, chunksize=1)
         stats = outer._pool.stats()
     assert [values for values, _, _ in results] == [[square(x) for x in r] for r in rows]
@@ -82,27 +84,27 @@ def test_hierarchical_map_remote_servers_running_local_process_pools(testhosts: 
         assert worker != os.getpid()
         assert worker not in inner_pids, "each remote task ran its own process pool"
     used = {w.host for w in stats.workers.values() if w.tasks}
-    assert used == {host.alias for host in testhosts}, "both hosts did work"
+    assert used == set(host_names), "both hosts did work"
 
 
-def test_one_hosts_processes_killed_mid_map(testhosts: HostNetwork) -> None:
-    victim = testhosts[0]
+def test_one_hosts_processes_killed_mid_map(testhosts: HostNetwork, host_names: list[str]) -> None:
+    victim, victim_name = testhosts[0], host_names[0]
     square, slow_square = squarer(), slow_squarer()
-    with ParallelPool(1, **hosts_pool_args(testhosts)) as pool:
+    with ParallelPool(1, servers=host_names) as pool:
         assert pool.map(square, range(8)) == [square(x) for x in range(8)]  # every server is up
         doomed = [pid for pid in victim.pids() if pid != victim.sshd.pid]
         assert doomed, f"nothing runs on {victim.alias}"
         killed = threading.Event()
 
         def consume(event: TaskEvent) -> None:
-            on_victim = (event.worker or "").startswith(victim.alias)
+            on_victim = (event.worker or "").startswith(victim_name)
             if event.kind is EventKind.STARTED and on_victim and not killed.is_set():
                 killed.set()
                 for pid in doomed:  # the hosts share this machine's pids
                     with contextlib.suppress(ProcessLookupError):
                         core.kill(pid, sig=signal.SIGKILL)
 
-        with pytest.warns(RuntimeWarning, match=rf"{victim.alias}.*lost|lost.*{victim.alias}"):
+        with pytest.warns(RuntimeWarning, match=rf"{victim_name}.*lost|lost.*{victim_name}"):
             result = pool.map(slow_square, range(40), chunksize=1, progress=consume, timeout=WAIT)
         assert result == [square(x) for x in range(40)]
         assert killed.is_set()

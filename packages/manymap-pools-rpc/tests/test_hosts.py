@@ -7,7 +7,9 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import pytest
@@ -16,7 +18,8 @@ from manymap_testhosts import HostNetwork, process_gone, wait_until
 from manymap.launcher import EventKind, TaskEvent
 from manymap.launcher.testing import PoolConformance
 from manymap.launcher.testing import _tasks as tasks
-from manymap.pools.rpc import ParallelPool
+from manymap.pools.rpc import ParallelPool, RemoteHost
+from manymap.secure import HostProfile, resolve
 
 TESTHOSTS = 2
 WAIT = 60.0
@@ -80,3 +83,44 @@ def test_a_host_server_killed_mid_map(pool: ParallelPool, testhosts: HostNetwork
     assert killed.is_set()
     wait_until(lambda: process_gone(server_pid), WAIT, "the killed server to be gone")
     assert pool.map(tasks.square, range(10)) == [x * x for x in range(10)]
+
+
+@dataclass(frozen=True)
+class Profiled:
+    """A host profile as a host registry gives it (manymap.hosts.Host is one)."""
+
+    name: str
+    ssh_config: str
+    workers: int | None
+    env: Mapping[str, str]
+    python: str = sys.executable
+
+    def profile(self) -> HostProfile:
+        return resolve(self.name, ssh_config=self.ssh_config)
+
+
+def test_each_host_profile_brings_its_own_workers_and_environment(testhosts: HostNetwork) -> None:
+    first, second = testhosts
+    profiles = [
+        Profiled(first.alias, str(testhosts.ssh_config), 1, {"MANYMAP_MARK": "first"}),
+        Profiled(second.alias, str(testhosts.ssh_config), 2, {"MANYMAP_MARK": "second"}),
+    ]
+    assert all(isinstance(profile, RemoteHost) for profile in profiles)
+
+    def mark(_: object) -> str:  # a closure: it goes by value to the hosts
+        import time
+
+        time.sleep(0.02)
+        return os.environ["MANYMAP_MARK"]
+
+    with ParallelPool(0, servers=profiles) as pool:
+        marks = pool.map(mark, range(30), chunksize=1)
+        assert set(marks) == {"first", "second"}
+        assert pool.capacity == 3
+        workers = Counter(w.host for w in pool.stats().workers.values())
+        assert workers == {first.alias: 1, second.alias: 2}
+
+
+def test_servers_must_be_specs_or_host_profiles() -> None:
+    with pytest.raises(TypeError, match="42 is neither a server spec"):
+        ParallelPool(0, servers=[42])  # type: ignore[list-item]

@@ -137,24 +137,17 @@ def test_registered_name_resolves_to_the_real_sshd(node: Host, sshd: SSHServer) 
     assert result.stdout == b"up\n"
 
 
-def test_server_options_for_parallel_pool() -> None:
-    registry = HostRegistry()
-    registry.register("a", "alice@a", python="/py", workers=3, ssh_config="/cfg")
-    registry.register("b", "bob@b:2200", python="/py", workers=3, ssh_config="/cfg")
-    registry.register("c", "c", python="/other/py")
-    registry.register("d", "d", python="/py", workers=3, ssh_config="/cfg", env={"X": "1"})
-    assert hosts.server_options(["a", "b"], registry) == {
-        "servers": ["alice@a", "bob@b:2200"],
-        "python": "/py",
-        "server_workers": 3,
-        "ssh_config": "/cfg",
-    }
-    assert hosts.server_options(["c"], registry) == {"servers": ["c"], "python": "/other/py"}
-    with pytest.raises(ValueError, match="one python for all its servers"):
-        hosts.server_options(["a", "c"], registry)
-    with pytest.raises(ValueError, match="sets no env"):
-        hosts.server_options(["a", "d"], registry)
-    with pytest.raises(ValueError, match="no hosts"):
-        hosts.server_options([], registry)
-    with pytest.raises(KeyError, match="no host named 'z'"):
-        hosts.server_options(["z"], registry)
+def test_parallel_pool_starts_servers_on_registered_hosts(node: Host, sshd: SSHServer) -> None:
+    """A registered name in ``servers``: the host's own python, env and worker count, no other option."""
+    from manymap.pools.rpc import ParallelPool, RemoteHost
+
+    assert isinstance(node, RemoteHost)
+    hosts.register(node.name, node.ssh, python=sys.executable, workers=2, env=dict(node.env),
+                   ssh_config=node.ssh_config)  # fmt: skip
+    with ParallelPool(0, servers=["test-node"]) as pool:
+        marks = pool.map(lambda _: os.environ.get("MANYMAP_TEST_NODE"), range(4), chunksize=1)
+        assert marks == ["yes"] * 4, "the host's env reaches the server's workers"
+        assert pool.capacity == 2, "the host's worker count"
+        assert {worker.host for worker in pool.stats().workers.values()} == {"test-node"}
+    with ParallelPool(0, servers=[hosts.get("test-node")]) as pool:  # a Host entry itself
+        assert pool.pipe(lambda name: os.environ.get(name), "MANYMAP_TEST_NODE") == "yes"

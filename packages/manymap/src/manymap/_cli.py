@@ -403,19 +403,6 @@ def _make_pool(args: argparse.Namespace) -> Any:
         if rpc is None:
             raise _UsageError(f"--pool parallel: {RPC_MISSING}; use --pool process, thread or serial")
         if args.servers:
-            from manymap import hosts
-
-            registered = [name for name in args.servers if name in hosts.registry()]
-            if registered:
-                if len(registered) != len(args.servers) or args.secret_file:
-                    raise _UsageError(
-                        "--servers: give either registered host names or server specs, not both"
-                    )
-                try:
-                    options = hosts.server_options(registered)
-                except ValueError as exc:
-                    raise _UsageError(f"--servers: {exc}") from exc
-                return rpc.ParallelPool(args.workers or 0, **options)
             secret = None
             if args.secret_file is not None:
                 try:

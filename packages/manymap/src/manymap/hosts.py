@@ -23,7 +23,10 @@ ssh_config = "~/.ssh/config.lab"
 The default registry (the module functions :func:`register`, :func:`get`,
 :func:`resolve`...) reads ``$MANYMAP_HOSTS`` (a path), else
 ``~/.config/manymap/hosts.toml`` when it exists, at its first lookup.
-:mod:`manymap.core` takes these names wherever it takes a host.
+:mod:`manymap.core` takes these names wherever it takes a host, and
+``ParallelPool(servers=[...])`` takes them (or :class:`Host` entries) as
+servers to start over ssh, each with its own interpreter, environment,
+worker count and jump host.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -53,11 +56,11 @@ __all__ = [
     "default_hosts_file",
     "get",
     "load",
+    "lookup",
     "names",
     "register",
     "registry",
     "resolve",
-    "server_options",
     "unregister",
 ]
 
@@ -342,51 +345,6 @@ class HostRegistry:
         return f"<HostRegistry {', '.join(self.names()) or '(empty)'}>"
 
 
-def server_options(names: Iterable[str | Host], source: HostRegistry | None = None) -> dict[str, Any]:
-    """``ParallelPool`` keyword arguments for servers on registered hosts.
-
-    ``ParallelPool(0, **server_options(["node7", "node8"]))`` starts
-    ``manymap-server`` on each host over ssh (with the host's interpreter and
-    worker count) and tunnels to it. ``ParallelPool`` takes one interpreter,
-    one worker count and one ssh_config for all its ssh servers, so the hosts
-    must agree on them, and it sets no environment and takes no jump host of
-    its own (put ``ProxyJump`` in the ssh_config instead).
-
-    Args:
-        names: registered host names (or :class:`Host` entries).
-        source: the registry to look the names up in (default: the default registry).
-
-    Raises:
-        KeyError: a name is not registered.
-        ValueError: no names, or the hosts differ in ``python``, ``workers`` or
-            ``ssh_config``, or one has ``env`` or ``through``.
-    """
-    chosen = source if source is not None else registry()
-    entries = [name if isinstance(name, Host) else chosen.get(name) for name in names]
-    if not entries:
-        raise ValueError("no hosts given")
-    for field_name in ("python", "workers", "ssh_config"):
-        values = {getattr(host, field_name) for host in entries}
-        if len(values) > 1:
-            raise ValueError(
-                f"ParallelPool takes one {field_name} for all its servers; "
-                f"the hosts have {sorted(map(str, values))}"
-            )
-    for host in entries:
-        if host.env or host.through:
-            raise ValueError(
-                f"host {host.name!r}: ParallelPool sets no env and takes no jump host for its servers "
-                "(use the ssh_config's ProxyJump; set the environment in the interpreter's wrapper)"
-            )
-    first = entries[0]
-    options: dict[str, Any] = {"servers": [host.ssh for host in entries], "python": first.python}
-    if first.workers is not None:
-        options["server_workers"] = first.workers
-    if first.ssh_config is not None:
-        options["ssh_config"] = first.ssh_config
-    return options
-
-
 _default: HostRegistry | None = None
 _default_lock = threading.Lock()
 
@@ -418,6 +376,15 @@ def load(path: str | os.PathLike[str], *, replace: bool = True) -> list[str]:
 def get(name: str) -> Host:
     """The host of the default registry named ``name``."""
     return registry().get(name)
+
+
+def lookup(name: str) -> Host | None:
+    """The host of the default registry named ``name``, or ``None``.
+
+    manymap-pools-rpc's ``ParallelPool`` finds registered names through this
+    function (the ``manymap.hosts`` entry point of this package).
+    """
+    return registry().lookup(name)
 
 
 def names() -> list[str]:

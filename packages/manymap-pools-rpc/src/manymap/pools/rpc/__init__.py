@@ -1,8 +1,12 @@
 """manymap.pools.rpc: ``ParallelPool`` on ppft, local and remote, and the ``manymap-server`` command.
 
 - :class:`ParallelPool`: local ppft workers plus ``manymap-server`` s on other
-  hosts (``host:port`` of running servers, or ssh host specs for which the
-  pool starts the server over ssh and tunnels to it), one scheduler for all;
+  hosts (``host:port`` of running servers, or hosts and ssh host specs for
+  which the pool starts the server over ssh and tunnels to it), one
+  scheduler for all;
+- :class:`RemoteHost`: what a host profile offers the pool (a host registry,
+  such as the meta package's :mod:`manymap.hosts`, provides them by name
+  through the ``manymap.hosts`` entry point group);
 - :class:`RPCServer`: the server that ``manymap-server`` (``python -m
   manymap.pools.rpc``) runs: 127.0.0.1 only by default, a secret never on
   the command line, ppft workers underneath.
@@ -11,7 +15,8 @@
 from __future__ import annotations
 
 from manymap.pools.rpc.__about__ import __version__
+from manymap.pools.rpc._nodes import RemoteHost
 from manymap.pools.rpc._pool import ParallelPool
 from manymap.pools.rpc._server import RPCServer
 
-__all__ = ["ParallelPool", "RPCServer", "__version__"]
+__all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]

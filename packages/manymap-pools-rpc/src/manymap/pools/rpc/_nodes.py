@@ -3,6 +3,11 @@
 Each node kind knows how to start (or find) its ``manymap-server``, how to
 open one more authenticated connection to it (one connection is one ppft
 worker there) and how to stop what it started.
+
+A ``servers`` entry that is a bare name is first looked up in the host
+registries that installed packages offer under the ``manymap.hosts`` entry
+point group (the meta package's :mod:`manymap.hosts` is one): a registered
+host brings its own interpreter, environment, worker count and jump host.
 """
 
 from __future__ import annotations
@@ -17,12 +22,30 @@ import select
 import socket
 import subprocess
 import sys
-from typing import Any
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
 from manymap.pools.rpc import _protocol as proto
 
-__all__ = ["DirectNode", "LocalNode", "Node", "SshNode", "handshake", "parse_server"]
+if TYPE_CHECKING:
+    from manymap.secure import HostProfile
+
+__all__ = [
+    "HOSTS_GROUP",
+    "DirectNode",
+    "LocalNode",
+    "Node",
+    "RemoteHost",
+    "SshNode",
+    "find_host",
+    "handshake",
+    "parse_server",
+]
+
+#: The entry point group of host registries: each entry is ``lookup(name) -> RemoteHost | None``.
+HOSTS_GROUP = "manymap.hosts"
 
 START_TIMEOUT = 60.0  # seconds a server may take to start and report its port
 CONNECT_TIMEOUT = 30.0  # seconds to connect and authenticate
@@ -166,23 +189,62 @@ class LocalNode(Node):
             process.stdout.close()
 
 
+@runtime_checkable
+class RemoteHost(Protocol):
+    """A named host profile, such as :class:`manymap.hosts.Host`: where and how to run a server."""
+
+    @property
+    def name(self) -> str:
+        """What the host is called in messages and in ``stats()``."""
+
+    @property
+    def python(self) -> str:
+        """The interpreter that runs ``manymap-server`` there."""
+
+    @property
+    def workers(self) -> int | None:
+        """The server's workers (``None``: as many as the host has cores)."""
+
+    @property
+    def env(self) -> Mapping[str, str]:
+        """Environment variables for the server."""
+
+    def profile(self) -> HostProfile:
+        """How to reach the host over ssh."""
+
+
+def find_host(name: str) -> RemoteHost | None:
+    """The host that an installed registry (:data:`HOSTS_GROUP`) knows as ``name``, if any."""
+    for entry in entry_points(group=HOSTS_GROUP):
+        lookup: Callable[[str], RemoteHost | None] = entry.load()
+        found = lookup(name)
+        if found is not None:
+            return found
+    return None
+
+
 class SshNode(Node):
-    """A manymap-server started over ssh on ``spec``, reached through an ssh tunnel.
+    """A manymap-server started over ssh on ``profile``, reached through an ssh tunnel.
 
     The secret goes to the server over the ssh channel (its stdin), never on
     a command line; the server stops when that channel closes.
     """
 
-    def __init__(self, spec: str, *, python: str, workers: int | None, ssh_config: str | None) -> None:
-        from manymap.secure import resolve
-
-        self.spec = spec
-        self.profile = resolve(spec, ssh_config=ssh_config)
-        self.label = spec.removeprefix("ssh://")
-        self.host = self.label
+    def __init__(
+        self,
+        profile: HostProfile,
+        *,
+        label: str,
+        python: str,
+        workers: int | None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.profile = profile
+        self.label = label
+        self.host = label
         self.python = python
         self.want_workers = workers
-        self.ssh_config = ssh_config
+        self.env = dict(env or {})
         self.secret = secrets.token_hex(32)
         self.pipe: Any = None
         self.tunnel: Any = None
@@ -193,7 +255,9 @@ class SshNode(Node):
         command = [self.python, "-m", "manymap.pools.rpc", "--secret-file", "-"]
         if self.want_workers:
             command += ["--workers", str(self.want_workers)]
-        self.pipe = Pipe(self.profile, command, stdin_open=True, name=f"manymap-server on {self.label}")
+        self.pipe = Pipe(
+            self.profile, command, env=self.env, stdin_open=True, name=f"manymap-server on {self.label}"
+        )
         self.pipe.launch()
         try:
             line = self.pipe.readline(START_TIMEOUT)
@@ -241,10 +305,25 @@ _HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5}
 
 
 def parse_server(
-    spec: str, *, secret: str | None, python: str, workers: int | None, ssh_config: str | None
+    spec: str | RemoteHost, *, secret: str | None, python: str, workers: int | None, ssh_config: str | None
 ) -> Node:
-    """A node for a ``servers`` entry: ``host:port`` of a running server, else an ssh host spec."""
+    """A node for a ``servers`` entry.
+
+    ``host:port`` is a running server; a :class:`RemoteHost`, or a name that
+    a host registry knows, is started over ssh with that host's settings;
+    anything else is an ssh host spec started with ``python`` and ``workers``.
+    """
+    if not isinstance(spec, str):
+        return SshNode(
+            spec.profile(), label=spec.name, python=spec.python, workers=spec.workers, env=spec.env
+        )
     match = _HOST_PORT.match(spec)
     if match and not spec.startswith("ssh://"):
         return DirectNode(match["host"].strip("[]"), int(match["port"]), secret)
-    return SshNode(spec, python=python, workers=workers, ssh_config=ssh_config)
+    registered = None if spec.startswith("ssh://") else find_host(spec)
+    if registered is not None:
+        return parse_server(registered, secret=secret, python=python, workers=workers, ssh_config=ssh_config)
+    from manymap.secure import resolve
+
+    profile = resolve(spec, ssh_config=ssh_config)
+    return SshNode(profile, label=spec.removeprefix("ssh://"), python=python, workers=workers)

@@ -61,7 +61,7 @@ from manymap.launcher._options import TaskOptions
 from manymap.pools.local._functions import FunctionPayloads
 from manymap.pools.local._manager import Doorbell, dispatch_now
 from manymap.pools.rpc import _protocol as proto
-from manymap.pools.rpc._nodes import LocalNode, Node, ServerBusy, parse_server
+from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
 from manymap.serialize import dumps, loads
 
@@ -102,15 +102,19 @@ class ParallelPool(AbstractWorkerPool):
         nodes: local workers (default: the number of cores; ``0`` with
             ``servers`` for remote workers only); alias ``ncpus``.
         servers: where remote workers are: ``"host:port"`` of a running
-            ``manymap-server`` (give its ``secret``), or an ssh host spec
-            (``"ssh://user@host[:port]"`` or an ssh_config host name), for
-            which the pool starts ``manymap-server`` over ssh, tunnels to it,
-            and stops it all on close. A server that cannot be reached is
-            skipped with a :class:`RuntimeWarning` naming it and why.
+            ``manymap-server`` (give its ``secret``); a host of a host
+            registry (a :class:`RemoteHost` such as
+            :class:`manymap.hosts.Host`, or its registered name), which
+            brings its own interpreter, environment, worker count and jump
+            host; or an ssh host spec (``"ssh://user@host[:port]"`` or an
+            ssh_config host name). For hosts and ssh specs the pool starts
+            ``manymap-server`` over ssh, tunnels to it, and stops it all on
+            close. A server that cannot be reached is skipped with a
+            :class:`RuntimeWarning` naming it and why.
         secret: the secret of the ``host:port`` servers.
-        python: the interpreter that runs ``manymap-server`` on ssh hosts.
-        server_workers: ppft workers of each server started over ssh
-            (default: the cores of that host).
+        python: the interpreter that runs ``manymap-server`` on ssh host specs.
+        server_workers: ppft workers of each server started on an ssh host
+            spec (default: the cores of that host).
         ssh_config: the ssh_config that resolves the ssh host specs.
         **options: default task options: ``chunksize``, ``timeout``,
             ``retries``, ``progress``.
@@ -125,16 +129,19 @@ class ParallelPool(AbstractWorkerPool):
         self,
         nodes: int | None = None,
         *,
-        servers: Iterable[str] = (),
+        servers: Iterable[str | RemoteHost] = (),
         secret: str | None = None,
         python: str = "python3",
         server_workers: int | None = None,
         ssh_config: str | os.PathLike[str] | None = None,
         **options: Any,
     ) -> None:
-        self._server_specs = tuple(servers)
         if isinstance(servers, str):
             raise TypeError("servers must be a sequence of server specs, not one string")
+        self._server_specs = tuple(servers)
+        for spec in self._server_specs:
+            if not isinstance(spec, (str, RemoteHost)):
+                raise TypeError(f"servers: {spec!r} is neither a server spec (str) nor a host profile")
         remote_only = nodes == 0 or options.get("ncpus") == 0
         if remote_only:
             if not self._server_specs:
@@ -177,7 +184,7 @@ class ParallelPool(AbstractWorkerPool):
         self.nodes = value
 
     @property
-    def servers(self) -> tuple[str, ...]:
+    def servers(self) -> tuple[str | RemoteHost, ...]:
         """The server specs the pool was given."""
         return self._server_specs
 
