@@ -297,7 +297,7 @@ def bench(session: nox.Session) -> None:
         if unknown:
             session.error(f"no benchmark {', '.join(unknown)}; there are: {', '.join(by_name)}")
         scripts = [by_name[name] for name in wanted]
-    install_local(session, closure("manymap"), *BENCH)
+    install_local(session, closure("manymap"), *BENCH, TESTHOSTS)  # the ssh rows' private sshd
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     env = {"MANYMAP_BENCH_DIR": str(BENCH_DIR), "PYTHONHASHSEED": "0"}
     for script in scripts:
