@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from typing import Any
 
 import pytest
 
 from manymap.launcher import AbstractLauncher, ResultTimeoutError
 
 
-class LocalCommand(AbstractLauncher):
+class LocalCommand(AbstractLauncher[str]):
     """Runs a command as a local process: the smallest real launcher."""
 
     def __init__(self, *argv: str) -> None:
@@ -23,12 +22,13 @@ class LocalCommand(AbstractLauncher):
     def launch(self) -> None:
         self._process = subprocess.Popen(self.argv, stdout=subprocess.PIPE, text=True)
 
-    def response(self, timeout: float | None = None) -> Any:
+    def response(self, timeout: float | None = None) -> str:
         assert self._process is not None
         try:
             out, _ = self._process.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             raise ResultTimeoutError(f"{self.name} still running after {timeout} s") from None
+        assert isinstance(out, str)
         return out
 
     def running(self) -> bool:
@@ -63,6 +63,18 @@ def test_response_timeout_and_kill() -> None:
     assert "running" in repr(command)
     command.kill()
     assert not command.running()
+
+
+def test_run_returns_the_result_or_kills_what_overruns() -> None:
+    assert LocalCommand(sys.executable, "-c", "print('hi')").run(30) == "hi\n"
+    command = LocalCommand(sys.executable, "-c", "import time; time.sleep(60)")
+    with pytest.raises(ResultTimeoutError, match="still running"):
+        command.run(0.1)
+    pid = command.pid()
+    assert pid is not None
+    assert not command.running(), "run killed what overran"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
 
 
 def test_leaving_the_block_kills_what_runs() -> None:

@@ -64,7 +64,7 @@ HostLike = str | HostProfile | _hosts.Host
 _TIMEOUT = 60.0  # seconds a helper command (ps, kill) may take on a remote host
 
 
-class LocalPipe(AbstractLauncher):
+class LocalPipe(AbstractLauncher[CommandResult]):
     """A command on this machine, with :class:`manymap.secure.Pipe`'s interface.
 
     Args:
@@ -208,15 +208,6 @@ class LocalPipe(AbstractLauncher):
                     process.pid,
                 )
             return self._result
-
-    def run(self, timeout: float | None = None) -> CommandResult:
-        """Launch, wait at most ``timeout`` seconds, and return the result; kill it if it overruns."""
-        self.launch()
-        try:
-            return self.response(timeout)
-        except ResultTimeoutError:
-            self.kill()
-            raise
 
     def running(self) -> bool:
         """Whether it was launched and has not ended."""

@@ -12,19 +12,24 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
+
+from manymap.launcher._errors import ResultTimeoutError
 
 __all__ = ["AbstractLauncher"]
 
-L = TypeVar("L", bound="AbstractLauncher")
+L = TypeVar("L", bound="AbstractLauncher[Any]")
+R = TypeVar("R")
 
 
-class AbstractLauncher(abc.ABC):
+class AbstractLauncher(abc.ABC, Generic[R]):
     """Launches one operation and owns it until it ends or is killed.
 
     Subclasses take their configuration (command, paths, ports) in their
-    constructor. Using a launcher as a context manager launches nothing by
-    itself; leaving the block kills the operation if it is still running.
+    constructor, and name the type ``R`` of the operation's result
+    (``class Pipe(AbstractLauncher[CommandResult])``). Using a launcher as a
+    context manager launches nothing by itself; leaving the block kills the
+    operation if it is still running.
 
     Args:
         name: a label for messages and ``repr`` (defaults to the class name).
@@ -38,12 +43,25 @@ class AbstractLauncher(abc.ABC):
         """Start the operation. Raises if it cannot be started."""
 
     @abc.abstractmethod
-    def response(self, timeout: float | None = None) -> Any:
+    def response(self, timeout: float | None = None) -> R:
         """Wait at most ``timeout`` seconds for the operation to end; return its result.
 
         Raises:
             manymap.launcher.ResultTimeoutError: it did not end in time.
         """
+
+    def run(self, timeout: float | None = None) -> R:
+        """Launch, wait at most ``timeout`` seconds and return the result; kill it if it overruns.
+
+        Raises:
+            manymap.launcher.ResultTimeoutError: it did not end in time (and was killed).
+        """
+        self.launch()
+        try:
+            return self.response(timeout)
+        except ResultTimeoutError:
+            self.kill()
+            raise
 
     @abc.abstractmethod
     def running(self) -> bool:

@@ -106,7 +106,7 @@ class _Cancelled(Exception):
     pass
 
 
-class Copier(AbstractLauncher):
+class Copier(AbstractLauncher[CopyResult]):
     """Copy a file or a directory between this machine and a remote host, over SFTP.
 
     Exactly one of ``source`` and ``destination`` is remote: a
@@ -204,15 +204,6 @@ class Copier(AbstractLauncher):
             raise self._error
         assert self._result is not None
         return self._result
-
-    def run(self, timeout: float | None = None) -> CopyResult:
-        """Launch and wait at most ``timeout`` seconds; cancel the copy if it overruns."""
-        self.launch()
-        try:
-            return self.response(timeout)
-        except ResultTimeoutError:
-            self.kill()
-            raise
 
     def running(self) -> bool:
         """Whether the copy was launched and has not finished."""

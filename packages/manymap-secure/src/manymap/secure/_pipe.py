@@ -223,7 +223,7 @@ def _kill_script(pid: int, sig: int, grace: float) -> str:
     )
 
 
-class Pipe(AbstractLauncher):
+class Pipe(AbstractLauncher[CommandResult]):
     """Run a command on a remote host over ssh; an :class:`~manymap.launcher.AbstractLauncher`.
 
     Args:
@@ -632,19 +632,6 @@ class Pipe(AbstractLauncher):
         return CommandResult(
             self.command, self.profile.hostname, self.profile.port, returncode, b"", b"", pid
         )
-
-    def run(self, timeout: float | None = None) -> CommandResult:
-        """Launch, wait at most ``timeout`` seconds, and return the result; kill it if it overruns.
-
-        Raises:
-            ResultTimeoutError: it did not end in time (and was killed).
-        """
-        self.launch()
-        try:
-            return self.response(timeout)
-        except ResultTimeoutError:
-            self.kill()
-            raise
 
     def running(self) -> bool:
         """Whether the command was launched and has not ended (for a background one: asks the host)."""

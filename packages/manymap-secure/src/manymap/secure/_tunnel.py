@@ -102,7 +102,7 @@ class _Link:
         self.sock.close()
 
 
-class Tunnel(AbstractLauncher):
+class Tunnel(AbstractLauncher[None]):
     """Forward a local port on 127.0.0.1 over ssh to ``remote_host:remote_port`` as the ssh server sees it.
 
     Args:
