@@ -276,6 +276,27 @@ def test_the_connection_killed_mid_tunnel(testhosts: HostNetwork, echo1: int, no
         tunnel.kill()
 
 
+def test_a_link_on_a_dead_connection_still_closes_its_local_end(
+    testhosts: HostNetwork, echo1: int, no_leaks: None
+) -> None:
+    """Closing a channel sends a message, which fails on a dead connection: the local end closes anyway."""
+    profile = resolve(testhosts[0].alias, ssh_config=testhosts.ssh_config)
+    tunnel = Tunnel(profile, echo1)
+    tunnel.launch()
+    try:
+        with tunnel.connect(timeout=10) as sock:
+            sock.settimeout(10)
+            sock.sendall(b"ping")
+            assert sock.recv(4) == b"ping"
+            assert tunnel.connection is not None
+            tunnel.connection.transport.sock.shutdown(socket.SHUT_WR)  # nothing more goes out over ssh
+            sock.sendall(b"lost")  # the link fails to forward it, then closes
+            with contextlib.suppress(ConnectionResetError):
+                assert sock.recv(1) == b"", "end of file, not a hang"
+    finally:
+        tunnel.kill()
+
+
 def test_reconnect_after_the_connection_is_killed(testhosts: HostNetwork, echo1: int, no_leaks: None) -> None:
     profile = resolve(testhosts[0].alias, ssh_config=testhosts.ssh_config)
     with Tunnel(profile, echo1, reconnect=True) as tunnel:

@@ -95,11 +95,19 @@ class _Link:
         """Wake the pump: shut the local socket down and close the channel."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        self.channel.close()
+        self._close_channel()
 
     def close(self) -> None:
-        self.channel.close()
-        self.sock.close()
+        """Close both ends; the local end always, even when the ssh connection is already dead."""
+        try:
+            self._close_channel()
+        finally:
+            self.sock.close()
+
+    def _close_channel(self) -> None:
+        # Closing a channel sends a message: on a dropped connection that raises.
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            self.channel.close()
 
 
 class Tunnel(AbstractLauncher[None]):
@@ -357,9 +365,9 @@ class Tunnel(AbstractLauncher[None]):
             raise RuntimeError(f"{self!r} is not launched")
         channel = self._open_channel(timeout)
         ours, theirs = socket.socketpair()
-        if not self._spawn(self._pump, _Link(theirs, channel)):
-            channel.close()
-            theirs.close()
+        link = _Link(theirs, channel)
+        if not self._spawn(self._pump, link):
+            link.close()
             ours.close()
             raise self._error or self._tunnel_error("the tunnel is closed")
         return ours
