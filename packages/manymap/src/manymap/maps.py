@@ -258,7 +258,9 @@ class Map:
         return lambda: method(function, items, **kwds)
 
     def _builtin(self, function: Callable[..., Any], iterables: tuple[Iterable[Any], ...]) -> Any:
-        return list(map(function, *iterables))
+        """The map without a pool: the builtin ``map`` (or ``starmap``), lazy or as a list."""
+        results = itertools.starmap(function, *iterables) if self._star else map(function, *iterables)
+        return results if self._lazy else list(results)
 
     def _then_after(self, iterator: Iterable[Any]) -> Iterator[Any]:
         """Yield the lazy results, then apply the flags (also when the reader stops early)."""
@@ -306,18 +308,12 @@ class Smap(Map):
     _methods = ("smap", "map")
     _star = True
 
-    def _builtin(self, function: Callable[..., Any], iterables: tuple[Iterable[Any], ...]) -> Any:
-        return list(itertools.starmap(function, *iterables))
-
 
 class Imap(Map):
     """The lazy, ordered map: returns an iterator of the results, in input order."""
 
     _methods = ("imap", "imap")
     _lazy = True
-
-    def _builtin(self, function: Callable[..., Any], iterables: tuple[Iterable[Any], ...]) -> Any:
-        return map(function, *iterables)
 
 
 class Ismap(Map):
@@ -327,18 +323,12 @@ class Ismap(Map):
     _star = True
     _lazy = True
 
-    def _builtin(self, function: Callable[..., Any], iterables: tuple[Iterable[Any], ...]) -> Any:
-        return itertools.starmap(function, *iterables)
-
 
 class Uimap(Map):
     """The lazy, unordered map: an iterator of the results in the order they complete."""
 
     _methods = ("uimap", "imap_unordered")
     _lazy = True
-
-    def _builtin(self, function: Callable[..., Any], iterables: tuple[Iterable[Any], ...]) -> Any:
-        return map(function, *iterables)
 
 
 class Amap(Map):
@@ -355,22 +345,13 @@ class Amap(Map):
 
         pool = SerialPool()
         try:
-            return pool.amap(function, *iterables)
+            return getattr(pool, self._methods[0])(function, *iterables)
         finally:
             pool.close()
 
 
-class Asmap(Map):
+class Asmap(Amap):
     """The asynchronous star map: a result handle for ``[function(*item) for item in iterable]``."""
 
     _methods = ("asmap", "map_async")
     _star = True
-
-    def _builtin(self, function: Callable[..., Any], iterables: tuple[Iterable[Any], ...]) -> Any:
-        from manymap.pools.local import SerialPool
-
-        pool = SerialPool()
-        try:
-            return pool.asmap(function, *iterables)
-        finally:
-            pool.close()
