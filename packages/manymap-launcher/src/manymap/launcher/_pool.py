@@ -51,7 +51,6 @@ __all__ = ["AbstractWorkerPool"]
 T = TypeVar("T")
 H = TypeVar("H", bound=AsyncResult[Any])
 _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
-_BATCH_SECONDS = 0.001  # seconds of work an automatic batch of known-cheap tasks aims at
 _LAZY_BATCH_CAP = 128  # the most tasks an automatic imap batch takes
 
 _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
@@ -76,6 +75,8 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     #: Keyword aliases of ``nodes`` this pool accepts in its constructor.
     node_aliases: ClassVar[tuple[str, ...]] = ("ncpus", "nthreads", "processes")
+    #: seconds of work an automatic batch of known-cheap tasks aims at (more where a round trip costs more)
+    batch_seconds: ClassVar[float] = 0.001
 
     def __init__(
         self,
@@ -460,22 +461,27 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
         Without history it is the stdlib's choice, four batches per worker. Once
         the function's tasks are known to be cheap, batches grow to about
-        :data:`_BATCH_SECONDS` of work (still at least one per worker), so that a
+        :attr:`batch_seconds` of work (still at least one per worker), so that a
         map of cheap tasks is not a string of round trips.
         """
         if options.chunksize is not None:
             return options.chunksize
         if options.timeout is not None:
             return 1
-        size = math.ceil(length / (4 * self._nodes)) if length else 1
+        workers = self._capacity()
+        size = math.ceil(length / (4 * workers)) if length else 1
         cost = self._stats.task_seconds(function)
-        if cost is not None and size * cost < _BATCH_SECONDS:
+        if cost is not None and size * cost < self.batch_seconds:
+            fitting = math.ceil(self.batch_seconds / max(cost, 1e-9))
             if not length:
-                return min(_LAZY_BATCH_CAP, math.ceil(_BATCH_SECONDS / max(cost, 1e-9)))
-            fitting = math.ceil(_BATCH_SECONDS / max(cost, 1e-9))
-            rounds = math.ceil(length / (min(fitting, length) * self._nodes))  # every worker gets as many
-            size = math.ceil(length / (rounds * self._nodes))
+                return min(_LAZY_BATCH_CAP, fitting)
+            rounds = math.ceil(length / (min(fitting, length) * workers))  # every worker gets as many
+            size = math.ceil(length / (rounds * workers))
         return max(1, size)
+
+    def _capacity(self) -> int:
+        """The workers that batches are spread over: ``nodes``, unless the pool has others too."""
+        return self._nodes
 
     def _listener(self, options: TaskOptions, total: int | None, method: str) -> ProgressListener | None:
         progress = options.progress

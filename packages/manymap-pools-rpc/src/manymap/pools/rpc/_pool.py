@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import math
 import os
 import select
 import socket
@@ -43,7 +42,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from manymap.launcher import (
@@ -57,7 +56,6 @@ from manymap.launcher import (
     add_note,
 )
 from manymap.launcher._job import Job
-from manymap.launcher._options import TaskOptions
 from manymap.pools.local._functions import FunctionPayloads
 from manymap.pools.local._manager import Doorbell, dispatch_now
 from manymap.pools.rpc import _protocol as proto
@@ -69,8 +67,6 @@ __all__ = ["ParallelPool"]
 
 _TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _FRAME_LIMIT = 1 << 31  # bytes of one result frame
-_BATCH_SECONDS = 0.002  # seconds of work an automatic batch of known-cheap tasks aims at
-_LAZY_BATCH_CAP = 128
 _BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
 
 
@@ -124,6 +120,7 @@ class ParallelPool(AbstractWorkerPool):
     """
 
     node_aliases = ("ncpus",)
+    batch_seconds = 0.002  # a round trip through a server costs more than through a pipe
 
     def __init__(
         self,
@@ -199,22 +196,9 @@ class ParallelPool(AbstractWorkerPool):
 
     # --------------------------------------------- the launcher's hooks
 
-    def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
-        # As the launcher's, over every worker (local and remote) instead of ``nodes``.
-        if options.chunksize is not None:
-            return options.chunksize
-        if options.timeout is not None:
-            return 1
-        workers = max(1, self.capacity or self._nodes + 2 * len(self._server_specs))
-        size = math.ceil(length / (4 * workers)) if length else 1
-        cost = self._stats.task_seconds(function)
-        if cost is not None and size * cost < _BATCH_SECONDS:
-            fitting = math.ceil(_BATCH_SECONDS / max(cost, 1e-9))
-            if not length:
-                return min(_LAZY_BATCH_CAP, fitting)
-            rounds = math.ceil(length / (min(fitting, length) * workers))
-            size = math.ceil(length / (rounds * workers))
-        return max(1, size)
+    def _capacity(self) -> int:
+        # Every worker, local and remote; before the start, two per server as a guess.
+        return max(1, self.capacity or self._nodes + 2 * len(self._server_specs))
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         if job.payload is None:
