@@ -66,7 +66,6 @@ def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
         return None
     namespace = function.__globals__
     cells = tuple(cell.cell_contents for cell in function.__closure__ or () if _filled(cell))
-    names = sorted({name for code in _codes(function.__code__) for name in code.co_names})
     return (
         function.__code__,
         function.__name__,
@@ -74,8 +73,18 @@ def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
         function.__defaults__,
         *sorted((function.__kwdefaults__ or {}).items()),
         *cells,
-        *(namespace.get(name, _MISSING) for name in names),
+        *(namespace.get(name, _MISSING) for name in _global_names(function.__code__)),
     )
+
+
+def _global_names(code: CodeType) -> tuple[str, ...]:
+    """The names ``code`` and the code nested in it look up, sorted (computed once per code)."""
+    names = _NAMES.get(code)
+    if names is None:
+        if len(_NAMES) >= _MAX_ENTRIES:
+            _NAMES.clear()
+        names = _NAMES[code] = tuple(sorted({name for inner in _codes(code) for name in inner.co_names}))
+    return names
 
 
 def _codes(code: CodeType) -> Iterator[CodeType]:
@@ -98,3 +107,4 @@ def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
 
 
 _MISSING = object()
+_NAMES: dict[CodeType, tuple[str, ...]] = {}

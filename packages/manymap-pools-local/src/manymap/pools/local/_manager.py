@@ -17,11 +17,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 __all__ = ["Doorbell", "dispatch_now", "interrupts_deferred"]
+
+# The C module behind ``signal``. Its functions skip the enum conversions of
+# ``signal.signal``/``getsignal``, which raise and catch a ValueError for a
+# handler that is a function: several microseconds per call, three calls per
+# direct dispatch.
+_raw_signal: Any = sys.modules.get("_signal", signal)
 
 
 class Doorbell:
@@ -81,15 +89,15 @@ def interrupts_deferred() -> Iterator[None]:
     Python raises ``KeyboardInterrupt`` between any two bytecodes of the main
     thread; in the middle of taking and sending a batch that would lose it.
     """
-    handler = signal.getsignal(signal.SIGINT)
+    handler = _raw_signal.getsignal(signal.SIGINT)
     if threading.current_thread() is not threading.main_thread() or not callable(handler):
         yield
         return
     held: list[FrameType | None] = []
-    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    _raw_signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, handler)
+        _raw_signal.signal(signal.SIGINT, handler)
         if held:
             handler(signal.SIGINT, held[0])
