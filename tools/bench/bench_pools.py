@@ -1174,7 +1174,7 @@ def chart(s: Summary, path: Path, repeat: int) -> None:
     contenders = s.contenders
     width = 0.8 / max(1, len(contenders))
     fig, ax = plt.subplots(figsize=(max(7.0, 1.9 * len(workloads) + 3.0), 5.4), dpi=120)
-    colors = plt.get_cmap("tab10")
+    colors = plt.get_cmap("tab20")  # more contenders than tab10 has colours
     values = [s.ratio(w, c.key) for w in workloads for c in contenders if s.ratio(w, c.key) is not None]
     low = min([*values, 0.5]) / 2
     for j, c in enumerate(contenders):
@@ -1182,11 +1182,11 @@ def chart(s: Summary, path: Path, repeat: int) -> None:
             x = i - 0.4 + width * (j + 0.5)
             ratio = s.ratio(w, c.key)
             if ratio is not None:
-                ax.bar(x, ratio, width, color=colors(j % 10), label=c.short if i == 0 else None)
+                ax.bar(x, ratio, width, color=colors(j % 20), label=c.short if i == 0 else None)
                 ax.text(x, ratio * 1.05, _ratio(ratio), ha="center", va="bottom", fontsize=5.5, rotation=90)
             else:
                 if i == 0:
-                    ax.bar(x, 0, width, color=colors(j % 10), label=c.short)
+                    ax.bar(x, 0, width, color=colors(j % 20), label=c.short)
                 m = s.results[w].get(c.key)
                 mark = m.status if m is not None and m.status != "ok" else "n/a"
                 ax.text(x, low * 1.1, mark, ha="center", va="bottom", fontsize=6, rotation=90, color="0.3")
