@@ -160,7 +160,7 @@ CTRL_C = textwrap.dedent(
     from manymap.pools.local import ProcessPool
 
     def nap(x):
-        print("napping", os.getpid(), flush=True)  # workers share the parent's stdout
+        os.write(1, f"napping {os.getpid()}\n".encode())  # one write: workers share the parent's stdout
         time.sleep(60)
         return x
 
