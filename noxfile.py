@@ -79,7 +79,6 @@ PACKAGES: dict[str, Package] = {
             "manymap-serialize",
             "manymap-portpicker",
             "manymap-secure",
-            "manymap-pools-local",  # FunctionPayloads: the function payload cache
         ),
         test_requires=("numpy", TESTHOSTS),
         typecheck_requires=("types-paramiko",),

@@ -7,6 +7,9 @@
 - result handles :class:`AsyncResult` / :class:`MapResult`;
 - the error hierarchy rooted at :class:`ManymapError`;
 - task events (:class:`TaskEvent`) and progress bars;
+- for pool implementers: :class:`Job` and :class:`Batch` (what the scheduling
+  hooks receive), :class:`ThreadWorkerPool`, and :class:`Doorbell` with
+  :func:`dispatch_now` for pools that run a manager thread;
 - :mod:`manymap.launcher.testing`: the conformance suite every pool passes.
 
 Standard library only.
@@ -15,6 +18,7 @@ Standard library only.
 from __future__ import annotations
 
 from manymap.launcher.__about__ import __version__
+from manymap.launcher._dispatch import Doorbell, dispatch_now
 from manymap.launcher._errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -31,7 +35,7 @@ from manymap.launcher._errors import (
     annotate_task_error,
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
-from manymap.launcher._job import Batch
+from manymap.launcher._job import Batch, Job
 from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._pool import AbstractWorkerPool
@@ -47,8 +51,10 @@ __all__ = [
     "AuthenticationError",
     "Batch",
     "ConnectionLostError",
+    "Doorbell",
     "EventKind",
     "HostKeyError",
+    "Job",
     "ManymapError",
     "MapResult",
     "PoolClosedError",
@@ -70,6 +76,7 @@ __all__ = [
     "__version__",
     "add_note",
     "annotate_task_error",
+    "dispatch_now",
     "progress_bar",
     "run_calls",
 ]

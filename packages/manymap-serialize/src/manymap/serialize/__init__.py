@@ -9,6 +9,10 @@ payload starts with a header that carries the format version, so a peer with
 another version fails loudly instead of misreading it. Importing this package
 changes no global pickle, copyreg or dill state, and does not import dill.
 
+For pools: :class:`FunctionPayloads` serializes a task function once while it
+stays the same, and :func:`make_shippable` fails the tasks whose result or
+exception cannot be sent back.
+
     >>> from manymap.serialize import dumps, loads
     >>> loads(dumps(lambda x: x + 1))(41)
     42
@@ -21,12 +25,14 @@ from manymap.serialize.__about__ import __version__
 from manymap.serialize._check import CheckReport, check
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
 from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
+from manymap.serialize._payloads import FunctionPayloads, make_shippable
 
 __all__ = [
     "DEFAULT_OOB_MIN_SIZE",
     "FORMAT_VERSION",
     "CheckReport",
     "FormatVersionError",
+    "FunctionPayloads",
     "SerializationError",
     "__version__",
     "check",
@@ -34,4 +40,5 @@ __all__ = [
     "dumps",
     "dumps_oob",
     "loads",
+    "make_shippable",
 ]

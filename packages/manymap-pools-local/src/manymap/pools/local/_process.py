@@ -43,12 +43,10 @@ from typing import Any
 import multiprocess
 import multiprocess.util
 
-from manymap.launcher import AbstractWorkerPool, Batch, TaskFailure, add_note
-from manymap.launcher._job import Job
+from manymap.launcher import AbstractWorkerPool, Batch, Doorbell, Job, TaskFailure, add_note, dispatch_now
 from manymap.pools.local import _shm, _wire
-from manymap.pools.local._functions import FunctionPayloads
-from manymap.pools.local._manager import Doorbell, dispatch_now
 from manymap.pools.local._worker import worker_main
+from manymap.serialize import FunctionPayloads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
 

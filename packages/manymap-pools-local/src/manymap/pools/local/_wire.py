@@ -28,7 +28,7 @@ from typing import Any
 
 from manymap.launcher import SerializationError, TaskFailure
 from manymap.pools.local import _shm
-from manymap.serialize import dumps, dumps_oob, loads
+from manymap.serialize import dumps, dumps_oob, loads, make_shippable
 
 __all__ = [
     "DONE",
@@ -42,7 +42,6 @@ __all__ = [
     "encode",
     "encode_items",
     "encode_results",
-    "make_shippable",
     "receive",
     "send",
 ]
@@ -112,26 +111,3 @@ def encode_results(
     except SerializationError:
         make_shippable(values, failures)
     return encode((values, failures), "the results")
-
-
-def make_shippable(values: list[Any] | None, failures: dict[int, TaskFailure]) -> None:
-    """Fail (in place) the tasks whose result or exception cannot be serialized."""
-    for offset, value in enumerate(values or ()):
-        try:
-            dumps(value, name="its result")
-        except SerializationError as error:
-            values[offset] = None  # type: ignore[index]
-            failures[offset] = TaskFailure(
-                SerializationError(f"the task's result cannot be sent back: {error}"), ""
-            )
-    for offset, failure in list(failures.items()):
-        try:
-            dumps(failure.error, name="its exception")
-        except SerializationError as error:
-            failures[offset] = TaskFailure(
-                SerializationError(
-                    f"the task raised {type(failure.error).__name__}: {failure.error}, "
-                    f"which cannot be sent back: {error}"
-                ),
-                failure.traceback,
-            )

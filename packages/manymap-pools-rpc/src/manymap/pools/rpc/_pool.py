@@ -50,18 +50,18 @@ from manymap.launcher import (
     AuthenticationError,
     Batch,
     ConnectionLostError,
+    Doorbell,
+    Job,
     SerializationError,
     TaskFailure,
     WorkerLostError,
     add_note,
+    dispatch_now,
 )
-from manymap.launcher._job import Job
-from manymap.pools.local._functions import FunctionPayloads
-from manymap.pools.local._manager import Doorbell, dispatch_now
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
-from manymap.serialize import dumps, loads
+from manymap.serialize import FunctionPayloads, dumps, loads
 
 __all__ = ["ParallelPool"]
 

@@ -21,8 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from manymap.launcher import SerializationError, TaskFailure, run_calls
-from manymap.pools.local._wire import make_shippable
-from manymap.serialize import dumps, loads
+from manymap.serialize import dumps, loads, make_shippable
 
 __all__ = ["FUNCTION_CACHE", "KEY", "STUB", "STUB_NAME", "encode_results", "run_batch"]
 

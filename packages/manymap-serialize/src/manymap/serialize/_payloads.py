@@ -1,4 +1,5 @@
-"""Serialized task functions, reused while the function stays the same.
+"""What a pool ships: task functions serialized once while they stay the same,
+and task outcomes that can be sent back.
 
 A map ships its function once per worker, but each map (each ``pipe``!)
 would serialize it again in the caller: for a function that goes by value
@@ -17,9 +18,10 @@ from collections.abc import Callable, Iterator
 from types import CodeType, FunctionType
 from typing import Any
 
-from manymap.serialize import dumps
+from manymap.launcher import SerializationError, TaskFailure
+from manymap.serialize._core import dumps
 
-__all__ = ["FunctionPayloads"]
+__all__ = ["FunctionPayloads", "make_shippable"]
 
 _MAX_ENTRIES = 256
 _MAX_KEYS = 1024
@@ -108,3 +110,26 @@ def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
 
 _MISSING = object()
 _NAMES: dict[CodeType, tuple[str, ...]] = {}
+
+
+def make_shippable(values: list[Any] | None, failures: dict[int, TaskFailure]) -> None:
+    """Fail (in place) the tasks whose result or exception cannot be serialized."""
+    for offset, value in enumerate(values or ()):
+        try:
+            dumps(value, name="its result")
+        except SerializationError as error:
+            values[offset] = None  # type: ignore[index]
+            failures[offset] = TaskFailure(
+                SerializationError(f"the task's result cannot be sent back: {error}"), ""
+            )
+    for offset, failure in list(failures.items()):
+        try:
+            dumps(failure.error, name="its exception")
+        except SerializationError as error:
+            failures[offset] = TaskFailure(
+                SerializationError(
+                    f"the task raised {type(failure.error).__name__}: {failure.error}, "
+                    f"which cannot be sent back: {error}"
+                ),
+                failure.traceback,
+            )
