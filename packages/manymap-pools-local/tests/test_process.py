@@ -160,7 +160,7 @@ CTRL_C = textwrap.dedent(
     from manymap.pools.local import ProcessPool
 
     def nap(x):
-        os.write(1, f"napping {os.getpid()}\n".encode())  # one write: workers share the parent's stdout
+        os.write(1, f"napping {os.getpid()}\\n".encode())  # one write: workers share the parent's stdout
         time.sleep(60)
         return x
 
@@ -191,7 +191,10 @@ def test_ctrl_c_stops_the_map_and_its_workers(tmp_path: Path) -> None:
         assert process.stdout is not None
         # Both workers are in a task, so the parent is inside pool.map, inside its try.
         lines = [process.stdout.readline(), process.stdout.readline()]
-        assert all(line.startswith("napping") for line in lines), (lines, process.stderr)
+        if not all(line.startswith("napping") for line in lines):
+            process.kill()
+            _, err = process.communicate(timeout=60)
+            raise AssertionError(f"the workers did not start their tasks: {lines}; stderr: {err}")
         pids = [int(line.split()[1]) for line in lines]
         assert _children(process.pid) >= set(pids)
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the whole group gets SIGINT
