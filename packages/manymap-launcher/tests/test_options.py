@@ -45,3 +45,17 @@ def test_bad_options_say_what_is_wrong(
 def test_valid_progress_values() -> None:
     for progress in (None, False, True, print):
         assert TaskOptions(progress=progress).progress is progress
+
+
+def test_a_nodes_alias_reads_and_resizes_like_nodes() -> None:
+    from manymap.launcher import NodesAlias, ThreadWorkerPool
+
+    with ThreadWorkerPool(2) as pool:
+        assert pool.nthreads == 2
+        pool.nthreads = 3  # a live resize, as through ``nodes``
+        assert pool.nodes == 3
+        assert sorted(pool.map(abs, [-1, -2, -3])) == [1, 2, 3]
+    assert isinstance(ThreadWorkerPool.nthreads, NodesAlias)
+    assert "nthreads" in (ThreadWorkerPool.nthreads.__doc__ or "")
+    with pytest.raises(ValueError, match="nodes must be a positive integer"):
+        ThreadWorkerPool(1).nthreads = 0

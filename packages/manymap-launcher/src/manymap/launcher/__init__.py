@@ -38,7 +38,7 @@ from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, Tex
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._pool import AbstractWorkerPool
+from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, WorkerStats
 from manymap.launcher._task import TaskFailure, run_calls
@@ -57,6 +57,7 @@ __all__ = [
     "Job",
     "ManymapError",
     "MapResult",
+    "NodesAlias",
     "PoolClosedError",
     "PoolStats",
     "ProgressListener",

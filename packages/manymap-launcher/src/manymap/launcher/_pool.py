@@ -37,7 +37,7 @@ import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, overload
 
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
@@ -46,7 +46,7 @@ from manymap.launcher._options import TaskOptions
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, StatsRecorder
 
-__all__ = ["AbstractWorkerPool"]
+__all__ = ["AbstractWorkerPool", "NodesAlias"]
 
 T = TypeVar("T")
 H = TypeVar("H", bound=AsyncResult[Any])
@@ -658,3 +658,23 @@ def _source(method: str, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
 def _length_hint(iterables: tuple[Iterable[Any], ...]) -> int | None:
     lengths = [len(it) for it in iterables if hasattr(it, "__len__")]  # type: ignore[arg-type]
     return min(lengths) if len(lengths) == len(iterables) else None
+
+
+class NodesAlias:
+    """:attr:`AbstractWorkerPool.nodes` under another name, such as pathos' ``ncpus``.
+
+    ``ncpus = NodesAlias()`` in a pool class reads and resizes like ``nodes``.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.__doc__ = f"The number of workers (pathos' name ``{name}`` of ``nodes``)."
+
+    @overload
+    def __get__(self, pool: None, owner: type) -> NodesAlias: ...
+    @overload
+    def __get__(self, pool: AbstractWorkerPool, owner: type) -> int: ...
+    def __get__(self, pool: AbstractWorkerPool | None, owner: type) -> NodesAlias | int:
+        return self if pool is None else pool.nodes
+
+    def __set__(self, pool: AbstractWorkerPool, value: int) -> None:
+        pool.nodes = value

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 from manymap.launcher._errors import add_note
 from manymap.launcher._job import Batch
-from manymap.launcher._pool import AbstractWorkerPool
+from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
 from manymap.launcher._task import run_calls
 
 __all__ = ["ThreadWorkerPool"]
@@ -38,6 +38,7 @@ class ThreadWorkerPool(AbstractWorkerPool):
     """
 
     node_aliases: ClassVar[tuple[str, ...]] = ("nthreads",)
+    nthreads = NodesAlias()
 
     def __init__(
         self,
@@ -57,15 +58,6 @@ class ThreadWorkerPool(AbstractWorkerPool):
         self._retire = 0  # threads to let go after a shrink
         self._condemned: set[str] = set()  # threads replaced after a timeout
         self._serial = 0
-
-    @property
-    def nthreads(self) -> int:
-        """The number of threads (pathos' name of :attr:`nodes`)."""
-        return self.nodes
-
-    @nthreads.setter
-    def nthreads(self, value: int) -> None:
-        self.nodes = value
 
     def _start_workers(self) -> None:
         for _ in range(self.nodes):

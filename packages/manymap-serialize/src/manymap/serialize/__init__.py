@@ -10,7 +10,8 @@ another version fails loudly instead of misreading it. Importing this package
 changes no global pickle, copyreg or dill state, and does not import dill.
 
 For pools: :class:`FunctionPayloads` serializes a task function once while it
-stays the same, and :func:`make_shippable` fails the tasks whose result or
+stays the same, :func:`encode_batch` names the task whose argument cannot be
+serialized, and :func:`make_shippable` fails the tasks whose result or
 exception cannot be sent back.
 
     >>> from manymap.serialize import dumps, loads
@@ -25,7 +26,7 @@ from manymap.serialize.__about__ import __version__
 from manymap.serialize._check import CheckReport, check
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
 from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
-from manymap.serialize._payloads import FunctionPayloads, make_shippable
+from manymap.serialize._payloads import FunctionPayloads, encode_batch, make_shippable
 
 __all__ = [
     "DEFAULT_OOB_MIN_SIZE",
@@ -39,6 +40,7 @@ __all__ = [
     "copy",
     "dumps",
     "dumps_oob",
+    "encode_batch",
     "loads",
     "make_shippable",
 ]

@@ -14,14 +14,16 @@ place does not, just as a forked worker keeps the globals it was born with.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import CodeType, FunctionType
-from typing import Any
+from typing import Any, TypeVar
 
 from manymap.launcher import SerializationError, TaskFailure
 from manymap.serialize._core import dumps
 
-__all__ = ["FunctionPayloads", "make_shippable"]
+__all__ = ["FunctionPayloads", "encode_batch", "make_shippable"]
+
+T = TypeVar("T")
 
 _MAX_ENTRIES = 256
 _MAX_KEYS = 1024
@@ -110,6 +112,25 @@ def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
 
 _MISSING = object()
 _NAMES: dict[CodeType, tuple[str, ...]] = {}
+
+
+def encode_batch(
+    encode: Callable[[Any, str], T], kwargs: Mapping[str, Any], items: Sequence[Any], first: int, star: bool
+) -> T:
+    """``encode((kwargs, items), name)`` for a batch whose first task is number ``first``.
+
+    When that fails, the error names the first task whose argument (or
+    argument tuple, with ``star``) cannot be serialized, and the path inside it.
+    """
+    try:
+        return encode((dict(kwargs), items), "the batch")
+    except SerializationError:
+        what = "arguments" if star else "argument"
+        for offset, item in enumerate(items):
+            dumps(item, name=f"the {what} of task {first + offset}")
+        if kwargs:
+            dumps(dict(kwargs), name=f"the keyword arguments of task {first}")
+        raise
 
 
 def make_shippable(values: list[Any] | None, failures: dict[int, TaskFailure]) -> None:

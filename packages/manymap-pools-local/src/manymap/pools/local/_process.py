@@ -43,7 +43,16 @@ from typing import Any
 import multiprocess
 import multiprocess.util
 
-from manymap.launcher import AbstractWorkerPool, Batch, Doorbell, Job, TaskFailure, add_note, dispatch_now
+from manymap.launcher import (
+    AbstractWorkerPool,
+    Batch,
+    Doorbell,
+    Job,
+    NodesAlias,
+    TaskFailure,
+    add_note,
+    dispatch_now,
+)
 from manymap.pools.local import _shm, _wire
 from manymap.pools.local._worker import worker_main
 from manymap.serialize import FunctionPayloads
@@ -106,6 +115,7 @@ class ProcessPool(AbstractWorkerPool):
     """
 
     node_aliases = ("ncpus", "processes")
+    ncpus = NodesAlias()
 
     def __init__(
         self,
@@ -144,15 +154,6 @@ class ProcessPool(AbstractWorkerPool):
         self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must die
         self._dispatch_lock = threading.Lock()  # guards the worker records
         self._finalizer: Any = None
-
-    @property
-    def ncpus(self) -> int:
-        """The number of processes (pathos' name of :attr:`nodes`)."""
-        return self.nodes
-
-    @ncpus.setter
-    def ncpus(self, value: int) -> None:
-        self.nodes = value
 
     @property
     def context(self) -> str:

@@ -28,7 +28,7 @@ from typing import Any
 
 from manymap.launcher import SerializationError, TaskFailure
 from manymap.pools.local import _shm
-from manymap.serialize import dumps, dumps_oob, loads, make_shippable
+from manymap.serialize import dumps_oob, encode_batch, loads, make_shippable
 
 __all__ = [
     "DONE",
@@ -87,15 +87,7 @@ def encode_items(
     kwargs: Mapping[str, Any], items: Sequence[Any], first: int, star: bool
 ) -> tuple[bytes, list[pickle.PickleBuffer]]:
     """A batch's arguments; what cannot be shipped is named by task index."""
-    try:
-        return encode((dict(kwargs), items), "the batch")
-    except SerializationError:
-        what = "arguments" if star else "argument"
-        for offset, item in enumerate(items):
-            dumps(item, name=f"the {what} of task {first + offset}")
-        if kwargs:
-            dumps(dict(kwargs), name=f"the keyword arguments of task {first}")
-        raise
+    return encode_batch(encode, kwargs, items, first, star)
 
 
 def encode_results(

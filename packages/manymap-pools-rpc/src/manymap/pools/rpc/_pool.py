@@ -53,6 +53,7 @@ from manymap.launcher import (
     ConnectionLostError,
     Doorbell,
     Job,
+    NodesAlias,
     SerializationError,
     TaskFailure,
     WorkerLostError,
@@ -62,7 +63,7 @@ from manymap.launcher import (
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
-from manymap.serialize import FunctionPayloads, dumps, loads
+from manymap.serialize import FunctionPayloads, dumps, encode_batch, loads
 
 __all__ = ["ParallelPool"]
 
@@ -121,6 +122,7 @@ class ParallelPool(AbstractWorkerPool):
     """
 
     node_aliases = ("ncpus",)
+    ncpus = NodesAlias()
     batch_seconds = 0.002  # a round trip through a server costs more than through a pipe
 
     def __init__(
@@ -171,15 +173,6 @@ class ParallelPool(AbstractWorkerPool):
         self._dispatch_lock = threading.Lock()  # guards what the connections run
 
     # ---------------------------------------------------------------- info
-
-    @property
-    def ncpus(self) -> int:
-        """The number of local workers (pathos' name of :attr:`nodes`)."""
-        return self.nodes
-
-    @ncpus.setter
-    def ncpus(self, value: int) -> None:
-        self.nodes = value
 
     @property
     def servers(self) -> tuple[str | RemoteHost, ...]:
@@ -576,15 +569,7 @@ class ParallelPool(AbstractWorkerPool):
 
 def _encode_items(kwargs: Any, items: list[Any], first: int, star: bool) -> bytes:
     """A batch's arguments; what cannot be shipped is named by task index."""
-    try:
-        return dumps((dict(kwargs), items), name="the batch")
-    except SerializationError:
-        what = "arguments" if star else "argument"
-        for offset, item in enumerate(items):
-            dumps(item, name=f"the {what} of task {first + offset}")
-        if kwargs:
-            dumps(dict(kwargs), name=f"the keyword arguments of task {first}")
-        raise
+    return encode_batch(lambda obj, name: dumps(obj, name=name), kwargs, items, first, star)
 
 
 def _forward(out: str, worker: str) -> None:
