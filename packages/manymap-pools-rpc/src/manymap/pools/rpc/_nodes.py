@@ -55,7 +55,7 @@ class ServerBusy(ManymapError):
     """The server serves as many clients as it takes."""
 
 
-def handshake(sock: proto.Stream, secret: str, host: str, port: int | None) -> dict[str, Any]:
+def handshake(sock: socket.socket, secret: str, host: str, port: int | None) -> dict[str, Any]:
     """Authenticate on a fresh connection; the server's info (host, workers, worker pid).
 
     Raises:
@@ -95,7 +95,7 @@ class Node(abc.ABC):
         """Start or find the server (once)."""
 
     @abc.abstractmethod
-    def connect(self) -> tuple[proto.Stream, dict[str, Any]]:
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
         """One more authenticated connection and the server's info."""
 
     def stop(self) -> None:  # noqa: B027 - most nodes have nothing to stop
@@ -105,7 +105,7 @@ class Node(abc.ABC):
         return f"<{type(self).__name__} {self.label}>"
 
 
-def _tcp(host: str, port: int, secret: str, where: str) -> tuple[proto.Stream, dict[str, Any]]:
+def _tcp(host: str, port: int, secret: str, where: str) -> tuple[socket.socket, dict[str, Any]]:
     try:
         sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     except OSError as error:
@@ -131,7 +131,7 @@ class DirectNode(Node):
         self.port = port
         self.secret = secret
 
-    def connect(self) -> tuple[proto.Stream, dict[str, Any]]:
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
         if self.secret is None:
             raise AuthenticationError(
                 "no secret for this server: give ParallelPool(secret=...)", host=self.host, port=self.port
@@ -170,7 +170,7 @@ class LocalNode(Node):
         self.process.stdin.write(self.secret.encode() + b"\n")
         self.process.stdin.flush()
 
-    def connect(self) -> tuple[proto.Stream, dict[str, Any]]:
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
         return _tcp("127.0.0.1", self.port, self.secret, self.label)
 
     def stop(self) -> None:
@@ -224,13 +224,10 @@ def find_host(name: str) -> RemoteHost | None:
 
 
 class SshNode(Node):
-    """A manymap-server started over ssh on ``profile``, reached by ssh port forwarding.
+    """A manymap-server started over ssh on ``profile``, reached through an ssh tunnel.
 
     The secret goes to the server over the ssh channel (its stdin), never on
-    a command line; the server stops when that channel closes. Each worker
-    connection is a ``direct-tcpip`` channel of the same ssh connection to
-    the server's 127.0.0.1 port: an ssh tunnel without a local listening
-    port, spoken to directly, with no thread relaying it.
+    a command line; the server stops when that channel closes.
     """
 
     def __init__(
@@ -249,19 +246,17 @@ class SshNode(Node):
         self.want_workers = workers
         self.env = dict(env or {})
         self.secret = secrets.token_hex(32)
-        self.port = 0
         self.pipe: Any = None
-        self.connection: Any = None
+        self.tunnel: Any = None
 
     def start(self) -> None:
-        from manymap.secure import Pipe, connect
+        from manymap.secure import Pipe, Tunnel
 
         command = [self.python, "-m", "manymap.pools.rpc", "--secret-file", "-"]
         if self.want_workers:
             command += ["--workers", str(self.want_workers)]
-        self.connection = connect(self.profile)
         self.pipe = Pipe(
-            self.connection, command, env=self.env, stdin_open=True, name=f"manymap-server on {self.label}"
+            self.profile, command, env=self.env, stdin_open=True, name=f"manymap-server on {self.label}"
         )
         self.pipe.launch()
         try:
@@ -277,46 +272,33 @@ class SshNode(Node):
                 host=self.profile.hostname,
                 port=self.profile.port,
             )
-        self.port = int(line)
+        port = int(line)
         self.pipe.send(self.secret + "\n")
+        self.tunnel = Tunnel(self.profile, port, name=f"manymap-server on {self.label}")
+        self.tunnel.launch()
 
-    def connect(self) -> tuple[proto.Stream, dict[str, Any]]:
-        import paramiko
-
-        assert self.connection is not None
+    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
+        assert self.tunnel is not None
+        sock: socket.socket = self.tunnel.connect(CONNECT_TIMEOUT)
         try:
-            channel = self.connection.open_channel("127.0.0.1", self.port, timeout=CONNECT_TIMEOUT)
-        except paramiko.ChannelException as error:
-            raise ConnectionLostError(
-                f"the ssh server could not connect to manymap-server on 127.0.0.1:{self.port} "
-                f"({error.text or 'refused'}: the server is gone)",
-                host=self.profile.hostname,
-                port=self.profile.port,
-            ) from None
-        try:
-            info = handshake(channel, self.secret, self.profile.hostname, self.port)
+            info = handshake(sock, self.secret, self.profile.hostname, self.tunnel.remote_port)
         except BaseException:
-            _close_quietly(channel)
+            sock.close()
             raise
-        channel.settimeout(None)
-        return channel, info
+        sock.settimeout(None)
+        return sock, info
 
     def stop(self) -> None:
+        tunnel, self.tunnel = self.tunnel, None
         pipe, self.pipe = self.pipe, None
-        connection, self.connection = self.connection, None
+        if tunnel is not None:
+            with contextlib.suppress(Exception):
+                tunnel.kill()
         if pipe is not None:
             with contextlib.suppress(Exception):
                 pipe.close_stdin()
             with contextlib.suppress(Exception):
                 pipe.kill()
-        if connection is not None:
-            connection.close()
-
-
-def _close_quietly(stream: proto.Stream) -> None:
-    # Closing an ssh channel sends a message, which fails once the connection is gone.
-    with contextlib.suppress(Exception):
-        stream.close()
 
 
 _HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")

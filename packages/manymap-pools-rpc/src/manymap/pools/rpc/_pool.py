@@ -4,8 +4,8 @@ How it works. Every worker, local or remote, is one authenticated
 connection to a ``manymap-server`` (``_server.py``), which runs that
 connection's batches on a ppft worker process of its own. Local workers are
 connections to a server this pool starts on 127.0.0.1; remote ones go to
-servers given as ``host:port`` or started over ssh and reached through
-forwarding channels of the ssh connection (``_nodes.py``). So one scheduler serves every node alike: an idle
+servers given as ``host:port`` or started over ssh and reached through a
+tunnel (``_nodes.py``). So one scheduler serves every node alike: an idle
 connection gets the next batch, whichever node it belongs to, and each node
 gets work in proportion to its workers.
 
@@ -22,7 +22,7 @@ queued, a task times out, or the pool closes:
   each line prefixed with its host and worker;
 - ``LOST`` (the ppft worker died) loses the batch; the connection goes on
   with a fresh worker;
-- end of file (the server or its ssh connection is gone) loses the batch, and the
+- end of file (the server or its tunnel is gone) loses the batch, and the
   manager opens a replacement connection; a node it cannot reach again is
   dropped with a warning, and when no node is left the pool breaks with
   :class:`~manymap.launcher.WorkerLostError` rather than wait.
@@ -34,7 +34,6 @@ kills its worker, and the manager opens a new connection.
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import select
@@ -77,7 +76,7 @@ class _Slot:
 
     __slots__ = ("batch", "info", "known", "name", "node", "sock", "token")
 
-    def __init__(self, node: Node, sock: proto.Stream, info: dict[str, Any]) -> None:
+    def __init__(self, node: Node, sock: socket.socket, info: dict[str, Any]) -> None:
         self.node = node
         self.sock = sock
         self.info = info
@@ -87,9 +86,9 @@ class _Slot:
         self.known: set[int] = set()
 
     def close(self) -> None:
-        with contextlib.suppress(*_link_errors()):
+        with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(*_link_errors()):
+        with contextlib.suppress(OSError):
             self.sock.close()
 
 
@@ -456,7 +455,7 @@ class ParallelPool(AbstractWorkerPool):
             function = job.payload
             slot.known.add(key)
         # If the connection is gone, the manager sees end of file and loses the batch.
-        with contextlib.suppress(*_link_errors()):
+        with contextlib.suppress(OSError):
             proto.send(
                 slot.sock,
                 proto.RUN,
@@ -470,7 +469,7 @@ class ParallelPool(AbstractWorkerPool):
         """Handle a frame from ``slot``. False if its connection is gone."""
         try:
             frame = proto.receive(slot.sock, _FRAME_LIMIT, 300.0)
-        except _link_errors():
+        except (EOFError, OSError):
             return False
         kind = frame[:1]
         body = memoryview(frame)[1:]
@@ -578,15 +577,6 @@ def _forward(out: str, worker: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.write("".join(f"[{worker}] {line}\n" for line in lines))
         sys.stdout.flush()
-
-
-@functools.cache
-def _link_errors() -> tuple[type[BaseException], ...]:
-    """What a connection raises once it is gone: a socket OSError, an ssh channel EOFError or
-    SSHException. (paramiko is imported here, not with the module: ppft workers import it too.)"""
-    import paramiko
-
-    return (OSError, EOFError, paramiko.SSHException)
 
 
 def _for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import socket
 import struct
 import time
-from typing import Protocol
 
 __all__ = [
     "DONE",
@@ -39,7 +39,6 @@ __all__ = [
     "OK",
     "RUN",
     "FrameError",
-    "Stream",
     "answer",
     "receive",
     "send",
@@ -62,24 +61,13 @@ def answer(secret: str, nonce: bytes) -> bytes:
     return hmac.new(secret.encode(), nonce, hashlib.sha256).hexdigest().encode()
 
 
-class Stream(Protocol):
-    """What a connection to a server is: a TCP socket, or an ssh channel (paramiko's ``Channel``)."""
-
-    def sendall(self, data: bytes, /) -> None: ...
-    def recv(self, size: int, /) -> bytes: ...
-    def settimeout(self, timeout: float | None, /) -> None: ...
-    def fileno(self) -> int: ...
-    def shutdown(self, how: int, /) -> None: ...
-    def close(self) -> None: ...
-
-
-def send(sock: Stream, *parts: bytes) -> None:
+def send(sock: socket.socket, *parts: bytes) -> None:
     """Write one frame made of ``parts``."""
     size = sum(len(part) for part in parts)
     sock.sendall(b"".join((_LENGTH.pack(size), *parts)))
 
 
-def _read(sock: Stream, size: int, deadline: float | None) -> bytes:
+def _read(sock: socket.socket, size: int, deadline: float | None) -> bytes:
     chunks: list[bytes] = []
     left = size
     while left:
@@ -101,7 +89,7 @@ def _read(sock: Stream, size: int, deadline: float | None) -> bytes:
     return b"".join(chunks)
 
 
-def receive(sock: Stream, limit: int, timeout: float | None = None) -> bytes:
+def receive(sock: socket.socket, limit: int, timeout: float | None = None) -> bytes:
     """Read one frame of at most ``limit`` bytes.
 
     Raises:
