@@ -275,12 +275,13 @@ def test_the_server_exiting_ends_the_command_with_its_status(
 
 def test_sigterm_stops_it(connect_cli: type[Connect], sshd: SSHServer) -> None:
     cli = connect_cli(sshd.alias, "--server", "exec sleep 300", "--ssh-config", str(sshd.ssh_config))
-    deadline = time.monotonic() + 30
-    pid = None
-    while pid is None and time.monotonic() < deadline:
-        pid = next((p for p in sshd.session_pids() if _command_name(p) == "sleep"), None)
-        time.sleep(0.02)
-    assert pid is not None, "the remote sleep did not start"
+
+    def remote_sleep() -> int | None:
+        return next((p for p in sshd.session_pids() if _command_name(p) == "sleep"), None)
+
+    wait_until(lambda: remote_sleep() is not None, 30, "the remote sleep starting")
+    pid = remote_sleep()
+    assert pid is not None
     cli.process.send_signal(signal.SIGTERM)
     assert cli.process.wait(timeout=30) == 0
     assert "stopping (SIGTERM)" in cli.finish()[1]
