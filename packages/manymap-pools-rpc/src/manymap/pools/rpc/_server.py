@@ -5,9 +5,9 @@ otherwise). A thread per connection runs the handshake (``_protocol.py``):
 a client that does not prove it knows the secret within the auth timeout,
 sends garbage, an oversized frame, or nothing at all is dropped, and the
 server goes on serving the others. An authenticated connection gets a ppft
-worker process of its own (``python -m ppft``, spoken to over
-``ppft.transport.CPipeTransport``) and relays the client's batches to it as
-calls of a stub function (``_remote.py``); ppft captures the task's stdout
+worker process of its own (ppft's worker loop, see ``_ppworker.py``, spoken
+to in ppft's pipe protocol) and relays the client's batches to it as calls
+of a stub function (``_remote.py``); ppft captures the task's stdout
 and the server returns it with the result. A worker that dies mid-batch is
 reported (``LOST``) and replaced; a client that closes its connection gets
 its worker killed, which is how a client stops a task.
@@ -38,6 +38,7 @@ from typing import Any
 import ppft.transport
 
 from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc._ppworker import LENGTH
 from manymap.pools.rpc._remote import STUB, STUB_NAME
 
 __all__ = ["DEFAULT_FRAME_LIMIT", "RPCServer"]
@@ -52,7 +53,7 @@ class _PPWorker:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "ppft"],
+            [sys.executable, "-u", "-m", "manymap.pools.rpc._ppworker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -62,7 +63,11 @@ class _PPWorker:
         assert self.process.stdin is not None
         self.transport = ppft.transport.CPipeTransport(self.process.stdout, self.process.stdin)
         self.pid = self.process.pid
-        self._source = pickle.dumps((STUB_NAME, [STUB], ()))
+        source = pickle.dumps((STUB_NAME, [STUB], ()))
+        # ppft's cached send of the stub: its source the first time, its hash after
+        self._stub_source = b"N" + source
+        self._stub_hash = b"H" + self.transport.hash(source).encode()
+        self._stub_sent = False
 
     def ready(self) -> _PPWorker:
         """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol)."""
@@ -75,8 +80,15 @@ class _PPWorker:
         return self
 
     def submit(self, payload: bytes) -> None:
-        self.transport.csend(self._source)
-        self.transport.send(pickle.dumps((payload,), pickle.HIGHEST_PROTOCOL))
+        """Send a job: the stub and its argument, ppft's two messages in one write."""
+        assert self.process.stdin is not None
+        stub = self._stub_hash if self._stub_sent else self._stub_source
+        self._stub_sent = True
+        args = pickle.dumps((payload,), pickle.HIGHEST_PROTOCOL)
+        stdin = self.process.stdin  # buffered: a small job leaves in one write, a large one is not copied
+        for part in (LENGTH.pack(len(stub)), stub, LENGTH.pack(len(args)), args):
+            stdin.write(part)
+        stdin.flush()
 
     def fileno(self) -> int:
         assert self.process.stdout is not None

@@ -1,0 +1,60 @@
+"""The server's ppft worker (``_ppworker.py``) still speaks ppft's pipe protocol:
+ppft's own transport, used as ppft's Server uses it, runs jobs on it."""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import ppft.transport
+import pytest
+
+STUB = "def add(a, b):\n    print('adding', a, b)\n    return a + b\n"
+
+
+@pytest.fixture
+def worker() -> Iterator[tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport]]:
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-m", "manymap.pools.rpc._ppworker"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    transport = ppft.transport.CPipeTransport(process.stdout, process.stdin)
+    try:
+        assert int(transport.receive()) == process.pid  # ppft's greeting
+        transport.send(str(pickle.HIGHEST_PROTOCOL))
+        yield process, transport
+    finally:
+        process.kill()
+        process.wait(10)
+        process.stdin.close()
+        process.stdout.close()
+
+
+def run(transport: ppft.transport.CPipeTransport, *args: object) -> tuple[object, str]:
+    transport.csend(pickle.dumps(("add", [STUB], ())))  # the source once, its hash after
+    transport.send(pickle.dumps(args, pickle.HIGHEST_PROTOCOL))
+    result: tuple[object, str] = pickle.loads(transport.receive())
+    return result
+
+
+def test_runs_ppft_jobs_with_their_output(
+    worker: tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport],
+) -> None:
+    _, transport = worker
+    assert run(transport, 2, 3) == (5, "adding 2 3\n")
+    assert run(transport, b"a", b"b")[0] == b"ab"  # the stub now sent by hash only
+
+
+def test_a_failing_job_is_reported_as_ppft_does_and_the_worker_goes_on(
+    worker: tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport],
+) -> None:
+    _, transport = worker
+    result, out = run(transport, 1, "x")
+    assert result is None
+    assert "TypeError" in out
+    assert run(transport, 1, 1)[0] == 2
