@@ -41,6 +41,16 @@ def test_connect_by_spec_with_a_profile_of_keyword_arguments(sshd: SSHServer, no
         assert connection.transport.is_active()
 
 
+def test_aes_gcm_is_negotiated_first(profile: HostProfile, no_leaks: None) -> None:
+    with connect(profile) as connection:
+        transport = connection.transport
+        assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
+        assert transport.get_security_options().ciphers[:2] == (
+            "aes128-gcm@openssh.com",
+            "aes256-gcm@openssh.com",
+        )
+
+
 def test_handles_share_one_transport_until_the_last_closes(profile: HostProfile, no_leaks: None) -> None:
     first = connect(profile)
     second = connect(profile)
