@@ -41,9 +41,10 @@ def test_connect_by_spec_with_a_profile_of_keyword_arguments(sshd: SSHServer, no
         assert connection.transport.is_active()
 
 
-def test_aes_gcm_is_negotiated_first(profile: HostProfile, no_leaks: None) -> None:
+def test_aes_gcm_first_and_no_nagle_delay(profile: HostProfile, no_leaks: None) -> None:
     with connect(profile) as connection:
         transport = connection.transport
+        assert transport.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         assert transport.local_cipher == transport.remote_cipher == "aes128-gcm@openssh.com"
         assert transport.get_security_options().ciphers[:2] == (
             "aes128-gcm@openssh.com",

@@ -14,9 +14,10 @@ How it fits together:
   ``accept_new_host_keys``, which records it; a *changed* key is always refused.
 - A connection through a jump host rides on a ``direct-tcpip`` channel of
   the jump host's own (shared) connection.
-- Ciphers: AES-GCM first (:data:`_PREFERRED_CIPHERS`), then paramiko's own
-  order. Authenticated encryption in one pass makes a round trip through
-  paramiko about 15% cheaper than aes128-ctr plus an HMAC.
+- Speed: AES-GCM is offered first (:data:`_PREFERRED_CIPHERS`), then
+  paramiko's own order: authenticated encryption in one pass makes a round
+  trip through paramiko about 15% cheaper than aes128-ctr plus an HMAC. The
+  TCP socket has Nagle's algorithm off, as OpenSSH's client has.
 - Liveness: paramiko notices a closed TCP connection by itself; a silent
   peer (a partition, a frozen host) is caught by a keepalive thread that
   opens a probe channel every ``keepalive_interval`` seconds and declares the
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 import weakref
@@ -98,7 +100,11 @@ def _failure(error: BaseException, elapsed: float, timeout: float) -> str:
 
 
 def _transport(sock: Any, **options: Any) -> paramiko.Transport:
-    """A client transport that offers :data:`_PREFERRED_CIPHERS` first."""
+    """A client transport that offers :data:`_PREFERRED_CIPHERS` first, on a TCP
+    socket without Nagle's delay (as OpenSSH's client does): a request or a reply
+    of a few hundred bytes leaves at once instead of waiting for an ACK."""
+    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     transport = paramiko.Transport(sock, **options)
     security = transport.get_security_options()
     offered = security.ciphers
