@@ -613,10 +613,11 @@ class Watchdog:
         threading.Thread(target=self._watch, name="bench-watchdog", daemon=True).start()
 
     def _on_alarm(self, signum: int, frame: object) -> None:
-        # Runs in the main thread, between two bytecodes: disarming here and in
-        # guard() cannot race, so Hung is raised at most once per guard.
+        # Runs in the main thread, between two bytecodes. Hung is raised again at
+        # every nudge until the guarded block is left: clean-up code on the way
+        # out (a library's ``finally``) can hang as well, say on a lock that the
+        # first Hung left taken.
         if self._active is not None and self._active == self._overdue:
-            self._active = None
             raise Hung
 
     @contextlib.contextmanager
