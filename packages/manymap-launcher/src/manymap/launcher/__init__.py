@@ -8,8 +8,8 @@
 - the error hierarchy rooted at :class:`ManymapError`;
 - task events (:class:`TaskEvent`) and progress bars;
 - for pool implementers: :class:`Job` and :class:`Batch` (what the scheduling
-  hooks receive), :class:`ThreadWorkerPool`, and :class:`Doorbell` with
-  :func:`dispatch_now` for pools that run a manager thread;
+  hooks receive), :class:`ThreadWorkerPool`, and :class:`ManagedWorkerPool`
+  (with its :class:`Doorbell`) for pools whose workers a manager thread owns;
 - :mod:`manymap.launcher.testing`: the conformance suite every pool passes.
 
 Standard library only.
@@ -18,7 +18,6 @@ Standard library only.
 from __future__ import annotations
 
 from manymap.launcher.__about__ import __version__
-from manymap.launcher._dispatch import Doorbell, dispatch_now
 from manymap.launcher._errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -37,6 +36,7 @@ from manymap.launcher._errors import (
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._launcher import AbstractLauncher
+from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
@@ -55,6 +55,7 @@ __all__ = [
     "EventKind",
     "HostKeyError",
     "Job",
+    "ManagedWorkerPool",
     "ManymapError",
     "MapResult",
     "NodesAlias",
@@ -77,7 +78,6 @@ __all__ = [
     "__version__",
     "add_note",
     "annotate_task_error",
-    "dispatch_now",
     "progress_bar",
     "run_calls",
 ]

@@ -1,9 +1,10 @@
 """``ProcessPool``: worker processes that cannot hang the caller.
 
-How it works. One manager thread per pool owns every worker process. Each
-worker has its own duplex pipe and its process sentinel. The manager waits on all of
-them at once, plus a wake-up pipe that other threads write to when work is
-queued, a task times out, or the pool closes:
+How it works. One manager thread per pool owns every worker process
+(:class:`manymap.launcher.ManagedWorkerPool`). Each worker has its own duplex
+pipe and its process sentinel. The manager waits on all of them at once,
+plus a doorbell that other threads ring when work is queued, a task must be
+stopped, or the pool resizes or closes:
 
 - an idle worker gets the next batch from the launcher's queue: the
   function once per worker (cached there), then the batch's items, encoded
@@ -33,9 +34,7 @@ import contextlib
 import copy
 import itertools
 import os
-import selectors
 import signal
-import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -44,14 +43,12 @@ import multiprocess
 import multiprocess.util
 
 from manymap.launcher import (
-    AbstractWorkerPool,
     Batch,
-    Doorbell,
     Job,
+    ManagedWorkerPool,
     NodesAlias,
     TaskFailure,
     add_note,
-    dispatch_now,
 )
 from manymap.pools.local import _shm, _wire
 from manymap.pools.local._worker import worker_main
@@ -63,7 +60,6 @@ __all__ = ["CONTEXTS", "ProcessPool"]
 CONTEXTS = ("fork", "spawn", "forkserver")
 
 SHARE_VARIABLE = "MANYMAP_CPU_SHARE"  # a worker's share of the cores, for nested pools
-_TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _JOIN = 5.0  # seconds a stopping worker gets before it is killed
 _START_FAILURES = 3  # workers per node that may die before doing any work
 
@@ -95,7 +91,7 @@ class _Worker:
         self.did_work = False
 
 
-class ProcessPool(AbstractWorkerPool):
+class ProcessPool(ManagedWorkerPool):
     """A pool of worker processes (pathos' ``ProcessPool``, without the hangs).
 
     Args:
@@ -145,14 +141,7 @@ class ProcessPool(AbstractWorkerPool):
         self._serials = itertools.count(1)
         self._tokens = itertools.count(1)
         self._functions = FunctionPayloads()
-        self._manager: threading.Thread | None = None
-        self._selector: selectors.BaseSelector  # made by the manager thread, used only there
-        self._doorbell: Doorbell | None = None
-        self._closing = False
-        self._killing = False
         self._start_failures = 0
-        self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must die
-        self._dispatch_lock = threading.Lock()  # guards the worker records
         self._finalizer: Any = None
 
     @property
@@ -174,104 +163,33 @@ class ProcessPool(AbstractWorkerPool):
             batch.payload = _wire.encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
     def _start_workers(self) -> None:
-        self._closing = self._killing = False
         self._start_failures = 0
-        self._doorbell = Doorbell()
-        self._manager = threading.Thread(
-            target=self._manage, name=f"manymap-ProcessPool-{id(self):x}", daemon=True
-        )
         self._finalizer = multiprocess.util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
         )
-        self._manager.start()
-
-    def _stop_workers(self, *, kill: bool) -> None:
-        if kill:
-            self._killing = True
-        self._closing = True
-        self._wake_manager()
+        self._start_manager()  # which starts the workers in its first round
 
     def _join_workers(self) -> None:
-        manager = self._manager
-        if manager is not None:
-            manager.join()
-        self._manager = None
+        super()._join_workers()
         if self._finalizer is not None:
             self._finalizer.cancel()
             self._finalizer = None
-        if self._doorbell is not None:
-            self._doorbell.close()
-            self._doorbell = None
-
-    def _resize(self, nodes: int) -> None:
-        self._wake_manager()  # the manager starts or retires workers to match
-
-    def _wake(self) -> None:
-        # Work was queued: send it to an idle worker from this thread if the
-        # manager is not busy (one thread hand-off less per call), else let
-        # the manager know.
-        if self._closing or not dispatch_now(self._dispatch_lock, self._dispatch):
-            self._wake_manager()
-
-    def _wake_manager(self) -> None:
-        if self._doorbell is not None:
-            self._doorbell.ring()
 
     def _timed_out(self, batch: Batch) -> None:
         for worker in list(self._workers):
             if worker.batch is batch:
                 _kill(worker)
 
-    def _interrupted(self, job: Job) -> None:
-        # The manager kills, in its own thread: a batch it is about to send
-        # cannot slip past a kill that looked before the batch was assigned.
-        self._doomed.add(job)
-        self._wake_manager()
-
     # -------------------------------------------------------- the manager
 
-    def _manage(self) -> None:
-        self._selector = selectors.DefaultSelector()  # the manager's own: wake fd, pipes, sentinels
-        assert self._doorbell is not None
-        self._selector.register(self._doorbell.fileno(), selectors.EVENT_READ, None)
-        try:
-            while not self._manage_once():
-                pass
-        except BaseException as error:  # a bug here must fail the work, never hang it
-            add_note(error, "manymap: the ProcessPool manager thread failed")
-            self._killing = True
-            self._break(error)
-        finally:
-            self._stop_all()
-            self._selector.close()
-
-    def _manage_once(self) -> bool:
-        """One round: staff, dispatch, wait, handle. Returns True when done.
-
-        Worker records are shared with callers that dispatch directly (see
-        :meth:`_wake`): they change only under ``_dispatch_lock``, which the
-        manager holds except while it waits.
-        """
-        with self._dispatch_lock:
-            if self._killing or (self._closing and self._draining):
-                return True
-            self._staff()
-            self._dispatch()
-        ready = self._selector.select(_TICK)
-        with self._dispatch_lock:
-            dead: list[_Worker] = []
-            for key, _ in ready:
-                if key.data is None:
-                    assert self._doorbell is not None
-                    self._doorbell.drain()
-                    continue
-                kind, worker = key.data
-                if kind == "sentinel" or not self._receive(worker):
-                    dead.append(worker)
-            for worker in dict.fromkeys(dead):
-                self._reap(worker)
-            self._kill_doomed()
-        return False
+    def _handle(self, ready: list[Any]) -> None:
+        dead: list[_Worker] = []
+        for kind, worker in ready:
+            if kind == "sentinel" or not self._receive(worker):
+                dead.append(worker)
+        for worker in dict.fromkeys(dead):
+            self._reap(worker)
+        self._kill_doomed()
 
     def _kill_doomed(self) -> None:
         """Kill the workers running tasks of interrupted jobs."""
@@ -324,8 +242,8 @@ class ProcessPool(AbstractWorkerPool):
         child_end.close()
         worker = _Worker(f"process-{serial}[pid {process.pid}]", process, parent_end)
         self._workers.append(worker)
-        self._selector.register(parent_end.fileno(), selectors.EVENT_READ, ("conn", worker))
-        self._selector.register(process.sentinel, selectors.EVENT_READ, ("sentinel", worker))
+        self._add_channel(parent_end.fileno(), ("conn", worker))
+        self._add_channel(process.sentinel, ("sentinel", worker))
 
     def _dispatch(self) -> None:
         if self._closing and self._killing:
@@ -423,9 +341,8 @@ class ProcessPool(AbstractWorkerPool):
                 )
 
     def _forget(self, worker: _Worker) -> None:
-        for fd in (worker.conn.fileno(), worker.process.sentinel):
-            with contextlib.suppress(KeyError, ValueError):
-                self._selector.unregister(fd)
+        self._remove_channel(worker.conn.fileno())
+        self._remove_channel(worker.process.sentinel)
         worker.conn.close()
 
     def _tell_stop(self, worker: _Worker) -> None:

@@ -9,9 +9,10 @@ tunnel (``_nodes.py``). So one scheduler serves every node alike: an idle
 connection gets the next batch, whichever node it belongs to, and each node
 gets work in proportion to its workers.
 
-One manager thread per pool owns the connections. It waits on all of them
-at once, plus a wake-up pipe that other threads write to when work is
-queued, a task times out, or the pool closes:
+One manager thread per pool owns the connections
+(:class:`manymap.launcher.ManagedWorkerPool`). It waits on all of them at
+once, plus a doorbell that other threads ring when work is queued, a task
+must be stopped, or the pool resizes or closes:
 
 - an idle connection gets the next batch from the launcher's queue: the
   function by value once per connection (cached in the worker), then the
@@ -36,7 +37,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import select
 import socket
 import sys
 import threading
@@ -46,18 +46,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from manymap.launcher import (
-    AbstractWorkerPool,
     AuthenticationError,
     Batch,
     ConnectionLostError,
-    Doorbell,
     Job,
+    ManagedWorkerPool,
     NodesAlias,
     SerializationError,
     TaskFailure,
     WorkerLostError,
-    add_note,
-    dispatch_now,
 )
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy, parse_server
@@ -66,7 +63,6 @@ from manymap.serialize import FunctionPayloads, dumps, encode_batch, loads
 
 __all__ = ["ParallelPool"]
 
-_TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _FRAME_LIMIT = 1 << 31  # bytes of one result frame
 _BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
 
@@ -92,7 +88,7 @@ class _Slot:
             self.sock.close()
 
 
-class ParallelPool(AbstractWorkerPool):
+class ParallelPool(ManagedWorkerPool):
     """Local ppft workers plus RPC servers on other hosts (pathos' ``ParallelPool``).
 
     Args:
@@ -161,15 +157,9 @@ class ParallelPool(AbstractWorkerPool):
         self._local: LocalNode | None = None
         self._down: dict[str, str] = {}
         self._errors: list[BaseException] = []
-        self._manager: threading.Thread | None = None
-        self._doorbell: Doorbell | None = None
-        self._closing = False
-        self._killing = False
-        self._doomed: set[Job] = set()
         self._stopping: set[_Slot] = set()  # slots to close: timeouts and interrupts
         self._orphans: list[Batch] = []  # batches whose server went away, to run again
-        self._slot_lock = threading.Lock()  # guards the list of connections
-        self._dispatch_lock = threading.Lock()  # guards what the connections run
+        self._slot_lock = threading.Lock()  # guards the list of connections (read by other threads)
 
     # ---------------------------------------------------------------- info
 
@@ -200,7 +190,6 @@ class ParallelPool(AbstractWorkerPool):
             batch.payload = _encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
     def _start_workers(self) -> None:
-        self._closing = self._killing = False
         self._orphans = []
         self._down = {}
         self._errors = []
@@ -240,11 +229,7 @@ class ParallelPool(AbstractWorkerPool):
                 self._state = "terminated"
                 self._broken = error
             raise error
-        self._doorbell = Doorbell()
-        self._manager = threading.Thread(
-            target=self._manage, name=f"manymap-ParallelPool-{id(self):x}", daemon=True
-        )
-        self._manager.start()
+        self._start_manager((slot.sock, slot) for slot in self._slots)
 
     def _open_node(self, node: Node) -> None:
         """Start ``node`` and open one connection per worker it announces (a starter thread)."""
@@ -270,33 +255,6 @@ class ParallelPool(AbstractWorkerPool):
         with self._slot_lock:
             self._slots.extend(slots)
 
-    def _stop_workers(self, *, kill: bool) -> None:
-        if kill:
-            self._killing = True
-        self._closing = True
-        self._wake_manager()
-
-    def _join_workers(self) -> None:
-        manager, self._manager = self._manager, None
-        if manager is not None:
-            manager.join()
-        if self._doorbell is not None:
-            self._doorbell.close()
-            self._doorbell = None
-
-    def _resize(self, nodes: int) -> None:
-        self._wake_manager()  # the manager opens or closes local connections to match
-
-    def _wake(self) -> None:
-        # Work was queued: send it to an idle connection from this thread if the
-        # manager is not busy (one thread hand-off less per call), else let it know.
-        if self._closing or self._manager is None or not dispatch_now(self._dispatch_lock, self._dispatch):
-            self._wake_manager()
-
-    def _wake_manager(self) -> None:
-        if self._doorbell is not None:
-            self._doorbell.ring()
-
     def _timed_out(self, batch: Batch) -> None:
         with self._slot_lock:
             for slot in self._slots:
@@ -304,49 +262,13 @@ class ParallelPool(AbstractWorkerPool):
                     self._stopping.add(slot)
         self._wake_manager()
 
-    def _interrupted(self, job: Job) -> None:
-        self._doomed.add(job)
-        self._wake_manager()
-
     # -------------------------------------------------------- the manager
 
-    def _manage(self) -> None:
-        try:
-            while not self._manage_once():
-                pass
-        except BaseException as error:  # a bug here must fail the work, never hang it
-            add_note(error, "manymap: the ParallelPool manager thread failed")
-            self._killing = True
-            self._break(error)
-        finally:
-            self._stop_all()
-
-    def _manage_once(self) -> bool:
-        """One round: staff, dispatch, wait, handle. Returns True when done.
-
-        Callers may dispatch to idle connections directly (see :meth:`_wake`):
-        connection records change only under ``_dispatch_lock``, which the
-        manager holds except while it waits.
-        """
-        with self._dispatch_lock:
-            if self._killing or (self._closing and self._draining):
-                return True
-            self._staff()
-            self._dispatch()
-            assert self._doorbell is not None
-            doorbell = self._doorbell
-            wake = doorbell.fileno()
-            with self._slot_lock:
-                by_fd = {slot.sock.fileno(): slot for slot in self._slots}
-        ready, _, _ = select.select([wake, *by_fd], [], [], _TICK)
-        with self._dispatch_lock:
-            for fd in ready:
-                if fd == wake:
-                    doorbell.drain()
-                elif not self._receive(by_fd[fd]):
-                    self._reap(by_fd[fd], "the connection to its server was lost")
-            self._stop_slots()
-        return False
+    def _handle(self, ready: list[Any]) -> None:
+        for slot in ready:
+            if not self._receive(slot):
+                self._reap(slot, "the connection to its server was lost")
+        self._stop_slots()
 
     def _stop_slots(self) -> None:
         """Close the connections running timed-out or interrupted tasks, and open new ones."""
@@ -411,12 +333,14 @@ class ParallelPool(AbstractWorkerPool):
                 return False
         with self._slot_lock:
             self._slots.append(slot)
+        self._add_channel(slot.sock, slot)
         return True
 
     def _forget(self, slot: _Slot) -> None:
         with self._slot_lock:
             if slot in self._slots:
                 self._slots.remove(slot)
+        self._remove_channel(slot.sock)
         slot.close()
 
     def _dispatch(self) -> None:
@@ -550,6 +474,7 @@ class ParallelPool(AbstractWorkerPool):
         with self._slot_lock:
             slots, self._slots = list(self._slots), []
         for slot in slots:
+            self._remove_channel(slot.sock)
             slot.close()
             if slot.batch is not None:
                 batch, slot.batch = slot.batch, None

@@ -1,0 +1,255 @@
+"""``ManagedWorkerPool``: the base of pools whose workers one manager thread owns.
+
+``ProcessPool`` (worker processes on pipes) and
+``manymap.pools.rpc.ParallelPool`` (connections to RPC servers) work the
+same way, and this is that way, once:
+
+- One manager thread per pool waits on every worker channel at once (a
+  selector) plus a :class:`Doorbell`, a self-pipe that other threads ring
+  when work is queued, a task must be stopped, or the pool resizes or closes.
+- Each round (:meth:`ManagedWorkerPool._manage_once`) it staffs (starts or
+  retires workers to match ``nodes``), hands ready batches to idle workers,
+  waits, then handles what is ready: results, deaths, stop requests.
+- A caller that queued work hands it to an idle worker from its own thread
+  when the manager is not busy: one thread hand-off less per call, with
+  Ctrl-C held until the batch is taken and sent (:func:`interrupts_deferred`).
+- Worker records change only under ``_dispatch_lock``, which the manager
+  holds except while it waits.
+- A bug in the manager fails the pool's work (the pool breaks); it never
+  leaves a caller waiting.
+
+A subclass supplies the worker side: :meth:`~ManagedWorkerPool._staff`,
+:meth:`~ManagedWorkerPool._dispatch`, :meth:`~ManagedWorkerPool._handle` and
+:meth:`~ManagedWorkerPool._stop_all`, and registers its channels with
+:meth:`~ManagedWorkerPool._add_channel`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import os
+import selectors
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from types import FrameType
+from typing import Any
+
+from manymap.launcher._errors import add_note
+from manymap.launcher._job import Job
+from manymap.launcher._pool import AbstractWorkerPool
+
+__all__ = ["Doorbell", "ManagedWorkerPool", "interrupts_deferred"]
+
+_TICK = 1.0  # seconds; the manager re-checks its state at least this often
+
+# The C module behind ``signal``. Its functions skip the enum conversions of
+# ``signal.signal``/``getsignal``, which raise and catch a ValueError for a
+# handler that is a function: several microseconds per call, three calls per
+# direct dispatch.
+_raw_signal: Any = sys.modules.get("_signal", signal)
+
+
+class Doorbell:
+    """A non-blocking self-pipe: :meth:`ring` from anywhere, select on :meth:`fileno`."""
+
+    def __init__(self) -> None:
+        self.fds = os.pipe()
+        for fd in self.fds:
+            os.set_blocking(fd, False)
+        self._closed = False
+
+    def fileno(self) -> int:
+        """The end to wait on."""
+        return self.fds[0]
+
+    def ring(self) -> None:
+        """Wake the waiter; a full pipe already has a ring pending, a closed one a gone pool."""
+        if not self._closed:
+            with contextlib.suppress(OSError):
+                os.write(self.fds[1], b"\0")
+
+    def drain(self) -> None:
+        """Take every pending ring."""
+        try:
+            while os.read(self.fds[0], 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        """Close both ends (once)."""
+        if not self._closed:
+            self._closed = True
+            for fd in self.fds:
+                os.close(fd)
+
+
+class ManagedWorkerPool(AbstractWorkerPool):
+    """A pool whose workers one manager thread owns (see the module's text).
+
+    Subclasses call :meth:`_start_manager` from ``_start_workers`` and
+    implement the abstract methods below; everything else of the scheduling
+    core (stopping, joining, resizing, waking, interrupts) is here.
+    """
+
+    def __init__(self, nodes: int | None = None, **options: Any) -> None:
+        super().__init__(nodes, **options)
+        self._manager: threading.Thread | None = None
+        self._doorbell: Doorbell | None = None
+        self._selector: selectors.BaseSelector | None = None
+        self._closing = False
+        self._killing = False
+        self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must stop
+        self._dispatch_lock = threading.Lock()  # guards the worker records
+
+    # ----------------------------------------------------- for subclasses
+
+    def _start_manager(self, channels: Iterable[tuple[Any, Any]] = ()) -> None:
+        """Start the manager thread, watching ``channels`` (``(fileobj, data)`` pairs) from the start."""
+        self._closing = self._killing = False
+        self._doorbell = Doorbell()
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(self._doorbell.fileno(), selectors.EVENT_READ, None)
+        for fileobj, data in channels:
+            self._add_channel(fileobj, data)
+        self._manager = threading.Thread(
+            target=self._manage, name=f"manymap-{type(self).__name__}-{id(self):x}", daemon=True
+        )
+        self._manager.start()
+
+    def _add_channel(self, fileobj: Any, data: Any) -> None:
+        """Wait on ``fileobj`` too; when it is ready, ``data`` goes to :meth:`_handle`."""
+        assert self._selector is not None
+        self._selector.register(fileobj, selectors.EVENT_READ, data)
+
+    def _remove_channel(self, fileobj: Any) -> None:
+        """Stop waiting on ``fileobj`` (before it is closed)."""
+        if self._selector is not None:
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fileobj)
+
+    def _wake_manager(self) -> None:
+        """Make the manager run a round now."""
+        if self._doorbell is not None:
+            self._doorbell.ring()
+
+    @abc.abstractmethod
+    def _staff(self) -> None:
+        """Start or retire workers so that ``nodes`` of them serve (manager thread, dispatch lock held)."""
+
+    @abc.abstractmethod
+    def _dispatch(self) -> None:
+        """Hand ready batches to idle workers (dispatch lock held; the manager's or a caller's thread)."""
+
+    @abc.abstractmethod
+    def _handle(self, ready: list[Any]) -> None:
+        """Handle the ``data`` of the channels that are ready, then any stop requests
+        (``_doomed``) (manager thread, dispatch lock held)."""
+
+    @abc.abstractmethod
+    def _stop_all(self) -> None:
+        """Stop every worker and settle what they ran (manager thread, on its way out)."""
+
+    # --------------------------------------------- the launcher's hooks
+
+    def _stop_workers(self, *, kill: bool) -> None:
+        if kill:
+            self._killing = True
+        self._closing = True
+        self._wake_manager()
+
+    def _join_workers(self) -> None:
+        manager, self._manager = self._manager, None
+        if manager is not None:
+            manager.join()
+        if self._doorbell is not None:
+            self._doorbell.close()
+            self._doorbell = None
+
+    def _resize(self, nodes: int) -> None:
+        self._wake_manager()  # the manager starts or retires workers to match
+
+    def _wake(self) -> None:
+        # Work was queued: send it to an idle worker from this thread if the
+        # manager is not busy, else let the manager know.
+        if self._closing or self._manager is None or not self._dispatch_now():
+            self._wake_manager()
+
+    def _interrupted(self, job: Job) -> None:
+        # The manager stops the tasks, in its own thread: a batch it is about to
+        # send cannot slip past a stop that looked before the batch was assigned.
+        self._doomed.add(job)
+        self._wake_manager()
+
+    # -------------------------------------------------------- the manager
+
+    def _dispatch_now(self) -> bool:
+        """Dispatch in this thread if the manager is not busy; False if it is."""
+        if not self._dispatch_lock.acquire(blocking=False):
+            return False
+        try:
+            with interrupts_deferred():  # a batch is taken and sent, or neither
+                self._dispatch()
+        finally:
+            self._dispatch_lock.release()
+        return True
+
+    def _manage(self) -> None:
+        try:
+            while not self._manage_once():
+                pass
+        except BaseException as error:  # a bug here must fail the work, never hang it
+            add_note(error, f"manymap: the {type(self).__name__} manager thread failed")
+            self._killing = True
+            self._break(error)
+        finally:
+            try:
+                self._stop_all()
+            finally:
+                selector, self._selector = self._selector, None
+                if selector is not None:
+                    selector.close()
+
+    def _manage_once(self) -> bool:
+        """One round: staff, dispatch, wait, handle. Returns True when done."""
+        with self._dispatch_lock:
+            if self._killing or (self._closing and self._draining):
+                return True
+            self._staff()
+            self._dispatch()
+        assert self._selector is not None
+        ready = self._selector.select(_TICK)
+        with self._dispatch_lock:
+            found = []
+            for key, _ in ready:
+                if key.data is None:
+                    assert self._doorbell is not None
+                    self._doorbell.drain()
+                else:
+                    found.append(key.data)
+            self._handle(found)
+        return False
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives in the block until the block has run.
+
+    Python raises ``KeyboardInterrupt`` between any two bytecodes of the main
+    thread; in the middle of taking and sending a batch that would lose it.
+    """
+    handler = _raw_signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(handler):
+        yield
+        return
+    held: list[FrameType | None] = []
+    _raw_signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        _raw_signal.signal(signal.SIGINT, handler)
+        if held:
+            handler(signal.SIGINT, held[0])
