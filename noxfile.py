@@ -161,9 +161,10 @@ def tests(session: nox.Session, package: str) -> None:
 
 @nox.session(python=None)
 def integration(session: nox.Session) -> None:
-    """Run the cross-package tests with every distribution installed together."""
+    """Run the cross-package tests with every distribution installed together, and the
+    test fixtures' own tests (tools/testhosts)."""
     install_local(session, closure("manymap"), *PYTEST, "numpy", "scipy", TESTHOSTS)
-    session.run("pytest", "integration-tests", *session.posargs)
+    session.run("pytest", "integration-tests", "tools/testhosts/tests", *session.posargs)
 
 
 @nox.session(python=None)

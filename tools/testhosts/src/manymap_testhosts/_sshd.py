@@ -15,6 +15,7 @@ from __future__ import annotations
 import getpass
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -181,6 +182,7 @@ class SSHServer:
         """
         sshd = ensure_tool("sshd")
         ip = ensure_tool("ip") if self.netns else None
+        setpriv = shutil.which("setpriv")  # util-linux; without it a killed test run leaves sshd behind
         if os.geteuid() == 0:
             # The privilege separation directory; sshd refuses to start without it.
             Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
@@ -192,6 +194,8 @@ class SSHServer:
             argv = [sshd, "-D", "-f", str(self.config_path.resolve()), "-E", str(self.log_path.resolve())]
             if ip is not None and self.netns is not None:
                 argv = [ip, "netns", "exec", self.netns, *argv]
+            if setpriv is not None:  # sshd ends with the process that started it, even a killed one
+                argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]
             self.log_path.write_text("")
             self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
             error = self._wait_listening(port)
