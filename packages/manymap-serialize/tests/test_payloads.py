@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from typing import Any
 
@@ -24,6 +25,32 @@ def test_a_function_is_serialized_once_while_it_stays_the_same() -> None:
     other = payloads.payload(make_adder(2))  # another closure cell: another payload
     assert other is not first
     assert loads(other)(1) == 13
+
+
+def scale(x: int, k: int = 1, *, by: int = 1) -> int:
+    return x * k * by
+
+
+def test_a_partial_is_serialized_once_while_it_stays_the_same() -> None:
+    payloads = FunctionPayloads()
+    first = payloads.payload(functools.partial(scale, k=3))
+    again = payloads.payload(functools.partial(scale, k=3))  # a new partial, the same parts
+    assert again is first
+    assert loads(first)(2) == 6
+    other = payloads.payload(functools.partial(scale, k=4))
+    assert other is not first
+    assert loads(other)(2) == 8
+    positional = payloads.payload(functools.partial(scale, 2, 3))
+    assert loads(positional)() == 6
+    assert payloads.payload(functools.partial(make_adder(1))) is not first
+
+
+def test_a_function_with_keyword_only_defaults_is_cached_too() -> None:
+    def scaled(x: int, *, by: int = 5) -> int:
+        return x * by
+
+    payloads = FunctionPayloads()
+    assert payloads.payload(scaled) is payloads.payload(scaled)
 
 
 def test_a_rebound_global_makes_a_new_payload() -> None:

@@ -7,6 +7,7 @@ a frozen :class:`PoolStats` snapshot.
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,7 +79,10 @@ _MAX_COSTS = 256
 
 
 def _cost_key(function: Callable[..., Any]) -> object:
-    # A lambda made afresh at every call has the same code object each time.
+    # A lambda made afresh at every call has the same code object each time;
+    # so has the function under a partial made afresh.
+    if isinstance(function, functools.partial):
+        function = function.func
     return getattr(function, "__code__", None) or function
 
 

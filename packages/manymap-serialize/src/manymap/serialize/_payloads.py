@@ -9,10 +9,13 @@ payload of a plain function for as long as what it is made of is the same
 objects: its code, defaults, closure cells and the globals it names. A
 global rebound to a new object makes a new payload; an object mutated in
 place does not, just as a forked worker keeps the globals it was born with.
+A ``functools.partial`` of a plain function is cached the same way, its
+arguments being part of what it is made of.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import CodeType, FunctionType
@@ -34,8 +37,9 @@ class FunctionPayloads:
     the small number a worker caches it under."""
 
     def __init__(self) -> None:
-        # by code object: a lambda made afresh at each call has the same code
-        self._entries: dict[CodeType, tuple[tuple[Any, ...], bytes]] = {}
+        # by (code, name), or (partial, code): a lambda made afresh at each call
+        # has the same code; the entry holds if every part is the same object
+        self._entries: dict[tuple[Any, ...], tuple[tuple[Any, ...], bytes]] = {}
         self._keys: dict[bytes, int] = {}
         self._serials = itertools.count()
 
@@ -52,7 +56,7 @@ class FunctionPayloads:
         """The payload of ``function`` (serialized now, or as before if unchanged)."""
         parts = _parts(function)
         if parts is not None:
-            entry = self._entries.get(parts[0])
+            entry = self._entries.get(parts[:2])
             if entry is not None and _same(entry[0], parts):
                 return entry[1]
         name = getattr(function, "__qualname__", None) or repr(function)
@@ -60,12 +64,18 @@ class FunctionPayloads:
         if parts is not None:
             if len(self._entries) >= _MAX_ENTRIES:
                 self._entries.clear()
-            self._entries[parts[0]] = (parts, payload)
+            self._entries[parts[:2]] = (parts, payload)
         return payload
 
 
 def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
-    """What a plain function's payload is made of; ``None`` for other callables."""
+    """What the payload of a plain function, or of a partial of one, is made of
+    (its first two parts are the cache key); ``None`` for other callables."""
+    if type(function) is functools.partial:
+        inner = _parts(function.func)
+        if inner is None or function.__dict__:
+            return None
+        return (functools.partial, *inner, len(function.args), *function.args, *_flat(function.keywords))
     if type(function) is not FunctionType:
         return None
     namespace = function.__globals__
@@ -75,10 +85,16 @@ def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
         function.__name__,
         function.__qualname__,
         function.__defaults__,
-        *sorted((function.__kwdefaults__ or {}).items()),
+        *_flat(function.__kwdefaults__ or {}),
         *cells,
         *(namespace.get(name, _MISSING) for name in _global_names(function.__code__)),
     )
+
+
+def _flat(mapping: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Keyword names then values, in name order: parts to compare one by one."""
+    names = sorted(mapping)
+    return (len(names), *names, *(mapping[name] for name in names))
 
 
 def _global_names(code: CodeType) -> tuple[str, ...]:
