@@ -180,7 +180,9 @@ def test_server_and_connect_by_hand_then_a_pool(testhosts: HostNetwork, tmp_path
                 connect.kill()
                 connect.communicate(timeout=WAIT)
     assert connect.returncode == 0, stderr
-    wait_until(lambda: process_gone(server_pid), WAIT, "the hand-started manymap-server was killed")
+    said = stderr.decode(errors="replace")
+    what = f"the hand-started manymap-server was killed (manymap connect said: {said})"
+    wait_until(lambda: process_gone(server_pid), WAIT, what)
 
 
 def readline(stream: Any, timeout: float) -> bytes:
