@@ -89,13 +89,13 @@ class PairPool(ManagedWorkerPool):
                 assert batch is not None
                 values, failures = worker.outcome
                 batch.finish(values, failures)
+        doomed = self._doomed_jobs()
         for worker in list(self._workers):
             batch = worker.batch
-            if batch is not None and (batch in self._stop or batch.job in self._doomed):
+            if batch is not None and (batch in self._stop or batch.job in doomed):
                 self._retire(worker)
                 batch.lose("its worker was stopped")
         self._stop.clear()
-        self._doomed -= {job for job in self._doomed if job.complete}
 
     def _timed_out(self, batch: Batch) -> None:
         self._stop.add(batch)

@@ -131,6 +131,15 @@ class ManagedWorkerPool(AbstractWorkerPool):
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fileobj)
 
+    def _doomed_jobs(self) -> set[Job]:
+        """The interrupted jobs whose running tasks :meth:`_handle` must stop; the ones
+        complete since are forgotten (their tasks are stopped or settled)."""
+        if not self._doomed:
+            return set()
+        doomed = set(self._doomed)
+        self._doomed -= {job for job in doomed if job.complete}
+        return doomed
+
     def _wake_manager(self) -> None:
         """Make the manager run a round now."""
         if self._doorbell is not None:
@@ -146,8 +155,8 @@ class ManagedWorkerPool(AbstractWorkerPool):
 
     @abc.abstractmethod
     def _handle(self, ready: list[Any]) -> None:
-        """Handle the ``data`` of the channels that are ready, then any stop requests
-        (``_doomed``) (manager thread, dispatch lock held)."""
+        """Handle the ``data`` of the channels that are ready, then stop the tasks of
+        :meth:`_doomed_jobs` (manager thread, dispatch lock held)."""
 
     @abc.abstractmethod
     def _stop_all(self) -> None:

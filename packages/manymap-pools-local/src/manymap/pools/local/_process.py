@@ -193,13 +193,10 @@ class ProcessPool(ManagedWorkerPool):
 
     def _kill_doomed(self) -> None:
         """Kill the workers running tasks of interrupted jobs."""
-        if not self._doomed:
-            return
-        doomed = set(self._doomed)
+        doomed = self._doomed_jobs()
         for worker in self._workers:
             if worker.batch is not None and worker.batch.job in doomed:
                 _kill(worker)
-        self._doomed -= {job for job in doomed if job.complete}
 
     def _staff(self) -> None:
         """Start or retire workers so that ``nodes`` of them serve.

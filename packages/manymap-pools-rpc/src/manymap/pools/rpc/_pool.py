@@ -272,12 +272,11 @@ class ParallelPool(ManagedWorkerPool):
 
     def _stop_slots(self) -> None:
         """Close the connections running timed-out or interrupted tasks, and open new ones."""
+        doomed = self._doomed_jobs()
         with self._slot_lock:
-            doomed = set(self._doomed)
             for slot in self._slots:
                 if slot.batch is not None and slot.batch.job in doomed:
                     self._stopping.add(slot)
-            self._doomed -= {job for job in doomed if job.complete}
             stopping, self._stopping = self._stopping, set()
         for slot in stopping:
             if slot in self._slots:
