@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import ppft.transport
 import pytest
 
+from manymap.pools.rpc._ppworker import OneWritePipe
+
 STUB = "def add(a, b):\n    print('adding', a, b)\n    return a + b\n"
 
 
@@ -58,3 +60,20 @@ def test_a_failing_job_is_reported_as_ppft_does_and_the_worker_goes_on(
     assert result is None
     assert "TypeError" in out
     assert run(transport, 1, 1)[0] == 2
+
+
+def test_the_servers_one_write_send_is_what_ppft_sends(
+    worker: tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport],
+) -> None:
+    process, ppft_transport = worker
+    assert process.stdin is not None
+    assert process.stdout is not None
+    ours = OneWritePipe(process.stdout, process.stdin)
+    source = pickle.dumps(("add", [STUB], ()))
+    sent = []
+    for first, second, total in ((2, 3, 5), (4, 5, 9)):
+        sent.append(ours.cached(source))
+        ours.send(sent[-1], pickle.dumps((first, second), pickle.HIGHEST_PROTOCOL))
+        assert pickle.loads(ours.receive())[0] == total
+    # the source the first time, its hash after, as ppft's csend
+    assert sent == [b"N" + source, b"H" + ppft_transport.hash(source).encode()]

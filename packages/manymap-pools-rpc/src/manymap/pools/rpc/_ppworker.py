@@ -4,8 +4,9 @@ It is ppft's own worker loop (``ppft.__main__._WorkerProcess``) with two
 changes that cut the cost of a round trip without changing what goes over
 the pipe:
 
-- a message is written in one piece: ppft writes its 8-byte length and
-  the message as two flushed writes, so each reply woke the server twice;
+- a message is written in one piece (:class:`OneWritePipe`): ppft writes
+  its 8-byte length and the message as two flushed writes, so each reply
+  woke the server twice;
 - the envelope around a job (the stub's name and source, the argument
   tuple, the ``(result, output)`` reply) goes through the stdlib pickle,
   not dill's pure-Python pickler: it holds only strings and bytes, since
@@ -22,18 +23,33 @@ import sys
 import ppft.__main__ as ppft_worker
 import ppft.transport
 
-__all__ = ["LENGTH", "OneWritePipe", "main"]
+__all__ = ["OneWritePipe", "main"]
 
-LENGTH = struct.Struct("!Q")  # ppft's frame header: the length of the message
+_LENGTH = struct.Struct("!Q")  # ppft's frame header: the length of the message
 
 
 class OneWritePipe(ppft.transport.CPipeTransport):  # type: ignore[misc]
-    """ppft's cached pipe transport, writing each message with one write."""
+    """ppft's cached pipe transport, flushing once per :meth:`send`.
 
-    def send(self, msg: bytes | str) -> None:
-        data = msg.encode() if isinstance(msg, str) else msg
-        self.wb.write(LENGTH.pack(len(data)) + data)
+    Used at both ends: by the worker for its replies, and by the server to
+    send a job (the stub and its argument, two messages) in one write.
+    """
+
+    def send(self, *messages: bytes | str) -> None:
+        """Write ``messages`` in ppft's framing; small ones leave in one write, large ones uncopied."""
+        for message in messages:
+            data = message.encode() if isinstance(message, str) else message
+            self.wb.write(_LENGTH.pack(len(data)))
+            self.wb.write(data)
         self.w.flush()
+
+    def cached(self, message: bytes) -> bytes:
+        """What ppft's ``csend`` sends for ``message``: itself the first time, its hash after."""
+        digest: str = self.hash(message)
+        if digest in self.scache:
+            return b"H" + digest.encode()
+        self.scache[digest] = True
+        return b"N" + message
 
 
 def main() -> None:

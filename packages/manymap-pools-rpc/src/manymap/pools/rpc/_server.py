@@ -35,10 +35,8 @@ import threading
 import time
 from typing import Any
 
-import ppft.transport
-
 from manymap.pools.rpc import _protocol as proto
-from manymap.pools.rpc._ppworker import LENGTH
+from manymap.pools.rpc._ppworker import OneWritePipe
 from manymap.pools.rpc._remote import STUB, STUB_NAME
 
 __all__ = ["DEFAULT_FRAME_LIMIT", "RPCServer"]
@@ -61,13 +59,9 @@ class _PPWorker:
         )
         assert self.process.stdout is not None
         assert self.process.stdin is not None
-        self.transport = ppft.transport.CPipeTransport(self.process.stdout, self.process.stdin)
+        self.transport = OneWritePipe(self.process.stdout, self.process.stdin)
         self.pid = self.process.pid
-        source = pickle.dumps((STUB_NAME, [STUB], ()))
-        # ppft's cached send of the stub: its source the first time, its hash after
-        self._stub_source = b"N" + source
-        self._stub_hash = b"H" + self.transport.hash(source).encode()
-        self._stub_sent = False
+        self._stub = pickle.dumps((STUB_NAME, [STUB], ()))
 
     def ready(self) -> _PPWorker:
         """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol)."""
@@ -80,15 +74,9 @@ class _PPWorker:
         return self
 
     def submit(self, payload: bytes) -> None:
-        """Send a job: the stub and its argument, ppft's two messages in one write."""
-        assert self.process.stdin is not None
-        stub = self._stub_hash if self._stub_sent else self._stub_source
-        self._stub_sent = True
+        """Send a job: the stub (by hash once the worker has it) and its argument, in one write."""
         args = pickle.dumps((payload,), pickle.HIGHEST_PROTOCOL)
-        stdin = self.process.stdin  # buffered: a small job leaves in one write, a large one is not copied
-        for part in (LENGTH.pack(len(stub)), stub, LENGTH.pack(len(args)), args):
-            stdin.write(part)
-        stdin.flush()
+        self.transport.send(self.transport.cached(self._stub), args)
 
     def fileno(self) -> int:
         assert self.process.stdout is not None
