@@ -59,7 +59,7 @@ def test_loaded_function_runs_on_the_modules_own_globals(helper: ModuleType, whi
 
 def test_loaded_function_sees_the_module_globals_as_they_are_when_it_runs(helper: ModuleType) -> None:
     payload = dumps(helper.make_locked(3))
-    helper.SCALE = 10
+    helper.SCALE = 10  # type: ignore[attr-defined]
     locked = loads(payload)
     assert locked(2) == 60
     assert helper.CALLS == [2], "the call went to the module's own list"
@@ -78,7 +78,7 @@ def test_payload_cache_does_not_depend_on_module_globals(helper: ModuleType) -> 
     payloads = FunctionPayloads()
     function = helper.make_locked(3)
     first = payloads.payload(function)
-    helper.SCALE = 7  # rebinding a module global does not change what is sent
+    helper.SCALE = 7  # type: ignore[attr-defined] # rebinding a module global does not change what is sent
     assert payloads.payload(function) is first
 
 
@@ -94,6 +94,7 @@ DUMP_FROM_MODULE = textwrap.dedent(
         "current": m.make_current(),
         "lambda": m.square_lambda,
         "probe": m.make_globals_probe(),
+        "counter": m.make_class()(5),  # an instance of a class defined in a function
     }
     m.SCALE = 1000  # this process's state: the far side must not see it
     with open(sys.argv[1], "wb") as f:
@@ -110,13 +111,16 @@ LOAD_IN_FRESH_PROCESS = textwrap.dedent(
         functions = loads(f.read())
     import mm_ser_globals as m
     assert functions["probe"]() is m.__dict__
+    counter = functions.pop("counter")
     assert all(f.__globals__ is m.__dict__ for f in functions.values())
+    assert type(counter).bump.__globals__ is m.__dict__
     m.SCALE = 2  # the far side's own state, set before the calls
     print(functions["locked"](5), m.CALLS)
     print(functions["profiled"](10))
     print(functions["quiet_divide"]([1.0, -1.0, 0.0], [0.0, 0.0, 0.0]))
     print(functions["current"]())
     print(functions["lambda"](3))
+    print(counter.bump())
     """
 )
 
@@ -135,6 +139,7 @@ def test_far_side_imports_the_module_and_uses_its_own_globals(run_python: RunPyt
         "[inf, -inf, nan]",
         "module default x2",
         "18",
+        "7",
     ]
 
 

@@ -76,5 +76,20 @@ def make_globals_probe() -> Callable[[], dict[str, Any]]:
     return probe
 
 
+def make_class() -> type:
+    """A class defined in a function: by value, its methods on the module's globals."""
+
+    class Counter:
+        def __init__(self, start: int) -> None:
+            self.value = start
+
+        def bump(self) -> int:
+            with LOCK:
+                self.value += SCALE
+                return self.value
+
+    return Counter
+
+
 square_lambda = lambda x: x * x * SCALE  # noqa: E731 - a module-level lambda goes by value
 """A module-level lambda: by value, its globals by reference."""
