@@ -188,7 +188,7 @@ def test_unpicklable_argument_names_the_path(pool: ProcessPool) -> None:
     with socket.socket() as sock:
         with pytest.raises(SerializationError, match=re.escape("the arguments of task 1: [1]")):
             pool.map(divmod, [1, 2], [3, sock])
-        with pytest.raises(SerializationError, match="cannot pickle 'socket' object"):
+        with pytest.raises(SerializationError, match=r"manymap\.serialize\.dumps refuses a socket"):
             list(pool.imap(identity, [1, sock]))
     assert pool.map(identity, range(3)) == [0, 1, 2]
 

@@ -15,7 +15,12 @@ from manymap.launcher import ManymapError, SerializationError
 from manymap.serialize import CheckReport, check, dumps
 from manymap.serialize._check import MAX_DEPTH
 
-SOCKET_REASON = "cannot pickle 'socket' object"
+SOCKET_REASON = "manymap.serialize.dumps refuses a socket"
+SOCKET_ADVICE = "its connection belongs to this process; connect inside the task and pass the address instead"
+
+
+def socket_reason(sock: socket.socket) -> str:
+    return f"{SOCKET_REASON} (socket.socket): {SOCKET_ADVICE}"
 
 
 @pytest.fixture
@@ -98,11 +103,10 @@ def test_failure_names_the_path_and_the_reason(
     assert not report.ok
     assert report.method is None
     assert report.path == path
-    assert report.reason == SOCKET_REASON
+    assert report.reason == socket_reason(sock)
     assert report.culprit_type == "socket.socket"
-    expected = (
-        f"cannot serialize obj: {path}: {SOCKET_REASON}" if path else f"cannot serialize obj: {SOCKET_REASON}"
-    )
+    reason = socket_reason(sock)
+    expected = f"cannot serialize obj: {path}: {reason}" if path else f"cannot serialize obj: {reason}"
     assert report.explanation == expected
     assert str(report).splitlines()[0] == expected
 
@@ -113,7 +117,7 @@ def test_closure_cell_holding_the_socket_itself(sock: socket.socket) -> None:
 
     report = check([task], name="tasks")
     assert report.path == "[0].<closure sock>"
-    assert report.explanation == f"cannot serialize tasks: [0].<closure sock>: {SOCKET_REASON}"
+    assert report.explanation == f"cannot serialize tasks: [0].<closure sock>: {socket_reason(sock)}"
     assert report.full_path == "tasks[0].<closure sock>"
 
 
@@ -122,7 +126,7 @@ def test_global_used_by_a_main_function(sock: socket.socket) -> None:
     exec("def send(data):\n    return SOCK.send(data)\n", namespace)
     report = check(namespace["send"])
     assert report.path == "<global SOCK>"
-    assert report.reason == SOCKET_REASON
+    assert report.reason == socket_reason(sock)
 
 
 def test_lock_in_an_object_attribute() -> None:
@@ -130,7 +134,10 @@ def test_lock_in_an_object_attribute() -> None:
     holder.conn = threading.Lock()  # type: ignore[assignment]
     report = check(holder)
     assert report.path == "conn"
-    assert report.reason == "cannot pickle '_thread.lock' object"
+    assert report.reason is not None
+    assert report.reason.startswith(
+        "manymap.serialize.dumps refuses a lock or other thread synchronization primitive"
+    )
 
 
 def test_cycles_do_not_loop(sock: socket.socket) -> None:
@@ -153,7 +160,7 @@ def test_depth_is_bounded(sock: socket.socket) -> None:
     report = check(chain)
     assert not report.ok
     assert report.path == ".".join(["_sock"] * MAX_DEPTH)
-    assert report.reason == f"{SOCKET_REASON} (search stopped {MAX_DEPTH} levels deep)"
+    assert report.reason == f"{socket_reason(sock)} (search stopped {MAX_DEPTH} levels deep)"
 
 
 def test_dumps_raises_serialization_error_with_the_check_text(sock: socket.socket) -> None:
@@ -161,11 +168,11 @@ def test_dumps_raises_serialization_error_with_the_check_text(sock: socket.socke
     with pytest.raises(SerializationError) as caught:
         dumps(value, name="task 3")
     error = caught.value
-    assert str(error) == f"cannot serialize task 3: args[0].conn._sock: {SOCKET_REASON}"
+    assert str(error) == f"cannot serialize task 3: args[0].conn._sock: {socket_reason(sock)}"
     assert isinstance(error, ManymapError)
     assert isinstance(error, pickle.PicklingError)
-    assert isinstance(error.__cause__, TypeError)
-    assert str(error.__cause__) == SOCKET_REASON
+    assert isinstance(error.__cause__, pickle.PicklingError)
+    assert str(error.__cause__) == socket_reason(sock)
 
 
 def test_dumps_error_default_name_is_obj(sock: socket.socket) -> None:

@@ -72,7 +72,10 @@ def test_what_cannot_be_serialized_exits_1_with_the_path(run_python: RunPython, 
     proc = _cli(run_python, target_module, "check", "mm_cli_target:JOBS")
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
-        "cannot serialize mm_cli_target:JOBS: [1].lock: cannot pickle '_thread.lock' object"
+        "cannot serialize mm_cli_target:JOBS: [1].lock: manymap.serialize.dumps refuses a lock or other "
+        "thread synchronization primitive (_thread.lock): it only synchronizes threads of this process; "
+        "a copy would be an unrelated lock; create it inside the task, or coordinate through the tasks' "
+        "arguments and results"
     )
     assert "failing part: mm_cli_target:JOBS[1].lock (_thread.lock)" in proc.stdout
 

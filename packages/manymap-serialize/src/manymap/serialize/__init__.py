@@ -4,9 +4,14 @@ Data goes through the stdlib pickle (protocol 5, C fast path, out-of-band
 buffers for large arrays). Only what pickle cannot ship by reference to the
 far side goes by value through dill: lambdas, closures, nested functions,
 functions and classes defined in ``__main__`` or an interactive session, or
-whose module attribute of their qualified name is not the same object. Every
-payload starts with a header that carries the format version, so a peer with
-another version fails loudly instead of misreading it. Importing this package
+whose module attribute of their qualified name is not the same object; such a
+function defined in an importable module uses that module's own globals on
+the far side, which imports it. State bound to this process (open files,
+locks, sockets, threads, process and pipe handles, memory maps, database
+connections) is refused with ``SerializationError``; the standard streams go
+by reference to the far side's own. Every payload starts with a header that
+carries the format version, so a peer with another version fails loudly
+instead of misreading it. Importing this package
 changes no global pickle, copyreg or dill state, and does not import dill.
 
 For pools: :class:`FunctionPayloads` serializes a task function once while it

@@ -17,19 +17,31 @@ dill blob as the argument:
   dataclass that makes the round trip to a worker and back is again an
   instance of the caller's class and compares equal to it.
 
+A function's globals: when the function was defined in a module the far side
+can import (`globals_by_reference()`), they go by reference, as
+``_load_module_globals(module_name)``: the far side imports the module and
+the function runs on that module's own, current globals (dill's
+``recurse=False``). The globals of a ``__main__`` function go by value: a
+copy of the ones its code uses (dill's ``recurse=True``).
+
 dill is imported lazily, the first time something goes by value or a by-value
 part is loaded: plain data never imports it. dill is always called with
 explicit arguments; ``dill.settings`` is never read or changed. The dill
 pickler used here is a subclass whose ``reducer_override`` routes classes met
 inside a function's globals through ``_load_class`` as well, so those keep
-their identity too.
+their identity too, picks dill's recurse mode per function, turns an
+importable module's ``__dict__`` into ``_load_module_globals``, and refuses
+process-bound state (`manymap.serialize._bound`) before dill's own
+reductions can fake it.
 
-The qualified names of ``_load_value`` and ``_load_class`` are part of the
-wire format (see `manymap.serialize._format`).
+The qualified names of ``_load_value``, ``_load_class`` and
+``_load_module_globals`` are part of the wire format (see
+`manymap.serialize._format`).
 """
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import pickle
@@ -40,12 +52,16 @@ from collections.abc import Callable
 from types import FunctionType
 from typing import Any, Literal
 
+from manymap.serialize._bound import KINDS, bound_kind, reduce_bound
+
 __all__ = [
     "by_value_kind",
     "class_reduce_args",
     "dill_dumps",
     "dill_loads",
+    "globals_by_reference",
     "log_by_value",
+    "module_globals_name",
     "qualified_name",
     "set_log",
 ]
@@ -120,6 +136,46 @@ def not_importable(obj: Any) -> bool:
     return found is not obj
 
 
+def globals_by_reference(func: FunctionType) -> bool:
+    """True when ``func``'s globals are the namespace of a module the far side can import.
+
+    Such a function, even when it goes by value, refers to its module's globals
+    by reference: the far side imports the module and the function uses that
+    module's own, current globals (dill's default, ``recurse=False``). Only the
+    globals of ``__main__`` (a script, an interactive session, a notebook) and
+    of modules that cannot be imported by name go by value.
+    """
+    return module_globals_name(func.__globals__) is not None
+
+
+def module_globals_name(namespace: dict[str, Any]) -> str | None:
+    """The name of the importable module whose ``__dict__`` is ``namespace``, else ``None``.
+
+    Importable means: not ``__main__``, the module of that name in
+    ``sys.modules``, made by an import (it has a ``__spec__``), and a dotted
+    name of identifiers, as an ``import`` statement can spell it (pytest's
+    ``--import-mode=importlib`` registers test files under names such as
+    ``tests.my-package.test_x``, which no other process can import).
+    """
+    name = namespace.get("__name__")
+    if type(name) is not str or name in _MAIN_MODULES:
+        return None
+    module = sys.modules.get(name)
+    if module is None or getattr(module, "__dict__", None) is not namespace:
+        return None
+    if getattr(module, "__spec__", None) is None:
+        return None  # made at run time: nothing to import by name
+    spellable = _SPELLABLE.get(name)
+    if spellable is None:
+        if len(_SPELLABLE) >= 4096:
+            _SPELLABLE.clear()
+        spellable = _SPELLABLE[name] = all(part.isidentifier() for part in name.split("."))
+    return name if spellable else None
+
+
+_SPELLABLE: dict[str, bool] = {}
+
+
 def qualified_name(obj: object) -> str:
     """``module.qualname`` of a function or class, for reports."""
     module = getattr(obj, "__module__", None) or "?"
@@ -163,21 +219,42 @@ def _dill_pickler_class() -> type[Any]:
         import dill
 
         class _DillPickler(dill.Pickler):  # type: ignore[misc]
-            """dill's pickler, explicit settings, classes by value via `_load_class()`."""
+            """dill's pickler, explicit settings, classes by value via `_load_class()`,
+            module globals by reference, process-bound state refused."""
 
             def __init__(self, file: io.BytesIO, top: object, recurse: bool) -> None:
                 super().__init__(file, 5, byref=False, recurse=recurse, fmode=dill.HANDLE_FMODE)
                 self._manymap_top = top
+                self._manymap_recurse = recurse
 
             def reducer_override(self, obj: object) -> object:
-                if (
-                    obj is not self._manymap_top
-                    and isinstance(obj, type)
-                    and by_value_kind(obj) == "class"
-                    and not any(item is obj for item in _in_progress())
-                ):
-                    log_by_value(obj)
-                    return (_load_class, class_reduce_args(obj))
+                cls = type(obj)
+                if cls is FunctionType:
+                    # dill's save_function, which runs next, reads _recurse
+                    # once, before it saves anything inside the function: each
+                    # function gets its own mode. recurse=False makes dill
+                    # refer to an importable module's globals (the module's
+                    # __dict__, which the dict branch below turns into
+                    # _load_module_globals) instead of copying them.
+                    self._recurse = self._manymap_recurse and not globals_by_reference(obj)  # type: ignore[arg-type]
+                elif cls is dict:
+                    name = module_globals_name(obj)  # type: ignore[arg-type]
+                    if name is not None:
+                        return (_load_module_globals, (name,))
+                elif isinstance(obj, type):
+                    if (
+                        obj is not self._manymap_top
+                        and by_value_kind(obj) == "class"
+                        and not any(item is obj for item in _in_progress())
+                    ):
+                        log_by_value(obj)
+                        return (_load_class, class_reduce_args(obj))
+                else:
+                    kind = KINDS.get(cls)
+                    if kind is None:
+                        kind = bound_kind(cls)
+                    if kind:
+                        return reduce_bound(obj, kind)
                 return NotImplemented
 
         _dill_pickler = _DillPickler
@@ -192,9 +269,12 @@ def _in_progress() -> list[object]:
 
 
 def dill_dumps(obj: object, persistent_id: Callable[[object], object] | None = None) -> bytes:
-    """Serialize ``obj`` by value with dill (protocol 5, ``recurse=True``), settings untouched.
+    """Serialize ``obj`` by value with dill (protocol 5), settings untouched.
 
-    If ``recurse=True`` runs out of stack, dill's plain mode is used instead.
+    Functions of importable modules refer to their module's globals; the
+    globals of other functions are copied, only those their code uses
+    (``recurse=True``). If that runs out of stack, dill's plain mode
+    (``recurse=False``) is used for those too.
 
     ``persistent_id`` is for `check()`'s probes, which leave some parts out.
     """
@@ -317,6 +397,21 @@ def _refuse_main_references(cls: type, blob: bytes) -> None:
 def _load_value(blob: bytes) -> Any:
     """Reconstructor of a function (or builtin type) shipped by value. Wire format name."""
     return dill_loads(blob)
+
+
+def _load_module_globals(name: str) -> dict[str, Any]:
+    """Reconstructor of the globals of a by-value function: its module's own. Wire format name."""
+    try:
+        module = importlib.import_module(name)
+    except Exception as exc:
+        raise ImportError(
+            f"manymap.serialize.loads: a function sent by value uses the globals of module "
+            f"{name!r}, which this process cannot import ({type(exc).__name__}: {exc}); "
+            f"make {name!r} importable here (install it, or put its directory on sys.path / "
+            "PYTHONPATH), or define the function in __main__ to send its globals by value",
+            name=name,
+        ) from exc
+    return vars(module)
 
 
 def _load_class(token: str, blob: bytes) -> type:

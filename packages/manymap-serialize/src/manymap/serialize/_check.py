@@ -10,8 +10,10 @@ descends into the first child that fails, and stops at a part none of whose
 children fail: that part is the culprit and its own error is the reason.
 Children are container items (dict keys too), object state (``__dict__`` and
 ``__slots__``, or whatever ``__reduce_ex__`` gives), and for functions and
-classes that go by value their closure cells, the globals their code uses,
-defaults and class attributes. Inside a by-value part children are probed
+classes that go by value their closure cells, the globals their code uses
+(only for ``__main__`` functions: an importable module's globals are not
+sent), defaults and class attributes. Process-bound state (an open file, a
+lock, ...) has no children: it is refused as a whole. Inside a by-value part children are probed
 with dill, as they will be shipped. The search is bounded in depth and never
 visits an object twice, so cycles are safe.
 """
@@ -26,7 +28,8 @@ from types import CodeType, FunctionType
 from typing import Any
 
 from manymap.launcher import SerializationError
-from manymap.serialize._byvalue import by_value_kind, dill_dumps, set_log
+from manymap.serialize._bound import bound_kind
+from manymap.serialize._byvalue import by_value_kind, dill_dumps, globals_by_reference, set_log
 from manymap.serialize._core import _Pickler, write
 from manymap.serialize._format import HEADER_SIZE, PICKLE_PROTOCOL
 
@@ -256,6 +259,8 @@ def _short_repr(value: object, limit: int = 40) -> str:
 def _children(obj: Any, in_dill: bool) -> Iterator[tuple[str, Any, bool]]:
     """``(path segment, child, child goes through dill)`` in the order pickle meets them."""
     cls = type(obj)
+    if bound_kind(cls):
+        return  # refused as a whole: it is the culprit, not a part of it
     if cls is list or cls is tuple:
         for index, item in enumerate(obj):
             yield f"[{index}]", item, in_dill
@@ -290,9 +295,10 @@ def _function_children(func: FunctionType) -> Iterator[tuple[str, Any, bool]]:
             continue
         yield f".<closure {var}>", value, True
     globals_ = func.__globals__
-    for var in _global_names(code):
-        if var in globals_:
-            yield f".<global {var}>", globals_[var], True
+    if not globals_by_reference(func):  # else the far side uses its module's own
+        for var in _global_names(code):
+            if var in globals_:
+                yield f".<global {var}>", globals_[var], True
     for index, default in enumerate(func.__defaults__ or ()):
         yield f".__defaults__[{index}]", default, True
     for key, default in (func.__kwdefaults__ or {}).items():

@@ -6,9 +6,12 @@ buffer, so adding the header copies nothing. The C pickler handles the builtin
 containers and scalars itself and calls `_Pickler.reducer_override` only
 for other objects; that hook answers ``NotImplemented`` (ordinary pickling by
 reference) except for functions and classes the far side cannot import, which
-go by value through dill (`manymap.serialize._byvalue`), and for modules,
-which go by reference to ``importlib.import_module``. Plain data thus stays on
-the C fast path and never imports dill.
+go by value through dill (`manymap.serialize._byvalue`), for modules,
+which go by reference to ``importlib.import_module``, and for state bound to
+this process (open files, locks, sockets, ...: `manymap.serialize._bound`),
+which is refused. Plain data thus stays on the C fast path and never imports
+dill; the process-bound check is one dict lookup per object the C pickler
+does not handle itself.
 
 `loads()` checks the header and hands ``pickle.loads`` a memoryview of the
 rest: stripping the header copies nothing either.
@@ -28,6 +31,7 @@ from collections.abc import Callable, Iterable
 from types import FunctionType, ModuleType
 from typing import Any
 
+from manymap.serialize._bound import KINDS, bound_kind, reduce_bound
 from manymap.serialize._byvalue import (
     _load_class,
     _load_value,
@@ -52,9 +56,10 @@ BufferCallback = Callable[[pickle.PickleBuffer], Any]
 class _Pickler(pickle.Pickler):
     """The C pickler, protocol 5, with the by-value hook. One per dump."""
 
-    def reducer_override(self, obj: Any) -> Any:
+    def reducer_override(self, obj: Any, _bound_kinds: Callable[[type], str | None] = KINDS.get) -> Any:
         # Called for every object the C pickler does not handle itself: keep
-        # the common "not mine" answer to a few type checks.
+        # the common "not mine" answer to a few type checks and one dict lookup
+        # (KINDS is only ever cleared, never replaced, so the bound get stays right).
         cls = type(obj)
         if cls is FunctionType:
             if not_importable(obj):
@@ -69,6 +74,12 @@ class _Pickler(pickle.Pickler):
                 return (_load_value, (dill_dumps(obj),))
         elif cls is ModuleType:
             return _reduce_module(obj)
+        else:
+            bound = _bound_kinds(cls)  # cached per type
+            if bound is None:
+                bound = bound_kind(cls)
+            if bound:
+                return reduce_bound(obj, bound)
         return NotImplemented
 
 

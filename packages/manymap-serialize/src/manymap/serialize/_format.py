@@ -7,8 +7,9 @@ payload to add or remove it.
 
 What the format version covers: the header itself, the pickle protocol, and
 the names of the reconstructors that by-value parts refer to
-(``manymap.serialize._byvalue._load_value`` and ``_load_class``). Changing any
-of them means bumping `FORMAT_VERSION`.
+(``manymap.serialize._byvalue._load_value``, ``_load_class`` and
+``_load_module_globals``). Changing any of them means bumping
+`FORMAT_VERSION`.
 """
 
 from __future__ import annotations

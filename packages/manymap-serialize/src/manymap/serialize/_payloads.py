@@ -6,9 +6,12 @@ would serialize it again in the caller: for a function that goes by value
 (a lambda, a closure, one defined in ``__main__``) that is dill's slow
 pure-Python pickler, hundreds of microseconds per call. This cache keeps the
 payload of a plain function for as long as what it is made of is the same
-objects: its code, defaults, closure cells and the globals it names. A
-global rebound to a new object makes a new payload; an object mutated in
-place does not, just as a forked worker keeps the globals it was born with.
+objects: its code, defaults, closure cells and, for a ``__main__`` function
+(whose globals go by value), the globals it names. A global rebound to a new
+object makes a new payload; an object mutated in place does not, just as a
+forked worker keeps the globals it was born with. A function of an importable
+module refers to its module's globals by reference, so they are not part of
+its payload.
 A ``functools.partial`` of a plain function is cached the same way, its
 arguments being part of what it is made of.
 """
@@ -22,6 +25,7 @@ from types import CodeType, FunctionType
 from typing import Any, TypeVar
 
 from manymap.launcher import SerializationError, TaskFailure
+from manymap.serialize._byvalue import globals_by_reference
 from manymap.serialize._core import dumps
 
 __all__ = ["FunctionPayloads", "encode_batch", "make_shippable"]
@@ -80,6 +84,15 @@ def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
         return None
     namespace = function.__globals__
     cells = tuple(cell.cell_contents for cell in function.__closure__ or () if _filled(cell))
+    if globals_by_reference(function):  # the payload names the module, not its globals
+        return (
+            function.__code__,
+            function.__name__,
+            function.__qualname__,
+            function.__defaults__,
+            *_flat(function.__kwdefaults__ or {}),
+            *cells,
+        )
     return (
         function.__code__,
         function.__name__,
