@@ -8,8 +8,10 @@ workers' ``PYTHONPATH``), like a module of a user's project.
 
 from __future__ import annotations
 
+import importlib
 import random
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -132,3 +134,29 @@ def rosen(x: Any) -> float:
     """The Rosenbrock function, as mystic's examples define their cost functions."""
     x = np.asarray(x)
     return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2.0) ** 2.0 + (1 - x[:-1]) ** 2.0))
+
+
+# ------------------------------------------- a closure over module state guarded by a lock
+
+_DATA_LOCK = threading.Lock()
+_DATA: dict[int, Any] = {}
+
+
+def data_log_likelihood(seed: int) -> Callable[[Any], tuple[float, bool]]:
+    """A closure over the module's data cache and its lock (module globals).
+
+    Like dill, the far side must give it its own module's globals, by reference: each
+    worker then makes the data once. Its emcee blob says whether the cache it used is
+    the one of the module the worker imported (a copy of the globals would not be).
+    """
+
+    def log_likelihood(theta: Any) -> tuple[float, bool]:
+        with _DATA_LOCK:
+            if seed not in _DATA:  # in a real project: read from disk once per process
+                _DATA[seed] = np.random.default_rng(seed).normal(1.0, 0.5, 40)
+            y = _DATA[seed]
+        mu, log_sigma = theta
+        log_l = float(-0.5 * np.sum(((y - mu) / np.exp(log_sigma)) ** 2) - y.size * log_sigma)
+        return log_l, importlib.import_module(__name__)._DATA is _DATA
+
+    return log_likelihood

@@ -51,6 +51,21 @@ def test_emcee_with_a_closure_log_prob(pool: Any) -> None:
     np.testing.assert_array_equal(log_prob, serial_log_prob)
 
 
+def test_emcee_with_a_closure_over_module_state(pool: Any) -> None:
+    """A closure from an importable module that uses the module's lock and data cache; its blob
+    says whether the worker ran it with the module's own globals, as dill would."""
+    emcee = require("emcee")
+    ndim, start = 2, np.random.default_rng(SEED).random((NWALKERS, 2))
+    chains = []
+    for each in (pool, None):
+        np.random.seed(SEED)
+        sampler = emcee.EnsembleSampler(NWALKERS, ndim, client_code.data_log_likelihood(5), pool=each)
+        sampler.run_mcmc(start, NSTEPS, progress=False)
+        chains.append(sampler.get_chain())
+        assert sampler.get_blobs().all(), "the log-likelihood ran with a copy of its module's globals"
+    np.testing.assert_array_equal(chains[0], chains[1])
+
+
 def test_emcee_with_a_lambda_log_prob(pool: Any) -> None:
     """A lambda of the test itself: goes by value with its cells."""
     mu, icov = client_code.gaussian_problem(NDIM, SEED)
