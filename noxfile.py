@@ -166,7 +166,7 @@ def tests(session: nox.Session, package: str) -> None:
 PATHOS_VERSION = "0.3.5"
 CLIENTS = (
     "numpy>=1.26",
-    "scipy>=1.11",
+    "scipy>=1.15",  # differential_evolution(rng=)
     "emcee==3.1.6",
     "dynesty==3.1.0",
     "schwimmbad==0.4.2",

@@ -49,7 +49,8 @@ def test_schwimmbad_size_splits_the_work(new_pool: Callable[[], Any]) -> None:
         assert pool.size >= 0  # schwimmbad's SerialPool says 0
         n_batches = max(pool.size, 1)
         batches = [TASKS[i::n_batches] for i in range(n_batches)]
-        sums = pool.map(lambda batch: sum(client_code.worker(t) for t in batch), batches)
+        worker = client_code.worker  # a cell of the lambda below: no global of this test module
+        sums = pool.map(lambda batch: sum(worker(t) for t in batch), batches)
     finally:
         pool.close()
     assert sum(sums) == sum(client_code.worker(t) for t in TASKS)
