@@ -1,4 +1,4 @@
-"""Fixtures of the real-client suite: one pool of each kind, and the policy for missing clients.
+"""Fixtures of the real-client suite: one pool of each kind (made by ``client_support``).
 
 Every test here hands a manymap pool to a real third-party library exactly as that
 library's documentation shows, and compares the result with the library's own serial
@@ -11,6 +11,11 @@ it would be in a user's project: this directory is put on ``sys.path`` and on th
 ``PYTHONPATH`` of every worker (the ssh host gets it through its
 :class:`manymap.hosts.Host` ``env``, as a user's cluster would), so its module-level
 functions go by reference and its closures by value.
+
+The clients: emcee, zeus and dynesty (``pool=``), scipy's ``differential_evolution``
+(``workers=pool.map``), mystic (``map=pool.map``, ``SetMapper``), code written for
+schwimmbad's pools, and pathos' own example scripts (test_pathos_examples.py).
+``nox -s integration`` installs them all (the noxfile's ``CLIENTS``).
 """
 
 from __future__ import annotations
