@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,12 +160,66 @@ def tests(session: nox.Session, package: str) -> None:
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
 
 
+# The real third-party clients of integration-tests/clients/: libraries that take a pool
+# or a map function, pinned to versions that work together (and with numpy 2).
+# pathos is there to run its own example scripts as the reference output.
+PATHOS_VERSION = "0.3.5"
+CLIENTS = (
+    "numpy>=1.26",
+    "scipy>=1.15",  # differential_evolution(rng=)
+    "emcee==3.1.6",
+    "dynesty==3.1.0",
+    "schwimmbad==0.4.2",
+    "mystic==0.4.5",
+    "zeus-mcmc==2.5.4",
+    f"pathos=={PATHOS_VERSION}",
+)
+PATHOS_SDIST_DIR = ROOT / "build" / "pathos-sdist"
+
+
+def pathos_examples(session: nox.Session) -> Path:
+    """pathos' own example scripts, from its sdist on PyPI (never copied into this repo).
+
+    Returns the unpacked ``pathos-<version>/`` directory, which holds ``examples/`` and
+    ``examples2/``; the sdist is downloaded once into build/pathos-sdist/.
+    """
+    unpacked = PATHOS_SDIST_DIR / f"pathos-{PATHOS_VERSION}"
+    if (unpacked / "examples").is_dir():
+        return unpacked
+    PATHOS_SDIST_DIR.mkdir(parents=True, exist_ok=True)
+    session.install("pip")
+    session.run(
+        "python",
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        "--dest",
+        str(PATHOS_SDIST_DIR),
+        f"pathos=={PATHOS_VERSION}",
+    )
+    sdist = PATHOS_SDIST_DIR / f"pathos-{PATHOS_VERSION}.tar.gz"
+    with tarfile.open(sdist) as archive:
+        archive.extractall(PATHOS_SDIST_DIR, filter="data")
+    if not (unpacked / "examples").is_dir():
+        session.error(f"{sdist.name} has no examples/ directory")
+    return unpacked
+
+
 @nox.session(python=None)
 def integration(session: nox.Session) -> None:
-    """Run the cross-package tests with every distribution installed together, and the
-    test fixtures' own tests (tools/testhosts)."""
-    install_local(session, closure("manymap"), *PYTEST, "numpy", "scipy", TESTHOSTS)
-    session.run("pytest", "integration-tests", "tools/testhosts/tests", *session.posargs)
+    """Run the cross-package tests with every distribution installed together, the real
+    clients (integration-tests/clients/), and the test fixtures' own tests (tools/testhosts)."""
+    install_local(session, closure("manymap"), *PYTEST, *CLIENTS, TESTHOSTS)
+    env = {
+        # A missing client library or pathos example is a failure here, not a skip.
+        "MANYMAP_REQUIRE_CLIENTS": "1",
+        "MANYMAP_PATHOS_SDIST": str(pathos_examples(session)),
+    }
+    session.run("pytest", "integration-tests", "tools/testhosts/tests", *session.posargs, env=env)
 
 
 @nox.session(python=None)
