@@ -31,14 +31,26 @@ __all__ = [
 ]
 
 
+def _public(obj: Any) -> Any:
+    """Name this package as ``obj``'s module, not the private one defining it."""
+    if obj.__module__.startswith(f"{__name__}._"):
+        obj.__module__ = __name__
+    return obj
+
+
+for _obj in (ReferencePool, eventually, hang_guard, live_children, live_threads):
+    _public(_obj)
+del _obj
+
+
 def __getattr__(name: str) -> Any:
     # The suites import pytest: load them only when asked for.
     if name == "PoolConformance":
         from manymap.launcher.testing._suite import PoolConformance
 
-        return PoolConformance
+        return _public(PoolConformance)
     if name == "DistributionConformance":
         from manymap.launcher.testing._distribution import DistributionConformance
 
-        return DistributionConformance
+        return _public(DistributionConformance)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,7 @@ import warnings
 from collections.abc import Sequence
 from types import FrameType
 
+from manymap.pools.rpc.__about__ import __version__
 from manymap.pools.rpc._server import DEFAULT_FRAME_LIMIT, RPCServer
 
 __all__ = ["main"]
@@ -29,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
             "it is never taken from the command line."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"manymap-pools-rpc {__version__}")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default 0: a free one)")
     parser.add_argument("--workers", type=int, default=None, help="ppft workers (default: the cores)")
