@@ -12,6 +12,7 @@ import pytest
 from manymap_testhosts import SSHServer
 
 from manymap._rpc import rpc_available
+from manymap.launcher.testing import TerminalScreen, run_in_terminal
 
 MANYMAP = str(Path(sys.executable).with_name("manymap"))
 
@@ -154,10 +155,52 @@ def test_map_reports_a_failing_task(workdir: Path) -> None:
     assert "task 2" in result.stderr
 
 
+def test_map_a_lambda_over_items_given_on_the_command_line() -> None:
+    result = run("map", "lambda x: x * 2", "--json", "1", "2", "[3]", "-n", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["2", "4", "[3, 3]"]
+    assert run("map", "lambda s: s.upper()", "--pool", "thread", "ab", "cd").stdout == "AB\nCD\n"
+
+
+def test_map_over_numbers_without_json_hints_at_json() -> None:
+    result = run("map", "lambda x: x + 1", "1", "2", "3")
+    assert result.returncode == 1
+    assert 'TypeError: can only concatenate str (not "int") to str' in result.stderr
+    assert "hint: without --json every item is a string" in result.stderr
+    assert "add --json" in result.stderr
+    # No hint where the items are not numbers (or other JSON) read as strings.
+    words = run("map", "lambda x: x + 1", "one", "two")
+    assert words.returncode == 1
+    assert "TypeError" in words.stderr
+    assert "hint" not in words.stderr
+    # Nor for another error.
+    other = run("map", "lambda x: 1 / 0", "1")
+    assert "ZeroDivisionError" in other.stderr
+    assert "hint" not in other.stderr
+
+
+@pytest.mark.parametrize("columns", [100, 40])
+def test_map_progress_bar_on_a_terminal_names_the_command(columns: int) -> None:
+    items = [str(i) for i in range(300)]
+    status, out, drawn = run_in_terminal(
+        [MANYMAP, "map", "lambda x: x * 2", "--json", "-n", "2", "--chunksize", "1", *items], columns
+    )
+    assert status == 0, drawn
+    assert out.split() == [str(2 * i) for i in range(300)]
+    screen = TerminalScreen(drawn, columns)
+    assert not screen.wrapped, drawn[-400:]
+    (line,) = screen.lines
+    assert line.startswith("manymap map"), line
+    assert "300/300" in line
+    assert screen.draws >= 100
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["nocolon"], "expected MODULE:FUNC"),
+        (["lambda x: x +"], "not a valid lambda expression"),
+        (["lambda: 1", "a", "-i", "in.txt"], "give ITEMs or --input FILE, not both"),
         (["no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
         (["math:nothing"], "math has no attribute 'nothing'"),
         (["math:pi"], "is not callable"),

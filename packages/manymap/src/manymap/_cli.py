@@ -22,6 +22,7 @@ from typing import Any
 
 from manymap.__about__ import __version__
 from manymap._rpc import RPC_MISSING, rpc_module
+from manymap.launcher import progress_bar
 
 __all__ = ["demo_task", "main"]
 
@@ -41,6 +42,7 @@ examples:
   manymap info
   seq 10 | manymap map math:factorial --json --pool process -n 4
   printf '[2, 10]\\n[3, 4]\\n' | manymap map builtins:pow --json --star
+  manymap map "lambda x: x + 1" --json 1 2 3
   manymap connect HOST --remote-port 8080      (= manymap-connect ...)
 
 Each subcommand has its own --help.
@@ -87,13 +89,21 @@ def build_parser() -> argparse.ArgumentParser:
     mapper = sub.add_parser(
         "map",
         help="map MODULE:FUNC over input lines, in parallel; print the results in order",
-        description="Call MODULE:FUNC on every input line (stdin, or --input FILE) in parallel and print "
-        "one result per line, in input order. Each line is one string argument; with --json each line is "
-        "a JSON value (blank lines skipped) and each result is printed as JSON. A progress bar goes to "
-        "stderr when it is a terminal. Exit status 1 when a task fails, 2 on a usage error.",
+        description="Call MODULE:FUNC (or a lambda) on every ITEM given, else on every input line (stdin, "
+        "or --input FILE), in parallel and print one result per line, in input order. Each item is one "
+        "string argument; with --json each is a JSON value (blank lines skipped) and each result is "
+        "printed as JSON. A progress bar goes to stderr when it is a terminal. Exit status 1 when a task "
+        "fails, 2 on a usage error.",
         epilog="MODULE is imported as by `python -m`: the current directory comes first on the path.",
     )
-    mapper.add_argument("function", metavar="MODULE:FUNC", help="the function, e.g. math:sqrt or pkg.mod:f")
+    mapper.add_argument(
+        "function",
+        metavar="MODULE:FUNC",
+        help='the function, e.g. math:sqrt or pkg.mod:f, or a lambda expression, e.g. "lambda x: x + 1"',
+    )
+    mapper.add_argument(
+        "items", metavar="ITEM", nargs="*", help="the items to map over (default: the input lines)"
+    )
     mapper.add_argument(
         "--pool",
         choices=("process", "thread", "serial", "parallel"),
@@ -139,6 +149,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` of ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    raise LookupError(name)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -153,7 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _hand_over(args_list[0], args_list[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        if args_list and args_list[0] == "map":  # ITEMs may come before and after the options
+            args = _subcommand(parser, "map").parse_intermixed_args(args_list[1:])
+            args.command = "map"
+        else:
+            args = parser.parse_args(args_list)
     except SystemExit as exit_:  # --help, --version, or a usage error argparse reported
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
@@ -343,9 +366,11 @@ def _info(*, as_json: bool) -> int:
 
 
 def _load_function(spec: str) -> Callable[..., Any]:
+    if spec.lstrip().startswith("lambda"):
+        return _eval_lambda(spec)
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise _UsageError(f"expected MODULE:FUNC, got {spec!r}")
+        raise _UsageError(f"expected MODULE:FUNC or a lambda expression, got {spec!r}")
     here = os.getcwd()
     if here not in sys.path:
         sys.path.insert(0, here)
@@ -367,8 +392,27 @@ def _load_function(spec: str) -> Callable[..., Any]:
     return function
 
 
+def _eval_lambda(spec: str) -> Callable[..., Any]:
+    """The function of a ``lambda`` expression typed on the command line (the user's own code).
+
+    It is made in a fresh ``__main__``-like namespace, so it ships by value to worker processes.
+    """
+    try:
+        function = eval(compile(spec.strip(), "<command line>", "eval"), {"__name__": "__main__"})
+    except SyntaxError as exc:
+        raise _UsageError(f"not a valid lambda expression: {spec!r}: {exc.msg}") from exc
+    if not callable(function):
+        raise _UsageError(f"{spec!r} is not callable")
+    result: Callable[..., Any] = function
+    return result
+
+
 def _read_items(args: argparse.Namespace) -> list[Any]:
-    if args.input is not None:
+    if args.items:
+        if args.input is not None:
+            raise _UsageError("give ITEMs or --input FILE, not both")
+        lines = list(args.items)
+    elif args.input is not None:
         try:
             with open(args.input, encoding="utf-8") as file:
                 lines = file.read().splitlines()
@@ -428,7 +472,8 @@ def _map(args: argparse.Namespace) -> int:
     items = _read_items(args)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     pool = _make_pool(args)
-    options: dict[str, Any] = {"timeout": args.timeout, "retries": args.retries, "progress": show or None}
+    bar = progress_bar(len(items), f"{PROG} map") if show else None
+    options: dict[str, Any] = {"timeout": args.timeout, "retries": args.retries, "progress": bar}
     if args.chunksize is not None:
         options["chunksize"] = args.chunksize
     out = sys.stdout
@@ -443,6 +488,12 @@ def _map(args: argparse.Namespace) -> int:
         notes = getattr(exc, "__notes__", [])
         message = f"{type(exc).__name__}: {exc}" + "".join(f"\n  {note}" for note in notes)
         print(f"{PROG} map: a task failed: {message}", file=sys.stderr)
+        if isinstance(exc, TypeError) and not args.json and _json_lookalikes(items):
+            print(
+                f'{PROG} map: hint: without --json every item is a string ("1", not 1); '
+                "add --json to read each item as a JSON value (numbers, lists, ...)",
+                file=sys.stderr,
+            )
     finally:
         if failed:
             pool.terminate()
@@ -450,3 +501,15 @@ def _map(args: argparse.Namespace) -> int:
             pool.close()
         pool.join()
     return 1 if failed else 0
+
+
+def _json_lookalikes(items: list[Any]) -> bool:
+    """Whether some string items read as JSON numbers, lists, objects, booleans or null."""
+    for item, *_ in items:
+        try:
+            value = json.loads(item)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(value, str):
+            return True
+    return False

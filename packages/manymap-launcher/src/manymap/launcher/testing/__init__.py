@@ -6,7 +6,9 @@
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
 - guards: :func:`hang_guard`, :func:`live_threads`, :func:`live_children`,
-  :func:`eventually`.
+  :func:`eventually`;
+- terminals: :func:`run_in_terminal` runs a command on a real pty of a given
+  width and :class:`TerminalScreen` replays what it drew (progress bars).
 """
 
 from __future__ import annotations
@@ -15,19 +17,23 @@ from typing import TYPE_CHECKING, Any
 
 from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
 from manymap.launcher.testing._reference import ReferencePool
+from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, run_in_terminal
 
 if TYPE_CHECKING:
     from manymap.launcher.testing._distribution import DistributionConformance
     from manymap.launcher.testing._suite import PoolConformance
 
 __all__ = [
+    "RESIZE_HELPER",
     "DistributionConformance",
     "PoolConformance",
     "ReferencePool",
+    "TerminalScreen",
     "eventually",
     "hang_guard",
     "live_children",
     "live_threads",
+    "run_in_terminal",
 ]
 
 
@@ -38,7 +44,15 @@ def _public(obj: Any) -> Any:
     return obj
 
 
-for _obj in (ReferencePool, eventually, hang_guard, live_children, live_threads):
+for _obj in (
+    ReferencePool,
+    TerminalScreen,
+    eventually,
+    hang_guard,
+    live_children,
+    live_threads,
+    run_in_terminal,
+):
     _public(_obj)
 del _obj
 
