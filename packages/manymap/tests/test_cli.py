@@ -57,18 +57,34 @@ def test_no_subcommand_or_a_wrong_one_is_a_usage_error() -> None:
     assert "invalid choice" in wrong.stderr
 
 
-def test_demo_runs_every_local_pool_and_agrees_with_map() -> None:
-    result = run("demo", "--tasks", "12", "--size", "2000", "-n", "2")
+def test_demo_measures_speed_closures_and_a_killed_worker() -> None:
+    result = run("demo", "--tasks", "8", "--seconds", "0.2", "-n", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.split()}
-    assert rows["builtin"].endswith("reference")
+    out = result.stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    # 1. every pool, timed, with its speed-up over the builtin map
+    assert "pool          workers  seconds  speed-up  result" in out
+    assert rows["builtin"].endswith("1.00x  reference")
     for pool in ("SerialPool", "ThreadPool", "ProcessPool"):
-        assert rows[pool].endswith("  ok"), rows[pool]
+        assert " ok" in rows[pool], rows[pool]
+        assert rows[pool].split()[3].endswith("x"), rows[pool]
     if rpc_available():
-        assert rows["ParallelPool"].endswith("  ok"), rows["ParallelPool"]
+        assert " ok" in rows["ParallelPool"], rows["ParallelPool"]
     else:
         assert "not available: manymap-pools-rpc provides no ParallelPool" in rows["ParallelPool"]
-    assert "all pools agree with the builtin map" in result.stdout
+    # 2. the stdlib pools really fail on a closure, manymap's does not
+    for stdlib in ("multiprocessing.Pool.map", "concurrent.futures.ProcessPoolExecutor"):
+        assert "cannot ship it:" in rows[stdlib], rows[stdlib]
+        assert "pickle" in rows[stdlib].lower(), rows[stdlib]
+    assert "manymap ProcessPool.map" in out
+    assert "ok [0, 3, 6, 9, 12, 15, 18, 21]" in out
+    # 3. a killed worker: an error without retries, every result with one
+    lost = next(line for line in out.splitlines() if "retries=0" in line)
+    assert "raised WorkerLostError: task 5" in lost
+    assert "killed by SIGKILL" in lost
+    kept = next(line for line in out.splitlines() if "retries=1" in line)
+    assert "all 8 results right, task 5 retried 1 time(s)" in kept
+    assert "every part worked as shown" in out
 
 
 def test_info_reports_distributions_pools_and_cores() -> None:

@@ -16,11 +16,12 @@ import json
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from manymap.__about__ import __version__
+from manymap._demo import demo, demo_task
+from manymap._demo import usable_cores as _usable_cores
 from manymap._rpc import RPC_MISSING, rpc_module
 from manymap.launcher import progress_bar
 
@@ -65,16 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"manymap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser(
+    demo_parser = sub.add_parser(
         "demo",
-        help="run one map on every kind of pool on this machine and print a table of timings",
-        description="Run the same map on the builtin map, SerialPool, ThreadPool, ProcessPool and (when "
-        "manymap-pools-rpc provides it) ParallelPool on this machine; print each pool's result check and "
-        "time. Nothing needs setting up. Exit status 1 if a pool gets a wrong result or fails.",
+        help="show, measured on this machine, what manymap does: speed-up, closures, a killed worker",
+        description="Measure on this machine: (1) a CPU-bound map on the builtin map, SerialPool, "
+        "ThreadPool, ProcessPool and (when manymap-pools-rpc provides it) ParallelPool, with each one's "
+        "time and speed-up; (2) a closure given to multiprocessing.Pool and ProcessPoolExecutor (their "
+        "error is shown) and to manymap's ProcessPool; (3) a task that SIGKILLs its own worker, without "
+        "and with a retry. Nothing needs setting up. Exit status 1 if a part does not work as shown.",
     )
-    demo.add_argument("--tasks", type=_positive, default=32, help="number of tasks (default 32)")
-    demo.add_argument("--size", type=_positive, default=20_000, help="work per task (default 20000)")
-    demo.add_argument(
+    demo_parser.add_argument("--tasks", type=_positive, default=32, help="number of tasks (default 32)")
+    demo_parser.add_argument(
+        "--seconds",
+        type=float,
+        default=1.5,
+        help="about how long the builtin map of part 1 takes; the work per task is sized to it (default 1.5)",
+    )
+    demo_parser.add_argument(
+        "--size", type=_positive, default=None, help="work per task, instead of sizing it by --seconds"
+    )
+    demo_parser.add_argument(
         "-n", "--workers", type=_positive, default=None, help="workers per pool (default: cores, at most 4)"
     )
 
@@ -181,7 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         if args.command == "demo":
-            return _demo(args.tasks, args.size, args.workers)
+            if args.seconds <= 0:
+                raise _UsageError(f"--seconds must be positive, not {args.seconds}")
+            return demo(args.tasks, args.size, args.seconds, args.workers)
         if args.command == "info":
             return _info(as_json=args.json)
         if args.command == "map":
@@ -218,90 +231,6 @@ def _hand_over(name: str, argv: list[str]) -> int:
     if status is None:
         return 0
     return status if isinstance(status, int) else 1
-
-
-# ---------------------------------------------------------------------- demo
-
-
-def demo_task(n: int) -> int:
-    """The demo's task: a checksum of the squares of ``range(n)`` (pure Python, CPU-bound)."""
-    total = 0
-    for i in range(n):
-        total = (total + i * i) % 1_000_000_007
-    return total
-
-
-def _default_workers() -> int:
-    return max(1, min(4, _usable_cores()))
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _demo(tasks: int, size: int, workers: int | None) -> int:
-    from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
-
-    workers = workers or _default_workers()
-    inputs = [size + i for i in range(tasks)]
-    print(
-        f"manymap demo: {tasks} tasks of demo_task (a sum of squares, pure Python) on this machine, "
-        f"{_usable_cores()} usable cores"
-    )
-    start = time.perf_counter()
-    reference = list(map(demo_task, inputs))
-    rows: list[tuple[str, str, str, str]] = [
-        ("builtin map", "1", f"{time.perf_counter() - start:.3f}", "reference")
-    ]
-    ok = True
-
-    def run(name: str, nodes: int, make: Callable[[], Any]) -> None:
-        nonlocal ok
-        start = time.perf_counter()
-        try:
-            with make() as pool:
-                result = pool.map(demo_task, inputs, timeout=120)
-        except Exception as exc:  # a failing pool is a row of the table, then exit status 1
-            ok = False
-            rows.append((name, str(nodes), "-", f"FAILED: {type(exc).__name__}: {exc}"))
-            return
-        seconds = time.perf_counter() - start
-        good = result == reference
-        ok = ok and good
-        rows.append((name, str(nodes), f"{seconds:.3f}", "ok" if good else "WRONG RESULT"))
-
-    run("SerialPool", 1, SerialPool)
-    run("ThreadPool", workers, lambda: ThreadPool(workers))
-    run("ProcessPool", workers, lambda: ProcessPool(workers))
-    rpc = rpc_module()
-    if rpc is None:
-        rows.append(("ParallelPool", "-", "-", f"not available: {RPC_MISSING}"))
-    else:
-        # A local manymap-server on 127.0.0.1, reached through the pool as a remote one would be.
-        from manymap.core import serve
-
-        try:
-            server = serve(workers=workers, timeout=60)
-        except Exception as exc:
-            ok = False
-            rows.append(("ParallelPool", str(workers), "-", f"FAILED to start manymap-server: {exc}"))
-        else:
-            with server:
-                run(
-                    "ParallelPool",
-                    workers,
-                    lambda: rpc.ParallelPool(0, servers=[server.address], secret=server.secret),
-                )
-    header = ("pool", "workers", "seconds", "result")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    print()
-    for row in [header, *rows]:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
-    print()
-    print("all pools agree with the builtin map" if ok else "some pools FAILED (see the table)")
-    return 0 if ok else 1
 
 
 # ---------------------------------------------------------------------- info
