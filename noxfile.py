@@ -163,7 +163,8 @@ def tests(session: nox.Session, package: str) -> None:
 def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed together, and the
     test fixtures' own tests (tools/testhosts)."""
-    install_local(session, closure("manymap"), *PYTEST, "numpy", "scipy", TESTHOSTS)
+    # pathos: the docs' "before" blocks of the migration guide run too (integration-tests/test_docs.py).
+    install_local(session, closure("manymap"), *PYTEST, "numpy", "scipy", "pathos", TESTHOSTS)
     session.run("pytest", "integration-tests", "tools/testhosts/tests", *session.posargs)
 
 
