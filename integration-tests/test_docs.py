@@ -38,10 +38,8 @@ FLAGS = {"ssh", "pytest"}
 DOC_HOSTS = ("node7", "lab", "gateway")
 TIMEOUT = 240
 
-_BLOCK = re.compile(
-    r"(?:^<!--\s*docs-test:(?P<flags>[^>]*?)-->[ \t]*\n(?:[ \t]*\n)*)?^```python[ \t]*\n(?P<code>.*?)^```[ \t]*$",
-    re.MULTILINE | re.DOTALL,
-)
+_MARKER = r"(?:^<!--\s*docs-test:(?P<flags>[^>]*?)-->[ \t]*\n(?:[ \t]*\n)*)?"  # flags, then blank lines
+_BLOCK = re.compile(_MARKER + r"^```python[ \t]*\n(?P<code>.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -139,6 +137,5 @@ def test_block_runs_as_written(block: Block, tmp_path: Path, request: pytest.Fix
         )
     except subprocess.TimeoutExpired as expired:
         pytest.fail(f"{block.name} did not finish within {TIMEOUT} s: {expired.stdout!r} {expired.stderr!r}")
-    assert done.returncode == 0, (
-        f"{block.name} exited {done.returncode}\n--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
-    )
+    output = f"--- stdout\n{done.stdout[-3000:]}\n--- stderr\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, f"{block.name} exited {done.returncode}\n{output}"

@@ -8,7 +8,6 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Sequence
 from types import FrameType
 
@@ -56,11 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("manymap-server: --workers must be at least 1", file=sys.stderr)
         return 2
     if args.bind not in _LOOPBACK:
-        warnings.warn(
-            f"manymap-server listens on {args.bind}, not only on the loopback: other hosts can try "
-            "to connect (the secret still guards it; prefer an ssh tunnel)",
-            RuntimeWarning,
-            stacklevel=1,
+        # A command's warning reads as the command's, not as a line of manymap's source.
+        print(
+            f"manymap-server: warning: listening on {args.bind}, not only on the loopback: other hosts "
+            "can try to connect (the secret still guards it; prefer an ssh tunnel)",
+            file=sys.stderr,
+            flush=True,
         )
     server = RPCServer(
         bind=args.bind,
