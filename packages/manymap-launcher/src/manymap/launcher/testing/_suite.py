@@ -596,7 +596,9 @@ class PoolConformance(abc.ABC):
 
     def test_progress_bar(self, pool: AbstractWorkerPool, capsys: pytest.CaptureFixture[str]) -> None:
         assert pool.map(tasks.square, range(30), progress=True) == [x * x for x in range(30)]
-        assert "30" in capsys.readouterr().err
+        drawn = capsys.readouterr().err
+        assert "30" in drawn
+        assert f"{type(pool).__name__}.map" in drawn  # the bar names the call, not the amap behind it
 
     def test_broken_progress_consumer_does_not_break_the_map(self, pool: AbstractWorkerPool) -> None:
         def broken(event: TaskEvent) -> None:
