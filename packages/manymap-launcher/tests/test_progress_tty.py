@@ -84,3 +84,26 @@ bar.close()
     line = _final_bar(screen)
     assert len(line) <= 15
     assert "50 tasks" in line
+
+
+def test_the_bar_moves_while_no_task_reports() -> None:
+    """A long task: no event for a while, yet the bar redraws (its elapsed time moves) every 0.1 s."""
+    code = """
+import sys, time
+from manymap.launcher import EventKind, TaskEvent, TextProgressBar
+bar = TextProgressBar(4, description="ProcessPool.map", stream=sys.stderr)
+bar(TaskEvent(EventKind.STARTED, 0, job=1))
+deadline = time.monotonic() + 60  # a bounded wait for the redraws, not a timing
+while bar.draws < 6 and time.monotonic() < deadline:
+    time.sleep(0.01)
+assert bar.draws >= 6, bar.draws
+for i in range(4):
+    bar(TaskEvent(EventKind.FINISHED, i, job=1))
+bar.close()
+"""
+    text = run_in_pty(code, 80)
+    screen = TerminalScreen(text, 80)
+    assert screen.draws >= 6
+    shown = [draw.replace("\x1b[K", "") for draw in text.split("\r") if "0/4" in draw]
+    assert len(set(shown)) >= 2, shown  # the same count, a later elapsed time
+    assert "4/4" in _final_bar(screen)

@@ -21,6 +21,7 @@ import shutil
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Protocol
@@ -91,14 +92,46 @@ class _Pacer:
         self.drawn_percent = done * 100 // self.total if self.total else -1
 
 
+class _Ticker:
+    """Redraws a bar on a terminal every 0.1 s while no task reports (long tasks still move).
+
+    A daemon thread, started at the bar's first event, holding the bar only
+    weakly: it ends when the bar is closed or dropped.
+    """
+
+    def __init__(self, bar: _Tickable) -> None:
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(weakref.ref(bar), self._stopped), name="manymap-progress", daemon=True
+        )
+        self._thread.start()
+
+    @staticmethod
+    def _run(ref: weakref.ref[_Tickable], stopped: threading.Event) -> None:
+        while not stopped.wait(_Pacer.interval):
+            bar = ref()
+            if bar is None:
+                return
+            bar._tick()
+            del bar
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+
+class _Tickable(Protocol):
+    def _tick(self) -> None: ...
+
+
 class TextProgressBar:
     """A dependency-free progress bar drawn on a text stream.
 
     It counts each task once, when it finishes or fails. It redraws at every
-    whole percent and at least every 0.1 s while events come, and fits the
-    terminal: each draw reads the stream's width (``shutil.get_terminal_size``
-    when the stream is not a terminal), shrinks the bar, then the label, to
-    stay within it, and clears what a longer line left behind. With an
+    whole percent and at least every 0.1 s (on a terminal, also while no task
+    reports, so that the elapsed time moves), and fits the terminal: each
+    draw reads the stream's width (``shutil.get_terminal_size`` when the
+    stream is not a terminal), shrinks the bar, then the label, to stay
+    within it, and clears what a longer line left behind. With an
     unknown total it shows a count.
 
     Attributes:
@@ -120,6 +153,7 @@ class TextProgressBar:
         self._drawn_length = 0
         self._started = time.monotonic()
         self._closed = False
+        self._ticker: _Ticker | None = None
 
     def __call__(self, event: TaskEvent) -> None:
         with self._lock:
@@ -131,6 +165,14 @@ class TextProgressBar:
             now = time.monotonic()
             if self._pacer.due(self.done, now):
                 self._draw(now)
+            if self._ticker is None and self._tty:
+                self._ticker = _Ticker(self)
+
+    def _tick(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if not self._closed and self._pacer.due(self.done, now):
+                self._draw(now)
 
     def close(self) -> None:
         """Draw the final state and end the line."""
@@ -138,6 +180,8 @@ class TextProgressBar:
             if self._closed:
                 return
             self._closed = True
+            if self._ticker is not None:
+                self._ticker.stop()
             self._draw(time.monotonic())
             self._stream.write("\n")
             self._stream.flush()
@@ -221,19 +265,39 @@ class _TqdmBar:
         self._pacer = _Pacer(total)
         self._done = 0
         self._lock = threading.Lock()
+        self._closed = False
+        self._tty = _isatty(sys.stderr)
+        self._ticker: _Ticker | None = None
 
     def __call__(self, event: TaskEvent) -> None:
         with self._lock:
+            if self._closed:
+                return
             if event.kind in (EventKind.FINISHED, EventKind.FAILED):
                 self._done += 1
-            now = time.monotonic()
-            if self._pacer.due(self._done, now):
-                self._bar.n = self._done
-                self._bar.refresh()
-                self._pacer.drew(self._done, now)
+            self._maybe_draw()
+            if self._ticker is None and self._tty:
+                self._ticker = _Ticker(self)
+
+    def _tick(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._maybe_draw()
+
+    def _maybe_draw(self) -> None:
+        now = time.monotonic()
+        if self._pacer.due(self._done, now):
+            self._bar.n = self._done
+            self._bar.refresh()
+            self._pacer.drew(self._done, now)
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._ticker is not None:
+                self._ticker.stop()
             self._bar.n = self._done
             self._bar.close()
 
