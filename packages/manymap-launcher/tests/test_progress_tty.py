@@ -107,3 +107,23 @@ bar.close()
     shown = [draw.replace("\x1b[K", "") for draw in text.split("\r") if "0/4" in draw]
     assert len(set(shown)) >= 2, shown  # the same count, a later elapsed time
     assert "4/4" in _final_bar(screen)
+
+
+@pytest.mark.parametrize("kind", sorted(BARS))
+def test_progress_bar_survives_a_narrowing_terminal(kind: str) -> None:
+    code = """
+from manymap.launcher import EventKind, TaskEvent, progress_bar
+bar = progress_bar(200, "ProcessPool.map")
+done = lambda i: TaskEvent(EventKind.FINISHED, i, job=1)
+for i in range(100):
+    bar(done(i))
+resize(30)
+for i in range(100, 200):
+    bar(done(i))
+bar.close()
+"""
+    screen = TerminalScreen(run_in_pty(BARS[kind] + code, 100), 100)
+    assert not screen.wrapped
+    line = _final_bar(screen)  # one row: nothing stale above or after it
+    assert len(line) < 30, line
+    assert line.startswith("ProcessPool"), line

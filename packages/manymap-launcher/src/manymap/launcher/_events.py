@@ -267,6 +267,7 @@ class _TqdmBar:
         self._lock = threading.Lock()
         self._closed = False
         self._tty = _isatty(sys.stderr)
+        self._columns: int | None = None
         self._ticker: _Ticker | None = None
 
     def __call__(self, event: TaskEvent) -> None:
@@ -287,9 +288,19 @@ class _TqdmBar:
     def _maybe_draw(self) -> None:
         now = time.monotonic()
         if self._pacer.due(self._done, now):
+            self._fit()
             self._bar.n = self._done
             self._bar.refresh()
             self._pacer.drew(self._done, now)
+
+    def _fit(self) -> None:
+        """After the terminal narrowed, clear the line and make tqdm forget its longer one:
+        it would pad the next draw to the old length, past the new right margin."""
+        columns = _columns(sys.stderr) if self._tty else None
+        if columns is not None and self._columns is not None and columns < self._columns:
+            self._bar.fp.write("\r\x1b[K")
+            self._bar.sp = self._bar.status_printer(self._bar.fp)
+        self._columns = columns
 
     def close(self) -> None:
         with self._lock:
@@ -298,6 +309,7 @@ class _TqdmBar:
             self._closed = True
             if self._ticker is not None:
                 self._ticker.stop()
+            self._fit()
             self._bar.n = self._done
             self._bar.close()
 
