@@ -17,11 +17,13 @@ An HTML comment right before a block says what else it needs
   run with ``python -m pytest``.
 
 A block may import only what the integration session installs (the family,
-numpy, scipy, pathos); its text says which extra packages it needs.
+numpy, scipy, pathos), and the text before it names each such extra package
+(checked too).
 """
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 import subprocess
@@ -87,6 +89,25 @@ def test_the_blocks_are_found() -> None:
             assert other not in text, f"{path}: use ```python (run by this test) or ```console"
     for block in BLOCKS:
         assert block.flags <= FLAGS, f"{block.name}: unknown docs-test flags {sorted(block.flags - FLAGS)}"
+
+
+def _third_party_imports(code: str) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module.split(".")[0])
+    return {name for name in names if name not in sys.stdlib_module_names and name != "manymap"}
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[block.name for block in BLOCKS])
+def test_block_says_its_extra_packages(block: Block) -> None:
+    """A block importing more than the family and the stdlib names the package in the text before it."""
+    text = block.path.read_text(encoding="utf-8")
+    before = "\n".join(text.splitlines()[: block.line])
+    for name in _third_party_imports(block.code):
+        assert name in before, f"{block.name} imports {name}, which the text before it does not mention"
 
 
 @pytest.fixture
