@@ -213,6 +213,7 @@ def pathos_examples(session: nox.Session) -> Path:
 def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed together, the real
     clients (integration-tests/clients/), and the test fixtures' own tests (tools/testhosts)."""
+    # pathos (in CLIENTS) also runs the migration guide's "before" blocks (integration-tests/test_docs.py).
     install_local(session, closure("manymap"), *PYTEST, *CLIENTS, TESTHOSTS)
     env = {
         # A missing client library or pathos example is a failure here, not a skip.

@@ -158,7 +158,13 @@ def test_readme_quickstart_demo_runs() -> None:
         [str(script), *argv[1:]], capture_output=True, text=True, timeout=300, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.split()}
+    out = result.stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    assert "pool          workers  seconds  speed-up  result" in out
     for pool in ("SerialPool", "ThreadPool", "ProcessPool", "ParallelPool"):
-        assert rows[pool].endswith("  ok"), result.stdout
-    assert "all pools agree with the builtin map" in result.stdout
+        assert "x  ok" in rows[pool], out
+    assert "cannot ship it:" in rows["multiprocessing.Pool.map"], out
+    assert "manymap ProcessPool.map                 ok [0, 3, 6, 9, 12, 15, 18, 21]" in out
+    assert "raised WorkerLostError" in out
+    assert "all 8 results right, task 5 retried 1 time(s)" in out
+    assert "every part worked as shown" in out

@@ -12,4 +12,5 @@ from manymap.launcher.testing import DistributionConformance
 class TestDistribution(DistributionConformance):
     distribution = "manymap-pools-rpc"
     module = "manymap.pools.rpc"
+    scripts = ("manymap-server",)
     namespaces = ("manymap", "manymap.pools")

@@ -12,4 +12,5 @@ from manymap.launcher.testing import DistributionConformance
 class TestDistribution(DistributionConformance):
     distribution = "manymap-portpicker"
     module = "manymap.portpicker"
+    scripts = ("manymap-portpicker",)
     namespaces = ("manymap",)

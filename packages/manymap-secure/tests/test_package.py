@@ -12,4 +12,5 @@ from manymap.launcher.testing import DistributionConformance
 class TestDistribution(DistributionConformance):
     distribution = "manymap-secure"
     module = "manymap.secure"
+    scripts = ("manymap-connect",)
     namespaces = ("manymap",)

@@ -12,4 +12,5 @@ from manymap.launcher.testing import DistributionConformance
 class TestDistribution(DistributionConformance):
     distribution = "manymap-serialize"
     module = "manymap.serialize"
+    scripts = ("manymap-serialize",)
     namespaces = ("manymap",)

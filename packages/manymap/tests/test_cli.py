@@ -12,6 +12,7 @@ import pytest
 from manymap_testhosts import SSHServer
 
 from manymap._rpc import rpc_available
+from manymap.launcher.testing import TerminalScreen, run_in_terminal
 
 MANYMAP = str(Path(sys.executable).with_name("manymap"))
 
@@ -56,18 +57,34 @@ def test_no_subcommand_or_a_wrong_one_is_a_usage_error() -> None:
     assert "invalid choice" in wrong.stderr
 
 
-def test_demo_runs_every_local_pool_and_agrees_with_map() -> None:
-    result = run("demo", "--tasks", "12", "--size", "2000", "-n", "2")
+def test_demo_measures_speed_closures_and_a_killed_worker() -> None:
+    result = run("demo", "--tasks", "8", "--seconds", "0.2", "-n", "2")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.split()}
-    assert rows["builtin"].endswith("reference")
+    out = result.stdout
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split()}
+    # 1. every pool, timed, with its speed-up over the builtin map
+    assert "pool          workers  seconds  speed-up  result" in out
+    assert rows["builtin"].endswith("1.00x  reference")
     for pool in ("SerialPool", "ThreadPool", "ProcessPool"):
-        assert rows[pool].endswith("  ok"), rows[pool]
+        assert " ok" in rows[pool], rows[pool]
+        assert rows[pool].split()[3].endswith("x"), rows[pool]
     if rpc_available():
-        assert rows["ParallelPool"].endswith("  ok"), rows["ParallelPool"]
+        assert " ok" in rows["ParallelPool"], rows["ParallelPool"]
     else:
         assert "not available: manymap-pools-rpc provides no ParallelPool" in rows["ParallelPool"]
-    assert "all pools agree with the builtin map" in result.stdout
+    # 2. the stdlib pools really fail on a closure, manymap's does not
+    for stdlib in ("multiprocessing.Pool.map", "concurrent.futures.ProcessPoolExecutor"):
+        assert "cannot ship it:" in rows[stdlib], rows[stdlib]
+        assert "pickle" in rows[stdlib].lower(), rows[stdlib]
+    assert "manymap ProcessPool.map" in out
+    assert "ok [0, 3, 6, 9, 12, 15, 18, 21]" in out
+    # 3. a killed worker: an error without retries, every result with one
+    lost = next(line for line in out.splitlines() if "retries=0" in line)
+    assert "raised WorkerLostError: task 5" in lost
+    assert "killed by SIGKILL" in lost
+    kept = next(line for line in out.splitlines() if "retries=1" in line)
+    assert "all 8 results right, task 5 retried 1 time(s)" in kept
+    assert "every part worked as shown" in out
 
 
 def test_info_reports_distributions_pools_and_cores() -> None:
@@ -154,10 +171,52 @@ def test_map_reports_a_failing_task(workdir: Path) -> None:
     assert "task 2" in result.stderr
 
 
+def test_map_a_lambda_over_items_given_on_the_command_line() -> None:
+    result = run("map", "lambda x: x * 2", "--json", "1", "2", "[3]", "-n", "2")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["2", "4", "[3, 3]"]
+    assert run("map", "lambda s: s.upper()", "--pool", "thread", "ab", "cd").stdout == "AB\nCD\n"
+
+
+def test_map_over_numbers_without_json_hints_at_json() -> None:
+    result = run("map", "lambda x: x + 1", "1", "2", "3")
+    assert result.returncode == 1
+    assert 'TypeError: can only concatenate str (not "int") to str' in result.stderr
+    assert "hint: without --json every item is a string" in result.stderr
+    assert "add --json" in result.stderr
+    # No hint where the items are not numbers (or other JSON) read as strings.
+    words = run("map", "lambda x: x + 1", "one", "two")
+    assert words.returncode == 1
+    assert "TypeError" in words.stderr
+    assert "hint" not in words.stderr
+    # Nor for another error.
+    other = run("map", "lambda x: 1 / 0", "1")
+    assert "ZeroDivisionError" in other.stderr
+    assert "hint" not in other.stderr
+
+
+@pytest.mark.parametrize("columns", [100, 40])
+def test_map_progress_bar_on_a_terminal_names_the_command(columns: int) -> None:
+    items = [str(i) for i in range(300)]
+    status, out, drawn = run_in_terminal(
+        [MANYMAP, "map", "lambda x: x * 2", "--json", "-n", "2", "--chunksize", "1", *items], columns
+    )
+    assert status == 0, drawn
+    assert out.split() == [str(2 * i) for i in range(300)]
+    screen = TerminalScreen(drawn, columns)
+    assert not screen.wrapped, drawn[-400:]
+    (line,) = screen.lines
+    assert line.startswith("manymap map"), line
+    assert "300/300" in line
+    assert screen.draws >= 100
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["nocolon"], "expected MODULE:FUNC"),
+        (["lambda x: x +"], "not a valid lambda expression"),
+        (["lambda: 1", "a", "-i", "in.txt"], "give ITEMs or --input FILE, not both"),
         (["no_such_module_xyz:f"], "cannot import 'no_such_module_xyz'"),
         (["math:nothing"], "math has no attribute 'nothing'"),
         (["math:pi"], "is not callable"),

@@ -18,6 +18,8 @@ DIST = "manymap"
 class TestDistribution(DistributionConformance):
     distribution = DIST
     module = "manymap"
+    public_modules = ("manymap.core", "manymap.maps", "manymap.hosts", "manymap.profile")
+    scripts = ("manymap",)
 
 
 SIBLINGS = (

@@ -16,12 +16,14 @@ import json
 import os
 import platform
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from manymap.__about__ import __version__
+from manymap._demo import demo, demo_task
+from manymap._demo import usable_cores as _usable_cores
 from manymap._rpc import RPC_MISSING, rpc_module
+from manymap.launcher import progress_bar
 
 __all__ = ["demo_task", "main"]
 
@@ -41,6 +43,7 @@ examples:
   manymap info
   seq 10 | manymap map math:factorial --json --pool process -n 4
   printf '[2, 10]\\n[3, 4]\\n' | manymap map builtins:pow --json --star
+  manymap map "lambda x: x + 1" --json 1 2 3
   manymap connect HOST --remote-port 8080      (= manymap-connect ...)
 
 Each subcommand has its own --help.
@@ -60,19 +63,29 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"manymap {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    demo = sub.add_parser(
+    demo_parser = sub.add_parser(
         "demo",
-        help="run one map on every kind of pool on this machine and print a table of timings",
-        description="Run the same map on the builtin map, SerialPool, ThreadPool, ProcessPool and (when "
-        "manymap-pools-rpc provides it) ParallelPool on this machine; print each pool's result check and "
-        "time. Nothing needs setting up. Exit status 1 if a pool gets a wrong result or fails.",
+        help="show, measured on this machine, what manymap does: speed-up, closures, a killed worker",
+        description="Measure on this machine: (1) a CPU-bound map on the builtin map, SerialPool, "
+        "ThreadPool, ProcessPool and (when manymap-pools-rpc provides it) ParallelPool, with each one's "
+        "time and speed-up; (2) a closure given to multiprocessing.Pool and ProcessPoolExecutor (their "
+        "error is shown) and to manymap's ProcessPool; (3) a task that SIGKILLs its own worker, without "
+        "and with a retry. Nothing needs setting up. Exit status 1 if a part does not work as shown.",
     )
-    demo.add_argument("--tasks", type=_positive, default=32, help="number of tasks (default 32)")
-    demo.add_argument("--size", type=_positive, default=20_000, help="work per task (default 20000)")
-    demo.add_argument(
+    demo_parser.add_argument("--tasks", type=_positive, default=32, help="number of tasks (default 32)")
+    demo_parser.add_argument(
+        "--seconds",
+        type=float,
+        default=1.5,
+        help="about how long the builtin map of part 1 takes; the work per task is sized to it (default 1.5)",
+    )
+    demo_parser.add_argument(
+        "--size", type=_positive, default=None, help="work per task, instead of sizing it by --seconds"
+    )
+    demo_parser.add_argument(
         "-n", "--workers", type=_positive, default=None, help="workers per pool (default: cores, at most 4)"
     )
 
@@ -87,13 +100,21 @@ def build_parser() -> argparse.ArgumentParser:
     mapper = sub.add_parser(
         "map",
         help="map MODULE:FUNC over input lines, in parallel; print the results in order",
-        description="Call MODULE:FUNC on every input line (stdin, or --input FILE) in parallel and print "
-        "one result per line, in input order. Each line is one string argument; with --json each line is "
-        "a JSON value (blank lines skipped) and each result is printed as JSON. A progress bar goes to "
-        "stderr when it is a terminal. Exit status 1 when a task fails, 2 on a usage error.",
+        description="Call MODULE:FUNC (or a lambda) on every ITEM given, else on every input line (stdin, "
+        "or --input FILE), in parallel and print one result per line, in input order. Each item is one "
+        "string argument; with --json each is a JSON value (blank lines skipped) and each result is "
+        "printed as JSON. A progress bar goes to stderr when it is a terminal. Exit status 1 when a task "
+        "fails, 2 on a usage error.",
         epilog="MODULE is imported as by `python -m`: the current directory comes first on the path.",
     )
-    mapper.add_argument("function", metavar="MODULE:FUNC", help="the function, e.g. math:sqrt or pkg.mod:f")
+    mapper.add_argument(
+        "function",
+        metavar="MODULE:FUNC",
+        help='the function, e.g. math:sqrt or pkg.mod:f, or a lambda expression, e.g. "lambda x: x + 1"',
+    )
+    mapper.add_argument(
+        "items", metavar="ITEM", nargs="*", help="the items to map over (default: the input lines)"
+    )
     mapper.add_argument(
         "--pool",
         choices=("process", "thread", "serial", "parallel"),
@@ -139,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _subcommand(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of subcommand ``name`` of ``parser``."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[name]
+            return sub
+    raise LookupError(name)
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -153,12 +183,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _hand_over(args_list[0], args_list[1:])
     parser = build_parser()
     try:
-        args = parser.parse_args(args_list)
+        if args_list and args_list[0] == "map":  # ITEMs may come before and after the options
+            args = _subcommand(parser, "map").parse_intermixed_args(args_list[1:])
+            args.command = "map"
+        else:
+            args = parser.parse_args(args_list)
     except SystemExit as exit_:  # --help, --version, or a usage error argparse reported
         return exit_.code if isinstance(exit_.code, int) else 2
     try:
         if args.command == "demo":
-            return _demo(args.tasks, args.size, args.workers)
+            if args.seconds <= 0:
+                raise _UsageError(f"--seconds must be positive, not {args.seconds}")
+            return demo(args.tasks, args.size, args.seconds, args.workers)
         if args.command == "info":
             return _info(as_json=args.json)
         if args.command == "map":
@@ -195,90 +231,6 @@ def _hand_over(name: str, argv: list[str]) -> int:
     if status is None:
         return 0
     return status if isinstance(status, int) else 1
-
-
-# ---------------------------------------------------------------------- demo
-
-
-def demo_task(n: int) -> int:
-    """The demo's task: a checksum of the squares of ``range(n)`` (pure Python, CPU-bound)."""
-    total = 0
-    for i in range(n):
-        total = (total + i * i) % 1_000_000_007
-    return total
-
-
-def _default_workers() -> int:
-    return max(1, min(4, _usable_cores()))
-
-
-def _usable_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def _demo(tasks: int, size: int, workers: int | None) -> int:
-    from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
-
-    workers = workers or _default_workers()
-    inputs = [size + i for i in range(tasks)]
-    print(
-        f"manymap demo: {tasks} tasks of demo_task (a sum of squares, pure Python) on this machine, "
-        f"{_usable_cores()} usable cores"
-    )
-    start = time.perf_counter()
-    reference = list(map(demo_task, inputs))
-    rows: list[tuple[str, str, str, str]] = [
-        ("builtin map", "1", f"{time.perf_counter() - start:.3f}", "reference")
-    ]
-    ok = True
-
-    def run(name: str, nodes: int, make: Callable[[], Any]) -> None:
-        nonlocal ok
-        start = time.perf_counter()
-        try:
-            with make() as pool:
-                result = pool.map(demo_task, inputs, timeout=120)
-        except Exception as exc:  # a failing pool is a row of the table, then exit status 1
-            ok = False
-            rows.append((name, str(nodes), "-", f"FAILED: {type(exc).__name__}: {exc}"))
-            return
-        seconds = time.perf_counter() - start
-        good = result == reference
-        ok = ok and good
-        rows.append((name, str(nodes), f"{seconds:.3f}", "ok" if good else "WRONG RESULT"))
-
-    run("SerialPool", 1, SerialPool)
-    run("ThreadPool", workers, lambda: ThreadPool(workers))
-    run("ProcessPool", workers, lambda: ProcessPool(workers))
-    rpc = rpc_module()
-    if rpc is None:
-        rows.append(("ParallelPool", "-", "-", f"not available: {RPC_MISSING}"))
-    else:
-        # A local manymap-server on 127.0.0.1, reached through the pool as a remote one would be.
-        from manymap.core import serve
-
-        try:
-            server = serve(workers=workers, timeout=60)
-        except Exception as exc:
-            ok = False
-            rows.append(("ParallelPool", str(workers), "-", f"FAILED to start manymap-server: {exc}"))
-        else:
-            with server:
-                run(
-                    "ParallelPool",
-                    workers,
-                    lambda: rpc.ParallelPool(0, servers=[server.address], secret=server.secret),
-                )
-    header = ("pool", "workers", "seconds", "result")
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(3)]
-    print()
-    for row in [header, *rows]:
-        print(f"{row[0]:<{widths[0]}}  {row[1]:>{widths[1]}}  {row[2]:>{widths[2]}}  {row[3]}")
-    print()
-    print("all pools agree with the builtin map" if ok else "some pools FAILED (see the table)")
-    return 0 if ok else 1
 
 
 # ---------------------------------------------------------------------- info
@@ -343,9 +295,11 @@ def _info(*, as_json: bool) -> int:
 
 
 def _load_function(spec: str) -> Callable[..., Any]:
+    if spec.lstrip().startswith("lambda"):
+        return _eval_lambda(spec)
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
-        raise _UsageError(f"expected MODULE:FUNC, got {spec!r}")
+        raise _UsageError(f"expected MODULE:FUNC or a lambda expression, got {spec!r}")
     here = os.getcwd()
     if here not in sys.path:
         sys.path.insert(0, here)
@@ -367,8 +321,27 @@ def _load_function(spec: str) -> Callable[..., Any]:
     return function
 
 
+def _eval_lambda(spec: str) -> Callable[..., Any]:
+    """The function of a ``lambda`` expression typed on the command line (the user's own code).
+
+    It is made in a fresh ``__main__``-like namespace, so it ships by value to worker processes.
+    """
+    try:
+        function = eval(compile(spec.strip(), "<command line>", "eval"), {"__name__": "__main__"})
+    except SyntaxError as exc:
+        raise _UsageError(f"not a valid lambda expression: {spec!r}: {exc.msg}") from exc
+    if not callable(function):
+        raise _UsageError(f"{spec!r} is not callable")
+    result: Callable[..., Any] = function
+    return result
+
+
 def _read_items(args: argparse.Namespace) -> list[Any]:
-    if args.input is not None:
+    if args.items:
+        if args.input is not None:
+            raise _UsageError("give ITEMs or --input FILE, not both")
+        lines = list(args.items)
+    elif args.input is not None:
         try:
             with open(args.input, encoding="utf-8") as file:
                 lines = file.read().splitlines()
@@ -428,7 +401,8 @@ def _map(args: argparse.Namespace) -> int:
     items = _read_items(args)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     pool = _make_pool(args)
-    options: dict[str, Any] = {"timeout": args.timeout, "retries": args.retries, "progress": show or None}
+    bar = progress_bar(len(items), f"{PROG} map") if show else None
+    options: dict[str, Any] = {"timeout": args.timeout, "retries": args.retries, "progress": bar}
     if args.chunksize is not None:
         options["chunksize"] = args.chunksize
     out = sys.stdout
@@ -443,6 +417,12 @@ def _map(args: argparse.Namespace) -> int:
         notes = getattr(exc, "__notes__", [])
         message = f"{type(exc).__name__}: {exc}" + "".join(f"\n  {note}" for note in notes)
         print(f"{PROG} map: a task failed: {message}", file=sys.stderr)
+        if isinstance(exc, TypeError) and not args.json and _json_lookalikes(items):
+            print(
+                f'{PROG} map: hint: without --json every item is a string ("1", not 1); '
+                "add --json to read each item as a JSON value (numbers, lists, ...)",
+                file=sys.stderr,
+            )
     finally:
         if failed:
             pool.terminate()
@@ -450,3 +430,15 @@ def _map(args: argparse.Namespace) -> int:
             pool.close()
         pool.join()
     return 1 if failed else 0
+
+
+def _json_lookalikes(items: list[Any]) -> bool:
+    """Whether some string items read as JSON numbers, lists, objects, booleans or null."""
+    for item, *_ in items:
+        try:
+            value = json.loads(item)
+        except (TypeError, ValueError):
+            continue
+        if not isinstance(value, str):
+            return True
+    return False

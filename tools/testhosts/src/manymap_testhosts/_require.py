@@ -9,7 +9,10 @@ import pytest
 
 from ._common import REQUIRE_ENV
 
-__all__ = ["required", "unavailable"]
+__all__ = ["NO_HOSTS", "required", "unavailable"]
+
+#: What every skip for want of test hosts says (the plugin's summary counts these).
+NO_HOSTS = "NO TEST HOSTS ON THIS MACHINE"
 
 
 def required() -> bool:
@@ -21,4 +24,4 @@ def unavailable(reason: str) -> NoReturn:
     """Skip the calling test (or fixture) loudly with ``reason``, or fail it when required."""
     if required():
         pytest.fail(f"{REQUIRE_ENV}=1 but this machine cannot run the test hosts: {reason}", pytrace=False)
-    pytest.skip(f"NO TEST HOSTS ON THIS MACHINE (set {REQUIRE_ENV}=1 to fail instead): {reason}")
+    pytest.skip(f"{NO_HOSTS} (set {REQUIRE_ENV}=1 to fail instead): {reason}")

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from ._common import Unavailable
+from ._common import REQUIRE_ENV, Unavailable
 from ._helpers import socket_fds
 from ._netns import HostNetwork
-from ._require import required, unavailable
+from ._require import NO_HOSTS, required, unavailable
 from ._sshd import Keyring, SSHServer
 
 __all__ = ["no_leaks", "sshd", "testhosts", "testhosts_factory", "testhosts_keyring"]
@@ -117,6 +117,28 @@ def no_leaks() -> Iterator[None]:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    """Say in pytest's header whether missing test hosts skip or fail."""
-    mode = "required: fail, never skip" if required() else "skipped where the machine cannot run them"
-    return f"manymap-testhosts: sshd and namespace hosts {mode}"
+    """Say in pytest's header what happens where the machine cannot run the test hosts.
+
+    Nothing has run yet: the header says the rule, never that anything was
+    skipped; the terminal summary counts what really was.
+    """
+    if required():
+        return f"manymap-testhosts: sshd and namespace hosts required ({REQUIRE_ENV}=1)"
+    return f"manymap-testhosts: sshd and namespace hosts optional (set {REQUIRE_ENV}=1 to require them)"
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Count, loudly, the tests skipped because this machine cannot run the test hosts."""
+    skipped = [
+        report
+        for report in terminalreporter.stats.get("skipped", [])
+        if isinstance(report.longrepr, tuple) and NO_HOSTS in str(report.longrepr[2])
+    ]
+    if skipped:
+        reason = str(skipped[0].longrepr[2]).split(NO_HOSTS, 1)[1]
+        terminalreporter.write_line(
+            f"manymap-testhosts: {len(skipped)} test{'s' if len(skipped) > 1 else ''} SKIPPED, "
+            f"no test hosts on this machine{reason}",
+            yellow=True,
+            bold=True,
+        )

@@ -7,6 +7,7 @@
 - result handles :class:`AsyncResult` / :class:`MapResult`;
 - the error hierarchy rooted at :class:`ManymapError`;
 - task events (:class:`TaskEvent`) and progress bars;
+- :func:`warn_user`: warnings attributed to the user's line, not manymap's;
 - for pool implementers: :class:`Job` and :class:`Batch` (what the scheduling
   hooks receive), :class:`ThreadWorkerPool`, and :class:`ManagedWorkerPool`
   (with its :class:`Doorbell`) for pools whose workers a manager thread owns;
@@ -43,6 +44,7 @@ from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, WorkerStats
 from manymap.launcher._task import TaskFailure, run_calls
 from manymap.launcher._threads import ThreadWorkerPool
+from manymap.launcher._warnings import warn_user
 
 __all__ = [
     "AbstractLauncher",
@@ -80,4 +82,18 @@ __all__ = [
     "annotate_task_error",
     "progress_bar",
     "run_calls",
+    "warn_user",
 ]
+
+
+def _show_public_paths() -> None:
+    """Public classes and functions name this package as their module, not the
+    private one defining them: tracebacks, reprs and pickles show the public path."""
+    for name in __all__:
+        obj = globals()[name]
+        own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
+        if own and obj.__module__.startswith(f"{__name__}._"):
+            obj.__module__ = __name__
+
+
+_show_public_paths()

@@ -50,6 +50,7 @@ __all__ = ["Batch", "Job"]
 
 _job_ids = itertools.count(1)
 _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
+_EMIT_WAIT = 5.0  # seconds the bar's close waits for another thread still reporting tasks
 
 
 class Batch:
@@ -165,6 +166,8 @@ class Job:
         self._listener = listener
         self._handle = handle
         self._cond = threading.Condition(pool._lock)
+        self._emitting = 0  # threads inside _emit: the bar is closed only once they are out
+        self._emit_cond = threading.Condition()
         self._ready: deque[Batch] = deque()
         self.queued = False  # listed in the pool's queue of jobs with ready batches
         # input
@@ -568,6 +571,8 @@ class Job:
         listener = self._listener
         close = getattr(listener, "close", None)
         if close is not None:
+            with self._emit_cond:  # another thread may still be reporting its last tasks
+                self._emit_cond.wait_for(lambda: not self._emitting, timeout=_EMIT_WAIT)
             try:
                 close()
             except Exception as error:  # a broken progress consumer must not break the pool
@@ -654,13 +659,21 @@ class Job:
         listener = self._listener
         if listener is None:
             return
-        for event in events:
-            try:
-                listener(event)
-            except Exception as error:  # a broken progress consumer must not break the pool
-                self._listener = None
-                self.pool._listener_failed(listener, error)
-                return
+        with self._emit_cond:
+            self._emitting += 1
+        try:
+            for event in events:
+                try:
+                    listener(event)
+                except Exception as error:  # a broken progress consumer must not break the pool
+                    self._listener = None
+                    self.pool._listener_failed(listener, error)
+                    return
+        finally:
+            with self._emit_cond:
+                self._emitting -= 1
+                if not self._emitting:
+                    self._emit_cond.notify_all()
 
 
 def _cancelled_error(text: str) -> BaseException:

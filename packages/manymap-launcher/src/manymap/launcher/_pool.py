@@ -33,7 +33,6 @@ import math
 import os
 import threading
 import time
-import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
@@ -45,6 +44,7 @@ from manymap.launcher._job import Batch, Job
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, StatsRecorder
+from manymap.launcher._warnings import warn_user
 
 __all__ = ["AbstractWorkerPool", "NodesAlias"]
 
@@ -155,7 +155,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         map stops at the shortest. Options: ``chunksize``, ``timeout``,
         ``retries``, ``progress``.
         """
-        return _wait(self.amap(function, *iterables, **options))
+        return _wait(self._amap("map", function, iterables, options))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
         """Like :meth:`map`, but lazy: results in order, as they are ready.
@@ -171,14 +171,20 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     def amap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> MapResult[T]:
         """Like :meth:`map`, but returns at once a :class:`MapResult`."""
+        return self._amap("amap", function, iterables, options)
+
+    def _amap(
+        self, method: str, function: Callable[..., T], iterables: tuple[Iterable[Any], ...], options: Any
+    ) -> MapResult[T]:
+        """:meth:`amap` on behalf of the public ``method`` the caller used (named in its errors)."""
         star = len(iterables) > 1
-        items = list(_source("amap", iterables))
+        items = list(_source(method, iterables))
         handle: MapResult[T] = MapResult()
-        return self._eager("amap", function, items, star, {}, options, handle, single=False)
+        return self._eager(method, function, items, star, {}, options, handle, single=False)
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return _wait(self.asmap(function, iterable, **options))
+        return _wait(self._asmap("smap", function, iterable, options))
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -190,13 +196,19 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
     ) -> MapResult[T]:
         """The asynchronous :meth:`smap`."""
-        items = list(_source("asmap", (iterable,)))
+        return self._asmap("asmap", function, iterable, options)
+
+    def _asmap(
+        self, method: str, function: Callable[..., T], iterable: Iterable[Iterable[Any]], options: Any
+    ) -> MapResult[T]:
+        items = list(_source(method, (iterable,)))
         handle: MapResult[T] = MapResult()
-        return self._eager("asmap", function, items, True, {}, options, handle, single=False)
+        return self._eager(method, function, items, True, {}, options, handle, single=False)
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """``function(*args, **kwds)`` on a worker; the pool's default options apply."""
-        return _wait(self.apipe(function, *args, **kwds))
+        handle: AsyncResult[T] = AsyncResult()
+        return _wait(self._eager("pipe", function, [args], True, kwds, {}, handle, single=True))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
@@ -449,7 +461,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         if not self._accepting():
             why = f"broken ({self._broken!r})" if self._broken is not None else self._state
             raise PoolClosedError(
-                f"{method}() on {self!r}: the pool is {why}; no new work is accepted"
+                f"{type(self).__name__}.{method}() on {self!r}: the pool is {why}; no new work is accepted"
             ) from self._broken
 
     def _options(self, overrides: dict[str, Any]) -> TaskOptions:
@@ -492,11 +504,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         return None
 
     def _listener_failed(self, listener: object, error: BaseException) -> None:
-        warnings.warn(
-            f"progress consumer {listener!r} raised {error!r}; it gets no more events",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warn_user(f"progress consumer {listener!r} raised {error!r}; it gets no more events")
 
     def _eager(
         self,

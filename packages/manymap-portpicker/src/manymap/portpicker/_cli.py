@@ -34,7 +34,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         action="store_true",
         help="print the stdlib-only picker source instead, to stream to a remote python3 (see below)",
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"manymap-portpicker {__version__}")
     return parser
 
 

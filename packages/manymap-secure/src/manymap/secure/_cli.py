@@ -74,7 +74,7 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
         "--connect-timeout", type=float, default=None, metavar="S", help="seconds to connect (default 10)"
     )
     parser.add_argument("--reconnect", action="store_true", help="reopen the ssh connection if it drops")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"manymap-secure {__version__}")
     return parser
 
 

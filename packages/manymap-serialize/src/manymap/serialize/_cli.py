@@ -46,7 +46,7 @@ class _UsageError(Exception):
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=_DESCRIPTION)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action="version", version=f"manymap-serialize {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     check_parser = commands.add_parser(
         "check",

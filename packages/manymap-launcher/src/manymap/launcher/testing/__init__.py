@@ -6,7 +6,9 @@
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
 - guards: :func:`hang_guard`, :func:`live_threads`, :func:`live_children`,
-  :func:`eventually`.
+  :func:`eventually`;
+- terminals: :func:`run_in_terminal` runs a command on a real pty of a given
+  width and :class:`TerminalScreen` replays what it drew (progress bars).
 """
 
 from __future__ import annotations
@@ -15,20 +17,44 @@ from typing import TYPE_CHECKING, Any
 
 from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
 from manymap.launcher.testing._reference import ReferencePool
+from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, run_in_terminal
 
 if TYPE_CHECKING:
     from manymap.launcher.testing._distribution import DistributionConformance
     from manymap.launcher.testing._suite import PoolConformance
 
 __all__ = [
+    "RESIZE_HELPER",
     "DistributionConformance",
     "PoolConformance",
     "ReferencePool",
+    "TerminalScreen",
     "eventually",
     "hang_guard",
     "live_children",
     "live_threads",
+    "run_in_terminal",
 ]
+
+
+def _public(obj: Any) -> Any:
+    """Name this package as ``obj``'s module, not the private one defining it."""
+    if obj.__module__.startswith(f"{__name__}._"):
+        obj.__module__ = __name__
+    return obj
+
+
+for _obj in (
+    ReferencePool,
+    TerminalScreen,
+    eventually,
+    hang_guard,
+    live_children,
+    live_threads,
+    run_in_terminal,
+):
+    _public(_obj)
+del _obj
 
 
 def __getattr__(name: str) -> Any:
@@ -36,9 +62,9 @@ def __getattr__(name: str) -> Any:
     if name == "PoolConformance":
         from manymap.launcher.testing._suite import PoolConformance
 
-        return PoolConformance
+        return _public(PoolConformance)
     if name == "DistributionConformance":
         from manymap.launcher.testing._distribution import DistributionConformance
 
-        return DistributionConformance
+        return _public(DistributionConformance)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

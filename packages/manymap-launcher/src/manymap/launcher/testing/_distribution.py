@@ -8,12 +8,17 @@ namespaces stay PEP 420 namespaces, and that the package is typed::
     class TestDistribution(DistributionConformance):
         distribution = "manymap-portpicker"
         module = "manymap.portpicker"
+        scripts = ("manymap-portpicker",)
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import inspect
+import subprocess
+import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
@@ -28,11 +33,16 @@ class DistributionConformance:
         distribution: the distribution's name, e.g. ``"manymap-secure"``.
         module: the import path of its code, e.g. ``"manymap.secure"``.
         namespaces: the namespace packages it shares with its siblings.
+        public_modules: the modules whose ``__all__`` is the public API
+            (default: ``module`` alone).
+        scripts: the console scripts it installs; each must answer ``--version``.
     """
 
     distribution: str
     module: str
     namespaces: tuple[str, ...] = ("manymap",)
+    public_modules: tuple[str, ...] = ()
+    scripts: tuple[str, ...] = ()
 
     def _files(self) -> set[str]:
         files = {str(f) for f in importlib.metadata.files(self.distribution) or ()}
@@ -72,7 +82,47 @@ class DistributionConformance:
     def test_ships_py_typed(self) -> None:
         assert self.module.replace(".", "/") + "/py.typed" in self._files()
 
+    def test_public_names_show_their_public_path(self) -> None:
+        """A public class or function names a public module (tracebacks and reprs show
+        ``manymap.launcher.PoolClosedError``, never ``manymap.launcher._errors...``),
+        and that module really holds it under that name."""
+        wrong = []
+        for module_name in self.public_modules or (self.module,):
+            module = importlib.import_module(module_name)
+            for name in module.__all__:
+                obj = getattr(module, name)
+                if not (inspect.isclass(obj) or inspect.isfunction(obj)):
+                    continue
+                where = obj.__module__
+                private = [part for part in where.split(".") if part.startswith("_")]
+                home = importlib.import_module(where)
+                if private or getattr(home, obj.__qualname__, None) is not obj:
+                    wrong.append(f"{module_name}.{name} reads as {where}.{obj.__qualname__}")
+        assert not wrong, "public names showing a private path: " + "; ".join(wrong)
+
+    def test_scripts_print_their_version(self) -> None:
+        """Each installed console script answers ``--version`` with the distribution and its version."""
+        about = importlib.import_module(f"{self.module}.__about__")
+        for script in self.scripts:
+            command = _installed_script(script)
+            done = subprocess.run(
+                [command, "--version"], capture_output=True, text=True, timeout=60, check=False
+            )
+            assert done.returncode == 0, f"{script} --version exited {done.returncode}: {done.stderr}"
+            assert done.stdout.strip() == f"{self.distribution} {about.__version__}", (
+                f"{script} --version printed {done.stdout!r}"
+            )
+
     @pytest.fixture(autouse=True)
     def _named(self) -> None:
         if not getattr(self, "distribution", None) or not getattr(self, "module", None):
             pytest.fail(f"{type(self).__name__} must set `distribution` and `module`")
+
+
+def _installed_script(script: str) -> str:
+    """The path of an installed console script: next to this interpreter, or in its scripts dir."""
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        candidate = folder / script
+        if candidate.exists():
+            return str(candidate)
+    pytest.fail(f"the console script {script} is not installed next to {sys.executable}")

@@ -22,7 +22,7 @@ import asyncio
 import concurrent.futures
 import itertools
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -334,16 +334,21 @@ class PoolConformance(abc.ABC):
         pool = self.make_pool(self.nodes)
         assert pool.map(tasks.square, range(3)) == [0, 1, 4]
         pool.close()
-        for call in (
-            lambda: pool.map(tasks.square, range(3)),
-            lambda: pool.amap(tasks.square, range(3)),
-            lambda: pool.imap(tasks.square, range(3)),
-            lambda: pool.uimap(tasks.square, range(3)),
-            lambda: pool.pipe(tasks.square, 3),
-            lambda: pool.apipe(tasks.square, 3),
-            lambda: pool.submit(tasks.square, 3),
-        ):
-            with pytest.raises(PoolClosedError, match="closed"):
+        calls: dict[str, Callable[[], object]] = {
+            "map": lambda: pool.map(tasks.square, range(3)),
+            "amap": lambda: pool.amap(tasks.square, range(3)),
+            "imap": lambda: pool.imap(tasks.square, range(3)),
+            "uimap": lambda: pool.uimap(tasks.square, range(3)),
+            "smap": lambda: pool.smap(pow, [(2, 3)]),
+            "asmap": lambda: pool.asmap(pow, [(2, 3)]),
+            "ismap": lambda: pool.ismap(pow, [(2, 3)]),
+            "pipe": lambda: pool.pipe(tasks.square, 3),
+            "apipe": lambda: pool.apipe(tasks.square, 3),
+            "submit": lambda: pool.submit(tasks.square, 3),
+        }
+        for method, call in calls.items():
+            # The error names the method the caller used (map(), not the amap() behind it).
+            with pytest.raises(PoolClosedError, match=rf"\b{type(pool).__name__}\.{method}\(\) .*closed"):
                 call()
         with pytest.raises(ValueError):  # PoolClosedError is a ValueError, as in pathos
             pool.map(tasks.square, range(3))
@@ -591,7 +596,9 @@ class PoolConformance(abc.ABC):
 
     def test_progress_bar(self, pool: AbstractWorkerPool, capsys: pytest.CaptureFixture[str]) -> None:
         assert pool.map(tasks.square, range(30), progress=True) == [x * x for x in range(30)]
-        assert "30" in capsys.readouterr().err
+        drawn = capsys.readouterr().err
+        assert "30" in drawn
+        assert f"{type(pool).__name__}.map" in drawn  # the bar names the call, not the amap behind it
 
     def test_broken_progress_consumer_does_not_break_the_map(self, pool: AbstractWorkerPool) -> None:
         def broken(event: TaskEvent) -> None:

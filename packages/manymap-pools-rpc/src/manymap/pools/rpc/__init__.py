@@ -20,3 +20,16 @@ from manymap.pools.rpc._pool import ParallelPool
 from manymap.pools.rpc._server import RPCServer
 
 __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
+
+
+def _show_public_paths() -> None:
+    """Public classes and functions name this package as their module, not the
+    private one defining them: tracebacks, reprs and pickles show the public path."""
+    for name in __all__:
+        obj = globals()[name]
+        own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
+        if own and obj.__module__.startswith(f"{__name__}._"):
+            obj.__module__ = __name__
+
+
+_show_public_paths()

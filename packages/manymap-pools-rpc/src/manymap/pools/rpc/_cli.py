@@ -8,10 +8,10 @@ import os
 import signal
 import sys
 import threading
-import warnings
 from collections.abc import Sequence
 from types import FrameType
 
+from manymap.pools.rpc.__about__ import __version__
 from manymap.pools.rpc._server import DEFAULT_FRAME_LIMIT, RPCServer
 
 __all__ = ["main"]
@@ -29,6 +29,7 @@ def _parser() -> argparse.ArgumentParser:
             "it is never taken from the command line."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"manymap-pools-rpc {__version__}")
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port to listen on (default 0: a free one)")
     parser.add_argument("--workers", type=int, default=None, help="ppft workers (default: the cores)")
@@ -54,11 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("manymap-server: --workers must be at least 1", file=sys.stderr)
         return 2
     if args.bind not in _LOOPBACK:
-        warnings.warn(
-            f"manymap-server listens on {args.bind}, not only on the loopback: other hosts can try "
-            "to connect (the secret still guards it; prefer an ssh tunnel)",
-            RuntimeWarning,
-            stacklevel=1,
+        # A command's warning reads as the command's, not as a line of manymap's source.
+        print(
+            f"manymap-server: warning: listening on {args.bind}, not only on the loopback: other hosts "
+            "can try to connect (the secret still guards it; prefer an ssh tunnel)",
+            file=sys.stderr,
+            flush=True,
         )
     server = RPCServer(
         bind=args.bind,

@@ -41,7 +41,6 @@ import socket
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -55,6 +54,7 @@ from manymap.launcher import (
     SerializationError,
     TaskFailure,
     WorkerLostError,
+    warn_user,
 )
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy, parse_server
@@ -213,11 +213,9 @@ class ParallelPool(ManagedWorkerPool):
             thread.join()
         self._remote = [node for node in nodes if node.label not in self._down]
         for label, why in self._down.items():
-            warnings.warn(
+            warn_user(
                 f"ParallelPool: server {label} is not used: {why}; "
-                "its share of the work goes to the other nodes",
-                RuntimeWarning,
-                stacklevel=5,
+                "its share of the work goes to the other nodes"
             )
         if not self._slots:
             why = "; ".join(f"{label}: {reason}" for label, reason in self._down.items())
@@ -323,11 +321,9 @@ class ParallelPool(ManagedWorkerPool):
             except Exception as error:
                 if node.label not in self._down:
                     self._down[node.label] = _why(error)
-                    warnings.warn(
+                    warn_user(
                         f"ParallelPool: server {node.label} is lost: {_why(error)}; "
-                        "its share of the work goes to the other nodes",
-                        RuntimeWarning,
-                        stacklevel=1,
+                        "its share of the work goes to the other nodes"
                     )
                 return False
         with self._slot_lock:
