@@ -604,8 +604,12 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         deadlines = self._deadlines
         with self._lock:
             while True:
-                if self._state == _TERMINATED or (self._draining and not deadlines):
+                if self._state == _TERMINATED or not deadlines:
                     deadlines.clear()
+                    if self._watchdog is threading.current_thread():
+                        self._watchdog = (
+                            None  # the next deadline starts another: an idle pool holds no thread
+                        )
                     return
                 now = time.monotonic()
                 expired = []
