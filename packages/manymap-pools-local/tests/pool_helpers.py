@@ -23,3 +23,18 @@ def configure(value: str) -> None:
 def configured(_: Any) -> list[str]:
     """What the initializer left in this worker."""
     return list(_configured)
+
+
+class QuotaError(Exception):
+    """An exception that pickles but cannot be rebuilt: ``__init__`` wants two arguments."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} is over its quota of {limit}")
+        self.limit = limit
+
+
+def square_but_3(x: int) -> int:
+    """``x * x``, but :class:`QuotaError` for 3."""
+    if x == 3:
+        raise QuotaError("disk", x)
+    return x * x

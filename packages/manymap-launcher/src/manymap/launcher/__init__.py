@@ -39,6 +39,7 @@ from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
+from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, WorkerStats
 from manymap.launcher._task import TaskFailure, run_calls
@@ -62,6 +63,7 @@ __all__ = [
     "PoolClosedError",
     "PoolStats",
     "ProgressListener",
+    "RemoteTaskError",
     "RemoteTraceback",
     "ResultIterator",
     "ResultTimeoutError",
