@@ -18,6 +18,7 @@ Standard library only.
 from __future__ import annotations
 
 from manymap.launcher.__about__ import __version__
+from manymap.launcher._calls import PoolCalls
 from manymap.launcher._errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -60,6 +61,7 @@ __all__ = [
     "ManymapError",
     "MapResult",
     "NodesAlias",
+    "PoolCalls",
     "PoolClosedError",
     "PoolStats",
     "ProgressListener",

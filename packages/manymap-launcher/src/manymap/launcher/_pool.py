@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, overload
 
+from manymap.launcher._calls import PoolCalls
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
 from manymap.launcher._job import Batch, Job
@@ -155,7 +156,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         map stops at the shortest. Options: ``chunksize``, ``timeout``,
         ``retries``, ``progress``.
         """
-        return _wait(self.amap(function, *iterables, **options))
+        return _wait(self._amap("map", function, iterables, options))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
         """Like :meth:`map`, but lazy: results in order, as they are ready.
@@ -171,14 +172,25 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     def amap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> MapResult[T]:
         """Like :meth:`map`, but returns at once a :class:`MapResult`."""
-        star = len(iterables) > 1
-        items = list(_source("amap", iterables))
+        return self._amap("amap", function, iterables, options)
+
+    def _amap(
+        self,
+        method: str,
+        function: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        options: dict[str, Any],
+        *,
+        star: bool | None = None,
+    ) -> MapResult[T]:
+        items = list(_source(method, iterables))
         handle: MapResult[T] = MapResult()
-        return self._eager("amap", function, items, star, {}, options, handle, single=False)
+        star = len(iterables) > 1 if star is None else star
+        return self._eager(method, function, items, star, {}, options, handle, single=False)
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return _wait(self.asmap(function, iterable, **options))
+        return _wait(self._amap("smap", function, (iterable,), options, star=True))
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -190,23 +202,47 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
     ) -> MapResult[T]:
         """The asynchronous :meth:`smap`."""
-        items = list(_source("asmap", (iterable,)))
-        handle: MapResult[T] = MapResult()
-        return self._eager("asmap", function, items, True, {}, options, handle, single=False)
+        return self._amap("asmap", function, (iterable,), options, star=True)
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
-        """``function(*args, **kwds)`` on a worker; the pool's default options apply."""
-        return _wait(self.apipe(function, *args, **kwds))
+        """``function(*args, **kwds)`` on a worker; the pool's default options apply
+        (per-call ones through :meth:`with_options`)."""
+        return _wait(self._apply("pipe", function, args, kwds, {}))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
-        handle: AsyncResult[T] = AsyncResult()
-        return self._eager("apipe", function, [args], True, kwds, {}, handle, single=True)
+        return self._apply("apipe", function, args, kwds, {})
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> AsyncResult[T]:
         """:meth:`concurrent.futures.Executor.submit`: the result is a Future."""
+        return self._apply("submit", fn, args, kwargs, {})
+
+    def with_options(self, **options: Any) -> PoolCalls:
+        """This pool's submission methods with per-call options set.
+
+        ``pool.with_options(timeout=5, retries=1).submit(f, x)``: ``pipe``,
+        ``apipe`` and ``submit`` pass their keywords to the function, so
+        this is how they take ``timeout``, ``retries`` and ``progress``. The
+        map family takes them either way. Options: ``chunksize``,
+        ``timeout``, ``retries``, ``progress``.
+
+        Raises:
+            TypeError: an unknown option.
+            ValueError: a bad option value.
+        """
+        self._options(options, "with_options")
+        return PoolCalls(self, options)
+
+    def _apply(
+        self,
+        method: str,
+        function: Callable[..., T],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> AsyncResult[T]:
         handle: AsyncResult[T] = AsyncResult()
-        return self._eager("submit", fn, [args], True, kwargs, {}, handle, single=True)
+        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -452,8 +488,8 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
                 f"{method}() on {self!r}: the pool is {why}; no new work is accepted"
             ) from self._broken
 
-    def _options(self, overrides: dict[str, Any]) -> TaskOptions:
-        return self._defaults.merged(overrides)
+    def _options(self, overrides: dict[str, Any], method: str) -> TaskOptions:
+        return self._defaults.merged(overrides, call=f"{type(self).__name__}.{method}()")
 
     def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
         """Tasks per batch: as asked; 1 with a timeout; else from the size and the
@@ -511,7 +547,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         single: bool,
     ) -> H:
         _check_callable(method, function)
-        options = self._options(overrides)
+        options = self._options(overrides, method)
         self._check_open(method)
         job = Job(
             self,
@@ -553,7 +589,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         ordered: bool,
     ) -> ResultIterator[Any]:
         _check_callable(method, function)
-        options = self._options(overrides)
+        options = self._options(overrides, method)
         source = _source(method, iterables)
         self._check_open(method)
         total = _length_hint(iterables)
