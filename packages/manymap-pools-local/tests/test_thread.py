@@ -31,3 +31,23 @@ def test_with_block_and_exit_do_not_wait_for_a_runaway_thread() -> None:
     assert (
         "<string>:6: RuntimeWarning: ThreadPool left 1 thread running (a task that timed out)" in done.stderr
     )
+
+
+def test_pool_sizes_of_none_mean_the_default() -> None:
+    import os
+
+    from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
+
+    cores = os.cpu_count() or 1
+    for pool in (
+        ThreadPool(None),
+        ThreadPool(nthreads=None),
+        ThreadPool(processes=None),
+        ThreadPool(nodes=None),
+    ):
+        assert pool.nodes == cores
+    assert ProcessPool(ncpus=None).nodes == ProcessPool().nodes
+    assert SerialPool(None).nodes == 1
+    pool = ThreadPool(1)
+    pool.nthreads = None
+    assert pool.nodes == cores

@@ -110,12 +110,13 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     @property
     def nodes(self) -> int:
-        """The number of workers. Assigning to it resizes a live pool."""
+        """The number of workers. Assigning to it resizes a live pool; ``None``
+        means the pool's default size, as in the constructor."""
         return self._nodes
 
     @nodes.setter
-    def nodes(self, value: int) -> None:
-        value = self._check_nodes(value)
+    def nodes(self, value: int | None) -> None:
+        value = self._default_nodes() if value is None else self._check_nodes(value)
         if value == self._nodes:
             return
         with self._start_lock:
@@ -716,5 +717,5 @@ class NodesAlias:
     def __get__(self, pool: AbstractWorkerPool | None, owner: type) -> NodesAlias | int:
         return self if pool is None else pool.nodes
 
-    def __set__(self, pool: AbstractWorkerPool, value: int) -> None:
+    def __set__(self, pool: AbstractWorkerPool, value: int | None) -> None:
         pool.nodes = value
