@@ -38,3 +38,18 @@ def square_but_3(x: int) -> int:
     if x == 3:
         raise QuotaError("disk", x)
     return x * x
+
+
+def family(x: int) -> tuple[int, int, int]:
+    """``(x, pid, parent pid)`` of the process that ran the task."""
+    import os
+
+    return x, os.getpid(), os.getppid()
+
+
+def thread_of(x: int) -> tuple[int, int, int]:
+    """``(x, pid, thread id)`` of the worker that ran the task."""
+    import os
+    import threading
+
+    return x, os.getpid(), threading.get_ident()

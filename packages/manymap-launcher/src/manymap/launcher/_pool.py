@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar, overload
 
 from manymap.launcher._calls import PoolCalls
+from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
 from manymap.launcher._job import Batch, Job
@@ -58,7 +59,7 @@ _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
+class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -72,6 +73,11 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     Every call option can also be given per call, e.g.
     ``pool.map(f, xs, timeout=5, retries=1)``.
+
+    A pool pickles as its configuration (its class, constructor arguments
+    and assigned ``nodes``), never its workers: the copy is a new open pool
+    that starts its own workers when first used, so pools and their bound
+    maps (``ThreadPool(4).map``) can be task arguments or tasks.
     """
 
     #: Keyword aliases of ``nodes`` this pool accepts in its constructor.
@@ -117,12 +123,19 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
     @nodes.setter
     def nodes(self, value: int | None) -> None:
         value = self._default_nodes() if value is None else self._check_nodes(value)
+        self._nodes_assigned = True
         if value == self._nodes:
             return
         with self._start_lock:
             if self._state == _RUNNING:
                 self._resize(value)
             self._nodes = value
+
+    def _pickled_config(self) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+        args, kwargs, attributes = super()._pickled_config()
+        if getattr(self, "_nodes_assigned", False):
+            attributes = {**attributes, "nodes": self._nodes}
+        return args, kwargs, attributes
 
     def _default_nodes(self) -> int:
         """The size of a pool created without one: the number of cores."""
