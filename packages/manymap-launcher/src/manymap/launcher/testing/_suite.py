@@ -57,8 +57,9 @@ class PoolConformance(CallOptionsConformance, PoolConfigConformance, abc.ABC):
 
     Attributes:
         nodes: the pool size the suite asks for.
-        slow_task: seconds a task sleeps to outlive a timeout; keep it short,
-            a thread pool has to wait for it on join.
+        slow_task: seconds a task sleeps to outlive a timeout; keep it short:
+            a thread pool abandons the thread, which sleeps on in the
+            background of the following tests.
         timeout: the per-task timeout the suite sets (well above a quick
             task's start-up cost on this pool).
         concurrent: whether work runs apart from the caller; a serial pool
