@@ -59,3 +59,10 @@ def test_a_nodes_alias_reads_and_resizes_like_nodes() -> None:
     assert "nthreads" in (ThreadWorkerPool.nthreads.__doc__ or "")
     with pytest.raises(ValueError, match="nodes must be a positive integer"):
         ThreadWorkerPool(1).nthreads = 0
+
+
+def test_an_unknown_option_names_the_call() -> None:
+    with pytest.raises(
+        TypeError, match=r"^ThreadPool\.map\(\) got an unexpected option 'retry'; the options"
+    ):
+        TaskOptions().merged({"retry": 1}, call="ThreadPool.map()")

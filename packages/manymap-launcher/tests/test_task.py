@@ -50,3 +50,47 @@ def test_task_failure_pickles() -> None:
     again = pickle.loads(pickle.dumps(failure))
     assert isinstance(again.error, ValueError)
     assert again.traceback == failure.traceback
+
+
+class _NeedsTwo(Exception):
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} over {limit}")
+        self.limit = limit
+
+
+def test_a_failure_that_would_not_load_pickles_as_a_remote_task_error() -> None:
+    from manymap.launcher import RemoteTaskError
+
+    try:
+        raise _NeedsTwo("disk", 3)
+    except _NeedsTwo as error:
+        error.add_note("from the task")
+        failure = TaskFailure.capture(error)
+    again = pickle.loads(pickle.dumps(failure))
+    remote = again.error
+    assert isinstance(remote, RemoteTaskError)
+    assert remote.type_name == f"{__name__}._NeedsTwo"
+    assert remote.message == "disk over 3"
+    assert "_NeedsTwo.__init__() missing 1 required positional argument: 'limit'" in remote.reason
+    assert "raise _NeedsTwo" in remote.traceback_text
+    assert again.traceback == failure.traceback
+    assert remote.__notes__ == ["from the task"]
+    assert isinstance(failure.error, _NeedsTwo)  # the worker's own object is untouched
+    copy = pickle.loads(pickle.dumps(remote))  # and it ships on as itself
+    assert (copy.type_name, copy.message, copy.reason, copy.__notes__) == (
+        remote.type_name,
+        remote.message,
+        remote.reason,
+        ["from the task"],
+    )
+
+
+class _KeepsArgs(Exception):
+    def __init__(self, a: int, b: int) -> None:
+        super().__init__(a, b)
+
+
+def test_an_exception_that_keeps_its_arguments_is_shipped_as_itself() -> None:
+    again = pickle.loads(pickle.dumps(TaskFailure.capture(_KeepsArgs(1, 2))))
+    assert type(again.error) is _KeepsArgs
+    assert again.error.args == (1, 2)

@@ -23,3 +23,33 @@ def configure(value: str) -> None:
 def configured(_: Any) -> list[str]:
     """What the initializer left in this worker."""
     return list(_configured)
+
+
+class QuotaError(Exception):
+    """An exception that pickles but cannot be rebuilt: ``__init__`` wants two arguments."""
+
+    def __init__(self, what: str, limit: int) -> None:
+        super().__init__(f"{what} is over its quota of {limit}")
+        self.limit = limit
+
+
+def square_but_3(x: int) -> int:
+    """``x * x``, but :class:`QuotaError` for 3."""
+    if x == 3:
+        raise QuotaError("disk", x)
+    return x * x
+
+
+def family(x: int) -> tuple[int, int, int]:
+    """``(x, pid, parent pid)`` of the process that ran the task."""
+    import os
+
+    return x, os.getpid(), os.getppid()
+
+
+def thread_of(x: int) -> tuple[int, int, int]:
+    """``(x, pid, thread id)`` of the worker that ran the task."""
+    import os
+    import threading
+
+    return x, os.getpid(), threading.get_ident()

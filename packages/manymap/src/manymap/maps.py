@@ -22,8 +22,10 @@ short. Without flags the pool lives until :meth:`Map.close` /
 :meth:`Map.join` / :meth:`Map.clear`, or ``with`` exits.
 
 Map objects serialize (pickle, dill, :mod:`manymap.serialize`) as their
-factory, arguments and flags, never as a live pool, so a map object can be a
-task's argument, or the task itself, in another map: nesting is a call.
+factory, arguments and flags, never as the pool they made, so a map object
+can be a task's argument, or the task itself, in another map: nesting is a
+call. A live manymap pool given to a map object ships as its configuration
+too (every manymap pool pickles so): the far side builds its own pool.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ Standard library only.
 from __future__ import annotations
 
 from manymap.launcher.__about__ import __version__
+from manymap.launcher._calls import PoolCalls
 from manymap.launcher._errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -40,6 +41,7 @@ from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
+from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, WorkerStats
 from manymap.launcher._task import TaskFailure, run_calls
@@ -61,9 +63,11 @@ __all__ = [
     "ManymapError",
     "MapResult",
     "NodesAlias",
+    "PoolCalls",
     "PoolClosedError",
     "PoolStats",
     "ProgressListener",
+    "RemoteTaskError",
     "RemoteTraceback",
     "ResultIterator",
     "ResultTimeoutError",

@@ -55,8 +55,13 @@ class TaskOptions:
         """The option names, in their documented order."""
         return tuple(field.name for field in fields(cls))
 
-    def merged(self, overrides: Mapping[str, Any]) -> TaskOptions:
+    def merged(self, overrides: Mapping[str, Any], *, call: str | None = None) -> TaskOptions:
         """These options with ``overrides`` laid over them, validated.
+
+        Args:
+            overrides: option names and values.
+            call: the call they were given to (``"ThreadPool.map()"``), for
+                the error message.
 
         Raises:
             TypeError: an override names no option.
@@ -65,8 +70,10 @@ class TaskOptions:
             return self
         unknown = sorted(set(overrides) - set(self.names()))
         if unknown:
+            plural = "s" if len(unknown) > 1 else ""
+            who = f"{call} got an " if call else ""
             raise TypeError(
-                f"unexpected option{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+                f"{who}unexpected option{plural} {', '.join(map(repr, unknown))}; "
                 f"the options are {', '.join(self.names())}"
             )
         return replace(self, **overrides)

@@ -38,6 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, overload
 
+from manymap.launcher._calls import PoolCalls
+from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
 from manymap.launcher._job import Batch, Job
@@ -57,7 +59,7 @@ _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
+class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -71,6 +73,11 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     Every call option can also be given per call, e.g.
     ``pool.map(f, xs, timeout=5, retries=1)``.
+
+    A pool pickles as its configuration (its class, constructor arguments
+    and assigned ``nodes``), never its workers: the copy is a new open pool
+    that starts its own workers when first used, so pools and their bound
+    maps (``ThreadPool(4).map``) can be task arguments or tasks.
     """
 
     #: Keyword aliases of ``nodes`` this pool accepts in its constructor.
@@ -109,18 +116,26 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     @property
     def nodes(self) -> int:
-        """The number of workers. Assigning to it resizes a live pool."""
+        """The number of workers. Assigning to it resizes a live pool; ``None``
+        means the pool's default size, as in the constructor."""
         return self._nodes
 
     @nodes.setter
-    def nodes(self, value: int) -> None:
-        value = self._check_nodes(value)
+    def nodes(self, value: int | None) -> None:
+        value = self._default_nodes() if value is None else self._check_nodes(value)
+        self._nodes_assigned = True
         if value == self._nodes:
             return
         with self._start_lock:
             if self._state == _RUNNING:
                 self._resize(value)
             self._nodes = value
+
+    def _pickled_config(self) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+        args, kwargs, attributes = super()._pickled_config()
+        if getattr(self, "_nodes_assigned", False):
+            attributes = {**attributes, "nodes": self._nodes}
+        return args, kwargs, attributes
 
     def _default_nodes(self) -> int:
         """The size of a pool created without one: the number of cores."""
@@ -174,17 +189,22 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         return self._amap("amap", function, iterables, options)
 
     def _amap(
-        self, method: str, function: Callable[..., T], iterables: tuple[Iterable[Any], ...], options: Any
+        self,
+        method: str,
+        function: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        options: dict[str, Any],
+        *,
+        star: bool | None = None,
     ) -> MapResult[T]:
-        """:meth:`amap` on behalf of the public ``method`` the caller used (named in its errors)."""
-        star = len(iterables) > 1
         items = list(_source(method, iterables))
         handle: MapResult[T] = MapResult()
+        star = len(iterables) > 1 if star is None else star
         return self._eager(method, function, items, star, {}, options, handle, single=False)
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return _wait(self._asmap("smap", function, iterable, options))
+        return _wait(self._amap("smap", function, (iterable,), options, star=True))
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -196,29 +216,47 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
     ) -> MapResult[T]:
         """The asynchronous :meth:`smap`."""
-        return self._asmap("asmap", function, iterable, options)
-
-    def _asmap(
-        self, method: str, function: Callable[..., T], iterable: Iterable[Iterable[Any]], options: Any
-    ) -> MapResult[T]:
-        items = list(_source(method, (iterable,)))
-        handle: MapResult[T] = MapResult()
-        return self._eager(method, function, items, True, {}, options, handle, single=False)
+        return self._amap("asmap", function, (iterable,), options, star=True)
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
-        """``function(*args, **kwds)`` on a worker; the pool's default options apply."""
-        handle: AsyncResult[T] = AsyncResult()
-        return _wait(self._eager("pipe", function, [args], True, kwds, {}, handle, single=True))
+        """``function(*args, **kwds)`` on a worker; the pool's default options apply
+        (per-call ones through :meth:`with_options`)."""
+        return _wait(self._apply("pipe", function, args, kwds, {}))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
-        handle: AsyncResult[T] = AsyncResult()
-        return self._eager("apipe", function, [args], True, kwds, {}, handle, single=True)
+        return self._apply("apipe", function, args, kwds, {})
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> AsyncResult[T]:
         """:meth:`concurrent.futures.Executor.submit`: the result is a Future."""
+        return self._apply("submit", fn, args, kwargs, {})
+
+    def with_options(self, **options: Any) -> PoolCalls:
+        """This pool's submission methods with per-call options set.
+
+        ``pool.with_options(timeout=5, retries=1).submit(f, x)``: ``pipe``,
+        ``apipe`` and ``submit`` pass their keywords to the function, so
+        this is how they take ``timeout``, ``retries`` and ``progress``. The
+        map family takes them either way. Options: ``chunksize``,
+        ``timeout``, ``retries``, ``progress``.
+
+        Raises:
+            TypeError: an unknown option.
+            ValueError: a bad option value.
+        """
+        self._options(options, "with_options")
+        return PoolCalls(self, options)
+
+    def _apply(
+        self,
+        method: str,
+        function: Callable[..., T],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> AsyncResult[T]:
         handle: AsyncResult[T] = AsyncResult()
-        return self._eager("submit", fn, [args], True, kwargs, {}, handle, single=True)
+        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -464,8 +502,8 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
                 f"{type(self).__name__}.{method}() on {self!r}: the pool is {why}; no new work is accepted"
             ) from self._broken
 
-    def _options(self, overrides: dict[str, Any]) -> TaskOptions:
-        return self._defaults.merged(overrides)
+    def _options(self, overrides: dict[str, Any], method: str) -> TaskOptions:
+        return self._defaults.merged(overrides, call=f"{type(self).__name__}.{method}()")
 
     def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
         """Tasks per batch: as asked; 1 with a timeout; else from the size and the
@@ -519,7 +557,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         single: bool,
     ) -> H:
         _check_callable(method, function)
-        options = self._options(overrides)
+        options = self._options(overrides, method)
         self._check_open(method)
         job = Job(
             self,
@@ -561,7 +599,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         ordered: bool,
     ) -> ResultIterator[Any]:
         _check_callable(method, function)
-        options = self._options(overrides)
+        options = self._options(overrides, method)
         source = _source(method, iterables)
         self._check_open(method)
         total = _length_hint(iterables)
@@ -612,8 +650,12 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         deadlines = self._deadlines
         with self._lock:
             while True:
-                if self._state == _TERMINATED or (self._draining and not deadlines):
+                if self._state == _TERMINATED or not deadlines:
                     deadlines.clear()
+                    if self._watchdog is threading.current_thread():
+                        self._watchdog = (
+                            None  # the next deadline starts another: an idle pool holds no thread
+                        )
                     return
                 now = time.monotonic()
                 expired = []
@@ -684,5 +726,5 @@ class NodesAlias:
     def __get__(self, pool: AbstractWorkerPool | None, owner: type) -> NodesAlias | int:
         return self if pool is None else pool.nodes
 
-    def __set__(self, pool: AbstractWorkerPool, value: int) -> None:
+    def __set__(self, pool: AbstractWorkerPool, value: int | None) -> None:
         pool.nodes = value

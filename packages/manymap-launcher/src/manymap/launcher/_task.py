@@ -16,6 +16,8 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
+from manymap.launcher._rebuild import portable_error
+
 __all__ = ["TaskFailure", "run_calls"]
 
 
@@ -23,11 +25,20 @@ class TaskFailure(NamedTuple):
     """An exception raised by a task, with its traceback as text.
 
     The text travels with the exception because a traceback object cannot
-    cross a process boundary; the caller chains it back as the cause.
+    cross a process boundary; the caller chains it back as the cause. An
+    exception that pickles but would not load on the far side (its
+    ``__init__`` wants other arguments than it keeps) is pickled as a
+    :class:`~manymap.launcher.RemoteTaskError` naming its type, message and
+    traceback instead, so that only its own task fails.
     """
 
     error: BaseException
     traceback: str
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled to cross to the caller: an exception that would not load
+        # there travels as a RemoteTaskError (see _rebuild.py).
+        return (TaskFailure, (portable_error(self.error, self.traceback), self.traceback))
 
     @classmethod
     def capture(cls, error: BaseException) -> TaskFailure:

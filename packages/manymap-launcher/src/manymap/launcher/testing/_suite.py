@@ -41,13 +41,15 @@ from manymap.launcher import (
 )
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
+from manymap.launcher.testing._suite_calls import CallOptionsConformance
+from manymap.launcher.testing._suite_config import PoolConfigConformance
 
 __all__ = ["PoolConformance"]
 
 WAIT = 60.0  # seconds any single result may take in the suite
 
 
-class PoolConformance(abc.ABC):
+class PoolConformance(CallOptionsConformance, PoolConfigConformance, abc.ABC):
     """The contract of :class:`~manymap.launcher.AbstractWorkerPool`, as tests.
 
     Subclasses implement :meth:`make_pool`. Class attributes tune the suite
@@ -55,8 +57,9 @@ class PoolConformance(abc.ABC):
 
     Attributes:
         nodes: the pool size the suite asks for.
-        slow_task: seconds a task sleeps to outlive a timeout; keep it short,
-            a thread pool has to wait for it on join.
+        slow_task: seconds a task sleeps to outlive a timeout; keep it short:
+            a thread pool abandons the thread, which sleeps on in the
+            background of the following tests.
         timeout: the per-task timeout the suite sets (well above a quick
             task's start-up cost on this pool).
         concurrent: whether work runs apart from the caller; a serial pool
