@@ -2,6 +2,8 @@
 
 - :class:`PoolConformance`: the pool contract as pytest test classes; a pool
   package subclasses it with a ``make_pool`` factory (needs pytest);
+- :class:`FaultConformance`: the fault table of ``docs/faults.md`` as pytest
+  test classes, with flags for what a pool's workers are (needs pytest);
 - :class:`ReferencePool`: the minimal thread pool that proves the suite;
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
@@ -18,10 +20,12 @@ from manymap.launcher.testing._reference import ReferencePool
 
 if TYPE_CHECKING:
     from manymap.launcher.testing._distribution import DistributionConformance
+    from manymap.launcher.testing._faults import FaultConformance
     from manymap.launcher.testing._suite import PoolConformance
 
 __all__ = [
     "DistributionConformance",
+    "FaultConformance",
     "PoolConformance",
     "ReferencePool",
     "eventually",
@@ -37,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from manymap.launcher.testing._suite import PoolConformance
 
         return PoolConformance
+    if name == "FaultConformance":
+        from manymap.launcher.testing._faults import FaultConformance
+
+        return FaultConformance
     if name == "DistributionConformance":
         from manymap.launcher.testing._distribution import DistributionConformance
 
