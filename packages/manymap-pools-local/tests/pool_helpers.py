@@ -52,3 +52,19 @@ def big_results(path: str, count: int) -> list[Any]:
 
     _fault_tasks.record(path, {"pid": os.getpid(), "children": []})
     return [np.full(MIN_SHARED // 8 + 1, float(i)) for i in range(count)]
+
+
+def lower_file_limit(_: Any) -> int:
+    """A task that changes its process for good: one file descriptor less."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+    return soft - 1
+
+
+def file_limit(_: Any) -> int:
+    """The file descriptor limit of the worker running this task."""
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pool_helpers import big_results, nested_pool_then_sleep
+from pool_helpers import big_results, file_limit, lower_file_limit, nested_pool_then_sleep
 
 from manymap.launcher import AsyncResult, WorkerLostError
 from manymap.launcher.testing import eventually, hang_guard
@@ -139,3 +139,13 @@ def test_files_of_an_owner_killed_mid_map_are_swept_by_the_next_pool(tmp_path: P
         for pid in started:
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_process_state_a_task_changes_stays_unless_workers_are_recycled() -> None:
+    """docs/faults.md: a task's rlimit stays on its worker; maxtasksperchild=1 is the remedy."""
+    with ProcessPool(1) as pool:
+        lowered = pool.pipe(lower_file_limit, None)
+        assert pool.pipe(file_limit, None) == lowered
+    with ProcessPool(1, maxtasksperchild=1) as pool:
+        lowered = pool.pipe(lower_file_limit, None)
+        assert pool.pipe(file_limit, None) == lowered + 1
