@@ -17,9 +17,9 @@ import pytest
 from pool_helpers import big_results, file_limit, lower_file_limit, nested_pool_then_sleep
 
 from manymap.launcher import AsyncResult, WorkerLostError
-from manymap.launcher.testing import eventually, hang_guard
+from manymap.launcher.testing import _fault_tasks, eventually, hang_guard
 from manymap.launcher.testing._faults import alive, descendants
-from manymap.pools.local import ProcessPool
+from manymap.pools.local import ProcessPool, _procs
 
 WAIT = 60.0
 SHM = "/dev/shm"
@@ -149,3 +149,16 @@ def test_process_state_a_task_changes_stays_unless_workers_are_recycled() -> Non
     with ProcessPool(1, maxtasksperchild=1) as pool:
         lowered = pool.pipe(lower_file_limit, None)
         assert pool.pipe(file_limit, None) == lowered + 1
+
+
+def test_without_pidfds_a_plain_death_is_still_seen(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Where the OS has no pidfd the pool waits on the sentinel, and the worker polls
+    for its owner: a plain death is still seen (children holding the pipes are not)."""
+    monkeypatch.setattr(_procs, "open_pidfd", lambda pid: None)
+    path = tmp_path / "busy.json"
+    with ProcessPool(1, context="fork") as pool:
+        handle = pool.apipe(_fault_tasks.busy, str(path), WAIT)
+        os.kill(read_pids(path)["pid"], signal.SIGKILL)  # type: ignore[arg-type]
+        with pytest.raises(WorkerLostError):
+            handle.get(WAIT)
+        assert pool.map(abs, [-1]) == [1]
