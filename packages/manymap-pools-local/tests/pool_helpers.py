@@ -53,3 +53,48 @@ def thread_of(x: int) -> tuple[int, int, int]:
     import threading
 
     return x, os.getpid(), threading.get_ident()
+
+
+def nested_pool_then_sleep(path: str, seconds: float) -> int:
+    """Start a ProcessPool inside this worker, record this worker's pid and the
+    inner workers' in ``path``, then sleep."""
+    import os
+
+    from manymap.launcher.testing import _fault_tasks, _tasks
+
+    with ProcessPool(2) as inner:
+        pids = {pid for _, pid, _ in inner.map(_tasks.where, range(8), chunksize=1)}
+        busy = inner.amap(_tasks.sleep_then, [0, 0], [seconds, seconds], chunksize=1)  # both inner workers
+        _fault_tasks.record(path, {"pid": os.getpid(), "children": sorted(pids)})
+        busy.wait(seconds)
+    return os.getpid()
+
+
+def big_results(path: str, count: int) -> list[Any]:
+    """Record this worker's pid in ``path``; return ``count`` arrays that each go
+    through shared memory."""
+    import os
+
+    import numpy as np
+
+    from manymap.launcher.testing import _fault_tasks
+    from manymap.pools.local._shm import MIN_SHARED
+
+    _fault_tasks.record(path, {"pid": os.getpid(), "children": []})
+    return [np.full(MIN_SHARED // 8 + 1, float(i)) for i in range(count)]
+
+
+def lower_file_limit(_: Any) -> int:
+    """A task that changes its process for good: one file descriptor less."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft - 1, hard))
+    return soft - 1
+
+
+def file_limit(_: Any) -> int:
+    """The file descriptor limit of the worker running this task."""
+    import resource
+
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

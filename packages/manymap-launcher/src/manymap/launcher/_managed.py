@@ -17,6 +17,11 @@ same way, and this is that way, once:
   holds except while it waits.
 - A bug in the manager fails the pool's work (the pool breaks); it never
   leaves a caller waiting.
+- The manager thread holds the pool only through a weak reference while it
+  waits, so that a pool nobody refers to any more is garbage-collected, as
+  CPython's executors are. Its ``__del__`` terminates it and hands it to the
+  manager thread, which stops the workers (the object lives on until then),
+  closes the doorbell and lets it go.
 
 A subclass supplies the worker side: :meth:`~ManagedWorkerPool._staff`,
 :meth:`~ManagedWorkerPool._dispatch`, :meth:`~ManagedWorkerPool._handle` and
@@ -33,6 +38,7 @@ import selectors
 import signal
 import sys
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from types import FrameType
 from typing import Any
@@ -104,6 +110,7 @@ class ManagedWorkerPool(AbstractWorkerPool):
         self._killing = False
         self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must stop
         self._dispatch_lock = threading.Lock()  # guards the worker records
+        self._last_rites: list[ManagedWorkerPool] = []  # the pool, handed to its manager by __del__
 
     # ----------------------------------------------------- for subclasses
 
@@ -115,8 +122,12 @@ class ManagedWorkerPool(AbstractWorkerPool):
         self._selector.register(self._doorbell.fileno(), selectors.EVENT_READ, None)
         for fileobj, data in channels:
             self._add_channel(fileobj, data)
+        self._last_rites = []
         self._manager = threading.Thread(
-            target=self._manage, name=f"manymap-{type(self).__name__}-{id(self):x}", daemon=True
+            target=_manage,
+            args=(weakref.ref(self), self._last_rites, self._doorbell),
+            name=f"manymap-{type(self).__name__}-{id(self):x}",
+            daemon=True,
         )
         self._manager.start()
 
@@ -193,6 +204,21 @@ class ManagedWorkerPool(AbstractWorkerPool):
         self._doomed.add(job)
         self._wake_manager()
 
+    def __del__(self) -> None:
+        # Nobody refers to the pool any more, but its manager thread still runs:
+        # hand the pool to it (which keeps the object alive) to stop its
+        # workers; nobody can wait for the work left, so it is terminated.
+        try:
+            manager = self._manager
+            if manager is None or not manager.is_alive() or self._last_rites:
+                return
+            self._last_rites.append(self)
+            if self._accepting():
+                self.terminate()
+            self._wake_manager()
+        except Exception:  # an interpreter shutting down: nothing to save
+            pass
+
     # -------------------------------------------------------- the manager
 
     def _dispatch_now(self) -> bool:
@@ -206,31 +232,40 @@ class ManagedWorkerPool(AbstractWorkerPool):
             self._dispatch_lock.release()
         return True
 
-    def _manage(self) -> None:
+    def _manage_failed(self, error: BaseException) -> None:
+        """A bug in the manager: it must fail the work, never hang it."""
+        add_note(error, f"manymap: the {type(self).__name__} manager thread failed")
+        self._killing = True
+        self._break(error)
+
+    def _manage_end(self) -> None:
+        """The manager's last act: stop every worker, close the selector."""
         try:
-            while not self._manage_once():
-                pass
-        except BaseException as error:  # a bug here must fail the work, never hang it
-            add_note(error, f"manymap: the {type(self).__name__} manager thread failed")
-            self._killing = True
-            self._break(error)
+            self._stop_all()
         finally:
-            try:
-                self._stop_all()
-            finally:
-                selector, self._selector = self._selector, None
-                if selector is not None:
-                    selector.close()
+            selector, self._selector = self._selector, None
+            if selector is not None:
+                selector.close()
 
     def _manage_once(self) -> bool:
         """One round: staff, dispatch, wait, handle. Returns True when done."""
+        if self._manage_start():
+            return True
+        assert self._selector is not None
+        self._manage_handle(self._selector.select(_TICK))
+        return False
+
+    def _manage_start(self) -> bool:
+        """Staff and dispatch; True when the manager is done."""
         with self._dispatch_lock:
             if self._killing or (self._closing and self._draining):
                 return True
             self._staff()
             self._dispatch()
-        assert self._selector is not None
-        ready = self._selector.select(_TICK)
+        return False
+
+    def _manage_handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """Handle what the selector found ready."""
         with self._dispatch_lock:
             found = []
             for key, _ in ready:
@@ -240,7 +275,36 @@ class ManagedWorkerPool(AbstractWorkerPool):
                 else:
                     found.append(key.data)
             self._handle(found)
-        return False
+
+
+def _manage(
+    reference: weakref.ref[ManagedWorkerPool], rites: list[ManagedWorkerPool], doorbell: Doorbell
+) -> None:
+    """The manager thread: rounds of :meth:`ManagedWorkerPool._manage_once`,
+    holding the pool only weakly while it waits on the selector."""
+    pool = reference()
+    try:
+        try:
+            while pool is not None and not pool._manage_start():
+                selector = pool._selector
+                assert selector is not None
+                pool = None  # the wait must not keep the pool alive
+                ready = selector.select(_TICK)
+                pool = rites[0] if rites else reference()
+                if pool is not None:
+                    pool._manage_handle(ready)
+        except BaseException as error:
+            pool = rites[0] if rites else reference()
+            if pool is None:
+                raise
+            pool._manage_failed(error)
+        finally:
+            if pool is not None:
+                pool._manage_end()
+    finally:
+        if rites:  # collected: nobody will join this thread and close the doorbell
+            doorbell.close()
+            rites.clear()
 
 
 @contextlib.contextmanager

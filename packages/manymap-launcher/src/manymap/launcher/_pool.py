@@ -648,6 +648,7 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
 
     def _watch_deadlines(self) -> None:
         deadlines = self._deadlines
+        idle = False
         with self._lock:
             while True:
                 if self._state == _TERMINATED or not deadlines:
@@ -657,6 +658,10 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
                             None  # the next deadline starts another: an idle pool holds no thread
                         )
                     return
+                if not deadlines and idle:  # a new deadline starts a new watchdog
+                    self._watchdog = None  # (this thread must not keep the pool alive)
+                    return
+                idle = not deadlines
                 now = time.monotonic()
                 expired = []
                 while deadlines and (deadlines[0][0] <= now or deadlines[0][2].settled):

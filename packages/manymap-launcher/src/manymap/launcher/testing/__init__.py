@@ -2,6 +2,8 @@
 
 - :class:`PoolConformance`: the pool contract as pytest test classes; a pool
   package subclasses it with a ``make_pool`` factory (needs pytest);
+- :class:`FaultConformance`: the fault table of ``docs/faults.md`` as pytest
+  test classes, with flags for what a pool's workers are (needs pytest);
 - :class:`ReferencePool`: the minimal thread pool that proves the suite;
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
@@ -21,11 +23,13 @@ from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, ru
 
 if TYPE_CHECKING:
     from manymap.launcher.testing._distribution import DistributionConformance
+    from manymap.launcher.testing._faults import FaultConformance
     from manymap.launcher.testing._suite import PoolConformance
 
 __all__ = [
     "RESIZE_HELPER",
     "DistributionConformance",
+    "FaultConformance",
     "PoolConformance",
     "ReferencePool",
     "TerminalScreen",
@@ -63,6 +67,10 @@ def __getattr__(name: str) -> Any:
         from manymap.launcher.testing._suite import PoolConformance
 
         return _public(PoolConformance)
+    if name == "FaultConformance":
+        from manymap.launcher.testing._faults import FaultConformance
+
+        return _public(FaultConformance)
     if name == "DistributionConformance":
         from manymap.launcher.testing._distribution import DistributionConformance
 

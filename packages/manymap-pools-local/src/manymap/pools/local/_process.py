@@ -2,7 +2,10 @@
 
 How it works. One manager thread per pool owns every worker process
 (:class:`manymap.launcher.ManagedWorkerPool`). Each worker has its own duplex
-pipe and its process sentinel. The manager waits on all of them at once,
+pipe and a death signal: a pidfd of the worker (``_procs.py``), which no
+process the worker's tasks start can hold open, or the ``multiprocess``
+sentinel where there is no pidfd or the forkserver reports the death. The
+manager waits on all of them at once,
 plus a doorbell that other threads ring when work is queued, a task must be
 stopped, or the pool resizes or closes:
 
@@ -12,20 +15,25 @@ stopped, or the pool resizes or closes:
   be serialized fails before anything is queued; large buffers go through
   shared memory (``_shm.py``);
 - a result frame settles the batch (``Batch.finish``);
-- a sentinel (or a closed pipe) means the worker died: its batch is lost
-  (``Batch.lose``) naming the exit code or signal; the launcher retries or
-  fails a batch of one task, and re-runs a larger one task by task so that
-  the next death names its task; the manager starts a replacement at once.
+- a death signal (or a closed pipe) means the worker died: its process
+  group is killed (what its tasks started), its batch is lost
+  (``Batch.lose``) naming the exit code or signal and the shared-memory
+  files the batch left are unlinked; the launcher retries or fails a batch
+  of one task, and re-runs a larger one task by task so that the next death
+  names its task; the manager starts a replacement at once.
 
 Timeouts (the launcher's watchdog) and Ctrl-C kill the worker running the
-task; the manager then sees it die like any other.
+task with its descendants and its process group; the manager then sees it
+die like any other.
 
 Workers are not daemonic, so a task may start its own ``ProcessPool``
 (pathos refuses: "daemonic processes are not allowed to have children").
 A pool created inside a worker defaults to the worker's share of the cores
 (cores // nodes of the outer pool), so a default nested pool runs at most
-``nodes * (1 + cores // nodes)`` processes. At interpreter exit, or if the
-caller dies, the workers exit too.
+``nodes * (1 + cores // nodes)`` processes. A top-level worker leads a
+process group that holds what its tasks start, nested pools' workers
+included. At interpreter exit the pool is terminated; if the owner is
+killed, each worker's watcher thread kills the worker and its group.
 """
 
 from __future__ import annotations
@@ -35,11 +43,13 @@ import copy
 import itertools
 import os
 import signal
+import time
 import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import multiprocess
+import multiprocess.connection
 import multiprocess.util
 
 from manymap.launcher import (
@@ -50,8 +60,8 @@ from manymap.launcher import (
     TaskFailure,
     add_note,
 )
-from manymap.pools.local import _shm, _wire
-from manymap.pools.local._worker import worker_main
+from manymap.pools.local import _procs, _shm, _wire
+from manymap.pools.local._worker import DEPTH_VARIABLE, worker_main
 from manymap.serialize import FunctionPayloads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -62,6 +72,8 @@ CONTEXTS = ("fork", "spawn", "forkserver")
 SHARE_VARIABLE = "MANYMAP_CPU_SHARE"  # a worker's share of the cores, for nested pools
 _JOIN = 5.0  # seconds a stopping worker gets before it is killed
 _START_FAILURES = 3  # workers per node that may die before doing any work
+_EXIT_SLICE = 0.05  # seconds between looks at a dying worker's exit status
+_pool_serials = itertools.count(1)
 
 
 class _Worker:
@@ -71,18 +83,26 @@ class _Worker:
         "batch",
         "conn",
         "did_work",
+        "gone",
         "known",
+        "leader",
         "name",
         "names",
+        "pidfd",
+        "prefix",
         "process",
         "stopping",
         "token",
     )
 
-    def __init__(self, name: str, process: Any, conn: Any) -> None:
+    def __init__(self, name: str, process: Any, conn: Any, *, leader: bool, pidfd: int | None) -> None:
         self.name = name
         self.process = process
         self.conn = conn
+        self.leader = leader  # it leads its own process group
+        self.pidfd = pidfd
+        self.gone = False  # reaped: its pid may belong to another process now
+        self.prefix = ""  # the shared-memory prefix of the running batch
         self.batch: Batch | None = None
         self.token = 0
         self.names: list[str] = []  # shared-memory files sent with the batch
@@ -103,7 +123,9 @@ class ProcessPool(ManagedWorkerPool):
         initializer: called as ``initializer(*initargs)`` in each new worker.
             If it raises, the pool is broken: its work fails with that error.
         initargs: arguments of ``initializer``.
-        maxtasksperchild: a worker exits and is replaced after this many tasks.
+        maxtasksperchild: a worker exits and is replaced after this many
+            tasks (default: never). The remedy for tasks that change their
+            process for good (limits, environment, signal handlers, leaks).
         poison: a task that has killed this many workers fails even if it
             has retries left.
         **options: default task options: ``chunksize``, ``timeout``,
@@ -143,6 +165,7 @@ class ProcessPool(ManagedWorkerPool):
         self._functions = FunctionPayloads()
         self._start_failures = 0
         self._finalizer: Any = None
+        self._shm_prefix = ""
 
     @property
     def context(self) -> str:
@@ -163,6 +186,8 @@ class ProcessPool(ManagedWorkerPool):
             batch.payload = _wire.encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
     def _start_workers(self) -> None:
+        _shm.sweep()  # what killed owners left
+        self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
         self._finalizer = multiprocess.util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
@@ -171,9 +196,9 @@ class ProcessPool(ManagedWorkerPool):
 
     def _join_workers(self) -> None:
         super()._join_workers()
-        if self._finalizer is not None:
-            self._finalizer.cancel()
-            self._finalizer = None
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.cancel()
 
     def _timed_out(self, batch: Batch) -> None:
         for worker in list(self._workers):
@@ -220,9 +245,23 @@ class ProcessPool(ManagedWorkerPool):
         if self.context == "fork":  # the child gets copies of these: it must not hold them
             assert self._doorbell is not None
             inherited = [*self._doorbell.fds, parent_end.fileno(), *(w.conn.fileno() for w in self._workers)]
+            inherited += [w.pidfd for w in self._workers if w.pidfd is not None]
+        # A pool inside a worker keeps its workers in the outer worker's group,
+        # so that killing that group takes them too.
+        leader = os.environ.get(DEPTH_VARIABLE, "0") == "0"
+        child = self.context != "forkserver"  # a forkserver's workers are its children, not ours
         process = self._context.Process(
             target=worker_main,
-            args=(child_end, self._initializer, self._initargs, self._maxtasks, inherited),
+            args=(
+                child_end,
+                self._initializer,
+                self._initargs,
+                self._maxtasks,
+                inherited,
+                os.getpid(),
+                leader,
+                child,
+            ),
             name=f"manymap-worker-{serial}",
             daemon=False,  # a task may start a pool of its own
         )
@@ -237,10 +276,18 @@ class ProcessPool(ManagedWorkerPool):
             else:
                 os.environ[SHARE_VARIABLE] = previous
         child_end.close()
-        worker = _Worker(f"process-{serial}[pid {process.pid}]", process, parent_end)
+        if leader and child:  # also from here: a kill may come before the worker runs
+            with contextlib.suppress(OSError):
+                os.setpgid(process.pid, process.pid)
+        # The forkserver's sentinel is safe (the forkserver holds it and reports the
+        # exit status on it); a child's sentinel is inherited by whatever it forks.
+        pidfd = _procs.open_pidfd(process.pid) if child else None
+        worker = _Worker(
+            f"process-{serial}[pid {process.pid}]", process, parent_end, leader=leader, pidfd=pidfd
+        )
         self._workers.append(worker)
         self._add_channel(parent_end.fileno(), ("conn", worker))
-        self._add_channel(process.sentinel, ("sentinel", worker))
+        self._add_channel(pidfd if pidfd is not None else process.sentinel, ("sentinel", worker))
 
     def _dispatch(self) -> None:
         if self._closing and self._killing:
@@ -264,7 +311,8 @@ class ProcessPool(ManagedWorkerPool):
         data, buffers = batch.payload
         batch.payload = None  # the worker has it now; free the caller's memory early
         worker.batch, worker.token = batch, next(self._tokens)
-        worker.names = _shm.export(buffers, f"{os.getpid()}")
+        worker.prefix = f"{self._shm_prefix}{worker.token}-"
+        worker.names = _shm.export(buffers, f"{worker.prefix}a")
         worker.did_work = True
         batch.start(worker.name)
         try:
@@ -273,7 +321,9 @@ class ProcessPool(ManagedWorkerPool):
                     worker.known.clear()  # the worker clears its cache at the same point
                 _wire.send(worker.conn, (_wire.FUNCTION, key), job.payload)
                 worker.known.add(key)
-            _wire.send(worker.conn, (_wire.RUN, worker.token, key, job.star, worker.names), data)
+            _wire.send(
+                worker.conn, (_wire.RUN, worker.token, key, job.star, worker.names, f"{worker.prefix}r"), data
+            )
         except OSError:
             pass  # the worker is dead: its sentinel tells, and the batch is lost then
 
@@ -317,16 +367,13 @@ class ProcessPool(ManagedWorkerPool):
                     break
             except (EOFError, OSError):
                 break
-        worker.process.join(_JOIN)
-        if worker.process.exitcode is None:
-            _kill(worker)
-            worker.process.join(_JOIN)
-        code = worker.process.exitcode
+        code = _wait_exit(worker)
         self._workers.remove(worker)
         self._forget(worker)
         batch, worker.batch = worker.batch, None
         if batch is not None:
             _shm.discard(worker.names)
+            _shm.discard_prefix(worker.prefix)  # results it was writing when it died
             batch.lose(_describe(code), exitcode=code)
         elif not worker.stopping and not worker.did_work and not self._closing:
             self._start_failures += 1
@@ -339,8 +386,12 @@ class ProcessPool(ManagedWorkerPool):
 
     def _forget(self, worker: _Worker) -> None:
         self._remove_channel(worker.conn.fileno())
-        self._remove_channel(worker.process.sentinel)
+        self._remove_channel(worker.pidfd if worker.pidfd is not None else worker.process.sentinel)
         worker.conn.close()
+        if worker.pidfd is not None:
+            os.close(worker.pidfd)
+            worker.pidfd = None
+        _shm.discard_prefix(_shm.owned_by(worker.process.pid))  # what its own nested pools left
 
     def _tell_stop(self, worker: _Worker) -> None:
         worker.stopping = True
@@ -355,21 +406,48 @@ class ProcessPool(ManagedWorkerPool):
             else:
                 self._tell_stop(worker)
         for worker in list(self._workers):
-            worker.process.join(_JOIN)
-            if worker.process.exitcode is None:
-                _kill(worker)
-                worker.process.join(_JOIN)
+            code = _wait_exit(worker)
             if worker.batch is not None:
                 _shm.discard(worker.names)
-                worker.batch.lose(_describe(worker.process.exitcode) + " as the pool was terminated")
+                worker.batch.lose(_describe(code) + " as the pool was terminated")
                 worker.batch = None
             self._forget(worker)
         self._workers.clear()
+        _shm.discard_prefix(self._shm_prefix)
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer.cancel()
 
 
 def _kill(worker: _Worker) -> None:
-    with contextlib.suppress(OSError, AttributeError, ValueError):  # already gone
-        worker.process.kill()
+    """Kill ``worker`` with its descendants and its process group."""
+    pid = worker.process.pid
+    if worker.gone or pid is None:
+        return
+    _procs.kill_tree(pid, group=worker.leader)
+
+
+def _wait_exit(worker: _Worker) -> int | None:
+    """The exit code of a worker that is exiting, killing it (and its descendants)
+    if it does not exit within ``_JOIN`` seconds; then kill what it left in its
+    process group. Waits on the pidfd: a grandchild holding the worker's
+    sentinel cannot make this wait."""
+    process = worker.process
+    for attempt in range(2):
+        deadline = time.monotonic() + _JOIN
+        while True:
+            code: int | None = process.exitcode  # non-blocking
+            if code is not None or time.monotonic() >= deadline:
+                break
+            waitable = worker.pidfd if worker.pidfd is not None else process.sentinel
+            multiprocess.connection.wait([waitable], _EXIT_SLICE)
+        if code is not None or attempt:
+            break
+        _kill(worker)
+    if worker.leader:
+        _procs.kill_group(process.pid)  # the group outlives its leader's pid while it has members
+    worker.gone = code is not None
+    return code
 
 
 def _describe(code: int | None) -> str:

@@ -5,35 +5,49 @@ at least :data:`MIN_SHARED` bytes) are written once into files of a RAM-backed
 directory (``/dev/shm`` on Linux). Only their names cross the pipe. The
 receiver maps each file, unlinks it at once (the mapping stays valid, the
 name is gone) and rebuilds the arrays on top of the mapping: one copy on the
-sending side, none on the receiving side, and nothing left on disk. The
-sender unlinks what a dead receiver never took (:func:`discard`).
+sending side, none on the receiving side, and nothing left on disk.
+
+The process that owns the pool owns every file, whoever writes it. Names are
+``manymap-<owner pid>-<pool>-<batch>-<a|r><n>``: the pool picks the prefix
+of a batch's argument files and of its result files before the batch is
+sent, so that when a worker dies, even halfway through writing its results,
+the pool unlinks what that batch left (:func:`discard_prefix`); a pool that
+stops unlinks everything under its own prefix. If the owner itself is
+killed, nobody is left to clean up: every pool sweeps, when it starts, the
+files of owners that no longer exist (:func:`sweep`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import mmap
 import os
 import pickle
 import tempfile
 from collections.abc import Sequence
 
-__all__ = ["MIN_SHARED", "attach", "discard", "export"]
+__all__ = ["MIN_SHARED", "PREFIX", "attach", "discard", "discard_prefix", "export", "owned_by", "sweep"]
 
 #: Buffers at least this large (bytes) go through shared memory.
 MIN_SHARED = 256 * 1024
 
+#: Every shared-memory file of manymap starts with this.
+PREFIX = "manymap-"
+
 _DIRECTORY = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-_names = itertools.count()
 
 
-def export(buffers: Sequence[pickle.PickleBuffer], owner: str) -> list[str]:
-    """Write each buffer into a new shared-memory file; return their names."""
+def owned_by(pid: int) -> str:
+    """The name prefix of the files owned by the process ``pid``."""
+    return f"{PREFIX}{pid}-"
+
+
+def export(buffers: Sequence[pickle.PickleBuffer], prefix: str) -> list[str]:
+    """Write each buffer into a new shared-memory file named ``prefix<n>``; return the names."""
     names: list[str] = []
     try:
-        for buffer in buffers:
-            name = f"manymap-{owner}-{os.getpid()}-{next(_names)}"
+        for number, buffer in enumerate(buffers):
+            name = f"{prefix}{number}"
             fd = os.open(os.path.join(_DIRECTORY, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             names.append(name)
             try:
@@ -73,3 +87,40 @@ def discard(names: Sequence[str]) -> None:
     for name in names:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(_DIRECTORY, name))
+
+
+def discard_prefix(prefix: str) -> None:
+    """Unlink every shared-memory file whose name starts with ``prefix``."""
+    discard([name for name in _listing() if name.startswith(prefix)])
+
+
+def sweep() -> None:
+    """Unlink the shared-memory files of owners that no longer exist."""
+    dead: dict[int, bool] = {}
+    for name in _listing():
+        owner = name[len(PREFIX) :].split("-", 1)[0]
+        if not owner.isdigit():
+            continue
+        pid = int(owner)
+        if pid not in dead:
+            dead[pid] = not _alive(pid)
+        if dead[pid]:
+            with contextlib.suppress(OSError):  # another user's file: not ours to remove
+                os.unlink(os.path.join(_DIRECTORY, name))
+
+
+def _listing() -> list[str]:
+    try:
+        return [name for name in os.listdir(_DIRECTORY) if name.startswith(PREFIX)]
+    except OSError:
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's process: alive
+        return True
+    return True

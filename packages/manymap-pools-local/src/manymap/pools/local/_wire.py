@@ -9,7 +9,8 @@ their names.
 
 parent -> worker
     ``(FUNCTION, key)`` + the function: cache it under ``key``;
-    ``(RUN, token, key, star, names)`` + ``(kwargs, items)``: run a batch;
+    ``(RUN, token, key, star, names, prefix)`` + ``(kwargs, items)``: run a
+    batch, naming the shared-memory files of its results ``prefix<n>``;
     ``(STOP,)``: exit.
 worker -> parent
     ``(DONE, token, names, duration, retiring)`` + ``(values, failures)``;

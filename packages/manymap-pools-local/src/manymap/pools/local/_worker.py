@@ -3,8 +3,9 @@
 The worker reads messages from its pipe (``_wire.py``), runs batches with
 :func:`manymap.launcher.run_calls` and writes back their outcome. It
 ignores SIGINT (the parent decides what Ctrl-C stops) and exits when the
-parent says so, when its pipe closes or the parent is gone, or after
-``maxtasks`` tasks.
+parent says so, when its pipe closes, or after ``maxtasks`` tasks. A thread
+watches the process that owns the pool: when it dies, the worker dies at
+once with everything its tasks started, busy or not (``_procs.py``).
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from manymap.launcher import TaskFailure, run_calls
-from manymap.pools.local import _shm, _wire
+from manymap.pools.local import _procs, _shm, _wire
 from manymap.serialize import dumps
 
 __all__ = ["DEPTH_VARIABLE", "worker_main"]
 
 #: Environment variable telling a process how deep it is in nested pools.
 DEPTH_VARIABLE = "MANYMAP_POOL_DEPTH"
-_ORPHAN_CHECK = 1.0  # seconds between checks that the parent is alive
+_POLL = 60.0  # seconds; the worker re-arms its wait for the next message at least this often
 
 
 def worker_main(
@@ -35,11 +36,21 @@ def worker_main(
     initargs: Sequence[Any],
     maxtasks: int | None,
     inherited: Sequence[int],
+    owner: int,
+    leader: bool,
+    child: bool,
 ) -> None:
-    """Serve batches until told to stop. Runs in the worker process."""
+    """Serve batches until told to stop. Runs in the worker process.
+
+    ``owner`` is the pid of the process that owns the pool (``child``: it is
+    this process's parent); ``leader``: lead a process group of its own (a
+    worker of a pool that is not itself inside a worker).
+    """
     for fd in inherited:  # the parent's ends of the other workers' pipes (fork)
         with contextlib.suppress(OSError):
             os.close(fd)
+    _procs.become_leader(group=leader)
+    _procs.watch_owner(owner, group=leader, check_parent=child)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ[DEPTH_VARIABLE] = str(int(os.environ.get(DEPTH_VARIABLE, "0")) + 1)
     _reseed()
@@ -51,19 +62,16 @@ def worker_main(
             return
     functions: dict[int, Callable[..., Any] | TaskFailure] = {}
     done = 0
-    parent = os.getppid()
     while True:
         try:
-            if not conn.poll(_ORPHAN_CHECK):
-                if os.getppid() != parent:
-                    return  # the parent died without closing our pipe (another process holds it)
+            if not conn.poll(_POLL):
                 continue
             header, data = _wire.receive(conn)
         except (EOFError, OSError):
             return
         kind = header[0]
         if kind == _wire.RUN:
-            _, token, key, star, names = header
+            _, token, key, star, names, prefix = header
             started = time.perf_counter()
             values, failures = _run(functions[key], data, names, star)
             duration = time.perf_counter() - started
@@ -72,7 +80,7 @@ def worker_main(
             payload, buffers = _wire.encode_results(values, failures)
             del values, failures
             _flush()
-            _wire.send(conn, (_wire.DONE, token, _shm.export(buffers, "r"), duration, retiring), payload)
+            _wire.send(conn, (_wire.DONE, token, _shm.export(buffers, prefix), duration, retiring), payload)
             if retiring:
                 return
         elif kind == _wire.FUNCTION:
