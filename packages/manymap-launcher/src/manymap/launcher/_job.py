@@ -572,7 +572,7 @@ class Job:
                 close()
             except Exception as error:  # a broken progress consumer must not break the pool
                 self.pool._listener_failed(listener, error)
-        handle = self._handle
+        handle, self._handle = self._handle, None  # no cycle: a dropped handle frees the job at once
         if handle is None or self._cancelled:
             return
         if self._stop_reason is not None:

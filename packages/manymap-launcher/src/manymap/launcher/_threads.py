@@ -88,6 +88,7 @@ class ThreadWorkerPool(AbstractWorkerPool):
             batch.start(name)
             values, failures = run_calls(batch.function, batch.items, star=batch.star, kwargs=batch.kwargs)
             batch.finish(values, failures)
+            del batch, values, failures  # keep no task, function or result alive while idle
 
     def _leaving(self, name: str) -> bool:
         with self._threads_lock:
