@@ -1,8 +1,9 @@
 """``AbstractWorkerPool``: the whole pool contract, over a small scheduling core.
 
 Everything a user calls lives here once: the map family (``map``, ``imap``,
-``uimap``, ``amap`` and the star variants), ``pipe``/``apipe``, the
-:class:`concurrent.futures.Executor` methods, option handling, the
+``uimap``, ``amap`` and the star variants), ``pipe``/``apipe``, ``submit``/``shutdown``, the strict
+:class:`concurrent.futures.Executor` view (``executor``, see ``_executor.py``),
+schwimmbad's surface (``_schwimmbad.py``), option handling, the
 lifecycle (``close``/``join``/``terminate``/``restart``/``clear`` and
 ``with``), per-task timeouts, ``stats()``. Each call becomes a
 :class:`~manymap.launcher.Job` (see ``_job.py``) whose batches wait in this
@@ -26,7 +27,6 @@ timeout: kill and replace its worker if the pool can).
 from __future__ import annotations
 
 import abc
-import concurrent.futures
 import heapq
 import itertools
 import math
@@ -41,9 +41,11 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
+from manymap.launcher._executor import PoolExecutor
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
 
 __all__ = ["AbstractWorkerPool", "NodesAlias"]
@@ -57,7 +59,7 @@ _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
+class AbstractWorkerPool(SchwimmbadSurface, abc.ABC):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -71,6 +73,11 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     Every call option can also be given per call, e.g.
     ``pool.map(f, xs, timeout=5, retries=1)``.
+
+    A pool is not a :class:`concurrent.futures.Executor`: its ``map`` is
+    pathos' (a list, ``timeout`` per task). It has ``submit`` and
+    ``shutdown``, enough for ``loop.run_in_executor(pool, ...)``, and
+    :attr:`executor` is a true ``Executor`` over the same workers.
     """
 
     #: Keyword aliases of ``nodes`` this pool accepts in its constructor.
@@ -146,15 +153,23 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
 
     # ------------------------------------------------------------- the maps
 
-    def map(  # type: ignore[override]
-        self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any
+    def map(
+        self,
+        function: Callable[..., T],
+        *iterables: Iterable[Any],
+        callback: Callable[[T], object] | None = None,
+        **options: Any,
     ) -> list[T]:
         """Like builtin ``map``, in parallel, returning a list.
 
         With several iterables, ``function`` takes one item of each and the
         map stops at the shortest. Options: ``chunksize``, ``timeout``,
-        ``retries``, ``progress``.
+        ``retries``, ``progress``. ``callback`` (keyword only, as in
+        schwimmbad's pools) is called in the caller's thread with every
+        result, in order, as the results come in.
         """
+        if callback is not None:
+            return map_with_callback(self, function, iterables, callback, options)
         return _wait(self.amap(function, *iterables, **options))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
@@ -204,7 +219,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         return self._eager("apipe", function, [args], True, kwds, {}, handle, single=True)
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> AsyncResult[T]:
-        """:meth:`concurrent.futures.Executor.submit`: the result is a Future."""
+        """As :meth:`concurrent.futures.Executor.submit`: the result is a Future."""
         handle: AsyncResult[T] = AsyncResult()
         return self._eager("submit", fn, [args], True, kwargs, {}, handle, single=True)
 
@@ -297,7 +312,7 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
             self._stats = StatsRecorder()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """:meth:`concurrent.futures.Executor.shutdown`: close, optionally cancel, join."""
+        """As :meth:`concurrent.futures.Executor.shutdown`: close, optionally cancel, join."""
         if cancel_futures:
             with self._lock:
                 jobs = list(self._jobs)
@@ -306,6 +321,15 @@ class AbstractWorkerPool(concurrent.futures.Executor, abc.ABC):
         self.close()
         if wait:
             self.join()
+
+    @property
+    def executor(self) -> PoolExecutor:
+        """This pool as a strict :class:`concurrent.futures.Executor` (a :class:`PoolExecutor`).
+
+        Its ``map`` returns an iterator and takes ``timeout`` as a deadline for
+        the whole map, as the stdlib's; shutting it down shuts the pool down.
+        """
+        return PoolExecutor(self)
 
     def __enter__(self: T) -> T:
         return self

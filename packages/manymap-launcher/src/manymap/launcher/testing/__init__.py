@@ -2,6 +2,8 @@
 
 - :class:`PoolConformance`: the pool contract as pytest test classes; a pool
   package subclasses it with a ``make_pool`` factory (needs pytest);
+- :func:`cpython_executor_tests`: CPython's own executor tests (the generic
+  parts of ``test_concurrent_futures``) on a pool's ``executor`` view;
 - :class:`ReferencePool`: the minimal thread pool that proves the suite;
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
@@ -17,6 +19,7 @@ from manymap.launcher.testing._guards import eventually, hang_guard, live_childr
 from manymap.launcher.testing._reference import ReferencePool
 
 if TYPE_CHECKING:
+    from manymap.launcher.testing._cpython import cpython_executor_tests
     from manymap.launcher.testing._distribution import DistributionConformance
     from manymap.launcher.testing._suite import PoolConformance
 
@@ -24,6 +27,7 @@ __all__ = [
     "DistributionConformance",
     "PoolConformance",
     "ReferencePool",
+    "cpython_executor_tests",
     "eventually",
     "hang_guard",
     "live_children",
@@ -37,6 +41,10 @@ def __getattr__(name: str) -> Any:
         from manymap.launcher.testing._suite import PoolConformance
 
         return PoolConformance
+    if name == "cpython_executor_tests":  # imports nothing heavy, but only when asked for
+        from manymap.launcher.testing._cpython import cpython_executor_tests
+
+        return cpython_executor_tests
     if name == "DistributionConformance":
         from manymap.launcher.testing._distribution import DistributionConformance
 
