@@ -31,6 +31,7 @@ import atexit
 import concurrent.futures
 import contextlib
 import itertools
+import os
 import threading
 import time
 import weakref
@@ -162,6 +163,7 @@ class PoolExecutor(concurrent.futures.Executor):
 _exiting: weakref.WeakSet[AbstractWorkerPool] = weakref.WeakSet()
 _exit_lock = threading.Lock()
 _hooked = False
+_hook_pid = 0  # a forked child inherits the hook, not the pools' workers
 
 
 def _finish_at_exit(pool: AbstractWorkerPool) -> None:
@@ -171,8 +173,11 @@ def _finish_at_exit(pool: AbstractWorkerPool) -> None:
     packages' own exit handlers (which terminate their workers), so that
     ``atexit``, last in first out, runs it before them.
     """
-    global _hooked
+    global _hooked, _hook_pid
     with _exit_lock:
+        if _hook_pid != os.getpid():  # first view here, or the first in a forked child
+            _exiting.clear()
+            _hook_pid = os.getpid()
         _exiting.add(pool)
         if not _hooked:
             atexit.register(_shutdown_all)
@@ -180,6 +185,8 @@ def _finish_at_exit(pool: AbstractWorkerPool) -> None:
 
 
 def _shutdown_all() -> None:
+    if _hook_pid != os.getpid():
+        return  # a forked child: the pools it sees are its parent's
     for pool in list(_exiting):
         with contextlib.suppress(Exception):  # one broken pool must not keep the others' work
             pool.shutdown(wait=True)
