@@ -89,7 +89,7 @@ class CompatConformance:
     def test_executor_map_timeout_is_a_deadline_for_the_whole_map(self, tmp_path: Path) -> None:
         # One worker, tasks each well under the timeout: only a deadline for
         # the whole map (not a limit per task) runs out.
-        short = self.timeout * 0.6
+        short = self.timeout * 0.6 if self.concurrent else 0
         with self.make_pool(1) as pool:
             results = pool.executor.map(tasks.sleep_then, range(6), [short] * 6, timeout=self.timeout)
             if not self.concurrent:  # everything ran in map(); nothing is left to time out
@@ -131,7 +131,6 @@ class CompatConformance:
         assert failing in done
         assert isinstance(failing.exception(0), ValueError)
         assert (slow in pending) is self.concurrent
-        assert slow.result(WAIT) == "slow"
 
     def test_executor_with_asyncio(self, pool: AbstractWorkerPool) -> None:
         async def main() -> tuple[int, int]:
