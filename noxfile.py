@@ -71,7 +71,7 @@ PACKAGES: dict[str, Package] = {
     ),
     "manymap-pools-local": Package(
         requires=("manymap-launcher", "manymap-serialize"),
-        test_requires=("numpy",),
+        test_requires=("numpy", "schwimmbad"),  # schwimmbad: its own pools run the schwimmbad test program
         typecheck_requires=("numpy",),  # the random helpers seed numpy when it is there
     ),
     "manymap-pools-rpc": Package(

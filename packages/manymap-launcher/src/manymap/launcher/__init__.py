@@ -1,8 +1,11 @@
 """manymap.launcher: the contracts every manymap package follows.
 
 - :class:`AbstractWorkerPool`: the whole pool contract (the map family,
-  ``pipe``, Executor methods, options, lifecycle, timeouts, retries,
-  progress, stats) over a scheduling core that a concrete pool supplies;
+  ``pipe``, ``submit``/``shutdown``, schwimmbad's surface, options,
+  lifecycle, timeouts, retries, progress, stats) over a scheduling core that
+  a concrete pool supplies;
+- :class:`PoolExecutor` (``pool.executor``): a pool as a strict
+  :class:`concurrent.futures.Executor`;
 - :class:`AbstractLauncher`: the base of every pipe, copier and tunnel;
 - result handles :class:`AsyncResult` / :class:`MapResult`;
 - the error hierarchy rooted at :class:`ManymapError`;
@@ -36,6 +39,7 @@ from manymap.launcher._errors import (
     annotate_task_error,
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
+from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
@@ -57,6 +61,7 @@ __all__ = [
     "ConnectionLostError",
     "Doorbell",
     "EventKind",
+    "ExecutorShutdownError",
     "HostKeyError",
     "Job",
     "ManagedWorkerPool",
@@ -65,6 +70,7 @@ __all__ = [
     "NodesAlias",
     "PoolCalls",
     "PoolClosedError",
+    "PoolExecutor",
     "PoolStats",
     "ProgressListener",
     "RemoteTaskError",

@@ -1,8 +1,9 @@
 """``AbstractWorkerPool``: the whole pool contract, over a small scheduling core.
 
 Everything a user calls lives here once: the map family (``map``, ``imap``,
-``uimap``, ``amap`` and the star variants), ``pipe``/``apipe``, the
-:class:`concurrent.futures.Executor` methods, option handling, the
+``uimap``, ``amap`` and the star variants), ``pipe``/``apipe``, ``submit``/``shutdown``, the strict
+:class:`concurrent.futures.Executor` view (``executor``, see ``_executor.py``),
+schwimmbad's surface (``_schwimmbad.py``), option handling, the
 lifecycle (``close``/``join``/``terminate``/``restart``/``clear`` and
 ``with``), per-task timeouts, ``stats()``. Each call becomes a
 :class:`~manymap.launcher.Job` (see ``_job.py``) whose batches wait in this
@@ -26,7 +27,6 @@ timeout: kill and replace its worker if the pool can).
 from __future__ import annotations
 
 import abc
-import concurrent.futures
 import heapq
 import itertools
 import math
@@ -42,9 +42,11 @@ from manymap.launcher._calls import PoolCalls
 from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
+from manymap.launcher._executor import PoolExecutor
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
 from manymap.launcher._warnings import warn_user
 
@@ -59,7 +61,7 @@ _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
+class AbstractWorkerPool(PicklesAsConfig, SchwimmbadSurface, abc.ABC):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -78,6 +80,11 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
     and assigned ``nodes``), never its workers: the copy is a new open pool
     that starts its own workers when first used, so pools and their bound
     maps (``ThreadPool(4).map``) can be task arguments or tasks.
+
+    A pool is not a :class:`concurrent.futures.Executor`: its ``map`` is
+    pathos' (a list, ``timeout`` per task). It has ``submit`` and
+    ``shutdown``, enough for ``loop.run_in_executor(pool, ...)``, and
+    :attr:`executor` is a true ``Executor`` over the same workers.
     """
 
     #: Keyword aliases of ``nodes`` this pool accepts in its constructor.
@@ -161,15 +168,23 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
 
     # ------------------------------------------------------------- the maps
 
-    def map(  # type: ignore[override]
-        self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any
+    def map(
+        self,
+        function: Callable[..., T],
+        *iterables: Iterable[Any],
+        callback: Callable[[T], object] | None = None,
+        **options: Any,
     ) -> list[T]:
         """Like builtin ``map``, in parallel, returning a list.
 
         With several iterables, ``function`` takes one item of each and the
         map stops at the shortest. Options: ``chunksize``, ``timeout``,
-        ``retries``, ``progress``.
+        ``retries``, ``progress``. ``callback`` (keyword only, as in
+        schwimmbad's pools) is called in the caller's thread with every
+        result, in order, as the results come in.
         """
+        if callback is not None:
+            return map_with_callback(self, function, iterables, callback, options)
         return _wait(self._amap("map", function, iterables, options))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
@@ -228,7 +243,7 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
         return self._apply("apipe", function, args, kwds, {})
 
     def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> AsyncResult[T]:
-        """:meth:`concurrent.futures.Executor.submit`: the result is a Future."""
+        """As :meth:`concurrent.futures.Executor.submit`: the result is a Future."""
         return self._apply("submit", fn, args, kwargs, {})
 
     def with_options(self, **options: Any) -> PoolCalls:
@@ -347,7 +362,7 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
             self._stats = StatsRecorder()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """:meth:`concurrent.futures.Executor.shutdown`: close, optionally cancel, join."""
+        """As :meth:`concurrent.futures.Executor.shutdown`: close, optionally cancel, join."""
         if cancel_futures:
             with self._lock:
                 jobs = list(self._jobs)
@@ -356,6 +371,15 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
         self.close()
         if wait:
             self.join()
+
+    @property
+    def executor(self) -> PoolExecutor:
+        """This pool as a strict :class:`concurrent.futures.Executor` (a :class:`PoolExecutor`).
+
+        Its ``map`` returns an iterator and takes ``timeout`` as a deadline for
+        the whole map, as the stdlib's; shutting it down shuts the pool down.
+        """
+        return PoolExecutor(self)
 
     def __enter__(self: T) -> T:
         return self

@@ -4,6 +4,8 @@
   package subclasses it with a ``make_pool`` factory (needs pytest);
 - :class:`FaultConformance`: the fault table of ``docs/faults.md`` as pytest
   test classes, with flags for what a pool's workers are (needs pytest);
+- :func:`cpython_executor_tests`: CPython's own executor tests (the generic
+  parts of ``test_concurrent_futures``) on a pool's ``executor`` view;
 - :class:`ReferencePool`: the minimal thread pool that proves the suite;
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
@@ -22,6 +24,7 @@ from manymap.launcher.testing._reference import ReferencePool
 from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, run_in_terminal
 
 if TYPE_CHECKING:
+    from manymap.launcher.testing._cpython import cpython_executor_tests
     from manymap.launcher.testing._distribution import DistributionConformance
     from manymap.launcher.testing._faults import FaultConformance
     from manymap.launcher.testing._suite import PoolConformance
@@ -33,6 +36,7 @@ __all__ = [
     "PoolConformance",
     "ReferencePool",
     "TerminalScreen",
+    "cpython_executor_tests",
     "eventually",
     "hang_guard",
     "live_children",
@@ -71,6 +75,10 @@ def __getattr__(name: str) -> Any:
         from manymap.launcher.testing._faults import FaultConformance
 
         return _public(FaultConformance)
+    if name == "cpython_executor_tests":  # imports nothing heavy, but only when asked for
+        from manymap.launcher.testing._cpython import cpython_executor_tests
+
+        return _public(cpython_executor_tests)
     if name == "DistributionConformance":
         from manymap.launcher.testing._distribution import DistributionConformance
 

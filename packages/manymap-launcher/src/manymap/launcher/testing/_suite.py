@@ -43,14 +43,18 @@ from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
 from manymap.launcher.testing._suite_calls import CallOptionsConformance
 from manymap.launcher.testing._suite_config import PoolConfigConformance
+from manymap.launcher.testing._suite_compat import CompatConformance
 
 __all__ = ["PoolConformance"]
 
 WAIT = 60.0  # seconds any single result may take in the suite
 
 
-class PoolConformance(CallOptionsConformance, PoolConfigConformance, abc.ABC):
+class PoolConformance(CompatConformance, CallOptionsConformance, PoolConfigConformance, abc.ABC):
     """The contract of :class:`~manymap.launcher.AbstractWorkerPool`, as tests.
+
+    It includes :class:`CompatConformance`: the ``concurrent.futures`` view
+    (``pool.executor``) and schwimmbad's surface.
 
     Subclasses implement :meth:`make_pool`. Class attributes tune the suite
     to what a pool can do:
@@ -535,7 +539,7 @@ class PoolConformance(CallOptionsConformance, PoolConfigConformance, abc.ABC):
                 asyncio.gather(
                     pool.amap(tasks.square, range(5)),
                     pool.apipe(tasks.describe, 1, k=2),
-                    loop.run_in_executor(pool, tasks.square, 7),
+                    loop.run_in_executor(pool, tasks.square, 7),  # type: ignore[arg-type]  # needs only submit()
                 ),
                 WAIT,
             )
