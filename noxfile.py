@@ -15,6 +15,7 @@ looking for them on an index.
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tarfile
@@ -149,12 +150,40 @@ def install_local(session: nox.Session, names: list[str], *extra: str) -> None:
 PARAMS = [nox.param(name, id=name, tags=[name]) for name in PACKAGES]
 
 
+def ensure_cpython_tests(session: nox.Session) -> None:
+    """Make CPython's own ``test_concurrent_futures`` importable for the running Python.
+
+    manymap-pools-local runs it on its executors (tests/test_cpython_executor.py)
+    and fails, never skips, without it. Builds that leave the ``test`` package out
+    (Debian's, pyenv's here) get Debian's ``libpython3.X-testsuite`` when we are
+    root with apt-get, as the ssh fixtures install openssh-server; anywhere else
+    the tests' own error says what to install.
+    """
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    stdlib_tests = Path(f"/usr/lib/python{version}/test")
+    found = (stdlib_tests / "test_concurrent_futures.py").exists() or (
+        stdlib_tests / "test_concurrent_futures"
+    ).is_dir()
+    try:
+        session.run("python", "-c", "import test.test_concurrent_futures", silent=True)
+        return
+    except nox.command.CommandFailed:
+        pass
+    if found or not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    env = {"DEBIAN_FRONTEND": "noninteractive"}
+    session.run("apt-get", "update", "-qq", external=True, env=env)
+    session.run("apt-get", "install", "-y", "-qq", f"libpython{version}-testsuite", external=True, env=env)
+
+
 @nox.session(python=None)
 @nox.parametrize("package", PARAMS)
 def tests(session: nox.Session, package: str) -> None:
     """Run one package's own tests against its installed distribution."""
     spec = PACKAGES[package]
     install_local(session, closure(package), *PYTEST, *spec.test_requires)
+    if package == "manymap-pools-local":
+        ensure_cpython_tests(session)
     # pytest exits 5 when it collects no test; session.run fails on it like on
     # any non-zero code, so a package without real tests fails here.
     session.run("pytest", f"packages/{package}/tests", *session.posargs)
