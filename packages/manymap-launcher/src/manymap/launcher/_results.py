@@ -16,6 +16,7 @@ import contextlib
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from manymap.launcher import _finalizer
 from manymap.launcher._errors import ResultTimeoutError
 
 if TYPE_CHECKING:
@@ -160,6 +161,7 @@ class ResultIterator(Iterator[T]):
     def __init__(self, job: Job, *, ordered: bool) -> None:
         self._job = job
         self._ordered = ordered
+        _finalizer.ensure_started()
 
     def __iter__(self) -> ResultIterator[T]:
         return self
@@ -178,6 +180,8 @@ class ResultIterator(Iterator[T]):
         self._job.cancel()
 
     def __del__(self) -> None:
+        # Not job.cancel() here: the collector may run this on a thread that holds
+        # the pool's lock, which cancel() takes (see _finalizer.py).
         job = getattr(self, "_job", None)
         if job is not None:
-            job.cancel()
+            _finalizer.call_soon(job.cancel)

@@ -42,8 +42,8 @@ from manymap.launcher import (
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
 from manymap.launcher.testing._suite_calls import CallOptionsConformance
-from manymap.launcher.testing._suite_config import PoolConfigConformance
 from manymap.launcher.testing._suite_compat import CompatConformance
+from manymap.launcher.testing._suite_config import PoolConfigConformance
 
 __all__ = ["PoolConformance"]
 
