@@ -1,0 +1,101 @@
+"""``Connector``: opening connections for a ParallelPool off its manager thread.
+
+Starting a server, connecting and the handshake can each take seconds (a
+frozen server accepts a connection and then says nothing). The manager
+asks for a connection (:meth:`Connector.request`) and goes on; a thread of
+its own does the slow part and hands the outcome back, ringing the manager's
+doorbell; the manager adopts it on its next round (:meth:`Connector.ready`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+
+from manymap.pools.rpc._nodes import Connection, Node, ServerBusy
+
+__all__ = ["Connector"]
+
+_BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
+
+
+class Connector:
+    """Connections opened on threads of their own, handed over when ready.
+
+    Args:
+        wake: rings the manager when an outcome is ready.
+    """
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._wake = wake
+        self._lock = threading.Lock()
+        self._outcomes: list[tuple[Node, Connection | BaseException]] = []
+        self._pending: collections.Counter[Node] = collections.Counter()
+        self._closed = False
+
+    def request(self, node: Node) -> None:
+        """Open one more connection to ``node`` (starting it first if it is not)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._pending[node] += 1
+        thread = threading.Thread(
+            target=self._open, args=(node,), name=f"manymap-connect-{node.label}", daemon=True
+        )
+        thread.start()
+
+    def pending(self, node: Node | None = None) -> int:
+        """Connections being opened (to ``node``, or to any)."""
+        with self._lock:
+            return self._pending[node] if node is not None else sum(self._pending.values())
+
+    def ready(self) -> list[tuple[Node, Connection | BaseException]]:
+        """The outcomes ready since the last call: a connection, or why there is none."""
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+            for node, _ in outcomes:
+                self._pending[node] -= 1
+                if self._pending[node] <= 0:
+                    del self._pending[node]
+        return outcomes
+
+    def close(self) -> None:
+        """Close what is ready and what is still to come; take no more requests."""
+        with self._lock:
+            self._closed = True
+            outcomes, self._outcomes = self._outcomes, []
+            self._pending.clear()
+        for _, outcome in outcomes:
+            if isinstance(outcome, Connection):
+                with contextlib.suppress(OSError):
+                    outcome.sock.close()
+
+    def _open(self, node: Node) -> None:
+        outcome: Connection | BaseException
+        deadline = time.monotonic() + _BUSY_WAIT
+        while True:
+            try:
+                node.ensure_started()
+                outcome = node.connect()
+                break
+            except ServerBusy as error:
+                # The server has not yet seen the end of the connection this one
+                # replaces: it frees that place within moments.
+                if time.monotonic() > deadline:
+                    outcome = error
+                    break
+                time.sleep(0.02)  # this thread's own wait, not the manager's
+            except Exception as error:
+                outcome = error
+                break
+        with self._lock:
+            if not self._closed:
+                self._outcomes.append((node, outcome))
+                outcome = None  # type: ignore[assignment]
+        if isinstance(outcome, Connection):  # the pool is gone
+            with contextlib.suppress(OSError):
+                outcome.sock.close()
+        self._wake()
