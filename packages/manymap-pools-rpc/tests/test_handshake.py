@@ -14,20 +14,17 @@ import json
 import os
 import socket
 import struct
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rpc_helpers import WAIT, ServerProcess
+from rpc_helpers import WAIT, Listener, ServerProcess, frame, read_frame
 
 from manymap.launcher import AuthenticationError, ManymapError
 from manymap.pools.rpc import ParallelPool
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._remote import KEY
 from manymap.serialize import dumps
-
-_LENGTH = struct.Struct("!Q")
 
 
 class Planted:
@@ -38,71 +35,6 @@ class Planted:
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return (os.mkdir, (self.path,))
-
-
-def read_frame(sock: socket.socket) -> bytes:
-    head = _recv_exactly(sock, _LENGTH.size)
-    return _recv_exactly(sock, _LENGTH.unpack(head)[0])
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        chunk = sock.recv(size - len(data))
-        if not chunk:
-            raise EOFError("closed")
-        data += chunk
-    return data
-
-
-def frame(*parts: bytes) -> bytes:
-    body = b"".join(parts)
-    return _LENGTH.pack(len(body)) + body
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 serving each connection with ``handler`` on a thread."""
-
-    def __init__(self, handler: object) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(WAIT)
-        self.port = self.sock.getsockname()[1]
-        self.address = f"127.0.0.1:{self.port}"
-        self.handler = handler
-        self.threads: list[threading.Thread] = []
-        self.errors: list[BaseException] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            conn.settimeout(WAIT)
-            thread = threading.Thread(target=self._run, args=(conn,), daemon=True)
-            self.threads.append(thread)
-            thread.start()
-
-    def _run(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                self.handler(conn)  # type: ignore[operator]
-            except (OSError, EOFError):
-                pass
-            except BaseException as error:  # pragma: no cover - shown by the test
-                self.errors.append(error)
-
-    def close(self) -> None:
-        self.stopped.set()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (a close alone does not)
-        self.sock.close()
-        self.thread.join(WAIT)
-        for thread in self.threads:
-            thread.join(WAIT)
 
 
 @pytest.fixture

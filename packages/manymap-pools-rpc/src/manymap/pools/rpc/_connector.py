@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from manymap.pools.rpc._nodes import Connection, Node, ServerBusy
 
-__all__ = ["Connector"]
+__all__ = ["Connector", "connect_patiently"]
 
 _BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
 
@@ -75,22 +75,11 @@ class Connector:
 
     def _open(self, node: Node) -> None:
         outcome: Connection | BaseException
-        deadline = time.monotonic() + _BUSY_WAIT
-        while True:
-            try:
-                node.ensure_started()
-                outcome = node.connect()
-                break
-            except ServerBusy as error:
-                # The server has not yet seen the end of the connection this one
-                # replaces: it frees that place within moments.
-                if time.monotonic() > deadline:
-                    outcome = error
-                    break
-                time.sleep(0.02)  # this thread's own wait, not the manager's
-            except Exception as error:
-                outcome = error
-                break
+        try:
+            node.ensure_started()
+            outcome = connect_patiently(node)
+        except Exception as error:
+            outcome = error
         with self._lock:
             if not self._closed:
                 self._outcomes.append((node, outcome))
@@ -99,3 +88,22 @@ class Connector:
             with contextlib.suppress(OSError):
                 outcome.sock.close()
         self._wake()
+
+
+def connect_patiently(node: Node) -> Connection:
+    """A connection to ``node``, waiting a moment for a place on a server that is full.
+
+    A full server has often not yet seen the end of the connection this one
+    replaces: it frees that place within moments.
+
+    Raises:
+        ServerBusy: still full after a while.
+    """
+    deadline = time.monotonic() + _BUSY_WAIT
+    while True:
+        try:
+            return node.connect()
+        except ServerBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)  # the caller's own thread: never the manager

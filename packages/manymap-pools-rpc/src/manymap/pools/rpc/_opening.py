@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from manymap.launcher import Batch
+from manymap.pools.rpc._connector import connect_patiently
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy
 from manymap.pools.rpc._slot import Slot
 
@@ -52,7 +53,7 @@ def open_nodes(
     def open_node(node: Node, slots: list[Slot]) -> None:
         try:
             node.ensure_started()
-            slots.append(Slot(node, node.connect()))
+            slots.append(Slot(node, connect_patiently(node)))
             node.workers = int(slots[0].info.get("workers", 1))
             want = local_workers if isinstance(node, LocalNode) else node.workers
             for _ in range(want - 1):

@@ -129,6 +129,7 @@ class ParallelPool(ManagedWorkerPool):
         self._tokens = itertools.count(1)
         self._slots: list[Slot] = []
         self._remote: list[Node] = []
+        self._spec_of: dict[Node, str | RemoteHost] = {}  # the spec each remote node came from
         self._local: LocalNode | None = None
         self._connector: Connector | None = None
         self._servers_changed = False
@@ -217,17 +218,19 @@ class ParallelPool(ManagedWorkerPool):
         self._connector = Connector(self._wake_manager)
         self._start_manager((slot.sock, slot) for slot in self._slots)
 
-    def _parse_specs(self) -> list[Node]:
-        return [
-            parse_server(
+    def _parse_specs(self, specs: Iterable[str | RemoteHost] | None = None) -> list[Node]:
+        nodes = []
+        for spec in self._server_specs if specs is None else specs:
+            node = parse_server(
                 spec,
                 secret=self._secret,
                 python=self._python,
                 workers=self._server_workers,
                 ssh_config=self._ssh_config,
             )
-            for spec in self._server_specs
-        ]
+            self._spec_of[node] = spec
+            nodes.append(node)
+        return nodes
 
     def _open_nodes(self, nodes: list[Node]) -> list[Slot]:
         slots, down, errors = open_nodes(nodes, self._nodes)
@@ -241,12 +244,15 @@ class ParallelPool(ManagedWorkerPool):
             if not self._servers_changed or self._connector is None:
                 return
             self._servers_changed = False
-            nodes = self._parse_specs()
+            kept = [node for node in self._remote if self._spec_of.get(node) in self._server_specs]
+            known = [self._spec_of[node] for node in kept]
+            nodes = self._parse_specs(spec for spec in self._server_specs if spec not in known)
             for node in nodes:
                 self._down.pop(node.label, None)
             slots = self._open_nodes(nodes)
             with self._dispatch_lock:
-                old, self._remote = self._remote, [node for node in nodes if node.label not in self._down]
+                old = [node for node in self._remote if node not in kept]
+                self._remote = kept + [node for node in nodes if node.label not in self._down]
                 for slot in slots:
                     self._adopt(slot)
                 for slot in [slot for slot in self._slots if slot.node in old]:
@@ -254,6 +260,8 @@ class ParallelPool(ManagedWorkerPool):
                 self._check_alive("no server is left after ParallelPool.servers was reassigned")
             warn_down(nodes, self._down, stacklevel=5)
             stop_nodes(old)
+            for node in old:
+                self._spec_of.pop(node, None)
             self._wake_manager()
 
     def _timed_out(self, batch: Batch) -> None:

@@ -46,6 +46,7 @@ __all__ = ["DEFAULT_FRAME_LIMIT", "RPCServer"]
 DEFAULT_FRAME_LIMIT = 1 << 30  # bytes of one batch
 _TICK = 0.5  # seconds; the serving thread re-checks its state at least this often
 _BACKOFF = (0.05, 1.0)  # seconds without accepting after EMFILE: first, at most
+_HEADROOM = 16  # descriptors kept free for authenticated clients once they ran short
 _OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -117,6 +118,7 @@ class RPCServer:
         os.set_blocking(self._wake_w, False)
         self._eof_fd: int | None = None
         self._pending: collections.OrderedDict[socket.socket, _Pending] = collections.OrderedDict()
+        self._pending_cap = self.max_pending  # lowered when descriptors run short
         self._listening = True
         self._backoff = 0.0
         self._resume_at = 0.0
@@ -228,8 +230,13 @@ class RPCServer:
             except OSError as error:
                 if error.errno not in _OUT_OF_FDS:
                     continue  # e.g. a connection reset before it was accepted
-                if self._pending:  # make room: the oldest unauthenticated connection goes
-                    self._drop(selector, next(iter(self._pending)))
+                if self._pending:
+                    # Make room, and keep it: fewer unauthenticated connections from
+                    # now on, so that the descriptors an authenticated client needs
+                    # (its thread's selector, a new worker's pipes) stay free.
+                    self._pending_cap = max(1, len(self._pending) - _HEADROOM)
+                    while len(self._pending) >= self._pending_cap:
+                        self._drop(selector, next(iter(self._pending)))
                     continue
                 self._back_off(selector)
                 return
@@ -246,7 +253,7 @@ class RPCServer:
             self._listening = False
 
     def _admit(self, selector: selectors.BaseSelector, sock: socket.socket) -> None:
-        if len(self._pending) >= self.max_pending:
+        while len(self._pending) >= min(self.max_pending, self._pending_cap):
             self._drop(selector, next(iter(self._pending)))
         sock.setblocking(False)
         pending = _Pending(sock, time.monotonic() + self.auth_timeout)

@@ -8,9 +8,9 @@ server that stops mid-frame never holds the manager. Every frame is tagged
 with the connection's session keys (``_protocol.py``).
 
 A slot also keeps the heartbeat: while it has work out (or a ``PING``
-unanswered), a server silent for ``ping_after`` seconds is pinged, and one
-silent for ``lost_after`` seconds (no frame, no byte, and nothing of ours
-taken off the connection) is lost.
+unanswered), a server silent for a second is pinged, and one silent for the
+pool's ``server_timeout`` (no byte from it, and nothing of ours taken off a
+full connection) is lost.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Slot:
         "reader",
         "session",
         "sock",
+        "stalled",
         "token",
     )
 
@@ -73,6 +74,7 @@ class Slot:
         self.heard = time.monotonic()  # when the server last sent a byte or took one of ours
         self.pinged = 0.0  # when an unanswered PING went out (0: none)
         self.forged = False  # a frame's tag did not hold
+        self.stalled = False  # the socket would take no more of the outbox
 
     def send(self, *parts: bytes | memoryview) -> bool:
         """Queue one tagged frame and send what the socket takes now; True if some waits."""
@@ -90,9 +92,13 @@ class Slot:
             try:
                 sent = self.sock.send(outbox[0])
             except (BlockingIOError, InterruptedError):
+                self.stalled = True
                 return True
-            if sent:
-                self.heard = time.monotonic()  # the server takes our bytes: it is there
+            if sent and self.stalled:
+                # The socket was full and takes bytes again: the server reads (bytes
+                # merely buffered by the kernel prove nothing, a frozen server's too).
+                self.heard = time.monotonic()
+                self.stalled = False
             if sent == len(outbox[0]):
                 outbox.popleft()
             else:
