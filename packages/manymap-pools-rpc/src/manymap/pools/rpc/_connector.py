@@ -27,10 +27,14 @@ class Connector:
 
     Args:
         wake: rings the manager when an outcome is ready.
+        timeout: seconds a server may take to connect and prove itself (a
+            replacement goes to a server that was there a moment ago: one
+            slower than that is as good as lost).
     """
 
-    def __init__(self, wake: Callable[[], None]) -> None:
+    def __init__(self, wake: Callable[[], None], timeout: float | None = None) -> None:
         self._wake = wake
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._outcomes: list[tuple[Node, Connection | BaseException]] = []
         self._pending: collections.Counter[Node] = collections.Counter()
@@ -77,7 +81,7 @@ class Connector:
         outcome: Connection | BaseException
         try:
             node.ensure_started()
-            outcome = connect_patiently(node)
+            outcome = connect_patiently(node, self._timeout)
         except Exception as error:
             outcome = error
         with self._lock:
@@ -90,7 +94,7 @@ class Connector:
         self._wake()
 
 
-def connect_patiently(node: Node) -> Connection:
+def connect_patiently(node: Node, timeout: float | None = None) -> Connection:
     """A connection to ``node``, waiting a moment for a place on a server that is full.
 
     A full server has often not yet seen the end of the connection this one
@@ -102,7 +106,7 @@ def connect_patiently(node: Node) -> Connection:
     deadline = time.monotonic() + _BUSY_WAIT
     while True:
         try:
-            return node.connect()
+            return node.connect(timeout)
         except ServerBusy:
             if time.monotonic() > deadline:
                 raise

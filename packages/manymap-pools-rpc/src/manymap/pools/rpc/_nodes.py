@@ -72,18 +72,21 @@ class Connection(NamedTuple):
 def _next_frame(
     sock: socket.socket, reader: proto.FrameReader, queue: list[bytearray], deadline: float
 ) -> bytes:
+    timeout = deadline - time.monotonic()
     """The next frame of the handshake, waiting at most until ``deadline``."""
     with selectors.DefaultSelector() as selector:
         selector.register(sock, selectors.EVENT_READ)
         while not queue:
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError(f"no answer within {CONNECT_TIMEOUT:g} s")
+                raise TimeoutError(f"no answer within {timeout:.3g} s")
             queue.extend(reader.pump())
     return bytes(queue.pop(0))
 
 
-def handshake(sock: socket.socket, secret: str, host: str, port: int | None) -> Connection:
+def handshake(
+    sock: socket.socket, secret: str, host: str, port: int | None, timeout: float | None = None
+) -> Connection:
     """Run the mutual handshake on a fresh connection (see ``_protocol.py``).
 
     Nothing of the work is sent, and nothing the peer sends is loaded, before
@@ -94,7 +97,7 @@ def handshake(sock: socket.socket, secret: str, host: str, port: int | None) -> 
         AuthenticationError: the server refused the secret, or did not prove it knows it.
         ConnectionLostError: the peer is not a manymap-server, or went away.
     """
-    deadline = time.monotonic() + CONNECT_TIMEOUT
+    deadline = time.monotonic() + (CONNECT_TIMEOUT if timeout is None else timeout)
     reader = proto.FrameReader.for_socket(sock, proto.HANDSHAKE_LIMIT)
     queue: list[bytearray] = []
     try:
@@ -168,8 +171,8 @@ class Node(abc.ABC):
         """Start or find the server (see :meth:`ensure_started`)."""
 
     @abc.abstractmethod
-    def connect(self) -> Connection:
-        """One more authenticated connection."""
+    def connect(self, timeout: float | None = None) -> Connection:
+        """One more authenticated connection, within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
 
     def shutdown(self) -> None:
         """Stop what :meth:`start` started; a node stopped never starts again."""
@@ -184,9 +187,9 @@ class Node(abc.ABC):
         return f"<{type(self).__name__} {self.label}>"
 
 
-def _tcp(host: str, port: int, secret: str, where: str) -> Connection:
+def _tcp(host: str, port: int, secret: str, timeout: float | None) -> Connection:
     try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT if timeout is None else timeout)
     except OSError as error:
         raise ConnectionLostError(
             f"cannot connect to manymap-server: {error}", host=host, port=port
@@ -194,7 +197,7 @@ def _tcp(host: str, port: int, secret: str, where: str) -> Connection:
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
-        return handshake(sock, secret, host, port)
+        return handshake(sock, secret, host, port, timeout)
     except BaseException:
         sock.close()
         raise
@@ -210,12 +213,12 @@ class DirectNode(Node):
         self.port = port
         self.secret = secret
 
-    def connect(self) -> Connection:
+    def connect(self, timeout: float | None = None) -> Connection:
         if self.secret is None:
             raise AuthenticationError(
                 "no secret for this server: give ParallelPool(secret=...)", host=self.host, port=self.port
             )
-        return _tcp(self.host, self.port, self.secret, self.label)
+        return _tcp(self.host, self.port, self.secret, timeout)
 
 
 class LocalNode(Node):
@@ -260,8 +263,8 @@ class LocalNode(Node):
         self.process.stdin.write(self.secret.encode() + b"\n")
         self.process.stdin.flush()
 
-    def connect(self) -> Connection:
-        return _tcp("127.0.0.1", self.port, self.secret, self.label)
+    def connect(self, timeout: float | None = None) -> Connection:
+        return _tcp("127.0.0.1", self.port, self.secret, timeout)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -368,14 +371,14 @@ class SshNode(Node):
         self.tunnel = Tunnel(self.profile, port, name=f"manymap-server on {self.label}")
         self.tunnel.launch()
 
-    def connect(self) -> Connection:
+    def connect(self, timeout: float | None = None) -> Connection:
         tunnel = self.tunnel
         if tunnel is None:
             raise ConnectionLostError(f"{self.label} was stopped", host=self.profile.hostname)
-        sock: socket.socket = tunnel.connect(CONNECT_TIMEOUT)
+        sock: socket.socket = tunnel.connect(CONNECT_TIMEOUT if timeout is None else timeout)
         try:
             sock.setblocking(False)
-            return handshake(sock, self.secret, self.profile.hostname, tunnel.remote_port)
+            return handshake(sock, self.secret, self.profile.hostname, tunnel.remote_port, timeout)
         except BaseException:
             sock.close()
             raise

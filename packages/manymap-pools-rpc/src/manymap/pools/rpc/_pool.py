@@ -215,7 +215,7 @@ class ParallelPool(ManagedWorkerPool):
             raise error
         for slot in slots:
             slot.handle([])  # what came with the handshake
-        self._connector = Connector(self._wake_manager)
+        self._connector = Connector(self._wake_manager, timeout=max(self.server_timeout, 2.0))
         self._start_manager((slot.sock, slot) for slot in self._slots)
 
     def _parse_specs(self, specs: Iterable[str | RemoteHost] | None = None) -> list[Node]:
