@@ -16,11 +16,15 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from rpc_helpers import WAIT, ServerProcess
 
 from manymap.pools.rpc import ParallelPool
+
+if TYPE_CHECKING:
+    from manymap_testhosts import SSHServer
 
 FLOOD = 1100  # connections: past select()'s limit of 1,024 descriptors
 
@@ -118,7 +122,11 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
 files = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
 assert max(files) > 1024
 from manymap.pools.rpc import ParallelPool
-with ParallelPool(2) as pool:
+if len(sys.argv) > 1:  # over ssh: the tunnel and the ssh pipe wait on descriptors above 1,024 too
+    pool = ParallelPool(0, servers=[sys.argv[1]], ssh_config=sys.argv[2], python=sys.executable)
+else:
+    pool = ParallelPool(2)
+with pool:
     print(pool.map(abs, range(-5, 0)))
 """
 
@@ -126,6 +134,18 @@ with ParallelPool(2) as pool:
 def test_a_pool_works_in_a_process_holding_more_than_1024_files() -> None:
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=WAIT, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip() == "[5, 4, 3, 2, 1]"
+
+
+def test_an_ssh_pool_works_in_a_process_holding_more_than_1024_files(sshd: SSHServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT, sshd.alias, str(sshd.ssh_config)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip() == "[5, 4, 3, 2, 1]"
