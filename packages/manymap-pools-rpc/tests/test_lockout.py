@@ -108,7 +108,9 @@ def test_a_server_out_of_descriptors_serves_a_client_without_spinning(tmp_path: 
         assert serves(server)  # the oldest unauthenticated connections made room
         busy = cpu_seconds(server.process.pid) - before
         elapsed = time.monotonic() - start
-        assert busy < 0.5 * elapsed, f"the server used {busy:.1f} s of CPU in {elapsed:.1f} s"
+        # Spinning on EMFILE takes a core for as long as the flood lasts; the floor
+        # covers the clock ticks of a window that is over in a moment.
+        assert busy < max(0.5, 0.5 * elapsed), f"the server used {busy:.2f} s of CPU in {elapsed:.2f} s"
         assert sum(closed_by_server(sock) for sock in held) >= 100  # dropped for newer ones
     finally:
         close(held)
