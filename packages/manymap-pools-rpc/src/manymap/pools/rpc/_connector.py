@@ -13,11 +13,12 @@ import collections
 import contextlib
 import threading
 import time
+import weakref
 from collections.abc import Callable
 
 from manymap.pools.rpc._nodes import Connection, Node, ServerBusy
 
-__all__ = ["Connector", "connect_patiently"]
+__all__ = ["Connector", "connect_patiently", "weak_call"]
 
 _BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
 
@@ -111,3 +112,16 @@ def connect_patiently(node: Node, timeout: float | None = None) -> Connection:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)  # the caller's own thread: never the manager
+
+
+def weak_call(method: Callable[[], None]) -> Callable[[], None]:
+    """``method`` (a bound method) callable without keeping its object alive:
+    the connector's threads ring the pool's manager, but never hold the pool."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call

@@ -52,7 +52,7 @@ from manymap.launcher import (
 )
 from manymap.launcher._pool import AbstractWorkerPool
 from manymap.pools.rpc import _protocol as proto
-from manymap.pools.rpc._connector import Connector
+from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._opening import check_specs, open_nodes, rerun, stop_nodes, warn_down, why
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
@@ -215,7 +215,7 @@ class ParallelPool(ManagedWorkerPool):
             raise error
         for slot in slots:
             slot.handle([])  # what came with the handshake
-        self._connector = Connector(self._wake_manager, timeout=max(self.server_timeout, 2.0))
+        self._connector = Connector(weak_call(self._wake_manager), timeout=max(self.server_timeout, 2.0))
         self._start_manager((slot.sock, slot) for slot in self._slots)
 
     def _parse_specs(self, specs: Iterable[str | RemoteHost] | None = None) -> list[Node]:
