@@ -215,7 +215,8 @@ class RPCServer:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.kill()
-        for fd in (self._wake_r, self._wake_w):
+        fds, self._wake_w = (self._wake_r, self._wake_w), -1  # a late stop() writes nowhere
+        for fd in fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
