@@ -4,6 +4,7 @@ ppft's own transport, used as ppft's Server uses it, runs jobs on it."""
 from __future__ import annotations
 
 import pickle
+import selectors
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,3 +78,33 @@ def test_the_servers_one_write_send_is_what_ppft_sends(
         assert pickle.loads(ours.receive())[0] == total
     # the source the first time, its hash after, as ppft's csend
     assert sent == [b"N" + source, b"H" + ppft_transport.hash(source).encode()]
+
+
+def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
+    """PPWorker (the server's side) sends jobs as ppft's csend does: the stub's
+    source the first time, its hash after; the replies are ppft's."""
+    from manymap.pools.rpc._ppprocess import PPWorker
+    from manymap.pools.rpc._remote import KEY
+    from manymap.serialize import dumps, loads
+
+    worker = PPWorker().ready()
+    try:
+        function = dumps(abs)
+        jobs = []
+        for key, value in ((1, -3), (1, -4)):
+            known = bool(jobs)
+            body = b"" if known else function
+            jobs.append(worker.job(KEY.pack(key, False, len(body)) + body + dumps(({}, [value]))))
+            assert worker.write(jobs[-1], 10.0)
+            frames: list[bytearray] = []
+            with selectors.DefaultSelector() as selector:
+                selector.register(worker.stdout, selectors.EVENT_READ)
+                while not frames:
+                    assert selector.select(30.0), "no reply from the ppft worker"
+                    frames = worker.reader.pump()
+            result, _ = worker.reply(frames[0])
+            assert loads(result) == ([abs(value)], {})
+        assert jobs[0][8:9] == b"N"
+        assert jobs[1][8:9] == b"H"
+    finally:
+        worker.kill()

@@ -4,7 +4,7 @@ oversized frames, half-open connections) dropped while other clients are served.
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import socket
 import struct
 import subprocess
@@ -84,8 +84,9 @@ def test_secret_from_stdin_never_on_the_command_line_and_stops_at_end_of_stdin()
     assert process.stdin is not None
     assert process.stdout is not None
     try:
-        ready, _, _ = select.select([process.stdout], [], [], WAIT)
-        assert ready
+        with selectors.DefaultSelector() as selector:
+            selector.register(process.stdout, selectors.EVENT_READ)
+            assert selector.select(WAIT)
         port = int(process.stdout.readline())
         process.stdin.write(secret.encode() + b"\n")
         process.stdin.flush()

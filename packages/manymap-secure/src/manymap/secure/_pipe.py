@@ -27,7 +27,7 @@ import os
 import queue
 import re
 import secrets
-import select
+import selectors
 import shlex
 import signal
 import threading
@@ -139,18 +139,20 @@ def run_script(
     channel = connection.open_session(timeout=min(timeout, profile.connect_timeout))
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
+    waiter = selectors.DefaultSelector()  # no descriptor limit, unlike select()
     try:
         channel.exec_command(script)
         if stdin:
             channel.sendall(stdin)
         channel.shutdown_write()
+        waiter.register(channel, selectors.EVENT_READ)
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ResultTimeoutError(
                     f"{profile.address}: remote command did not finish within {timeout:g} s"
                 )
-            select.select([channel], [], [], min(remaining, 1.0))
+            waiter.select(min(remaining, 1.0))
             while channel.recv_ready():
                 out += channel.recv(_CHUNK)
             while channel.recv_stderr_ready():
@@ -164,6 +166,7 @@ def run_script(
             f"connection lost running a remote command: {error}", host=profile.hostname, port=profile.port
         ) from None
     finally:
+        waiter.close()
         channel.close()
     if (not channel.exit_status_ready() or channel.exit_status == -1) and not connection.alive:
         raise connection.lost_error()
@@ -422,9 +425,11 @@ class Pipe(AbstractLauncher[CommandResult]):
     def _read_loop(self) -> None:
         channel = self._channel
         assert channel is not None
+        waiter = selectors.DefaultSelector()  # no descriptor limit, unlike select()
         try:
+            waiter.register(channel, selectors.EVENT_READ)
             while True:
-                select.select([channel], [], [], 1.0)
+                waiter.select(1.0)
                 while channel.recv_ready():
                     self._feed("stdout", channel.recv(_CHUNK))
                 while channel.recv_stderr_ready():
@@ -442,6 +447,7 @@ class Pipe(AbstractLauncher[CommandResult]):
                 port=self.profile.port,
             )
         finally:
+            waiter.close()
             self._finish_reading()
 
     def _feed(self, stream: Stream, data: bytes) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
+import selectors
 import socket
 import threading
 from typing import Any
@@ -60,20 +60,19 @@ class _Link:
     def pump(self) -> None:
         sock, channel = self.sock, self.channel
         local_open = remote_open = True
+        selector = selectors.DefaultSelector()  # no descriptor limit, unlike select()
         try:
+            selector.register(sock, selectors.EVENT_READ)
+            selector.register(channel, selectors.EVENT_READ)
             while local_open or remote_open:
-                watched: list[Any] = []
-                if local_open:
-                    watched.append(sock)
-                if remote_open:
-                    watched.append(channel)
-                readable, _, _ = select.select(watched, [], [], 1.0)
+                readable = {key.fileobj for key, _ in selector.select(1.0)}
                 if sock in readable:
                     data = sock.recv(_CHUNK)
                     if data:
                         channel.sendall(data)
                     else:
                         local_open = False
+                        selector.unregister(sock)
                         channel.shutdown_write()
                 if channel in readable:
                     data = channel.recv(_CHUNK)
@@ -81,14 +80,16 @@ class _Link:
                         sock.sendall(data)
                     else:
                         remote_open = False
+                        selector.unregister(channel)
                         if channel.closed:
                             break
                         sock.shutdown(socket.SHUT_WR)
                 if channel.closed and not channel.recv_ready():
                     break
-        except (OSError, EOFError, paramiko.SSHException, ValueError):
+        except (OSError, EOFError, paramiko.SSHException, ValueError, KeyError):
             pass  # either side went away: close both
         finally:
+            selector.close()
             self.close()
 
     def stop(self) -> None:
@@ -236,10 +237,13 @@ class Tunnel(AbstractLauncher[None]):
     def _watch(self) -> None:
         listener = self._listener
         assert listener is not None
+        selector = selectors.DefaultSelector()
         try:
+            selector.register(listener, selectors.EVENT_READ)
+            selector.register(self._wake_r, selectors.EVENT_READ)
             while not self._stopped.is_set():
                 try:
-                    readable, _, _ = select.select([listener, self._wake_r], [], [], _WATCH_INTERVAL)
+                    readable = {key.fileobj for key, _ in selector.select(_WATCH_INTERVAL)}
                 except (OSError, ValueError):
                     return  # the listener was closed under us (a _die from a link thread)
                 if self._stopped.is_set():
@@ -258,6 +262,7 @@ class Tunnel(AbstractLauncher[None]):
         finally:
             # The watcher owns the listener and the wake-up pair while it runs: it closes
             # them on its way out, so no select() of its ever sees a closed socket.
+            selector.close()
             with self._lock:
                 self._listener = None
             listener.close()

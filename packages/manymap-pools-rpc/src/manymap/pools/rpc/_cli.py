@@ -7,7 +7,6 @@ import contextlib
 import os
 import signal
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
 
@@ -41,7 +40,13 @@ def _parser() -> argparse.ArgumentParser:
         "--idle-timeout", type=float, default=None, help="stop after S seconds without clients"
     )
     parser.add_argument(
-        "--auth-timeout", type=float, default=10.0, help="seconds a client has to authenticate"
+        "--auth-timeout", type=float, default=5.0, help="seconds a client has to authenticate"
+    )
+    parser.add_argument(
+        "--max-pending",
+        type=int,
+        default=128,
+        help="connections that may be authenticating at once; more push the oldest out",
     )
     parser.add_argument("--frame-limit", type=int, default=DEFAULT_FRAME_LIMIT, help="largest frame in bytes")
     parser.add_argument("--pid-file", default=None, help="write the server's pid to this file")
@@ -70,6 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         idle_timeout=args.idle_timeout,
         auth_timeout=args.auth_timeout,
         frame_limit=args.frame_limit,
+        max_pending=args.max_pending,
     )
     if args.pid_file:
         with open(args.pid_file, "w") as file:
@@ -81,7 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("manymap-server: no secret on stdin", file=sys.stderr)
             return 2
         server.secret = secret
-        threading.Thread(target=_stop_at_eof, args=(server,), daemon=True).start()
+        server.stop_at_eof(sys.stdin.fileno())  # no thread reading stdin: nothing to trip finalization
     elif args.secret_file:
         with open(args.secret_file) as file:
             server.secret = file.read().strip()
@@ -103,9 +109,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(args.pid_file)
     return 0
-
-
-def _stop_at_eof(server: RPCServer) -> None:
-    while sys.stdin.buffer.read1(4096) if hasattr(sys.stdin.buffer, "read1") else sys.stdin.read(1):
-        pass
-    server.stop()

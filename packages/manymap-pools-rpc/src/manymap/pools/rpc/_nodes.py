@@ -14,17 +14,20 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hmac
 import json
 import os
 import re
 import secrets
-import select
+import selectors
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
 from manymap.pools.rpc import _protocol as proto
@@ -34,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOSTS_GROUP",
+    "Connection",
     "DirectNode",
     "LocalNode",
     "Node",
@@ -48,33 +52,87 @@ __all__ = [
 HOSTS_GROUP = "manymap.hosts"
 
 START_TIMEOUT = 60.0  # seconds a server may take to start and report its port
-CONNECT_TIMEOUT = 30.0  # seconds to connect and authenticate
+CONNECT_TIMEOUT = 20.0  # seconds to connect and authenticate (on a connecting thread, never the manager)
 
 
 class ServerBusy(ManymapError):
     """The server serves as many clients as it takes."""
 
 
-def handshake(sock: socket.socket, secret: str, host: str, port: int | None) -> dict[str, Any]:
-    """Authenticate on a fresh connection; the server's info (host, workers, worker pid).
+class Connection(NamedTuple):
+    """An authenticated connection to a server."""
+
+    sock: socket.socket
+    info: dict[str, Any]
+    session: proto.Session
+    reader: proto.FrameReader
+    leftover: list[bytearray]  # frames that arrived with the handshake's last one
+
+
+def _next_frame(
+    sock: socket.socket, reader: proto.FrameReader, queue: list[bytearray], deadline: float
+) -> bytes:
+    timeout = deadline - time.monotonic()
+    """The next frame of the handshake, waiting at most until ``deadline``."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while not queue:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError(f"no answer within {timeout:.3g} s")
+            queue.extend(reader.pump())
+    return bytes(queue.pop(0))
+
+
+def handshake(
+    sock: socket.socket, secret: str, host: str, port: int | None, timeout: float | None = None
+) -> Connection:
+    """Run the mutual handshake on a fresh connection (see ``_protocol.py``).
+
+    Nothing of the work is sent, and nothing the peer sends is loaded, before
+    the server has proved it knows ``secret``; what the client sends before
+    that (a nonce and a proof bound to this connection) is useless anywhere else.
 
     Raises:
-        AuthenticationError: the server refused the secret.
+        AuthenticationError: the server refused the secret, or did not prove it knows it.
         ConnectionLostError: the peer is not a manymap-server, or went away.
     """
+    deadline = time.monotonic() + (CONNECT_TIMEOUT if timeout is None else timeout)
+    reader = proto.FrameReader.for_socket(sock, proto.HANDSHAKE_LIMIT)
+    queue: list[bytearray] = []
     try:
-        hello = proto.receive(sock, proto.HANDSHAKE_LIMIT, CONNECT_TIMEOUT)
-        if not hello.startswith(proto.HELLO):
-            raise ConnectionLostError("the peer is not a manymap-server", host=host, port=port)
-        proto.send(sock, proto.answer(secret, hello[len(proto.HELLO) :]))
-        reply = proto.receive(sock, proto.HANDSHAKE_LIMIT, CONNECT_TIMEOUT)
+        hello = _next_frame(sock, reader, queue, deadline)
+        if not hello.startswith(proto.HELLO) or len(hello) != len(proto.HELLO) + proto.NONCE:
+            other = " (another version of its protocol)" if hello.startswith(b"MMRPC") else ""
+            raise ConnectionLostError(f"the peer is not a manymap-server{other}", host=host, port=port)
+        server_nonce = hello[len(proto.HELLO) :]
+        client_nonce = proto.new_nonce()
+        mine = proto.proof(secret, b"client", server_nonce, client_nonce)
+        proto.send_plain(sock, proto.PROVE, client_nonce, mine)
+        reply = _next_frame(sock, reader, queue, deadline)
+        if reply.startswith(proto.OK):
+            theirs = proto.proof(secret, b"server", server_nonce, client_nonce)
+            if len(reply) != len(proto.OK) + proto.PROOF or not hmac.compare_digest(
+                reply[len(proto.OK) :], theirs
+            ):
+                raise AuthenticationError(
+                    "the server did not prove that it knows the secret: it is not the "
+                    "manymap-server it claims to be, or holds another secret; nothing was sent to it",
+                    host=host,
+                    port=port,
+                )
+            session = proto.Session(secret, server_nonce, client_nonce, client=True)
+            reader.limit = proto.HANDSHAKE_LIMIT + proto.PROOF
+            info: dict[str, Any] = json.loads(bytes(session.open(_next_frame(sock, reader, queue, deadline))))
+            return Connection(sock, info, session, reader, queue)
     except (OSError, EOFError) as error:
+        if isinstance(error, ManymapError):
+            raise
         raise ConnectionLostError(
-            f"the server closed the connection during the handshake ({error})", host=host, port=port
+            f"the handshake with the server failed: {error}", host=host, port=port
         ) from error
-    if reply.startswith(proto.OK):
-        info: dict[str, Any] = json.loads(reply[len(proto.OK) :])
-        return info
+    if not reply.startswith(proto.NO):
+        raise ConnectionLostError("the peer is not a manymap-server", host=host, port=port)
     reason = reply[len(proto.NO) :].decode("utf-8", "replace")
     if reason.startswith("busy"):
         raise ServerBusy(reason)
@@ -91,12 +149,36 @@ class Node(abc.ABC):
     #: workers the server announced
     workers: int = 0
 
+    def __init__(self) -> None:
+        self._start_lock = threading.Lock()
+        self._started = False
+        self._stopped = False
+
+    def ensure_started(self) -> None:
+        """Start or find the server, once, whichever thread asks first (the others wait).
+
+        Raises:
+            ConnectionLostError: the node was stopped.
+        """
+        with self._start_lock:
+            if self._stopped:
+                raise ConnectionLostError(f"{self.label} was stopped")
+            if not self._started:
+                self.start()
+                self._started = True
+
     def start(self) -> None:  # noqa: B027 - most nodes have nothing to start
-        """Start or find the server (once)."""
+        """Start or find the server (see :meth:`ensure_started`)."""
 
     @abc.abstractmethod
-    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
-        """One more authenticated connection and the server's info."""
+    def connect(self, timeout: float | None = None) -> Connection:
+        """One more authenticated connection, within ``timeout`` seconds (default :data:`CONNECT_TIMEOUT`)."""
+
+    def shutdown(self) -> None:
+        """Stop what :meth:`start` started; a node stopped never starts again."""
+        with self._start_lock:
+            self._stopped = True
+        self.stop()
 
     def stop(self) -> None:  # noqa: B027 - most nodes have nothing to stop
         """Stop what :meth:`start` started."""
@@ -105,44 +187,45 @@ class Node(abc.ABC):
         return f"<{type(self).__name__} {self.label}>"
 
 
-def _tcp(host: str, port: int, secret: str, where: str) -> tuple[socket.socket, dict[str, Any]]:
+def _tcp(host: str, port: int, secret: str, timeout: float | None) -> Connection:
     try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT if timeout is None else timeout)
     except OSError as error:
         raise ConnectionLostError(
             f"cannot connect to manymap-server: {error}", host=host, port=port
         ) from error
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        info = handshake(sock, secret, host, port)
+        sock.setblocking(False)
+        return handshake(sock, secret, host, port, timeout)
     except BaseException:
         sock.close()
         raise
-    sock.settimeout(None)
-    return sock, info
 
 
 class DirectNode(Node):
     """A server already running at ``host:port`` (pathos' ``servers=("host:port",)``)."""
 
     def __init__(self, host: str, port: int, secret: str | None) -> None:
+        super().__init__()
         self.label = f"{host}:{port}"
         self.host = host
         self.port = port
         self.secret = secret
 
-    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
+    def connect(self, timeout: float | None = None) -> Connection:
         if self.secret is None:
             raise AuthenticationError(
                 "no secret for this server: give ParallelPool(secret=...)", host=self.host, port=self.port
             )
-        return _tcp(self.host, self.port, self.secret, self.label)
+        return _tcp(self.host, self.port, self.secret, timeout)
 
 
 class LocalNode(Node):
     """A manymap-server started on this host for the pool's local workers."""
 
     def __init__(self, workers: int) -> None:
+        super().__init__()
         self.label = "localhost"
         self.host = "localhost"
         self.workers = workers
@@ -156,10 +239,20 @@ class LocalNode(Node):
         # The local workers import what this process can: its sys.path, as a forked worker would.
         path = os.pathsep.join(entry for entry in sys.path if entry and os.path.isdir(entry))
         env = {**os.environ, "PYTHONPATH": path}
-        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            # Its own session: a Ctrl-C at our terminal is ours to handle; the
+            # server stops when we close its stdin, or when we are gone.
+            start_new_session=True,
+        )
         assert self.process.stdout is not None
         assert self.process.stdin is not None
-        ready, _, _ = select.select([self.process.stdout], [], [], START_TIMEOUT)
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            ready = selector.select(START_TIMEOUT)
         line = self.process.stdout.readline() if ready else b""
         if not line.strip().isdigit():
             self.stop()
@@ -170,8 +263,8 @@ class LocalNode(Node):
         self.process.stdin.write(self.secret.encode() + b"\n")
         self.process.stdin.flush()
 
-    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
-        return _tcp("127.0.0.1", self.port, self.secret, self.label)
+    def connect(self, timeout: float | None = None) -> Connection:
+        return _tcp("127.0.0.1", self.port, self.secret, timeout)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -239,6 +332,7 @@ class SshNode(Node):
         workers: int | None,
         env: Mapping[str, str] | None = None,
     ) -> None:
+        super().__init__()
         self.profile = profile
         self.label = label
         self.host = label
@@ -277,16 +371,17 @@ class SshNode(Node):
         self.tunnel = Tunnel(self.profile, port, name=f"manymap-server on {self.label}")
         self.tunnel.launch()
 
-    def connect(self) -> tuple[socket.socket, dict[str, Any]]:
-        assert self.tunnel is not None
-        sock: socket.socket = self.tunnel.connect(CONNECT_TIMEOUT)
+    def connect(self, timeout: float | None = None) -> Connection:
+        tunnel = self.tunnel
+        if tunnel is None:
+            raise ConnectionLostError(f"{self.label} was stopped", host=self.profile.hostname)
+        sock: socket.socket = tunnel.connect(CONNECT_TIMEOUT if timeout is None else timeout)
         try:
-            info = handshake(sock, self.secret, self.profile.hostname, self.tunnel.remote_port)
+            sock.setblocking(False)
+            return handshake(sock, self.secret, self.profile.hostname, tunnel.remote_port, timeout)
         except BaseException:
             sock.close()
             raise
-        sock.settimeout(None)
-        return sock, info
 
     def stop(self) -> None:
         tunnel, self.tunnel = self.tunnel, None

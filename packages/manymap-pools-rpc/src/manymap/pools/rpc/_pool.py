@@ -3,33 +3,28 @@
 How it works. Every worker, local or remote, is one authenticated
 connection to a ``manymap-server`` (``_server.py``), which runs that
 connection's batches on a ppft worker process of its own. Local workers are
-connections to a server this pool starts on 127.0.0.1; remote ones go to
-servers given as ``host:port`` or started over ssh and reached through a
-tunnel (``_nodes.py``). So one scheduler serves every node alike: an idle
-connection gets the next batch, whichever node it belongs to, and each node
-gets work in proportion to its workers.
+connections to a server this pool starts on 127.0.0.1 (in a session of its
+own); remote ones go to servers given as ``host:port`` or started over ssh and
+reached through a tunnel (``_nodes.py``). So one scheduler serves every node
+alike: an idle connection gets the next batch, whichever node it belongs to,
+and each node gets work in proportion to its workers.
 
 One manager thread per pool owns the connections
-(:class:`manymap.launcher.ManagedWorkerPool`). It waits on all of them at
-once, plus a doorbell that other threads ring when work is queued, a task
-must be stopped, or the pool resizes or closes:
-
-- an idle connection gets the next batch from the launcher's queue: the
-  function by value once per connection (cached in the worker), then the
-  batch's items, encoded in the caller's thread by
-  :meth:`ParallelPool._encode` so that what cannot be serialized fails before
-  anything is queued;
-- ``DONE`` settles the batch and writes the task's captured stdout to ours,
-  each line prefixed with its host and worker;
-- ``LOST`` (the ppft worker died) loses the batch; the connection goes on
-  with a fresh worker;
-- end of file (the server or its tunnel is gone) loses the batch, and the
-  manager opens a replacement connection; a node it cannot reach again is
-  dropped with a warning, and when no node is left the pool breaks with
-  :class:`~manymap.launcher.WorkerLostError` rather than wait.
-
-A timeout or Ctrl-C closes the connection running the task: the server then
-kills its worker, and the manager opens a new connection.
+(:class:`manymap.launcher.ManagedWorkerPool`) and never blocks: frames go
+out and come in as far as the sockets take them (``_slot.py``); connecting,
+starting a server and the handshake run on threads of their own
+(``_connector.py``). An idle connection gets the next batch (encoded in the
+caller's thread by :meth:`ParallelPool._encode`, so that what cannot be
+serialized fails before anything is queued); ``DONE`` settles it, ``LOST``
+(the ppft worker died) loses it. A server silent for ``server_timeout``
+seconds while it owes an answer (it answers pings even while its workers
+are busy) is frozen or cut off, and its connections are closed. The batches
+of a closed connection run again, uncharged, elsewhere, and a replacement is
+asked for; a node that cannot be reached again is dropped with a warning;
+with no node left the pool breaks with
+:class:`~manymap.launcher.WorkerLostError` rather than wait. A timeout or
+Ctrl-C closes the connection running the task: the server kills its worker
+and the worker's process group.
 """
 
 from __future__ import annotations
@@ -37,8 +32,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import socket
-import sys
+import selectors
 import threading
 import time
 from collections.abc import Iterable
@@ -56,59 +50,41 @@ from manymap.launcher import (
     WorkerLostError,
     warn_user,
 )
+from manymap.launcher._pool import AbstractWorkerPool
 from manymap.pools.rpc import _protocol as proto
-from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy, parse_server
+from manymap.pools.rpc._connector import Connector, weak_call
+from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
+from manymap.pools.rpc._opening import check_specs, open_nodes, rerun, stop_nodes, warn_down, why
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
-from manymap.serialize import FunctionPayloads, dumps, encode_batch, loads
+from manymap.pools.rpc._slot import Slot, for_all
+from manymap.serialize import FunctionPayloads, dumps, encode_batch
 
 __all__ = ["ParallelPool"]
-
-_FRAME_LIMIT = 1 << 31  # bytes of one result frame
-_BUSY_WAIT = 10.0  # seconds to wait for a place on a server whose clients are all connected
-
-
-class _Slot:
-    """One connection: one ppft worker on one node."""
-
-    __slots__ = ("batch", "info", "known", "name", "node", "sock", "token")
-
-    def __init__(self, node: Node, sock: socket.socket, info: dict[str, Any]) -> None:
-        self.node = node
-        self.sock = sock
-        self.info = info
-        self.name = f"{node.label}/ppft-{info.get('worker', '?')}"
-        self.batch: Batch | None = None
-        self.token = 0
-        self.known: set[int] = set()
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        with contextlib.suppress(OSError):
-            self.sock.close()
 
 
 class ParallelPool(ManagedWorkerPool):
     """Local ppft workers plus RPC servers on other hosts (pathos' ``ParallelPool``).
 
     Args:
-        nodes: local workers (default: the number of cores; ``0`` with
-            ``servers`` for remote workers only); alias ``ncpus``.
-        servers: where remote workers are: ``"host:port"`` of a running
-            ``manymap-server`` (give its ``secret``); a host of a host
-            registry (a :class:`RemoteHost` such as
-            :class:`manymap.hosts.Host`, or its registered name), which
-            brings its own interpreter, environment, worker count and jump
-            host; or an ssh host spec (``"ssh://user@host[:port]"`` or an
-            ssh_config host name). For hosts and ssh specs the pool starts
-            ``manymap-server`` over ssh, tunnels to it, and stops it all on
-            close. A server that cannot be reached is skipped with a
-            :class:`RuntimeWarning` naming it and why.
+        nodes: local workers (default, or ``None``: the number of cores; ``0``
+            with ``servers`` for remote workers only); alias ``ncpus``.
+        servers: ``"host:port"`` of running ``manymap-server`` s (give their
+            ``secret``); hosts of a host registry (a :class:`RemoteHost` such
+            as :class:`manymap.hosts.Host`, or its registered name: its own
+            interpreter, environment, worker count, jump host); or ssh host
+            specs (``"ssh://user@host[:port]"``, ssh_config names). On hosts
+            and ssh specs the pool starts ``manymap-server`` over ssh, tunnels
+            to it, and stops it all on close. A server that cannot be reached
+            is skipped with a :class:`RuntimeWarning` naming it and why.
+            Assigning to :attr:`servers` takes effect at the next map.
         secret: the secret of the ``host:port`` servers.
         python: the interpreter that runs ``manymap-server`` on ssh host specs.
         server_workers: ppft workers of each server started on an ssh host
             spec (default: the cores of that host).
         ssh_config: the ssh_config that resolves the ssh host specs.
+        server_timeout: seconds a server may stay silent while it owes an
+            answer (it answers pings even while its workers are busy) before
+            it counts as lost and its tasks run elsewhere.
         **options: default task options: ``chunksize``, ``timeout``,
             ``retries``, ``progress``.
 
@@ -129,20 +105,18 @@ class ParallelPool(ManagedWorkerPool):
         python: str = "python3",
         server_workers: int | None = None,
         ssh_config: str | os.PathLike[str] | None = None,
+        server_timeout: float = 6.0,
         **options: Any,
     ) -> None:
-        if isinstance(servers, str):
-            raise TypeError("servers must be a sequence of server specs, not one string")
-        self._server_specs = tuple(servers)
-        for spec in self._server_specs:
-            if not isinstance(spec, (str, RemoteHost)):
-                raise TypeError(f"servers: {spec!r} is neither a server spec (str) nor a host profile")
+        self._server_specs = check_specs(servers)
         remote_only = nodes == 0 or options.get("ncpus") == 0
         if remote_only:
             if not self._server_specs:
                 raise ValueError("nodes must be a positive integer, got 0 (0 local workers needs servers)")
             nodes = None
             options.pop("ncpus", None)
+        if not server_timeout > 0:
+            raise ValueError(f"server_timeout must be a positive number of seconds, got {server_timeout!r}")
         super().__init__(nodes, **options)
         if remote_only:
             self._nodes = 0
@@ -150,14 +124,18 @@ class ParallelPool(ManagedWorkerPool):
         self._python = python
         self._server_workers = server_workers
         self._ssh_config = None if ssh_config is None else os.fspath(ssh_config)
+        self.server_timeout = float(server_timeout)
         self._functions = FunctionPayloads()
         self._tokens = itertools.count(1)
-        self._slots: list[_Slot] = []
+        self._slots: list[Slot] = []
         self._remote: list[Node] = []
+        self._spec_of: dict[Node, str | RemoteHost] = {}  # the spec each remote node came from
         self._local: LocalNode | None = None
+        self._connector: Connector | None = None
+        self._servers_changed = False
         self._down: dict[str, str] = {}
         self._errors: list[BaseException] = []
-        self._stopping: set[_Slot] = set()  # slots to close: timeouts and interrupts
+        self._stopping: set[Slot] = set()  # slots to close: timeouts and interrupts
         self._orphans: list[Batch] = []  # batches whose server went away, to run again
         self._slot_lock = threading.Lock()  # guards the list of connections (read by other threads)
 
@@ -165,8 +143,26 @@ class ParallelPool(ManagedWorkerPool):
 
     @property
     def servers(self) -> tuple[str | RemoteHost, ...]:
-        """The server specs the pool was given."""
+        """The server specs; assigning new ones takes effect at the next map
+        (the old servers' connections are closed, the new servers started)."""
         return self._server_specs
+
+    @servers.setter
+    def servers(self, specs: Iterable[str | RemoteHost]) -> None:
+        checked = check_specs(specs)
+        with self._start_lock:
+            self._server_specs = checked
+            self._servers_changed = self._workers_up
+
+    @property
+    def nodes(self) -> int:
+        """The number of local workers; assigning resizes a live pool (``None``: the default)."""
+        return self._nodes
+
+    @nodes.setter
+    def nodes(self, value: int | None) -> None:
+        base: Any = AbstractWorkerPool.nodes
+        base.fset(self, self._default_nodes() if value is None else value)
 
     @property
     def capacity(self) -> int:
@@ -189,34 +185,24 @@ class ParallelPool(ManagedWorkerPool):
         for batch in batches:
             batch.payload = _encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
+    def _ensure_started(self) -> None:
+        super()._ensure_started()
+        if self._servers_changed:
+            self._switch_servers()
+
     def _start_workers(self) -> None:
         self._orphans = []
         self._down = {}
         self._errors = []
-        nodes: list[Node] = [
-            parse_server(
-                spec,
-                secret=self._secret,
-                python=self._python,
-                workers=self._server_workers,
-                ssh_config=self._ssh_config,
-            )
-            for spec in self._server_specs
-        ]
-        starters = [threading.Thread(target=self._open_node, args=(node,), daemon=True) for node in nodes]
+        self._servers_changed = False
+        nodes = self._parse_specs()
         if self._nodes:
             self._local = LocalNode(self._nodes)
-            starters.append(threading.Thread(target=self._open_node, args=(self._local,), daemon=True))
-        for thread in starters:
-            thread.start()
-        for thread in starters:
-            thread.join()
-        self._remote = [node for node in nodes if node.label not in self._down]
-        for label, why in self._down.items():
-            warn_user(
-                f"ParallelPool: server {label} is not used: {why}; "
-                "its share of the work goes to the other nodes"
-            )
+            nodes.append(self._local)
+        slots = self._open_nodes(nodes)
+        self._slots = slots
+        self._remote = [node for node in nodes if node.label not in self._down and node is not self._local]
+        warn_down(nodes, self._down)
         if not self._slots:
             why = "; ".join(f"{label}: {reason}" for label, reason in self._down.items())
             refused = self._errors and all(isinstance(e, AuthenticationError) for e in self._errors)
@@ -227,31 +213,56 @@ class ParallelPool(ManagedWorkerPool):
                 self._state = "terminated"
                 self._broken = error
             raise error
+        for slot in slots:
+            slot.handle([])  # what came with the handshake
+        self._connector = Connector(weak_call(self._wake_manager), timeout=max(self.server_timeout, 2.0))
         self._start_manager((slot.sock, slot) for slot in self._slots)
 
-    def _open_node(self, node: Node) -> None:
-        """Start ``node`` and open one connection per worker it announces (a starter thread)."""
-        slots: list[_Slot] = []
-        try:
-            node.start()
-            slots.append(_Slot(node, *node.connect()))
-            node.workers = int(slots[0].info.get("workers", 1))
-            want = self._nodes if isinstance(node, LocalNode) else node.workers
-            for _ in range(want - 1):
-                try:
-                    slots.append(_Slot(node, *node.connect()))
-                except ServerBusy:  # other clients hold the rest of its workers
-                    break
-        except Exception as error:
-            self._down[node.label] = _why(error)
-            self._errors.append(error)
-            for slot in slots:
-                slot.close()
-            with contextlib.suppress(Exception):
-                node.stop()
-            return
-        with self._slot_lock:
-            self._slots.extend(slots)
+    def _parse_specs(self, specs: Iterable[str | RemoteHost] | None = None) -> list[Node]:
+        nodes = []
+        for spec in self._server_specs if specs is None else specs:
+            node = parse_server(
+                spec,
+                secret=self._secret,
+                python=self._python,
+                workers=self._server_workers,
+                ssh_config=self._ssh_config,
+            )
+            self._spec_of[node] = spec
+            nodes.append(node)
+        return nodes
+
+    def _open_nodes(self, nodes: list[Node]) -> list[Slot]:
+        slots, down, errors = open_nodes(nodes, self._nodes)
+        self._down.update(down)
+        self._errors.extend(errors)
+        return slots
+
+    def _switch_servers(self) -> None:
+        """Reassigned ``servers``: close the old servers' connections, start the new ones."""
+        with self._start_lock:
+            if not self._servers_changed or self._connector is None:
+                return
+            self._servers_changed = False
+            kept = [node for node in self._remote if self._spec_of.get(node) in self._server_specs]
+            known = [self._spec_of[node] for node in kept]
+            nodes = self._parse_specs(spec for spec in self._server_specs if spec not in known)
+            for node in nodes:
+                self._down.pop(node.label, None)
+            slots = self._open_nodes(nodes)
+            with self._dispatch_lock:
+                old = [node for node in self._remote if node not in kept]
+                self._remote = kept + [node for node in nodes if node.label not in self._down]
+                for slot in slots:
+                    self._adopt(slot)
+                for slot in [slot for slot in self._slots if slot.node in old]:
+                    self._reap(slot, "its server was replaced (ParallelPool.servers was reassigned)")
+                self._check_alive("no server is left after ParallelPool.servers was reassigned")
+            warn_down(nodes, self._down)
+            stop_nodes(old)
+            for node in old:
+                self._spec_of.pop(node, None)
+            self._wake_manager()
 
     def _timed_out(self, batch: Batch) -> None:
         with self._slot_lock:
@@ -263,10 +274,52 @@ class ParallelPool(ManagedWorkerPool):
     # -------------------------------------------------------- the manager
 
     def _handle(self, ready: list[Any]) -> None:
+        self._take_connections()
         for slot in ready:
-            if not self._receive(slot):
+            if slot in self._slots and not self._service(slot):
                 self._reap(slot, "the connection to its server was lost")
+            elif slot.forged:  # a man in the middle: that node is not to be trusted again
+                self._node_down(slot.node, "a frame on its connection was not the server's (tampered with)")
+                for other in [s for s in self._slots if s.node is slot.node]:
+                    self._reap(other, "its connection was tampered with")
+        self._heartbeat()
         self._stop_slots()
+
+    def _service(self, slot: Slot) -> bool:
+        """Send what waits for ``slot``'s socket and handle what came; False if it is gone."""
+        try:
+            if slot.outbox and not slot.flush():
+                self._want_write(slot, False)
+            bodies = slot.receive()
+        except proto.TagError:
+            slot.forged = True
+            return True
+        except (EOFError, OSError):
+            return False
+        return slot.handle(bodies)
+
+    def _want_write(self, slot: Slot, write: bool) -> None:
+        selector = self._selector
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
+        if selector is not None:
+            with contextlib.suppress(KeyError, ValueError, OSError):
+                selector.modify(slot.sock, events, slot)
+
+    def _heartbeat(self) -> None:
+        """Ping servers silent while they owe an answer; lose those silent too long."""
+        now = time.monotonic()
+        with self._slot_lock:
+            slots = list(self._slots)
+        frozen = {slot.node for slot in slots if slot.silence(now) > self.server_timeout}
+        why = f"its server did not answer for {self.server_timeout:g} s (frozen or unreachable)"
+        for slot in slots:
+            if slot.node in frozen:
+                if slot in self._slots:
+                    self._reap(slot, why)
+            elif slot.ping_due(now, min(1.0, self.server_timeout / 4)):
+                with contextlib.suppress(OSError):  # if it is gone, the manager sees its end
+                    if slot.send(proto.PING):
+                        self._want_write(slot, True)
 
     def _stop_slots(self) -> None:
         """Close the connections running timed-out or interrupted tasks, and open new ones."""
@@ -281,57 +334,57 @@ class ParallelPool(ManagedWorkerPool):
                 self._reap(slot, "its connection was closed to stop a task", stopped=True)
 
     def _staff(self) -> None:
-        """Open or close local connections so that ``nodes`` of them serve."""
-        if self._closing:
+        """Take the connections ready; ask for local ones so that ``nodes`` of them serve."""
+        self._take_connections()
+        if self._closing or self._connector is None:
             return
         with self._slot_lock:
             local = [slot for slot in self._slots if isinstance(slot.node, LocalNode)]
         want = self.nodes
         if want and self._local is None:
-            node = LocalNode(want)
-            try:
-                node.start()
-            except Exception as error:
-                self._break(error)
-                return
-            self._local = node
-        for _ in range(want - len(local)):
-            assert self._local is not None
-            if self._local.label in self._down:
-                break
-            if not self._replace(self._local):
-                break
+            self._local = LocalNode(want)
+        if self._local is not None and self._local.label not in self._down:
+            for _ in range(want - len(local) - self._connector.pending(self._local)):
+                self._connector.request(self._local)
         for slot in local[want:]:
             if slot.batch is None:
                 self._forget(slot)
 
-    def _replace(self, node: Node) -> bool:
-        """Open one more connection to ``node``; False (and the node dropped) if it fails."""
-        deadline = time.monotonic() + _BUSY_WAIT
-        while True:
-            try:
-                slot = _Slot(node, *node.connect())
-                break
-            except ServerBusy:
-                # The server has not yet seen the end of the connection this one
-                # replaces: it frees that place within moments.
-                if time.monotonic() > deadline:
-                    return False
-                time.sleep(0.02)
-            except Exception as error:
-                if node.label not in self._down:
-                    self._down[node.label] = _why(error)
-                    warn_user(
-                        f"ParallelPool: server {node.label} is lost: {_why(error)}; "
-                        "its share of the work goes to the other nodes"
-                    )
-                return False
+    def _take_connections(self) -> None:
+        """Adopt the connections the connector opened; drop the nodes it could not reach."""
+        if self._connector is None:
+            return
+        for node, outcome in self._connector.ready():
+            if isinstance(outcome, Connection):
+                if self._killing or not self._serves(node):
+                    outcome.sock.close()
+                else:
+                    self._adopt(Slot(node, outcome))
+                continue
+            if not isinstance(outcome, ServerBusy) and self._serves(node):
+                self._node_down(node, why(outcome))
+        self._check_alive("no server could be reached")
+
+    def _node_down(self, node: Node, reason: str) -> None:
+        """Use ``node`` no more, with a warning saying why (once)."""
+        if node.label not in self._down:
+            self._down[node.label] = reason
+            warn_user(
+                f"ParallelPool: server {node.label} is lost: {reason}; "
+                "its share of the work goes to the other nodes"
+            )
+
+    def _serves(self, node: Node) -> bool:
+        return node is self._local or node in self._remote
+
+    def _adopt(self, slot: Slot) -> None:
         with self._slot_lock:
             self._slots.append(slot)
         self._add_channel(slot.sock, slot)
-        return True
+        if slot.leftover and not slot.handle([]):
+            self._reap(slot, "the connection to its server was lost")
 
-    def _forget(self, slot: _Slot) -> None:
+    def _forget(self, slot: Slot) -> None:
         with self._slot_lock:
             if slot in self._slots:
                 self._slots.remove(slot)
@@ -349,7 +402,7 @@ class ParallelPool(ManagedWorkerPool):
                 return
             self._send(slot, batch)
 
-    def _send(self, slot: _Slot, batch: Batch) -> None:
+    def _send(self, slot: Slot, batch: Batch) -> None:
         job = batch.job
         if job.stopped():
             batch.lose("its map was stopped before the batch was sent")
@@ -360,12 +413,13 @@ class ParallelPool(ManagedWorkerPool):
             except SerializationError as error:
                 batch.start(slot.name, slot.node.host)
                 failure = TaskFailure.capture(error)
-                batch.finish([None] * len(batch), dict.fromkeys(range(len(batch)), failure))
+                batch.finish([None] * len(batch), for_all(failure, len(batch)))
                 return
         key = self._functions.key(job.payload)
         data = batch.payload
         batch.payload = None
         slot.batch, slot.token = batch, next(self._tokens)
+        slot.heard = time.monotonic()  # silence counts from now
         batch.start(slot.name, slot.node.host)
         function = b""
         if key not in slot.known:
@@ -373,55 +427,14 @@ class ParallelPool(ManagedWorkerPool):
                 slot.known.clear()  # the worker clears its cache at the same point
             function = job.payload
             slot.known.add(key)
-        # If the connection is gone, the manager sees end of file and loses the batch.
+        head = proto.TOKEN.pack(slot.token) + KEY.pack(key, job.star, len(function))
+        # If the connection is gone, the manager sees its end and re-runs the batch.
         with contextlib.suppress(OSError):
-            proto.send(
-                slot.sock,
-                proto.RUN,
-                proto.TOKEN.pack(slot.token),
-                KEY.pack(key, job.star, len(function)),
-                function,
-                data,
-            )
+            if slot.send(proto.RUN, head, function, data):
+                self._want_write(slot, True)
 
-    def _receive(self, slot: _Slot) -> bool:
-        """Handle a frame from ``slot``. False if its connection is gone."""
-        try:
-            frame = proto.receive(slot.sock, _FRAME_LIMIT, 300.0)
-        except (EOFError, OSError):
-            return False
-        kind = frame[:1]
-        body = memoryview(frame)[1:]
-        batch = slot.batch
-        if kind == proto.DONE:
-            token, duration, size = proto.DONE_HEAD.unpack_from(body)
-            start = proto.DONE_HEAD.size
-            out = bytes(body[start : start + size]).decode("utf-8", "replace")
-            if token != slot.token or batch is None:
-                return True
-            slot.batch = None
-            if out:
-                _forward(out, slot.name)
-            try:
-                values, failures = loads(body[start + size :])
-            except Exception as error:
-                values, failures = None, {0: TaskFailure.capture(error)}
-            if values is None:
-                values, failures = [None] * len(batch), _for_all(failures[0], len(batch))
-            batch.finish(values, failures, duration=duration)
-            return True
-        if kind == proto.LOST:
-            token, code = proto.LOST_HEAD.unpack_from(body)
-            reason = bytes(body[proto.LOST_HEAD.size :]).decode("utf-8", "replace")
-            slot.known.clear()  # a fresh worker holds no function
-            if token == slot.token and batch is not None:
-                slot.batch = None
-                batch.lose(f"{reason} on {slot.node.label}", exitcode=code or None)
-            return True
-        return False  # not this protocol
-
-    def _reap(self, slot: _Slot, reason: str, *, stopped: bool = False) -> None:
-        """``slot``'s connection is gone or closed: re-run or lose its batch, open a replacement.
+    def _reap(self, slot: Slot, reason: str, *, stopped: bool = False) -> None:
+        """``slot``'s connection is gone or closed: re-run or lose its batch, ask for a replacement.
 
         A batch whose connection was closed to stop it (``stopped``) is lost.
         One whose server went away is no fault of its tasks: it runs again,
@@ -430,39 +443,34 @@ class ParallelPool(ManagedWorkerPool):
         self._forget(slot)
         batch, slot.batch = slot.batch, None
         if batch is not None:
-            again = None if stopped or self._closing or self._killing else self._again(batch)
+            again = None if stopped or self._closing or self._killing else rerun(self._lock, batch)
             if again is None:
                 batch.lose(f"{reason} ({slot.node.label})")
             else:
                 self._orphans.append(again)
-        if self._killing:
+        if self._killing or self._connector is None:
             return
-        if slot.node.label not in self._down and not (self._closing and self._draining):
-            self._replace(slot.node)
+        node = slot.node
+        if self._serves(node) and node.label not in self._down and not (self._closing and self._draining):
+            self._connector.request(node)
+        self._check_alive(reason)
+
+    def _check_alive(self, reason: str) -> None:
+        """Break the pool when no connection is left and none is being opened."""
         with self._slot_lock:
             alive = bool(self._slots)
-        if not alive:
-            lost = "; ".join(f"{label}: {why}" for label, why in self._down.items()) or reason
-            error = WorkerLostError(f"ParallelPool: every server is gone ({lost})")
-            orphans, self._orphans = self._orphans, []
-            for batch in orphans:
-                batch.lose(f"{reason} ({lost})")
-            self._break(error)
-
-    def _again(self, batch: Batch) -> Batch | None:
-        """A fresh copy of an unsettled ``batch`` to run again, the old one retired.
-
-        The copy stands for the same tasks (the job counts tasks in flight, not
-        batch objects); the old one is marked settled so that its timeout, which
-        ran from its first start, no longer applies. ``None`` if it was settled.
-        """
-        with self._lock:
-            if batch.settled:
-                return None
-            batch.settled = True
-            return Batch(batch.job, batch.indices, batch.items, batch.attempt)
+        if alive or self._killing or (self._connector is not None and self._connector.pending()):
+            return
+        lost = "; ".join(f"{label}: {why}" for label, why in self._down.items()) or reason
+        error = WorkerLostError(f"ParallelPool: every server is gone ({lost})")
+        orphans, self._orphans = self._orphans, []
+        for batch in orphans:
+            batch.lose(f"{reason} ({lost})")
+        self._break(error)
 
     def _stop_all(self) -> None:
+        if self._connector is not None:
+            self._connector.close()
         orphans, self._orphans = self._orphans, []
         for batch in orphans:
             batch.lose("the pool was terminated before it could run again")
@@ -479,29 +487,9 @@ class ParallelPool(ManagedWorkerPool):
     def _stop_nodes(self) -> None:
         nodes: list[Node] = [*self._remote, *([self._local] if self._local is not None else [])]
         self._remote, self._local = [], None
-        stoppers = [threading.Thread(target=node.stop, daemon=True) for node in nodes]
-        for thread in stoppers:
-            thread.start()
-        for thread in stoppers:
-            thread.join(60.0)
+        stop_nodes(nodes)
 
 
 def _encode_items(kwargs: Any, items: list[Any], first: int, star: bool) -> bytes:
     """A batch's arguments; what cannot be shipped is named by task index."""
     return encode_batch(lambda obj, name: dumps(obj, name=name), kwargs, items, first, star)
-
-
-def _forward(out: str, worker: str) -> None:
-    """A task's captured output, each line prefixed with its host and worker."""
-    lines = out.splitlines()
-    with contextlib.suppress(OSError, ValueError):
-        sys.stdout.write("".join(f"[{worker}] {line}\n" for line in lines))
-        sys.stdout.flush()
-
-
-def _for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
-    return dict.fromkeys(range(count), failure)
-
-
-def _why(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"

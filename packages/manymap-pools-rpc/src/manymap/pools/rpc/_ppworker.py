@@ -31,8 +31,8 @@ _LENGTH = struct.Struct("!Q")  # ppft's frame header: the length of the message
 class OneWritePipe(ppft.transport.CPipeTransport):  # type: ignore[misc]
     """ppft's cached pipe transport, flushing once per :meth:`send`.
 
-    Used at both ends: by the worker for its replies, and by the server to
-    send a job (the stub and its argument, two messages) in one write.
+    The worker's side of the pipe; the server writes ppft's framing and
+    ``csend`` cache itself (``_ppprocess.py``), as :meth:`cached` does.
     """
 
     def send(self, *messages: bytes | str) -> None:

@@ -1,109 +1,65 @@
 """``RPCServer``: the server behind ``manymap-server``, ppft workers underneath.
 
-How it works. The server listens on one TCP port (127.0.0.1 unless told
-otherwise). A thread per connection runs the handshake (``_protocol.py``):
-a client that does not prove it knows the secret within the auth timeout,
-sends garbage, an oversized frame, or nothing at all is dropped, and the
-server goes on serving the others. An authenticated connection gets a ppft
-worker process of its own (ppft's worker loop, see ``_ppworker.py``, spoken
-to in ppft's pipe protocol) and relays the client's batches to it as calls
-of a stub function (``_remote.py``); ppft captures the task's stdout
-and the server returns it with the result. A worker that dies mid-batch is
-reported (``LOST``) and replaced; a client that closes its connection gets
-its worker killed, which is how a client stops a task.
+How it works. One thread (the one calling :meth:`RPCServer.serve_forever`)
+waits on a selector (epoll / poll: no descriptor limit) for the listening
+socket and every connection still in its handshake (``_protocol.py``). The
+handshake is a non-blocking exchange on that thread: at most
+``max_pending`` connections may be in it at once (a new one pushes the
+oldest out), each has ``auth_timeout`` seconds to prove the secret, and
+garbage, an oversized frame or a wrong proof drops it. When ``accept()`` runs
+out of descriptors (EMFILE) the server first drops its oldest unauthenticated
+connection, and with none to drop stops listening for a moment (a backoff
+through the selector's timeout) instead of spinning.
 
-The server stops on :meth:`RPCServer.stop`, after ``idle_timeout`` seconds
-with no client, or (when it read its secret from stdin) at end of stdin, i.e.
-when the ssh session that started it is gone.
+A client that proved the secret gets a thread and a ppft worker of its own
+(``_connection.py``, ``_ppprocess.py``), which proves the server's side of
+the handshake and relays the client's batches to the worker; workers are
+kept started ahead (``workers`` of them).
+
+The server stops on :meth:`RPCServer.stop` (also from a signal handler),
+after ``idle_timeout`` seconds with no client, or at the end of the file
+given to :meth:`RPCServer.stop_at_eof` (``--secret-file -``: stdin, i.e. when
+the ssh session or the pool that started it is gone). It then ends every
+connection, kills every worker with its process group, and returns.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import errno
 import hmac
-import json
 import os
-import pickle
 import secrets
-import select
-import signal
+import selectors
 import socket
-import struct
-import subprocess
-import sys
 import threading
 import time
 from typing import Any
 
 from manymap.pools.rpc import _protocol as proto
-from manymap.pools.rpc._ppworker import OneWritePipe
-from manymap.pools.rpc._remote import STUB, STUB_NAME
+from manymap.pools.rpc._connection import serve_connection
+from manymap.pools.rpc._ppprocess import PPWorker
 
 __all__ = ["DEFAULT_FRAME_LIMIT", "RPCServer"]
 
 DEFAULT_FRAME_LIMIT = 1 << 30  # bytes of one batch
-_TICK = 0.05  # seconds; loops re-check their state (and stop) at least this often
-_WORKER_START = 60.0  # seconds a ppft worker may take to start
+_TICK = 0.5  # seconds; the serving thread re-checks its state at least this often
+_BACKOFF = (0.05, 1.0)  # seconds without accepting after EMFILE: first, at most
+_HEADROOM = 16  # descriptors kept free for authenticated clients once they ran short
+_OUT_OF_FDS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
-class _PPWorker:
-    """One ppft worker process and its pipe transport."""
+class _Pending:
+    """A connection in its handshake."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "manymap.pools.rpc._ppworker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # a Ctrl-C at the server's terminal is the server's business
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdin is not None
-        self.transport = OneWritePipe(self.process.stdout, self.process.stdin)
-        self.pid = self.process.pid
-        self._stub = pickle.dumps((STUB_NAME, [STUB], ()))
+    __slots__ = ("deadline", "nonce", "reader", "sock")
 
-    def ready(self) -> _PPWorker:
-        """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol)."""
-        assert self.process.stdout is not None
-        if not _readable(self.process.stdout.fileno(), _WORKER_START):
-            self.kill()
-            raise RuntimeError("a ppft worker did not start")
-        self.pid = int(self.transport.receive())
-        self.transport.send(str(pickle.HIGHEST_PROTOCOL))
-        return self
-
-    def submit(self, payload: bytes) -> None:
-        """Send a job: the stub (by hash once the worker has it) and its argument, in one write."""
-        args = pickle.dumps((payload,), pickle.HIGHEST_PROTOCOL)
-        self.transport.send(self.transport.cached(self._stub), args)
-
-    def fileno(self) -> int:
-        assert self.process.stdout is not None
-        return self.process.stdout.fileno()
-
-    def result(self) -> tuple[bytes, str]:
-        result, out = pickle.loads(self.transport.receive())
-        if not isinstance(result, bytes):  # ppft's own failure: the stub could not run
-            raise RuntimeError(f"the ppft worker failed outside the task: {out.strip()}")
-        return result, out
-
-    def exitcode(self) -> int | None:
-        try:
-            return self.process.wait(5.0)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return self.process.wait(5.0)
-
-    def kill(self) -> None:
-        with contextlib.suppress(OSError):
-            self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5.0)
-        for stream in (self.process.stdin, self.process.stdout):
-            with contextlib.suppress(OSError):
-                if stream is not None:
-                    stream.close()
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.nonce = proto.new_nonce()
+        self.reader = proto.FrameReader.for_socket(sock, proto.HANDSHAKE_LIMIT)
 
 
 class RPCServer:
@@ -119,6 +75,8 @@ class RPCServer:
         idle_timeout: stop after this many seconds without a client (``None``: never).
         auth_timeout: seconds a new connection has to authenticate.
         frame_limit: the largest frame accepted from an authenticated client.
+        max_pending: connections that may be in their handshake at once; a
+            new one beyond it drops the oldest.
     """
 
     def __init__(
@@ -130,8 +88,9 @@ class RPCServer:
         workers: int | None = None,
         max_connections: int | None = None,
         idle_timeout: float | None = None,
-        auth_timeout: float = 10.0,
+        auth_timeout: float = 5.0,
         frame_limit: int = DEFAULT_FRAME_LIMIT,
+        max_pending: int = 128,
     ) -> None:
         self.secret = secret or secrets.token_hex(32)
         self.workers = workers or os.cpu_count() or 1
@@ -139,45 +98,85 @@ class RPCServer:
         self.idle_timeout = idle_timeout
         self.auth_timeout = auth_timeout
         self.frame_limit = frame_limit
+        self.max_pending = max(1, max_pending)
         self.host = socket.gethostname()
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((bind, port))
         self._listener.listen(128)
+        self._listener.setblocking(False)
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
-        self._idle: list[_PPWorker] = []
+        self._idle: list[PPWorker] = []
         self._active = 0
         self._starting = 0  # workers being started for _idle
         self._threads: set[threading.Thread] = set()
         self._stopped = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._eof_fd: int | None = None
+        self._pending: collections.OrderedDict[socket.socket, _Pending] = collections.OrderedDict()
+        self._pending_cap = self.max_pending  # lowered when descriptors run short
+        self._listening = True
+        self._backoff = 0.0
+        self._resume_at = 0.0
         self._last_client = time.monotonic()
         self.connections = 0  # authenticated connections served so far
         self.rejected = 0  # connections dropped before or at authentication
 
     # ---------------------------------------------------------------- serving
 
+    def stop_at_eof(self, fd: int) -> None:
+        """Stop when the file descriptor ``fd`` (a pipe, such as stdin) reaches its end."""
+        self._eof_fd = fd
+
     def serve_forever(self) -> None:
         """Accept and serve clients until stopped or idle for ``idle_timeout``."""
         self._spawn(self._prestart)
+        selector = selectors.DefaultSelector()
         try:
+            selector.register(self._listener, selectors.EVENT_READ, "listen")
+            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            if self._eof_fd is not None:
+                selector.register(self._eof_fd, selectors.EVENT_READ, "eof")
             while not self._stopped.is_set():
-                if not _readable(self._listener.fileno(), _TICK):
-                    if self._idle_too_long():
-                        break
-                    continue
-                try:
-                    sock, _ = self._listener.accept()
-                except OSError:
-                    continue
-                self._spawn(self._serve, sock)
+                for key, _ in selector.select(self._wait_time()):
+                    if key.data == "listen":
+                        self._accept(selector)
+                    elif key.data == "wake":
+                        with contextlib.suppress(OSError):
+                            os.read(self._wake_r, 4096)
+                    elif key.data == "eof":
+                        if not _read_some(key.fd):
+                            self._stopped.set()
+                    else:
+                        self._advance(selector, key.data)
+                self._expire(selector)
+                if not self._listening and time.monotonic() >= self._resume_at:
+                    selector.register(self._listener, selectors.EVENT_READ, "listen")
+                    self._listening = True
+                if self._idle_too_long():
+                    break
         finally:
+            selector.close()
             self._shutdown()
 
     def stop(self) -> None:
-        """Make :meth:`serve_forever` return (it then stops every worker)."""
+        """Make :meth:`serve_forever` return (it then stops every worker); safe in a signal handler."""
         self._stopped.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"\0")
+
+    def _wait_time(self) -> float:
+        now = time.monotonic()
+        wait = _TICK
+        if self._pending:
+            wait = min(wait, next(iter(self._pending.values())).deadline - now)
+        if not self._listening:
+            wait = min(wait, self._resume_at - now)
+        return max(0.0, wait)
 
     def _idle_too_long(self) -> bool:
         if self.idle_timeout is None:
@@ -194,7 +193,7 @@ class RPCServer:
                 with self._lock:
                     self._threads.discard(threading.current_thread())
 
-        thread = threading.Thread(target=main, daemon=True, name="manymap-server")
+        thread = threading.Thread(target=main, name="manymap-server")
         with self._lock:  # started under the lock: _shutdown never sees a thread it cannot join
             self._threads.add(thread)
             thread.start()
@@ -202,7 +201,10 @@ class RPCServer:
     def _shutdown(self) -> None:
         self._stopped.set()
         self._listener.close()
-        deadline = time.monotonic() + 10.0
+        for pending in list(self._pending.values()):
+            pending.sock.close()
+        self._pending.clear()
+        deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline:
             with self._lock:
                 threads = [t for t in self._threads if t is not threading.current_thread()]
@@ -213,6 +215,111 @@ class RPCServer:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.kill()
+        fds, self._wake_w = (self._wake_r, self._wake_w), -1  # a late stop() writes nowhere
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+    # ---------------------------------------------------------- handshakes
+
+    def _accept(self, selector: selectors.BaseSelector) -> None:
+        for _ in range(64):  # then let the others have a turn
+            try:
+                sock, _ = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno not in _OUT_OF_FDS:
+                    continue  # e.g. a connection reset before it was accepted
+                if self._pending:
+                    # Make room, and keep it: fewer unauthenticated connections from
+                    # now on, so that the descriptors an authenticated client needs
+                    # (its thread's selector, a new worker's pipes) stay free.
+                    self._pending_cap = max(1, len(self._pending) - _HEADROOM)
+                    while len(self._pending) >= self._pending_cap:
+                        self._drop(selector, next(iter(self._pending)))
+                    continue
+                self._back_off(selector)
+                return
+            self._backoff = 0.0
+            self._admit(selector, sock)
+
+    def _back_off(self, selector: selectors.BaseSelector) -> None:
+        """Out of descriptors with nothing to drop: stop listening for a while, without spinning."""
+        low, high = _BACKOFF
+        self._backoff = min(high, self._backoff * 2 or low)
+        self._resume_at = time.monotonic() + self._backoff
+        if self._listening:
+            selector.unregister(self._listener)
+            self._listening = False
+
+    def _admit(self, selector: selectors.BaseSelector, sock: socket.socket) -> None:
+        while len(self._pending) >= min(self.max_pending, self._pending_cap):
+            self._drop(selector, next(iter(self._pending)))
+        sock.setblocking(False)
+        pending = _Pending(sock, time.monotonic() + self.auth_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            proto.send_plain(sock, proto.HELLO, pending.nonce)  # 46 bytes: a fresh socket takes them
+        except OSError:
+            sock.close()
+            self.rejected += 1
+            return
+        self._pending[sock] = pending
+        selector.register(sock, selectors.EVENT_READ, pending)
+
+    def _drop(self, selector: selectors.BaseSelector, sock: socket.socket, reason: bytes = b"") -> None:
+        self._pending.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            selector.unregister(sock)
+        if reason:
+            with contextlib.suppress(OSError):
+                proto.send_plain(sock, proto.NO, reason)
+        sock.close()
+        self.rejected += 1
+
+    def _expire(self, selector: selectors.BaseSelector) -> None:
+        now = time.monotonic()
+        while self._pending:
+            sock, pending = next(iter(self._pending.items()))
+            if pending.deadline > now:
+                return
+            self._drop(selector, sock)
+
+    def _advance(self, selector: selectors.BaseSelector, pending: _Pending) -> None:
+        """Read what a connection in its handshake sent; admit or drop it once its proof is in."""
+        sock = pending.sock
+        try:
+            frames = pending.reader.pump()
+        except (EOFError, OSError):
+            self._drop(selector, sock)
+            return
+        if not frames:
+            return
+        frame = bytes(frames[0])
+        size = len(proto.PROVE) + proto.NONCE + proto.PROOF
+        if len(frames) > 1 or len(frame) != size or not frame.startswith(proto.PROVE):
+            self._drop(selector, sock, b"not a manymap-rpc client")
+            return
+        client_nonce = frame[len(proto.PROVE) : len(proto.PROVE) + proto.NONCE]
+        expected = proto.proof(self.secret, b"client", pending.nonce, client_nonce)
+        if not hmac.compare_digest(frame[-proto.PROOF :], expected):
+            self._drop(selector, sock, b"authentication failed: wrong secret")
+            return
+        with self._lock:
+            busy = self._active >= self.max_connections
+            if not busy:
+                self._active += 1
+                self.connections += 1
+        if busy:
+            reason = f"busy: {self.max_connections} clients are served already"
+            self._drop(selector, sock, reason.encode())
+            return
+        self._pending.pop(sock)
+        selector.unregister(sock)
+        session = proto.Session(self.secret, pending.nonce, client_nonce, client=False)
+        server_proof = proto.proof(self.secret, b"server", pending.nonce, client_nonce)
+        self._spawn(self._serve, sock, session, server_proof)
 
     # ---------------------------------------------------------------- workers
 
@@ -222,9 +329,9 @@ class RPCServer:
             if missing <= 0 or self._stopped.is_set():
                 return
             self._starting += missing
-        started: list[_PPWorker] = []
+        started: list[PPWorker] = []
         try:
-            started = [_PPWorker() for _ in range(missing)]  # all at once: they start in parallel
+            started = [PPWorker() for _ in range(missing)]  # all at once: they start in parallel
             for worker in started:
                 worker.ready()
         except (RuntimeError, OSError, ValueError):
@@ -242,116 +349,41 @@ class RPCServer:
             for worker in stale:
                 worker.kill()
 
-    def _take_worker(self) -> _PPWorker:
+    def take_worker(self) -> PPWorker:
+        """An idle started worker, or a new one (for a connection's thread)."""
         with self._lock:
             worker = self._idle.pop() if self._idle else None
-        return worker if worker is not None else _PPWorker().ready()
+        if worker is not None and worker.dead():
+            worker.kill()
+            worker = None
+        return worker if worker is not None else PPWorker().ready()
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the server is stopping."""
+        return self._stopped.is_set()
 
     # ---------------------------------------------------------------- a client
 
-    def _serve(self, sock: socket.socket) -> None:
-        admitted = False
+    def _serve(self, sock: socket.socket, session: proto.Session, server_proof: bytes) -> None:
         try:
             with sock:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                if not self._authenticate(sock):
-                    self.rejected += 1
-                    return
-                with self._lock:
-                    if self._active >= self.max_connections:
-                        refused = True
-                    else:
-                        refused, admitted = False, True
-                        self._active += 1
-                        self.connections += 1
-                if refused:
-                    self.rejected += 1
-                    reason = f"busy: {self.max_connections} clients are served already"
-                    proto.send(sock, proto.NO, reason.encode())
-                    return
-                self._run_client(sock)
-        except (OSError, EOFError, proto.FrameError, RuntimeError, ValueError, struct.error):
+                serve_connection(self, sock, session, server_proof)
+        except (OSError, EOFError, RuntimeError, ValueError):
             pass  # that connection is dropped; the server goes on
         finally:
-            if admitted:
-                with self._lock:
-                    self._active -= 1
-                    self._last_client = time.monotonic()
+            with self._lock:
+                self._active -= 1
+                self._last_client = time.monotonic()
+            if not self._stopped.is_set():
                 self._spawn(self._prestart)
 
-    def _authenticate(self, sock: socket.socket) -> bool:
-        nonce = secrets.token_bytes(32)
-        deadline = time.monotonic() + self.auth_timeout
-        proto.send(sock, proto.HELLO, nonce)
-        try:
-            reply = proto.receive(sock, proto.HANDSHAKE_LIMIT, max(0.0, deadline - time.monotonic()))
-        except (EOFError, proto.FrameError, OSError):
-            return False
-        if not hmac.compare_digest(reply, proto.answer(self.secret, nonce)):
-            with contextlib.suppress(OSError):
-                proto.send(sock, proto.NO, b"authentication failed: wrong secret")
-            return False
+
+def _read_some(fd: int) -> bool:
+    """Read what ``fd`` holds; False at its end."""
+    try:
+        return bool(os.read(fd, 65536))
+    except BlockingIOError:
         return True
-
-    def _run_client(self, sock: socket.socket) -> None:
-        worker = self._take_worker()
-        try:
-            info = {"host": self.host, "workers": self.workers, "pid": os.getpid(), "worker": worker.pid}
-            proto.send(sock, proto.OK, json.dumps(info).encode())
-            while not self._stopped.is_set():
-                if not _readable(sock.fileno(), _TICK):
-                    continue
-                try:
-                    frame = proto.receive(sock, self.frame_limit, 3600.0)
-                except EOFError:
-                    return
-                if frame[:1] != proto.RUN:
-                    return  # not this protocol: drop the connection
-                token = frame[1 : 1 + proto.TOKEN.size]
-                started = time.perf_counter()
-                worker.submit(frame[1 + proto.TOKEN.size :])
-                ready = self._wait_result(sock, worker)
-                if ready is None:
-                    return  # the client went away (or broke the protocol): its worker dies
-                if ready:
-                    try:
-                        result, out = worker.result()
-                    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError):
-                        ready = False
-                if not ready:
-                    code = worker.exitcode()
-                    worker.kill()
-                    worker = self._take_worker()
-                    why = _describe(code).encode()
-                    proto.send(sock, proto.LOST, token, struct.pack("!i", code or 0), why)
-                    continue
-                duration = time.perf_counter() - started
-                data = out.encode("utf-8", "replace")
-                proto.send(sock, proto.DONE, token, struct.pack("!dI", duration, len(data)), data, result)
-        finally:
-            worker.kill()
-
-    def _wait_result(self, sock: socket.socket, worker: _PPWorker) -> bool | None:
-        """Wait for the worker's answer: True (ready), False (the worker died), None (client gone)."""
-        while True:
-            if self._stopped.is_set():
-                return None
-            ready, _, _ = select.select([sock.fileno(), worker.fileno()], [], [], _TICK)
-            if worker.fileno() in ready:
-                return True  # a result, or end of file if it died: result() tells
-            if ready:
-                return None  # EOF, or a client speaking out of turn
-
-
-def _readable(fd: int, timeout: float) -> bool:
-    ready, _, _ = select.select([fd], [], [], timeout)
-    return bool(ready)
-
-
-def _describe(code: int | None) -> str:
-    if code is None:
-        return "the ppft worker did not exit"
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-        return f"the ppft worker was killed by {name}"
-    return f"the ppft worker exited with code {code}"
+    except OSError:
+        return False

@@ -1,0 +1,154 @@
+"""One authenticated client of a ``manymap-server``: its thread, its ppft worker.
+
+The thread proves the server's side of the handshake (``OK + proof``, then
+the server's info in the first tagged frame) and then waits, on one selector,
+for three things:
+
+- the client's frames: ``RUN`` goes to the worker as a ppft job, ``PING`` is
+  answered with ``PONG`` at once (even while the worker is busy: that is how
+  the client tells a busy server from a frozen or unreachable one), end of
+  file means the client is gone or stops a task: the worker is killed;
+- the worker's reply (``_ppprocess.py``), cut from its stdout as it arrives,
+  sent back as ``DONE``;
+- the worker's pidfd: the worker died (its task crashed it, or was killed):
+  its process group is killed, the batch it ran is reported ``LOST`` and a
+  fresh worker takes its place (a ``LOST`` with token 0 when it died idle, so
+  that the client forgets what the old one had cached).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import selectors
+import socket
+import struct
+import time
+from typing import TYPE_CHECKING
+
+from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc._ppprocess import PPWorker, describe
+
+if TYPE_CHECKING:
+    from manymap.pools.rpc._server import RPCServer
+
+__all__ = ["serve_connection"]
+
+_TICK = 0.5  # seconds; the thread re-checks whether the server stops at least this often
+_SEND_TIMEOUT = 300.0  # seconds a client may take to take a reply off the connection
+_JOB_TIMEOUT = 60.0  # seconds a live worker may take to take a job off its pipe
+
+
+class _Client:
+    def __init__(self, server: RPCServer, sock: socket.socket, session: proto.Session) -> None:
+        self.server = server
+        self.sock = sock
+        self.session = session
+        self.reader = proto.FrameReader.for_socket(sock, server.frame_limit + proto.PROOF)
+        self.selector = selectors.DefaultSelector()
+        self.worker: PPWorker | None = None
+        self.token: bytes | None = None  # the batch the worker runs
+        self.started = 0.0
+
+    def watch(self, worker: PPWorker) -> None:
+        self.worker = worker
+        self.selector.register(worker.stdout, selectors.EVENT_READ, "reply")
+        if worker.pidfd is not None:
+            self.selector.register(worker.pidfd, selectors.EVENT_READ, "dead")
+
+    def unwatch(self) -> PPWorker | None:
+        worker, self.worker = self.worker, None
+        if worker is not None:
+            self.selector.unregister(worker.stdout)
+            if worker.pidfd is not None:
+                self.selector.unregister(worker.pidfd)
+        return worker
+
+    def serve(self) -> None:
+        while not self.server.stopped:
+            for key, _ in self.selector.select(_TICK):
+                if key.data == "client":
+                    if not self.from_client():
+                        return
+                elif key.data == "reply":
+                    self.from_worker()
+                elif key.data == "dead":
+                    self.lost()
+                if self.worker is None:
+                    break  # replaced: the other events were the old worker's
+
+    def from_client(self) -> bool:
+        """Handle what the client sent; False when the connection must end."""
+        try:
+            frames = self.reader.pump()
+        except (EOFError, OSError):
+            return False  # gone, or stopping its task: the worker dies with the connection
+        for raw in frames:
+            body = self.session.open(raw)
+            kind = body[:1]
+            if kind == proto.PING:
+                self.session.send(self.sock, proto.PONG)
+            elif kind == proto.RUN and self.token is None and self.worker is not None:
+                self.token = bytes(body[1 : 1 + proto.TOKEN.size])
+                self.started = time.perf_counter()
+                job = self.worker.job(body[1 + proto.TOKEN.size :])
+                if not self.worker.write(job, _JOB_TIMEOUT):
+                    self.lost()
+            else:
+                return False  # not this protocol, or out of turn
+        return True
+
+    def from_worker(self) -> None:
+        assert self.worker is not None
+        try:
+            frames = self.worker.reader.pump()
+        except (EOFError, OSError, proto.FrameError):
+            self.lost()  # without a pidfd, the end of its stdout is how its death shows
+            return
+        for frame in frames:
+            token, self.token = self.token, None
+            try:
+                result, out = self.worker.reply(frame)
+            except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+                self.token = token
+                self.lost()
+                return
+            if token is None:
+                continue  # a reply nobody asked for
+            data = out.encode("utf-8", "replace")
+            head = struct.pack("!dI", time.perf_counter() - self.started, len(data))
+            self.session.send(self.sock, proto.DONE, token, head, data, result)
+
+    def lost(self) -> None:
+        """The worker died: kill its group, report its batch, start a fresh one."""
+        worker = self.unwatch()
+        assert worker is not None
+        code = worker.exitcode()
+        token, self.token = self.token, None
+        why = describe(code).encode()
+        self.session.send(
+            self.sock, proto.LOST, token or proto.TOKEN.pack(0), struct.pack("!i", code or 0), why
+        )
+        self.watch(self.server.take_worker())
+
+
+def serve_connection(
+    server: RPCServer, sock: socket.socket, session: proto.Session, server_proof: bytes
+) -> None:
+    """Serve one authenticated client on a worker of its own until it goes or the server stops."""
+    sock.settimeout(_SEND_TIMEOUT)  # sends wait at most this; reads only follow readiness
+    client = _Client(server, sock, session)
+    try:
+        worker = server.take_worker()
+        client.watch(worker)
+        info = {"host": server.host, "workers": server.workers, "pid": os.getpid(), "worker": worker.pid}
+        proto.send_plain(sock, proto.OK, server_proof)
+        session.send(sock, json.dumps(info).encode())
+        client.selector.register(sock, selectors.EVENT_READ, "client")
+        client.serve()
+    finally:
+        worker_left = client.unwatch()
+        if worker_left is not None:
+            worker_left.kill()
+        client.selector.close()

@@ -1,0 +1,114 @@
+"""Starting a ParallelPool's nodes and opening their first connections, all nodes at once.
+
+Used when the pool starts and when its ``servers`` are reassigned, in the
+caller's thread (which waits, as it waits for any pool to start); later
+connections come from the manager's connector (``_connector.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from manymap.launcher import Batch, warn_user
+from manymap.pools.rpc._connector import connect_patiently
+from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy
+from manymap.pools.rpc._slot import Slot
+
+__all__ = ["check_specs", "open_nodes", "rerun", "stop_nodes", "warn_down", "why"]
+
+
+def why(error: BaseException) -> str:
+    """An error in a few words, for messages."""
+    return f"{type(error).__name__}: {error}"
+
+
+def check_specs(servers: Iterable[str | RemoteHost]) -> tuple[str | RemoteHost, ...]:
+    """``servers`` as a tuple, each entry checked."""
+    if isinstance(servers, str):
+        raise TypeError("servers must be a sequence of server specs, not one string")
+    specs = tuple(servers)
+    for spec in specs:
+        if not isinstance(spec, (str, RemoteHost)):
+            raise TypeError(f"servers: {spec!r} is neither a server spec (str) nor a host profile")
+    return specs
+
+
+def open_nodes(
+    nodes: list[Node], local_workers: int
+) -> tuple[list[Slot], dict[str, str], list[BaseException]]:
+    """Start ``nodes`` and open one connection per worker each announces (the local
+    node: ``local_workers``), all nodes at once.
+
+    Returns:
+        The connections, why each node that failed did (by label), and the errors.
+    """
+    opened: list[list[Slot]] = [[] for _ in nodes]
+    down: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def open_node(node: Node, slots: list[Slot]) -> None:
+        try:
+            node.ensure_started()
+            slots.append(Slot(node, connect_patiently(node)))
+            node.workers = int(slots[0].info.get("workers", 1))
+            want = local_workers if isinstance(node, LocalNode) else node.workers
+            for _ in range(want - 1):
+                try:
+                    slots.append(Slot(node, node.connect()))
+                except ServerBusy:  # other clients hold the rest of its workers
+                    break
+        except Exception as error:
+            down[node.label] = why(error)
+            errors.append(error)
+            for slot in slots:
+                slot.close()
+            slots.clear()
+            with contextlib.suppress(Exception):
+                node.shutdown()
+
+    starters = [
+        threading.Thread(target=open_node, args=(node, out), daemon=True)
+        for node, out in zip(nodes, opened, strict=True)
+    ]
+    for thread in starters:
+        thread.start()
+    for thread in starters:
+        thread.join()  # each step of a start or connect has its own timeout
+    return [slot for slots in opened for slot in slots], down, errors
+
+
+def warn_down(nodes: list[Node], down: dict[str, str]) -> None:
+    """A warning (at the user's line) for each of ``nodes`` that is ``down``."""
+    for node in nodes:
+        if node.label in down:
+            warn_user(
+                f"ParallelPool: server {node.label} is not used: {down[node.label]}; "
+                "its share of the work goes to the other nodes"
+            )
+
+
+def stop_nodes(nodes: list[Node]) -> None:
+    """Stop ``nodes`` at once (stopping one over ssh takes a while)."""
+    stoppers = [threading.Thread(target=node.shutdown, daemon=True) for node in nodes]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join(60.0)
+
+
+def rerun(lock: Any, batch: Batch) -> Batch | None:
+    """A fresh copy of an unsettled ``batch`` to run again, the old one retired.
+
+    The copy stands for the same tasks (the job counts tasks in flight, not
+    batch objects); the old one is marked settled (under the pool's ``lock``)
+    so that its timeout, which ran from its first start, no longer applies.
+    ``None`` if it was settled.
+    """
+    with lock:
+        if batch.settled:
+            return None
+        batch.settled = True
+        return Batch(batch.job, batch.indices, batch.items, batch.attempt)

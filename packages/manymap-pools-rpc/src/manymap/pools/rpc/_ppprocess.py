@@ -1,0 +1,180 @@
+"""One ppft worker process of a ``manymap-server``, seen from the server.
+
+The worker runs ppft's worker loop (``_ppworker.py``) in a session and process
+group of its own. Its death is seen through a pidfd (``os.pidfd_open``), which
+nothing else can hold open: a task's children inherit the worker's pipes, so
+the end of its stdout only comes when the last of them exits. When the worker
+dies, times out or is stopped, its whole process group is killed with it:
+what its tasks forked, their ``multiprocessing`` children and subprocesses.
+
+Nothing here blocks without a bound: the reply is cut from the pipe as it
+arrives (:class:`~manymap.pools.rpc._protocol.FrameReader`) and a job is
+written in pieces as the pipe takes them, watching the pidfd meanwhile.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import selectors
+import signal
+import struct
+import subprocess
+import sys
+import time
+
+from manymap.pools.rpc._protocol import FrameReader
+from manymap.pools.rpc._remote import STUB, STUB_NAME
+
+__all__ = ["WORKER_START", "PPWorker", "describe"]
+
+WORKER_START = 60.0  # seconds a ppft worker may take to start
+_LENGTH = struct.Struct("!Q")  # ppft's frame header
+_REPLY_LIMIT = 1 << 40  # the worker is ours: its replies are not limited
+
+
+class PPWorker:
+    """One ppft worker process: its pipes, its pidfd, its process group."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-u", "-m", "manymap.pools.rpc._ppworker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own group: killed with everything its tasks started
+        )
+        assert self.process.stdout is not None
+        assert self.process.stdin is not None
+        self.pid = self.process.pid
+        self.stdout = self.process.stdout.fileno()
+        self.stdin = self.process.stdin.fileno()
+        os.set_blocking(self.stdout, False)
+        os.set_blocking(self.stdin, False)
+        self.pidfd: int | None = None
+        with contextlib.suppress(AttributeError, OSError):  # not Linux: the end of stdout says it
+            self.pidfd = os.pidfd_open(self.pid)
+        self.reader = FrameReader.for_fd(self.stdout, _REPLY_LIMIT)
+        self._sent: set[bytes] = set()  # ppft's csend cache: messages the worker holds by hash
+        self._stub = pickle.dumps((STUB_NAME, [STUB], ()))
+        self._reaped = False
+
+    def ready(self) -> PPWorker:
+        """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol).
+
+        Raises:
+            RuntimeError: it did not greet within :data:`WORKER_START` seconds, or died.
+        """
+        deadline = time.monotonic() + WORKER_START
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.stdout, selectors.EVENT_READ)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not selector.select(remaining):
+                    self.kill()
+                    raise RuntimeError("a ppft worker did not start")
+                try:
+                    frames = self.reader.pump()
+                except (EOFError, OSError) as error:
+                    self.kill()
+                    raise RuntimeError(f"a ppft worker did not start: {error}") from error
+                if frames:
+                    break
+        if not self.write(_frame(str(pickle.HIGHEST_PROTOCOL).encode()), WORKER_START):
+            self.kill()
+            raise RuntimeError("a ppft worker died as it started")
+        return self
+
+    def job(self, payload: bytes | memoryview) -> bytes:
+        """A job's bytes on the pipe: the stub (its hash once the worker has it) and its argument."""
+        digest = hashlib.md5(self._stub).hexdigest().encode()  # ppft's cache key
+        stub = b"H" + digest if digest in self._sent else b"N" + self._stub
+        self._sent.add(digest)
+        return _frame(stub) + _frame(pickle.dumps((bytes(payload),), pickle.HIGHEST_PROTOCOL))
+
+    def write(self, data: bytes, timeout: float) -> bool:
+        """Write ``data`` to the worker; False if it died (or stopped reading for ``timeout``)."""
+        view = memoryview(data)
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.stdin, selectors.EVENT_WRITE)
+            if self.pidfd is not None:
+                selector.register(self.pidfd, selectors.EVENT_READ)
+            while view:
+                try:
+                    view = view[os.write(self.stdin, view) :]
+                    continue
+                except BlockingIOError:
+                    pass
+                except OSError:  # EPIPE: nobody reads
+                    return False
+                remaining = deadline - time.monotonic()
+                events = selector.select(max(0.0, remaining)) if remaining > 0 else []
+                if not events or any(key.fd == self.pidfd for key, _ in events):
+                    return False
+        return True
+
+    def reply(self, frame: bytes | bytearray) -> tuple[bytes, str]:
+        """The batch outcome and captured output of one of the worker's replies.
+
+        Raises:
+            RuntimeError: ppft failed outside the task (the stub could not run).
+        """
+        result, out = pickle.loads(frame)
+        if not isinstance(result, bytes):
+            raise RuntimeError(f"the ppft worker failed outside the task: {out.strip()}")
+        return result, out
+
+    def dead(self) -> bool:
+        """Whether the worker has exited (it may still be unreaped)."""
+        if self.pidfd is None:
+            return self.process.poll() is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.pidfd, selectors.EVENT_READ)
+            return bool(selector.select(0))
+
+    def kill(self) -> int | None:
+        """Kill the worker and its process group, reap it, close its pipes; its exit code."""
+        if not self._reaped:
+            self._reaped = True
+            with contextlib.suppress(OSError):
+                os.killpg(self.pid, signal.SIGKILL)  # the group: what its tasks started too
+            with contextlib.suppress(OSError):
+                self.process.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(10.0)
+            for stream in (self.process.stdin, self.process.stdout):
+                with contextlib.suppress(OSError):
+                    if stream is not None:
+                        stream.close()
+            if self.pidfd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(self.pidfd)
+        return self.process.returncode
+
+    def exitcode(self) -> int | None:
+        """The exit code of a worker seen dead; its group is killed and it is reaped.
+
+        With a pidfd the worker is a zombie until reaped here, so its pid (the
+        group's id) cannot have been reused when the group is killed.
+        """
+        if self.pidfd is None:  # seen dead by the end of its stdout: let it finish exiting
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(5.0)
+        return self.kill()
+
+
+def _frame(data: bytes) -> bytes:
+    return _LENGTH.pack(len(data)) + data
+
+
+def describe(code: int | None) -> str:
+    """What an exit code says about how the worker ended."""
+    if code is None:
+        return "the ppft worker did not exit"
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
+        return f"the ppft worker was killed by {name}"
+    return f"the ppft worker exited with code {code}"

@@ -1,0 +1,213 @@
+"""``Slot``: one connection of a ParallelPool to a server (one ppft worker there).
+
+Everything the manager thread does on a connection is non-blocking: a frame
+to send goes out as far as the socket takes it and the rest waits in the
+slot's outbox (the manager then also waits for the socket to be writable); a
+frame arriving is cut from the stream as its bytes come (``FrameReader``), so a
+server that stops mid-frame never holds the manager. Every frame is tagged
+with the connection's session keys (``_protocol.py``).
+
+A slot also keeps the heartbeat: while it has work out (or a ``PING``
+unanswered), a server silent for a second is pinged, and one silent for the
+pool's ``server_timeout`` (no byte from it, and nothing of ours taken off a
+full connection) is lost.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import copy
+import socket
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+from manymap.launcher import TaskFailure
+from manymap.pools.rpc import _protocol as proto
+from manymap.serialize import dumps, loads
+
+if TYPE_CHECKING:
+    from manymap.launcher import Batch
+    from manymap.pools.rpc._nodes import Connection, Node
+
+__all__ = ["Slot", "for_all"]
+
+RESULT_LIMIT = (1 << 31) + proto.PROOF  # bytes of one frame from a server
+
+
+class Slot:
+    """One connection: one ppft worker on one node."""
+
+    __slots__ = (
+        "batch",
+        "forged",
+        "heard",
+        "info",
+        "known",
+        "leftover",
+        "name",
+        "node",
+        "outbox",
+        "pinged",
+        "reader",
+        "session",
+        "sock",
+        "stalled",
+        "token",
+    )
+
+    def __init__(self, node: Node, connection: Connection) -> None:
+        self.node = node
+        self.sock: socket.socket = connection.sock
+        self.info: dict[str, Any] = connection.info
+        self.session: proto.Session = connection.session
+        self.reader: proto.FrameReader = connection.reader
+        self.reader.limit = RESULT_LIMIT
+        self.leftover: list[bytearray] = connection.leftover
+        self.sock.setblocking(False)
+        self.name = f"{node.label}/ppft-{self.info.get('worker', '?')}"
+        self.batch: Batch | None = None
+        self.token = 0
+        self.known: set[int] = set()
+        self.outbox: collections.deque[memoryview] = collections.deque()
+        self.heard = time.monotonic()  # when the server last sent a byte or took one of ours
+        self.pinged = 0.0  # when an unanswered PING went out (0: none)
+        self.forged = False  # a frame's tag did not hold
+        self.stalled = False  # the socket would take no more of the outbox
+
+    def send(self, *parts: bytes | memoryview) -> bool:
+        """Queue one tagged frame and send what the socket takes now; True if some waits."""
+        self.outbox.append(memoryview(self.session.seal(*parts)))
+        return self.flush()
+
+    def flush(self) -> bool:
+        """Send what the socket takes of the outbox; True if some still waits.
+
+        Raises:
+            OSError: the connection is gone.
+        """
+        outbox = self.outbox
+        while outbox:
+            try:
+                sent = self.sock.send(outbox[0])
+            except (BlockingIOError, InterruptedError):
+                self.stalled = True
+                return True
+            if sent and self.stalled:
+                # The socket was full and takes bytes again: the server reads (bytes
+                # merely buffered by the kernel prove nothing, a frozen server's too).
+                self.heard = time.monotonic()
+                self.stalled = False
+            if sent == len(outbox[0]):
+                outbox.popleft()
+            else:
+                outbox[0] = outbox[0][sent:]
+        return False
+
+    def receive(self) -> list[memoryview]:
+        """The bodies of the frames complete now (their tags checked).
+
+        Raises:
+            EOFError: the connection was closed between frames.
+            OSError: it broke, or a frame is cut short, over the limit, or not the server's.
+        """
+        before = self.reader.received
+        raws = self.leftover + self.reader.pump()
+        self.leftover = []
+        if raws or self.reader.received != before:
+            self.heard = time.monotonic()
+        return [self.session.open(raw) for raw in raws]
+
+    def silence(self, now: float) -> float:
+        """Seconds the server has been silent while it owes us something (0 if it owes nothing)."""
+        if self.batch is None and not self.pinged and not self.outbox:
+            return 0.0
+        return now - self.heard
+
+    def ping_due(self, now: float, after: float) -> bool:
+        """Whether to ping the server now (silent ``after`` seconds while it owes an
+        answer, and not pinged within them); if so, the ping counts as sent."""
+        if self.silence(now) <= after or now - self.pinged <= after:
+            return False
+        self.pinged = now
+        return True
+
+    def handle(self, bodies: list[memoryview]) -> bool:
+        """Handle frames from the server (and what came with the handshake). False: drop it."""
+        if self.leftover:
+            try:
+                bodies = [self.session.open(raw) for raw in self.leftover] + bodies
+            except OSError:
+                return False
+            self.leftover = []
+        for body in bodies:
+            kind = body[:1]
+            if kind == proto.DONE:
+                self._done(body[1:])
+            elif kind == proto.LOST:
+                token, code = proto.LOST_HEAD.unpack_from(body, 1)
+                reason = bytes(body[1 + proto.LOST_HEAD.size :]).decode("utf-8", "replace")
+                self.known.clear()  # a fresh worker holds no function
+                batch = self.batch
+                if token == self.token and batch is not None:
+                    self.batch = None
+                    batch.lose(f"{reason} on {self.node.label}", exitcode=code or None)
+            elif kind == proto.PONG:
+                self.pinged = 0.0
+            else:
+                return False  # not this protocol
+        return True
+
+    def _done(self, body: memoryview) -> None:
+        token, duration, size = proto.DONE_HEAD.unpack_from(body)
+        start = proto.DONE_HEAD.size
+        batch = self.batch
+        if token != self.token or batch is None:
+            return
+        self.batch = None
+        out = bytes(body[start : start + size]).decode("utf-8", "replace")
+        if out:
+            _forward(out, self.name)
+        try:
+            values, failures = loads(body[start + size :])
+        except Exception as error:
+            values, failures = None, {0: TaskFailure.capture(error)}
+        if values is None:
+            values, failures = [None] * len(batch), for_all(failures[0], len(batch))
+        batch.finish(values, failures, duration=duration)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def _forward(out: str, worker: str) -> None:
+    """A task's captured output, each line prefixed with its host and worker."""
+    lines = out.splitlines()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write("".join(f"[{worker}] {line}\n" for line in lines))
+        sys.stdout.flush()
+
+
+def for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
+    """``failure`` for each of ``count`` tasks, each with an exception object of its
+    own: the note a task's error gets (its index, its worker) is its own only."""
+    return {offset: failure if offset == 0 else _copied(failure) for offset in range(count)}
+
+
+def _copied(failure: TaskFailure) -> TaskFailure:
+    error = failure.error
+    try:
+        clone = copy.copy(error)
+    except Exception:
+        try:
+            clone = loads(dumps(error))
+        except Exception:
+            clone = RuntimeError(f"{type(error).__name__}: {error}")
+    if clone is error:
+        return failure
+    clone.__notes__ = list(getattr(error, "__notes__", ()))  # type: ignore[attr-defined]
+    return TaskFailure(clone, failure.traceback)
