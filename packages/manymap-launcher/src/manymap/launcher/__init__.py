@@ -45,6 +45,7 @@ from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
+from manymap.launcher._public import show_public_paths
 from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 from manymap.launcher._stats import PoolStats, WorkerStats
@@ -92,18 +93,9 @@ __all__ = [
     "annotate_task_error",
     "progress_bar",
     "run_calls",
+    "show_public_paths",
     "warn_user",
 ]
 
 
-def _show_public_paths() -> None:
-    """Public classes and functions name this package as their module, not the
-    private one defining them: tracebacks, reprs and pickles show the public path."""
-    for name in __all__:
-        obj = globals()[name]
-        own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
-        if own and obj.__module__.startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_show_public_paths()
+show_public_paths(globals())

@@ -9,6 +9,8 @@ picker to stream to a remote ``python3`` (``manymap.secure`` does).
 
 from __future__ import annotations
 
+from manymap.launcher import show_public_paths
+
 from .__about__ import __version__
 from ._core import (
     NoFreePortError,
@@ -34,14 +36,4 @@ __all__ = [
 ]
 
 
-def _show_public_paths() -> None:
-    """Public classes and functions name this package as their module, not the
-    private one defining them: tracebacks, reprs and pickles show the public path."""
-    for name in __all__:
-        obj = globals()[name]
-        own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
-        if own and obj.__module__.startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_show_public_paths()
+show_public_paths(globals())

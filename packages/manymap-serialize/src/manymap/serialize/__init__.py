@@ -26,7 +26,7 @@ exception cannot be sent back.
 
 from __future__ import annotations
 
-from manymap.launcher import SerializationError
+from manymap.launcher import SerializationError, show_public_paths
 from manymap.serialize.__about__ import __version__
 from manymap.serialize._check import CheckReport, check
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
@@ -51,14 +51,4 @@ __all__ = [
 ]
 
 
-def _show_public_paths() -> None:
-    """Public classes and functions name this package as their module, not the
-    private one defining them: tracebacks, reprs and pickles show the public path."""
-    for name in __all__:
-        obj = globals()[name]
-        own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
-        if own and obj.__module__.startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_show_public_paths()
+show_public_paths(globals())

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+from manymap.launcher import show_public_paths
 from manymap.pools.rpc.__about__ import __version__
 from manymap.pools.rpc._nodes import RemoteHost
 from manymap.pools.rpc._pool import ParallelPool
@@ -22,14 +23,4 @@ from manymap.pools.rpc._server import RPCServer
 __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
 
 
-def _show_public_paths() -> None:
-    """Public classes and functions name this package as their module, not the
-    private one defining them: tracebacks, reprs and pickles show the public path."""
-    for name in __all__:
-        obj = globals()[name]
-        own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
-        if own and obj.__module__.startswith(f"{__name__}._"):
-            obj.__module__ = __name__
-
-
-_show_public_paths()
+show_public_paths(globals())
