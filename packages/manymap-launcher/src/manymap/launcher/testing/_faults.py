@@ -21,7 +21,6 @@ real signals, and every wait is bounded.
 
 from __future__ import annotations
 
-import abc
 import contextlib
 import gc
 import json
@@ -33,7 +32,6 @@ import sys
 import textwrap
 import threading
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,11 +40,11 @@ import pytest
 from manymap.launcher import AbstractWorkerPool, TaskTimeoutError, WorkerLostError
 from manymap.launcher.testing import _fault_tasks as faults
 from manymap.launcher.testing import _tasks as tasks
-from manymap.launcher.testing._guards import eventually, hang_guard
+from manymap.launcher.testing._base import WAIT, PoolSuite, bounded_join
+from manymap.launcher.testing._guards import eventually
 
 __all__ = ["FaultConformance", "alive", "descendants"]
 
-WAIT = 60.0  # seconds any single result may take in the table
 GONE = 20.0  # seconds a process that must die may take before the row fails
 
 # Each row that needs a capability, and the flag that grants it.
@@ -113,7 +111,7 @@ def _cleanup(pids: set[int]) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
-class FaultConformance(abc.ABC):
+class FaultConformance(PoolSuite):
     """The fault table of ``docs/faults.md``, as tests.
 
     Subclasses implement :meth:`make_pool` and set the flags of what their
@@ -149,26 +147,6 @@ class FaultConformance(abc.ABC):
         for name, flag in _NEEDS.items():
             # a row that does not apply is not collected (None is no test)
             setattr(cls, name, FaultConformance.__dict__[name] if getattr(cls, flag) else None)
-
-    @abc.abstractmethod
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        """A new, independent pool of ``nodes`` workers with default ``options``."""
-
-    # ------------------------------------------------------------ fixtures
-
-    @pytest.fixture(autouse=True)
-    def _guard(self, request: pytest.FixtureRequest) -> Iterator[None]:
-        with hang_guard(capture=request.config.pluginmanager.getplugin("capturemanager")):
-            yield
-
-    @pytest.fixture
-    def pool(self) -> Iterator[AbstractWorkerPool]:
-        pool = self.make_pool(self.nodes)
-        try:
-            yield pool
-        finally:
-            pool.terminate()
-            _bounded_join(pool)
 
     # ----------------------------------------------------------------- rows
 
@@ -235,7 +213,7 @@ class FaultConformance(abc.ABC):
             assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
         finally:
             pool.close()
-            _bounded_join(pool)
+            bounded_join(pool)
             _cleanup(started)
 
     def test_timeout_close_and_join_return(self, tmp_path: Path) -> None:
@@ -412,11 +390,3 @@ def _helpers() -> set[int]:
             if isinstance(pid, int):
                 found.add(pid)
     return found
-
-
-def _bounded_join(pool: AbstractWorkerPool, timeout: float = WAIT) -> None:
-    """``pool.join()``, failing the test instead of hanging it."""
-    joiner = threading.Thread(target=pool.join, daemon=True)
-    joiner.start()
-    joiner.join(timeout)
-    assert not joiner.is_alive(), f"{pool!r}.join() did not return in {timeout:g} s"

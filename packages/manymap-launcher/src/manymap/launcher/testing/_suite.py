@@ -17,7 +17,6 @@ any worker.
 
 from __future__ import annotations
 
-import abc
 import asyncio
 import concurrent.futures
 import itertools
@@ -40,17 +39,16 @@ from manymap.launcher import (
     TaskTimeoutError,
 )
 from manymap.launcher.testing import _tasks as tasks
-from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
+from manymap.launcher.testing._base import WAIT, PoolSuite
+from manymap.launcher.testing._guards import eventually, live_children, live_threads
 from manymap.launcher.testing._suite_calls import CallOptionsConformance
 from manymap.launcher.testing._suite_compat import CompatConformance
 from manymap.launcher.testing._suite_config import PoolConfigConformance
 
 __all__ = ["PoolConformance"]
 
-WAIT = 60.0  # seconds any single result may take in the suite
 
-
-class PoolConformance(CompatConformance, CallOptionsConformance, PoolConfigConformance, abc.ABC):
+class PoolConformance(CompatConformance, CallOptionsConformance, PoolConfigConformance, PoolSuite):
     """The contract of :class:`~manymap.launcher.AbstractWorkerPool`, as tests.
 
     It includes :class:`CompatConformance`: the ``concurrent.futures`` view
@@ -79,26 +77,6 @@ class PoolConformance(CompatConformance, CallOptionsConformance, PoolConfigConfo
     concurrent = True
     slow_task = 3.0
     timeout = 1.0
-
-    @abc.abstractmethod
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        """A new, independent pool of ``nodes`` workers with default ``options``."""
-
-    # ------------------------------------------------------------ fixtures
-
-    @pytest.fixture(autouse=True)
-    def _guard(self, request: pytest.FixtureRequest) -> Iterator[None]:
-        with hang_guard(capture=request.config.pluginmanager.getplugin("capturemanager")):
-            yield
-
-    @pytest.fixture
-    def pool(self) -> Iterator[AbstractWorkerPool]:
-        pool = self.make_pool(self.nodes)
-        try:
-            yield pool
-        finally:
-            pool.terminate()
-            pool.join()
 
     # ------------------------------------------------------------ ordering
 
