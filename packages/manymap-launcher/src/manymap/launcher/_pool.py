@@ -19,8 +19,9 @@ A concrete pool supplies only its scheduling core, five methods:
 - :meth:`_resize` changes the number of workers of a live pool.
 
 Optional hooks: :meth:`_wake` (work was queued: for dispatchers that do not
-block in ``_wait_batch``) and :meth:`_timed_out` (a task ran over its
-timeout: kill and replace its worker if the pool can).
+block in ``_wait_batch``), :meth:`_timed_out` (a task ran over its
+timeout: kill and replace its worker if the pool can) and :meth:`_read_ahead`
+(how far a lazy map reads its input ahead of its consumer).
 """
 
 from __future__ import annotations
@@ -597,7 +598,7 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
         *,
         star: bool,
         ordered: bool,
-    ) -> ResultIterator[Any]:
+    ) -> Iterator[Any]:
         _check_callable(method, function)
         options = self._options(overrides, method)
         source = _source(method, iterables)
@@ -613,17 +614,30 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
             chunksize=chunksize,
             listener=self._listener(options, total, method),
         )
-        job.attach(source, chunksize * max(8, 4 * self._nodes))  # tasks read ahead at most
+        ahead = self._read_ahead(chunksize)
+        job.attach(source, max(ahead, chunksize))
         self._ensure_started()
         try:
             with self._lock:
                 self._check_open(method)
                 self._jobs.add(job)
-            job.feed()
+            if ahead:
+                job.feed()
         except BaseException:
             self._abandon(job)
             raise
         return ResultIterator(job, ordered=ordered)
+
+    def _read_ahead(self, chunksize: int) -> int:
+        """How many tasks a lazy map (``imap``...) reads from its input ahead of its
+        consumer: enough to keep every worker busy, starting at the call.
+
+        A pool that returns 0 reads nothing at the call, and then one batch only
+        when the consumer has taken every result before it, as builtin ``map``
+        does (``SerialPool``: with batches of one, each item is read just before
+        its task runs).
+        """
+        return chunksize * max(8, 4 * self._nodes)
 
     def _abandon(self, job: Job) -> None:
         """A call failed (Ctrl-C, say) before its caller got a handle: end its job.
