@@ -40,6 +40,7 @@ from types import TracebackType
 from typing import Any, ClassVar, TypeVar, overload
 
 from manymap.launcher._calls import PoolCalls
+from manymap.launcher._compat_mp import MultiprocessingPoolMethods
 from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
@@ -60,7 +61,7 @@ _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
+class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -322,6 +323,7 @@ class AbstractWorkerPool(PicklesAsConfig, concurrent.futures.Executor, abc.ABC):
             watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.join()
+        self._join_callbacks()  # multiprocessing-style callbacks still due
 
     def restart(self, force: bool = False) -> None:
         """Start fresh workers on a closed (or, with ``force``, running) pool.
