@@ -600,7 +600,7 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, concurrent
         *,
         star: bool,
         ordered: bool,
-    ) -> Iterator[Any]:
+    ) -> ResultIterator[Any]:
         _check_callable(method, function)
         options = self._options(overrides, method)
         source = _source(method, iterables)

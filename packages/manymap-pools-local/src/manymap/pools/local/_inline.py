@@ -17,15 +17,16 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from manymap.launcher import PoolClosedError, TaskFailure, add_note, annotate_task_error
+from manymap.launcher import PoolClosedError, ResultIterator, TaskFailure, add_note, annotate_task_error
 
 if TYPE_CHECKING:
     from manymap.pools.local._serial import SerialPool
 
-__all__ = ["inline_items", "run_inline"]
+__all__ = ["InlineResults", "inline_items", "run_inline"]
 
+T = TypeVar("T")
 _FLUSH = 1024  # tasks between updates of the pool's stats
 
 
@@ -100,3 +101,23 @@ def run_inline(
     finally:
         if read > recorded:
             flush()
+
+
+class InlineResults(ResultIterator[T]):
+    """The lazy results of a SerialPool's ``imap`` family run inline: a
+    :class:`~manymap.launcher.ResultIterator` over :func:`run_inline`."""
+
+    def __init__(self, results: Iterator[T]) -> None:  # no job: the loop is the bookkeeping
+        self._results = results
+
+    def __next__(self) -> T:
+        return next(self._results)
+
+    def close(self) -> None:
+        """Stop: nothing more is read or run."""
+        close = getattr(self._results, "close", None)
+        if close is not None:
+            close()
+
+    def __del__(self) -> None:
+        pass  # the generator closes itself when collected

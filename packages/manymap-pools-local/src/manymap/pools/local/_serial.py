@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from manymap.launcher import AbstractWorkerPool, MapResult, TaskOptions, run_calls
-from manymap.pools.local._inline import inline_items, run_inline
+from manymap.launcher import AbstractWorkerPool, MapResult, ResultIterator, TaskOptions, run_calls
+from manymap.pools.local._inline import InlineResults, inline_items, run_inline
 
 __all__ = ["SerialPool"]
 
@@ -59,10 +59,24 @@ class SerialPool(AbstractWorkerPool):
         *,
         star: bool,
         ordered: bool,
-    ) -> Iterator[Any]:
+    ) -> ResultIterator[Any]:
+        inline = self._inline(method, function, iterables, overrides, star)
+        if inline is None:
+            return super()._lazy(method, function, iterables, overrides, star=star, ordered=ordered)
+        return InlineResults(inline)
+
+    def _inline(
+        self,
+        method: str,
+        function: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        overrides: dict[str, Any],
+        star: bool,
+    ) -> Iterator[Any] | None:
+        """The plain loop of a map without ``timeout``, ``retries`` or ``progress``, else ``None``."""
         options = self._options(overrides, method)
         if options.timeout is not None or options.retries or options.progress:
-            return super()._lazy(method, function, iterables, overrides, star=star, ordered=ordered)
+            return None
         if not callable(function):
             raise TypeError(f"{method}() needs a callable as its first argument, got {function!r}")
         source = inline_items(method, iterables)
@@ -88,7 +102,9 @@ class SerialPool(AbstractWorkerPool):
         # An eager map is the lazy one, run to its end before returning: each
         # item is read just before its task, never the whole input first.
         star = len(iterables) > 1 if star is None else star
-        results = self._lazy(method, function, iterables, options, star=star, ordered=True)
+        results = self._inline(method, function, iterables, options, star) or super()._lazy(
+            method, function, iterables, options, star=star, ordered=True
+        )
         handle: MapResult[T] = MapResult()
         try:
             values = list(results)
