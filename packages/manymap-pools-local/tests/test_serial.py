@@ -177,3 +177,18 @@ def test_closing_the_pool_ends_a_serial_imap_before_the_next_item() -> None:
         next(results)
     assert trace.log == [("read", 0), ("call", 0)]
     pool.join()
+
+
+def test_a_serial_pool_has_one_worker_whatever_nodes_is_set_to() -> None:
+    pool = SerialPool(4)
+    assert pool.nodes == 1
+    pool.nodes = 3
+    assert pool.nodes == 1
+    assert pool.stats().nodes == 1
+    pool.nodes = None
+    assert pool.nodes == 1
+    with pytest.raises(ValueError, match="nodes must be a positive integer"):
+        pool.nodes = 0
+    assert pool.map(abs, [-1]) == [1]
+    pool.close()
+    pool.join()

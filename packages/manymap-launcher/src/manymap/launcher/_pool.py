@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, overload
 
@@ -72,6 +72,8 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, concurrent
         retries: default re-runs of a task whose worker was lost or timed out.
         progress: default progress reporting: ``True`` for a bar, or a
             callable receiving every :class:`~manymap.launcher.TaskEvent`.
+        id: accepted for pathos code, where it names a pool in pathos' cache
+            of pools; every manymap pool owns its workers, whatever its ``id``.
 
     Every call option can also be given per call, e.g.
     ``pool.map(f, xs, timeout=5, retries=1)``.
@@ -95,8 +97,10 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, concurrent
         timeout: float | None = None,
         retries: int = 0,
         progress: bool | Callable[..., object] | None = None,
+        id: Hashable | None = None,  # pathos' keyword; the builtin is not needed here
         **aliases: int | None,
     ) -> None:
+        self._id = id
         self._nodes = self._check_nodes(self._pick_nodes(nodes, aliases))
         self._defaults = TaskOptions(chunksize=chunksize, timeout=timeout, retries=retries, progress=progress)
         self._poison_limit = 2

@@ -44,13 +44,16 @@ from manymap.launcher.testing._guards import eventually, hang_guard, live_childr
 from manymap.launcher.testing._suite_calls import CallOptionsConformance
 from manymap.launcher.testing._suite_config import PoolConfigConformance
 from manymap.launcher.testing._suite_mp import MultiprocessingConformance
+from manymap.launcher.testing._suite_pathos import PathosConformance
 
 __all__ = ["PoolConformance"]
 
 WAIT = 60.0  # seconds any single result may take in the suite
 
 
-class PoolConformance(CallOptionsConformance, PoolConfigConformance, MultiprocessingConformance, abc.ABC):
+class PoolConformance(
+    CallOptionsConformance, PoolConfigConformance, MultiprocessingConformance, PathosConformance, abc.ABC
+):
     """The contract of :class:`~manymap.launcher.AbstractWorkerPool`, as tests.
 
     Subclasses implement :meth:`make_pool`. Class attributes tune the suite

@@ -45,6 +45,17 @@ class SerialPool(AbstractWorkerPool):
     def __init__(self, nodes: int | None = None, **options: object) -> None:
         super().__init__(1, **options)  # type: ignore[arg-type]
 
+    @property
+    def nodes(self) -> int:
+        """Always 1: the caller is the one worker. A size assigned (or ``None``)
+        is checked and changes nothing, as the constructor's ``nodes``."""
+        return 1
+
+    @nodes.setter
+    def nodes(self, value: int | None) -> None:
+        if value is not None:
+            self._check_nodes(value)
+
     def _default_nodes(self) -> int:
         return 1
 
