@@ -192,3 +192,50 @@ def test_a_serial_pool_has_one_worker_whatever_nodes_is_set_to() -> None:
     assert pool.map(abs, [-1]) == [1]
     pool.close()
     pool.join()
+
+
+def test_dropping_a_serial_imap_never_waits_for_the_pools_lock() -> None:
+    # The garbage collector may finalize an abandoned inline map while this
+    # very thread holds the pool's lock: recording its stats must not wait.
+    pool = SerialPool()
+    results = pool.imap(abs, range(-5, 0))
+    assert next(results) == 5
+
+    def drop_under_the_lock() -> None:
+        nonlocal results
+        with pool._lock:
+            del results  # finalizes the generator here, in this thread
+
+    thread = threading.Thread(target=drop_under_the_lock, daemon=True)
+    thread.start()
+    thread.join(WAIT)
+    assert not thread.is_alive(), "dropping the iterator deadlocked on the pool's lock"
+    assert pool.stats().tasks == 1
+    pool.close()
+    pool.join()
+
+
+def test_callbacks_run_in_a_forked_child_of_a_serial_pools_owner() -> None:
+    # A SerialPool inherited through fork works in the child; so must its
+    # multiprocessing-style callbacks, although the parent's callback thread
+    # (busy here at the fork) is not in the child.
+    import os
+
+    pool = SerialPool()
+    release = threading.Event()
+    busy = pool.apply_async(abs, (-1,), callback=lambda value: release.wait(WAIT))
+    pid = os.fork()
+    if pid == 0:  # the child: report through the exit code only
+        code = 1
+        try:
+            got: list[int] = []
+            result = pool.apply_async(abs, (-2,), callback=got.append)
+            code = 0 if result.wait(WAIT) and got == [2] else 2
+        finally:
+            os._exit(code)
+    release.set()
+    assert busy.get(WAIT) == 1
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    pool.close()
+    pool.join()

@@ -23,6 +23,7 @@ nothing else: the handle keeps the task's outcome and the pool goes on.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -116,7 +117,7 @@ class MultiprocessingPoolMethods:
         call_args, call_kwds = _arguments("apply_async", args, kwds)
         _check_callbacks("apply_async", callback, error_callback)
         handle = self._apply("apply_async", func, call_args, call_kwds, options)
-        return _with_callbacks(self, handle, AsyncResult(source=handle), callback, error_callback)
+        return _with_callbacks(self, handle, AsyncResult, callback, error_callback)
 
     def map_async(
         self: _Pool,
@@ -134,7 +135,7 @@ class MultiprocessingPoolMethods:
         """
         _check_callbacks("map_async", callback, error_callback)
         handle = self._amap("map_async", func, (iterable,), _sized(chunksize, options))
-        return _with_callbacks(self, handle, MapResult(source=handle), callback, error_callback)
+        return _with_callbacks(self, handle, MapResult, callback, error_callback)
 
     def starmap(
         self: _Pool,
@@ -160,7 +161,7 @@ class MultiprocessingPoolMethods:
         """The asynchronous :meth:`starmap` (``multiprocessing.Pool.starmap_async``)."""
         _check_callbacks("starmap_async", callback, error_callback)
         handle = self._amap("starmap_async", func, (iterable,), _sized(chunksize, options), star=True)
-        return _with_callbacks(self, handle, MapResult(source=handle), callback, error_callback)
+        return _with_callbacks(self, handle, MapResult, callback, error_callback)
 
     def imap_unordered(
         self: _Pool,
@@ -197,10 +198,20 @@ class CallbackThread:
         self._queue: deque[Callable[[], None]] = deque()
         self._pending = 0  # posted and not yet finished
         self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+
+    def _forked(self) -> None:
+        """In a forked child the parent's thread and its callbacks are not ours (under the lock)."""
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._queue.clear()
+            self._pending = 0
+            self._thread = None
 
     def post(self, work: Callable[[], None]) -> None:
         """Run ``work`` on the thread, after what was posted before."""
         with self._cond:
+            self._forked()
             self._queue.append(work)
             self._pending += 1
             if self._thread is None:
@@ -211,6 +222,7 @@ class CallbackThread:
     def drain(self) -> None:
         """Wait until everything posted has run (at once on the thread itself)."""
         with self._cond:
+            self._forked()
             if self._thread is threading.current_thread():
                 return  # a callback that joins its own pool: the rest runs after it
             while self._pending:
@@ -246,14 +258,16 @@ def _callback_thread(pool: object) -> CallbackThread:
 
 def _with_callbacks(
     pool: object,
-    handle: AsyncResult[Any],
-    outer: H,
+    handle: H,
+    kind: type[H],
     callback: Callable[[Any], object] | None,
     error_callback: Callable[[BaseException], object] | None,
 ) -> H:
-    """``outer`` follows ``handle``, settled on the callback thread once the callback has run."""
+    """``handle`` itself without callbacks; else a ``kind`` that follows it, settled on
+    the callback thread once the callback has run (cancelling it cancels ``handle``)."""
     if callback is None and error_callback is None:
-        return handle  # type: ignore[return-value]  # no callback: the pool's own handle
+        return handle
+    outer = kind(source=handle)
     runner = _callback_thread(pool)
 
     def settle(done: AsyncResult[Any]) -> None:

@@ -19,10 +19,11 @@ the task has returned; nothing can interrupt it.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from manymap.launcher import AbstractWorkerPool, MapResult, ResultIterator, TaskOptions, run_calls
+from manymap.launcher import AbstractWorkerPool, MapResult, PoolStats, ResultIterator, TaskOptions, run_calls
 from manymap.pools.local._inline import InlineResults, inline_items, run_inline
 
 __all__ = ["SerialPool"]
@@ -44,6 +45,7 @@ class SerialPool(AbstractWorkerPool):
 
     def __init__(self, nodes: int | None = None, **options: object) -> None:
         super().__init__(1, **options)  # type: ignore[arg-type]
+        self._inline_stats: deque[tuple[str, int, int, float]] = deque()  # reported, not yet recorded
 
     @property
     def nodes(self) -> int:
@@ -128,8 +130,26 @@ class SerialPool(AbstractWorkerPool):
         return handle
 
     def _record_inline(self, worker: str, *, tasks: int, failed: int, busy: float) -> None:
-        with self._lock:
+        # Never waits for the pool's lock: an abandoned inline map may be
+        # finalized by the garbage collector while this thread holds it.
+        self._inline_stats.append((worker, tasks, failed, busy))
+        if self._lock.acquire(blocking=False):
+            try:
+                self._fold_inline_stats()
+            finally:
+                self._lock.release()
+
+    def _fold_inline_stats(self) -> None:
+        """Record what inline maps reported (under the lock)."""
+        pending = self._inline_stats
+        while pending:
+            worker, tasks, failed, busy = pending.popleft()
             self._stats.record(worker, None, tasks, failed, busy)
+
+    def stats(self) -> PoolStats:
+        with self._lock:
+            self._fold_inline_stats()
+        return super().stats()
 
     # ----------------------------------------------------- the "workers"
 
