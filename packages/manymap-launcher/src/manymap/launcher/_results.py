@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import threading
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -179,5 +180,15 @@ class ResultIterator(Iterator[T]):
 
     def __del__(self) -> None:
         job = getattr(self, "_job", None)
-        if job is not None:
+        if job is None or job.complete:
+            return
+        # The garbage collector may run this while this very thread holds the
+        # pool's lock (any allocation under it can start a collection), and
+        # cancel() takes that lock: never wait for it here. A lock this thread
+        # could take is not held by it; else a thread of its own cancels.
+        lock = job.pool._lock
+        if lock.acquire(blocking=False):
+            lock.release()
             job.cancel()
+        else:
+            threading.Thread(target=job.cancel, name=f"manymap-cancel-{job.id}", daemon=True).start()
