@@ -220,22 +220,40 @@ def test_callbacks_run_in_a_forked_child_of_a_serial_pools_owner() -> None:
     # multiprocessing-style callbacks, although the parent's callback thread
     # (busy here at the fork) is not in the child.
     import os
+    import signal
+
+    from manymap.launcher.testing import eventually
 
     pool = SerialPool()
     release = threading.Event()
     busy = pool.apply_async(abs, (-1,), callback=lambda value: release.wait(WAIT))
-    pid = os.fork()
-    if pid == 0:  # the child: report through the exit code only
-        code = 1
-        try:
-            got: list[int] = []
-            result = pool.apply_async(abs, (-2,), callback=got.append)
-            code = 0 if result.wait(WAIT) and got == [2] else 2
-        finally:
-            os._exit(code)
+    runner = pool._callback_thread  # type: ignore[attr-defined]
+    with runner._cond:  # held at the fork, as the parent's callback thread may hold it
+        pid = os.fork()
+        if pid == 0:  # the child: report through the exit code only
+            code = 1
+            try:
+                got: list[int] = []
+                result = pool.apply_async(abs, (-2,), callback=got.append)
+                code = 0 if result.wait(WAIT) and got == [2] else 2
+            finally:
+                os._exit(code)
     release.set()
     assert busy.get(WAIT) == 1
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    exited: list[int] = []
+
+    def reaped() -> bool:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            exited.append(os.waitstatus_to_exitcode(status))
+        return bool(done)
+
+    try:
+        eventually(reaped, timeout=WAIT)
+    finally:
+        if not exited:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert exited == [0]
     pool.close()
     pool.join()

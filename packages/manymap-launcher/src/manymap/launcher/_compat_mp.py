@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
@@ -194,24 +195,20 @@ class CallbackThread:
 
     def __init__(self, name: str) -> None:
         self._name = name
+        self._reset()
+        _all_callback_threads.add(self)
+
+    def _reset(self) -> None:
+        """No thread, nothing due. Also in a forked child: the parent's thread is not
+        there, and its lock may have been held at the fork."""
         self._cond = threading.Condition()
         self._queue: deque[Callable[[], None]] = deque()
         self._pending = 0  # posted and not yet finished
         self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-
-    def _forked(self) -> None:
-        """In a forked child the parent's thread and its callbacks are not ours (under the lock)."""
-        if self._pid != os.getpid():
-            self._pid = os.getpid()
-            self._queue.clear()
-            self._pending = 0
-            self._thread = None
 
     def post(self, work: Callable[[], None]) -> None:
         """Run ``work`` on the thread, after what was posted before."""
         with self._cond:
-            self._forked()
             self._queue.append(work)
             self._pending += 1
             if self._thread is None:
@@ -222,7 +219,6 @@ class CallbackThread:
     def drain(self) -> None:
         """Wait until everything posted has run (at once on the thread itself)."""
         with self._cond:
-            self._forked()
             if self._thread is threading.current_thread():
                 return  # a callback that joins its own pool: the rest runs after it
             while self._pending:
@@ -243,6 +239,20 @@ class CallbackThread:
                 with self._cond:
                     self._pending -= 1
                     self._cond.notify_all()
+
+
+_all_callback_threads: weakref.WeakSet[CallbackThread] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    global _callback_threads_lock
+    _callback_threads_lock = threading.Lock()
+    for thread in list(_all_callback_threads):
+        thread._reset()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _callback_thread(pool: object) -> CallbackThread:
