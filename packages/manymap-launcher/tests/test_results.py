@@ -84,7 +84,7 @@ def test_dropping_an_unfinished_imap_never_waits_for_the_pools_lock() -> None:
     # very thread holds its pool's lock (any allocation under it can start a
     # collection): the finalizer must not wait for that lock, and the job is
     # still cancelled.
-    from manymap.launcher.testing import ReferencePool
+    from manymap.launcher.testing import ReferencePool, eventually
 
     pool = ReferencePool(1)
     release = threading.Event()
@@ -100,8 +100,8 @@ def test_dropping_an_unfinished_imap_never_waits_for_the_pools_lock() -> None:
     dropper.start()
     dropper.join(30)
     assert not dropper.is_alive(), "dropping the iterator deadlocked on the pool's lock"
+    assert eventually(lambda: job._cancelled, timeout=30), "the dropped iterator's job was not cancelled"
     release.set()
     pool.close()
     pool.join()
     assert job.complete
-    assert job._cancelled
