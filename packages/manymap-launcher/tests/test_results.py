@@ -77,3 +77,31 @@ def test_handle_is_awaitable() -> None:
     assert asyncio.run(main()) == "ok"
     assert handle.as_future() is handle
     assert handle.wait(0) is True
+
+
+def test_dropping_an_unfinished_imap_never_waits_for_the_pools_lock() -> None:
+    # The garbage collector may finalize an abandoned iterator while this
+    # very thread holds its pool's lock (any allocation under it can start a
+    # collection): the finalizer must not wait for that lock, and the job is
+    # still cancelled.
+    from manymap.launcher.testing import ReferencePool, eventually
+
+    pool = ReferencePool(1)
+    release = threading.Event()
+    results = pool.imap(release.wait, [30.0] * 4, chunksize=1)
+    job = results._job
+
+    def drop_under_the_lock() -> None:
+        nonlocal results
+        with pool._lock:
+            del results  # the last reference: finalized here, in this thread
+
+    dropper = threading.Thread(target=drop_under_the_lock, daemon=True)
+    dropper.start()
+    dropper.join(30)
+    assert not dropper.is_alive(), "dropping the iterator deadlocked on the pool's lock"
+    assert eventually(lambda: job._cancelled, timeout=30), "the dropped iterator's job was not cancelled"
+    release.set()
+    pool.close()
+    pool.join()
+    assert job.complete

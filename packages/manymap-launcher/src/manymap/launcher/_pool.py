@@ -20,8 +20,9 @@ A concrete pool supplies only its scheduling core, five methods:
 - :meth:`_resize` changes the number of workers of a live pool.
 
 Optional hooks: :meth:`_wake` (work was queued: for dispatchers that do not
-block in ``_wait_batch``) and :meth:`_timed_out` (a task ran over its
-timeout: kill and replace its worker if the pool can).
+block in ``_wait_batch``), :meth:`_timed_out` (a task ran over its
+timeout: kill and replace its worker if the pool can) and :meth:`_read_ahead`
+(how far a lazy map reads its input ahead of its consumer).
 """
 
 from __future__ import annotations
@@ -34,11 +35,12 @@ import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from types import TracebackType
 from typing import Any, ClassVar, TypeVar, overload
 
 from manymap.launcher._calls import PoolCalls
+from manymap.launcher._compat_mp import MultiprocessingPoolMethods
 from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
 from manymap.launcher._events import ProgressListener, progress_bar
@@ -61,7 +63,7 @@ _NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
 # A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(PicklesAsConfig, SchwimmbadSurface, abc.ABC):
+class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, SchwimmbadSurface, abc.ABC):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -72,6 +74,8 @@ class AbstractWorkerPool(PicklesAsConfig, SchwimmbadSurface, abc.ABC):
         retries: default re-runs of a task whose worker was lost or timed out.
         progress: default progress reporting: ``True`` for a bar, or a
             callable receiving every :class:`~manymap.launcher.TaskEvent`.
+        id: accepted for pathos code, where it names a pool in pathos' cache
+            of pools; every manymap pool owns its workers, whatever its ``id``.
 
     Every call option can also be given per call, e.g.
     ``pool.map(f, xs, timeout=5, retries=1)``.
@@ -100,8 +104,10 @@ class AbstractWorkerPool(PicklesAsConfig, SchwimmbadSurface, abc.ABC):
         timeout: float | None = None,
         retries: int = 0,
         progress: bool | Callable[..., object] | None = None,
+        id: Hashable | None = None,  # pathos' keyword; the builtin is not needed here
         **aliases: int | None,
     ) -> None:
+        self._id = id
         self._nodes = self._check_nodes(self._pick_nodes(nodes, aliases))
         self._defaults = TaskOptions(chunksize=chunksize, timeout=timeout, retries=retries, progress=progress)
         self._poison_limit = 2
@@ -336,6 +342,7 @@ class AbstractWorkerPool(PicklesAsConfig, SchwimmbadSurface, abc.ABC):
             watchdog, self._watchdog = self._watchdog, None
         if watchdog is not None:
             watchdog.join()
+        self._join_callbacks()  # multiprocessing-style callbacks still due
 
     def restart(self, force: bool = False) -> None:
         """Start fresh workers on a closed (or, with ``force``, running) pool.
@@ -637,17 +644,30 @@ class AbstractWorkerPool(PicklesAsConfig, SchwimmbadSurface, abc.ABC):
             chunksize=chunksize,
             listener=self._listener(options, total, method),
         )
-        job.attach(source, chunksize * max(8, 4 * self._nodes))  # tasks read ahead at most
+        ahead = self._read_ahead(chunksize)
+        job.attach(source, max(ahead, chunksize))
         self._ensure_started()
         try:
             with self._lock:
                 self._check_open(method)
                 self._jobs.add(job)
-            job.feed()
+            if ahead:
+                job.feed()
         except BaseException:
             self._abandon(job)
             raise
         return ResultIterator(job, ordered=ordered)
+
+    def _read_ahead(self, chunksize: int) -> int:
+        """How many tasks a lazy map (``imap``...) reads from its input ahead of its
+        consumer: enough to keep every worker busy, starting at the call.
+
+        A pool that returns 0 reads nothing at the call, and then one batch only
+        when the consumer has taken every result before it, as builtin ``map``
+        does (``SerialPool``: with batches of one, each item is read just before
+        its task runs).
+        """
+        return chunksize * max(8, 4 * self._nodes)
 
     def _abandon(self, job: Job) -> None:
         """A call failed (Ctrl-C, say) before its caller got a handle: end its job.

@@ -183,5 +183,6 @@ class ResultIterator(Iterator[T]):
         # Not job.cancel() here: the collector may run this on a thread that holds
         # the pool's lock, which cancel() takes (see _finalizer.py).
         job = getattr(self, "_job", None)
-        if job is not None:
-            _finalizer.call_soon(job.cancel)
+        if job is None or job.complete:
+            return
+        _finalizer.call_soon(job.cancel)
