@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,11 @@ def test_resize_keeps_results_right() -> None:
         pool.ncpus = 1
         assert pool.map(abs, range(-3, 0)) == [3, 2, 1]
     assert eventually(lambda: not (live_children() - before))
+
+
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_a_timeout_does_not_count_the_workers_start_up(context: str) -> None:
+    # A worker that takes 2 s to start (a spawned interpreter on a loaded machine
+    # can) must not time out a task of 0 s that was waiting for it.
+    with hang_guard(), ProcessPool(1, context=context, initializer=time.sleep, initargs=(2.0,)) as pool:
+        assert pool.map(abs, [-1, -2], timeout=1, chunksize=1) == [1, 2]

@@ -9,7 +9,9 @@ manager waits on all of them at once,
 plus a doorbell that other threads ring when work is queued, a task must be
 stopped, or the pool resizes or closes:
 
-- an idle worker gets the next batch from the launcher's queue: the
+- a worker says it is ready once it has started and run its initializer
+  (so a task's timeout never counts a worker's start-up);
+- an idle, ready worker gets the next batch from the launcher's queue: the
   function once per worker (cached there), then the batch's items, encoded
   in the caller's thread by :meth:`ProcessPool._encode` so that what cannot
   be serialized fails before anything is queued; large buffers go through
@@ -91,6 +93,7 @@ class _Worker:
         "pidfd",
         "prefix",
         "process",
+        "ready",
         "stopping",
         "token",
     )
@@ -108,6 +111,7 @@ class _Worker:
         self.names: list[str] = []  # shared-memory files sent with the batch
         self.known: set[int] = set()  # function keys cached in the worker
         self.stopping = False  # told to stop, or retiring after maxtasksperchild
+        self.ready = False  # started and initialized: it may be sent work
         self.did_work = False
 
 
@@ -293,7 +297,7 @@ class ProcessPool(ManagedWorkerPool):
         if self._closing and self._killing:
             return
         for worker in self._workers:
-            if worker.batch is not None or worker.stopping:
+            if worker.batch is not None or worker.stopping or not worker.ready:
                 continue
             batch = self._take_batch()
             if batch is None:
@@ -334,6 +338,9 @@ class ProcessPool(ManagedWorkerPool):
         except (EOFError, OSError):
             return False
         kind = header[0]
+        if kind == _wire.READY:
+            worker.ready = True  # the manager's next round sends it work
+            return True
         if kind == _wire.INIT_FAILED:
             failure: TaskFailure = _wire.decode(data, ())
             error = failure.error

@@ -36,6 +36,7 @@ __all__ = [
     "FUNCTION",
     "FUNCTION_CACHE",
     "INIT_FAILED",
+    "READY",
     "RUN",
     "STOP",
     "Connection",
@@ -47,7 +48,7 @@ __all__ = [
     "send",
 ]
 
-FUNCTION, RUN, STOP, DONE, INIT_FAILED = range(5)
+FUNCTION, RUN, STOP, DONE, INIT_FAILED, READY = range(6)
 FUNCTION_CACHE = 64
 SPLIT = 64 * 1024  # bytes of data above which it gets a frame of its own
 _LENGTH = struct.Struct("!I")

@@ -60,6 +60,9 @@ def worker_main(
         except BaseException as error:
             _wire.send(conn, (_wire.INIT_FAILED,), dumps(TaskFailure.capture(error)))
             return
+    # Only now may tasks come: a task's timeout must not count this process's start-up
+    # (a spawned interpreter importing its modules on a loaded machine takes seconds).
+    _wire.send(conn, (_wire.READY,))
     functions: dict[int, Callable[..., Any] | TaskFailure] = {}
     done = 0
     while True:
