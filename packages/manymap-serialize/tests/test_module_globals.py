@@ -8,6 +8,7 @@ that directory on ``PYTHONPATH``. ``__main__`` functions, dumped from a real
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from typing import Any
 import pytest
 
 from manymap.serialize import FunctionPayloads, check, dumps, loads
+from manymap.serialize._byvalue import module_globals_name
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]
 
@@ -209,3 +211,20 @@ def test_main_function_globals_are_checked_as_parts_of_the_payload() -> None:
     assert loaded.__globals__["LIMIT"] == 4
     namespace["LIMIT"] = 0
     assert loaded(3), "a __main__ function's globals are a snapshot taken when it was dumped"
+
+
+def test_a_module_not_found_on_sys_path_sends_its_globals_by_value(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As pytest's --import-mode=importlib does with test files: a module in
+    # sys.modules under a name that no process can import from sys.path.
+    source = tmp_path / "mod.py"
+    source.write_text("SCALE = 7\ndef make():\n    return lambda x: x * SCALE\n")
+    spec = importlib.util.spec_from_file_location("nowhere_on_path.tests.mod", source)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    assert module_globals_name(module.__dict__) is None  # so its globals go by value
+    assert loads(dumps(module.make()))(6) == 42

@@ -42,6 +42,7 @@ The qualified names of ``_load_value``, ``_load_class`` and
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import io
 import os
 import pickle
@@ -153,9 +154,10 @@ def module_globals_name(namespace: dict[str, Any]) -> str | None:
 
     Importable means: not ``__main__``, the module of that name in
     ``sys.modules``, made by an import (it has a ``__spec__``), and a dotted
-    name of identifiers, as an ``import`` statement can spell it (pytest's
+    name of identifiers whose top-level package is found on ``sys.path``, so
+    that a process with the same ``sys.path`` imports it too (pytest's
     ``--import-mode=importlib`` registers test files under names such as
-    ``tests.my-package.test_x``, which no other process can import).
+    ``tests.my-package.test_x`` that no other process can import).
     """
     name = namespace.get("__name__")
     if type(name) is not str or name in _MAIN_MODULES:
@@ -165,15 +167,31 @@ def module_globals_name(namespace: dict[str, Any]) -> str | None:
         return None
     if getattr(module, "__spec__", None) is None:
         return None  # made at run time: nothing to import by name
-    spellable = _SPELLABLE.get(name)
-    if spellable is None:
-        if len(_SPELLABLE) >= 4096:
-            _SPELLABLE.clear()
-        spellable = _SPELLABLE[name] = all(part.isidentifier() for part in name.split("."))
-    return name if spellable else None
+    findable = _FINDABLE.get(name)
+    if findable is None:
+        if len(_FINDABLE) >= 4096:
+            _FINDABLE.clear()
+        findable = _FINDABLE[name] = _findable(name)
+    return name if findable else None
 
 
-_SPELLABLE: dict[str, bool] = {}
+_FINDABLE: dict[str, bool] = {}
+
+
+def _findable(name: str) -> bool:
+    """Whether another process with this one's ``sys.path`` could import ``name``:
+    a dotted name of identifiers whose top-level package the import system finds
+    on ``sys.path`` (not only in ``sys.modules``, where pytest's importlib mode
+    puts test modules under names such as ``packages.mypkg.tests.test_x``)."""
+    if not all(part.isidentifier() for part in name.split(".")):
+        return False
+    top = name.partition(".")[0]
+    if top in sys.builtin_module_names:
+        return True
+    try:
+        return importlib.machinery.PathFinder.find_spec(top) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def qualified_name(obj: object) -> str:
