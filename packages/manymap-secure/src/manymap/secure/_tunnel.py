@@ -25,6 +25,7 @@ import os
 import selectors
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import paramiko
@@ -47,6 +48,7 @@ _BIND = "127.0.0.1"
 _CHUNK = 65536
 _WATCH_INTERVAL = 0.25
 _JOIN_TIMEOUT = 10.0
+_SEND_WAIT = 2.0  # seconds stop() waits for a send of the pump's to finish
 
 
 class _Link:
@@ -56,6 +58,16 @@ class _Link:
         self.sock = sock
         self.channel = channel
         self.thread: threading.Thread | None = None
+        # What the pump sends on the channel (data, end-of-file) and stop()'s close go in
+        # turn. paramiko builds a message under the channel's lock but sends it after
+        # releasing that lock: an EOF built by the pump (whose local end just ended, which
+        # is what stop() itself causes) could leave after the CLOSE of a concurrent
+        # close(). The ssh server frees a channel once CLOSE went both ways, and OpenSSH
+        # answers a later EOF for it ("ieof packet referred to nonexistent channel") by
+        # dropping the whole connection, with every other handle sharing it (paramiko
+        # issues 1115, 1705).
+        self._sending = threading.Lock()
+        self._stopping = False
 
     def pump(self) -> None:
         sock, channel = self.sock, self.channel
@@ -69,11 +81,11 @@ class _Link:
                 if sock in readable:
                     data = sock.recv(_CHUNK)
                     if data:
-                        channel.sendall(data)
+                        self._send(channel.sendall, data)
                     else:
                         local_open = False
                         selector.unregister(sock)
-                        channel.shutdown_write()
+                        self._send(channel.shutdown_write)
                 if channel in readable:
                     data = channel.recv(_CHUNK)
                     if data:
@@ -92,8 +104,25 @@ class _Link:
             selector.close()
             self.close()
 
+    def _send(self, action: Callable[..., object], *args: Any) -> None:
+        """Run ``action`` (a send on the channel) unless the link is stopping; then end the pump."""
+        with self._sending:
+            if self._stopping:
+                raise EOFError("the link is stopping")
+            action(*args)
+
     def stop(self) -> None:
-        """Wake the pump: shut the local socket down and close the channel."""
+        """Wake the pump: shut the local socket down and close the channel.
+
+        A send of the pump's under way finishes first (its message then goes out
+        before the CLOSE); the pump sends nothing more. Only a send waiting
+        :data:`_SEND_WAIT` seconds for window space is not waited for: it has
+        built no message yet, and the close ends its wait.
+        """
+        sending = self._sending.acquire(timeout=_SEND_WAIT)
+        self._stopping = True
+        if sending:
+            self._sending.release()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
         self._close_channel()
