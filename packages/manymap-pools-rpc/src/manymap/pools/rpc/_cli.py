@@ -48,6 +48,13 @@ def _parser() -> argparse.ArgumentParser:
         default=128,
         help="connections that may be authenticating at once; more push the oldest out",
     )
+    parser.add_argument(
+        "--max-tasks-per-worker",
+        type=int,
+        default=None,
+        metavar="N",
+        help="replace a ppft worker by a fresh process after it ran N tasks (default: never)",
+    )
     parser.add_argument("--frame-limit", type=int, default=DEFAULT_FRAME_LIMIT, help="largest frame in bytes")
     parser.add_argument("--pid-file", default=None, help="write the server's pid to this file")
     return parser
@@ -58,6 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.workers is not None and args.workers < 1:
         print("manymap-server: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.max_tasks_per_worker is not None and args.max_tasks_per_worker < 1:
+        print("manymap-server: --max-tasks-per-worker must be at least 1", file=sys.stderr)
         return 2
     if args.bind not in _LOOPBACK:
         # A command's warning reads as the command's, not as a line of manymap's source.
@@ -76,6 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth_timeout=args.auth_timeout,
         frame_limit=args.frame_limit,
         max_pending=args.max_pending,
+        max_tasks_per_worker=args.max_tasks_per_worker,
     )
     if args.pid_file:
         with open(args.pid_file, "w") as file:

@@ -14,6 +14,14 @@ for three things:
   its process group is killed, the batch it ran is reported ``LOST`` and a
   fresh worker takes its place (a ``LOST`` with token 0 when it died idle, so
   that the client forgets what the old one had cached).
+
+With ``max_tasks_per_worker`` (``manymap-server --max-tasks-per-worker``) a
+worker that has run that many tasks is replaced once its reply is sent,
+before the client's next batch goes to a worker: never in the middle of a
+batch, and no batch is lost or run twice. The client is not told: the
+thread keeps the functions the client sent (as the client keeps what it
+sent, clearing at the same points) and gives the fresh worker a function it
+lacks along with the batch that needs it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from typing import TYPE_CHECKING
 
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._ppprocess import PPWorker, describe
+from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
 
 if TYPE_CHECKING:
     from manymap.pools.rpc._server import RPCServer
@@ -50,9 +59,13 @@ class _Client:
         self.worker: PPWorker | None = None
         self.token: bytes | None = None  # the batch the worker runs
         self.started = 0.0
+        self.recycling = server.max_tasks_per_worker is not None
+        self.functions: dict[int, bytes] = {}  # what the client holds as sent (when recycling)
+        self.worker_has: set[int] = set()  # the keys the worker caches (when recycling)
 
     def watch(self, worker: PPWorker) -> None:
         self.worker = worker
+        self.worker_has = set()
         self.selector.register(worker.stdout, selectors.EVENT_READ, "reply")
         if worker.pidfd is not None:
             self.selector.register(worker.pidfd, selectors.EVENT_READ, "dead")
@@ -92,12 +105,32 @@ class _Client:
             elif kind == proto.RUN and self.token is None and self.worker is not None:
                 self.token = bytes(body[1 : 1 + proto.TOKEN.size])
                 self.started = time.perf_counter()
-                job = self.worker.job(body[1 + proto.TOKEN.size :])
+                job = self.worker.job(self.payload(body[1 + proto.TOKEN.size :]))
                 if not self.worker.write(job, _JOB_TIMEOUT):
                     self.lost()
             else:
                 return False  # not this protocol, or out of turn
         return True
+
+    def payload(self, payload: memoryview) -> bytes | memoryview:
+        """What goes to the worker for a batch's ``payload`` (``_remote.py``): as it
+        is, or (when recycling) with the function a fresh worker lacks put back in."""
+        if not self.recycling or len(payload) < KEY.size:
+            return payload
+        key, star, size = KEY.unpack_from(payload)
+        if size:
+            if len(self.functions) >= FUNCTION_CACHE:
+                self.functions.clear()  # as the client clears what it knows it sent
+            self.functions[key] = bytes(payload[KEY.size : KEY.size + size])
+        elif key not in self.worker_has and key in self.functions:
+            function = self.functions[key]
+            payload = memoryview(KEY.pack(key, star, len(function)) + function + payload[KEY.size :])
+        else:
+            return payload
+        if len(self.worker_has) >= FUNCTION_CACHE:
+            self.worker_has.clear()  # as run_batch clears its cache
+        self.worker_has.add(key)
+        return payload
 
     def from_worker(self) -> None:
         assert self.worker is not None
@@ -119,6 +152,17 @@ class _Client:
             data = out.encode("utf-8", "replace")
             head = struct.pack("!dI", time.perf_counter() - self.started, len(data))
             self.session.send(self.sock, proto.DONE, token, head, data, result)
+            limit = self.server.max_tasks_per_worker
+            if limit is not None and self.worker.tasks >= limit:
+                self.recycle()
+                return
+
+    def recycle(self) -> None:
+        """Replace the worker, idle now (its reply sent, nothing sent to it since)."""
+        worker = self.unwatch()
+        assert worker is not None
+        worker.kill()
+        self.watch(self.server.replace_worker())
 
     def lost(self) -> None:
         """The worker died: kill its group, report its batch, start a fresh one."""
@@ -126,6 +170,7 @@ class _Client:
         assert worker is not None
         code = worker.exitcode()
         token, self.token = self.token, None
+        self.functions.clear()  # the client forgets what it sent when it reads LOST
         why = describe(code).encode()
         self.session.send(
             self.sock, proto.LOST, token or proto.TOKEN.pack(0), struct.pack("!i", code or 0), why

@@ -224,8 +224,9 @@ class DirectNode(Node):
 class LocalNode(Node):
     """A manymap-server started on this host for the pool's local workers."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, *, max_tasks: int | None = None) -> None:
         super().__init__()
+        self.max_tasks = max_tasks
         self.label = "localhost"
         self.host = "localhost"
         self.workers = workers
@@ -236,6 +237,8 @@ class LocalNode(Node):
     def start(self) -> None:
         command = [sys.executable, "-m", "manymap.pools.rpc", "--secret-file", "-", "--workers"]
         command += [str(self.workers), "--max-connections", "4096"]
+        if self.max_tasks is not None:
+            command += ["--max-tasks-per-worker", str(self.max_tasks)]
         # The local workers import what this process can: its sys.path, as a forked worker would.
         path = os.pathsep.join(entry for entry in sys.path if entry and os.path.isdir(entry))
         env = {**os.environ, "PYTHONPATH": path}
@@ -331,8 +334,10 @@ class SshNode(Node):
         python: str,
         workers: int | None,
         env: Mapping[str, str] | None = None,
+        max_tasks: int | None = None,
     ) -> None:
         super().__init__()
+        self.max_tasks = max_tasks
         self.profile = profile
         self.label = label
         self.host = label
@@ -349,6 +354,8 @@ class SshNode(Node):
         command = [self.python, "-m", "manymap.pools.rpc", "--secret-file", "-"]
         if self.want_workers:
             command += ["--workers", str(self.want_workers)]
+        if self.max_tasks is not None:
+            command += ["--max-tasks-per-worker", str(self.max_tasks)]
         self.pipe = Pipe(
             self.profile, command, env=self.env, stdin_open=True, name=f"manymap-server on {self.label}"
         )
@@ -400,25 +407,47 @@ _HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5}
 
 
 def parse_server(
-    spec: str | RemoteHost, *, secret: str | None, python: str, workers: int | None, ssh_config: str | None
+    spec: str | RemoteHost,
+    *,
+    secret: str | None,
+    python: str,
+    workers: int | None,
+    ssh_config: str | None,
+    max_tasks: int | None = None,
 ) -> Node:
     """A node for a ``servers`` entry.
 
-    ``host:port`` is a running server; a :class:`RemoteHost`, or a name that
-    a host registry knows, is started over ssh with that host's settings;
-    anything else is an ssh host spec started with ``python`` and ``workers``.
+    ``host:port`` is a running server (its own ``--max-tasks-per-worker``
+    holds); a :class:`RemoteHost`, or a name that a host registry knows, is
+    started over ssh with that host's settings; anything else is an ssh host
+    spec started with ``python`` and ``workers``. A server started over ssh
+    replaces its workers after ``max_tasks`` tasks.
     """
     if not isinstance(spec, str):
         return SshNode(
-            spec.profile(), label=spec.name, python=spec.python, workers=spec.workers, env=spec.env
+            spec.profile(),
+            label=spec.name,
+            python=spec.python,
+            workers=spec.workers,
+            env=spec.env,
+            max_tasks=max_tasks,
         )
     match = _HOST_PORT.match(spec)
     if match and not spec.startswith("ssh://"):
         return DirectNode(match["host"].strip("[]"), int(match["port"]), secret)
     registered = None if spec.startswith("ssh://") else find_host(spec)
     if registered is not None:
-        return parse_server(registered, secret=secret, python=python, workers=workers, ssh_config=ssh_config)
+        return parse_server(
+            registered,
+            secret=secret,
+            python=python,
+            workers=workers,
+            ssh_config=ssh_config,
+            max_tasks=max_tasks,
+        )
     from manymap.secure import resolve
 
     profile = resolve(spec, ssh_config=ssh_config)
-    return SshNode(profile, label=spec.removeprefix("ssh://"), python=python, workers=workers)
+    return SshNode(
+        profile, label=spec.removeprefix("ssh://"), python=python, workers=workers, max_tasks=max_tasks
+    )

@@ -17,7 +17,7 @@ from manymap.pools.rpc._connector import connect_patiently
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy
 from manymap.pools.rpc._slot import Slot
 
-__all__ = ["check_specs", "open_nodes", "rerun", "stop_nodes", "warn_down", "why"]
+__all__ = ["check_specs", "check_tasks", "open_nodes", "rerun", "stop_nodes", "warn_down", "why"]
 
 
 def why(error: BaseException) -> str:
@@ -34,6 +34,15 @@ def check_specs(servers: Iterable[str | RemoteHost]) -> tuple[str | RemoteHost, 
         if not isinstance(spec, (str, RemoteHost)):
             raise TypeError(f"servers: {spec!r} is neither a server spec (str) nor a host profile")
     return specs
+
+
+def check_tasks(value: int | None) -> int | None:
+    """``ParallelPool``'s ``maxtasksperchild``, checked: a positive integer or ``None``."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(
+            f"ParallelPool(): maxtasksperchild must be a positive integer or None, got {value!r}"
+        )
+    return value
 
 
 def open_nodes(

@@ -54,7 +54,7 @@ from manymap.launcher._pool import AbstractWorkerPool
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
-from manymap.pools.rpc._opening import check_specs, open_nodes, rerun, stop_nodes, warn_down, why
+from manymap.pools.rpc._opening import check_specs, check_tasks, open_nodes, rerun, stop_nodes, warn_down, why
 from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
 from manymap.pools.rpc._slot import Slot, for_all
 from manymap.serialize import FunctionPayloads, dumps, encode_batch
@@ -85,8 +85,9 @@ class ParallelPool(ManagedWorkerPool):
         server_timeout: seconds a server may stay silent while it owes an
             answer (it answers pings even while its workers are busy) before
             it counts as lost and its tasks run elsewhere.
-        **options: default task options: ``chunksize``, ``timeout``,
-            ``retries``, ``progress``.
+        maxtasksperchild: replace a worker process after this many tasks (default: never);
+            a ``host:port`` server keeps its own ``--max-tasks-per-worker``.
+        **options: default task options: ``chunksize``, ``timeout``, ``retries``, ``progress``.
 
     A task's stdout reaches this process's stdout once its batch is done,
     each line prefixed with ``[host/worker]``.
@@ -106,8 +107,10 @@ class ParallelPool(ManagedWorkerPool):
         server_workers: int | None = None,
         ssh_config: str | os.PathLike[str] | None = None,
         server_timeout: float = 6.0,
+        maxtasksperchild: int | None = None,
         **options: Any,
     ) -> None:
+        self._maxtasks = check_tasks(maxtasksperchild)
         self._server_specs = check_specs(servers)
         remote_only = nodes == 0 or options.get("ncpus") == 0
         if remote_only:
@@ -197,7 +200,7 @@ class ParallelPool(ManagedWorkerPool):
         self._servers_changed = False
         nodes = self._parse_specs()
         if self._nodes:
-            self._local = LocalNode(self._nodes)
+            self._local = LocalNode(self._nodes, max_tasks=self._maxtasks)
             nodes.append(self._local)
         slots = self._open_nodes(nodes)
         self._slots = slots
@@ -227,6 +230,7 @@ class ParallelPool(ManagedWorkerPool):
                 python=self._python,
                 workers=self._server_workers,
                 ssh_config=self._ssh_config,
+                max_tasks=self._maxtasks,
             )
             self._spec_of[node] = spec
             nodes.append(node)
@@ -342,7 +346,7 @@ class ParallelPool(ManagedWorkerPool):
             local = [slot for slot in self._slots if isinstance(slot.node, LocalNode)]
         want = self.nodes
         if want and self._local is None:
-            self._local = LocalNode(want)
+            self._local = LocalNode(want, max_tasks=self._maxtasks)
         if self._local is not None and self._local.label not in self._down:
             for _ in range(want - len(local) - self._connector.pending(self._local)):
                 self._connector.request(self._local)

@@ -60,6 +60,7 @@ class PPWorker:
         self._sent: set[bytes] = set()  # ppft's csend cache: messages the worker holds by hash
         self._stub = pickle.dumps((STUB_NAME, [STUB], ()))
         self._reaped = False
+        self.tasks = 0  # tasks its batches ran, counted as their replies come
 
     def ready(self) -> PPWorker:
         """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol).
@@ -117,14 +118,22 @@ class PPWorker:
         return True
 
     def reply(self, frame: bytes | bytearray) -> tuple[bytes, str]:
-        """The batch outcome and captured output of one of the worker's replies.
+        """The batch outcome and captured output of one of the worker's replies
+        (the tasks the batch ran are added to :attr:`tasks`).
 
         Raises:
             RuntimeError: ppft failed outside the task (the stub could not run).
         """
-        result, out = pickle.loads(frame)
-        if not isinstance(result, bytes):
+        outcome, out = pickle.loads(frame)
+        if not (
+            isinstance(outcome, tuple)
+            and len(outcome) == 2
+            and isinstance(outcome[0], bytes)
+            and isinstance(outcome[1], int)
+        ):
             raise RuntimeError(f"the ppft worker failed outside the task: {out.strip()}")
+        result, tasks = outcome
+        self.tasks += tasks
         return result, out
 
     def dead(self) -> bool:

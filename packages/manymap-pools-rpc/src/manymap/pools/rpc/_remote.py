@@ -2,7 +2,9 @@
 
 The server hands every batch to its ppft worker as a call of :data:`STUB`, a
 tiny function ppft ships once per worker as source text (ppft caches it by
-hash); the stub calls :func:`run_batch` with the batch's bytes. The task
+hash); the stub calls :func:`run_counted` with the batch's bytes, which
+returns :func:`run_batch`'s outcome with the number of tasks it ran (the
+server counts them for ``--max-tasks-per-worker``). The task
 function itself travels by value through manymap.serialize, once per
 connection, and stays cached here under the key the client gave it.
 
@@ -23,15 +25,15 @@ from typing import Any
 from manymap.launcher import SerializationError, TaskFailure, run_calls
 from manymap.serialize import dumps, loads, make_shippable
 
-__all__ = ["FUNCTION_CACHE", "KEY", "STUB", "STUB_NAME", "encode_results", "run_batch"]
+__all__ = ["FUNCTION_CACHE", "KEY", "STUB", "STUB_NAME", "encode_results", "run_batch", "run_counted"]
 
 KEY = struct.Struct("!Q?Q")
 FUNCTION_CACHE = 64  # both sides clear their cache at this many entries, in step
 STUB_NAME = "manymap_rpc_batch"
 STUB = (
     f"def {STUB_NAME}(payload):\n"
-    "    from manymap.pools.rpc._remote import run_batch\n"
-    "    return run_batch(payload)\n"
+    "    from manymap.pools.rpc._remote import run_counted\n"
+    "    return run_counted(payload)\n"
 )
 
 _functions: dict[int, Callable[..., Any] | TaskFailure] = {}
@@ -39,6 +41,12 @@ _functions: dict[int, Callable[..., Any] | TaskFailure] = {}
 
 def run_batch(payload: bytes) -> bytes:
     """Run one batch (in a ppft worker) and return its serialized outcome."""
+    return run_counted(payload)[0]
+
+
+def run_counted(payload: bytes) -> tuple[bytes, int]:
+    """Run one batch (in a ppft worker): its serialized outcome, and how many tasks it
+    ran (1 for a batch that could not be loaded: the worker tried)."""
     _rewind_output()
     key, star, size = KEY.unpack_from(payload)
     start = KEY.size
@@ -51,6 +59,7 @@ def run_batch(payload: bytes) -> bytes:
             _functions[key] = TaskFailure.capture(error)
     function = _functions.get(key)
     values: list[Any] | None
+    tasks = 1
     if function is None:
         values, failures = None, {0: TaskFailure(RuntimeError(f"function {key} is not cached here"), "")}
     elif isinstance(function, TaskFailure):
@@ -61,8 +70,9 @@ def run_batch(payload: bytes) -> bytes:
         except Exception as error:
             values, failures = None, {0: TaskFailure.capture(error)}
         else:
+            tasks = max(1, len(items))
             values, failures = run_calls(function, items, star=star, kwargs=kwargs)
-    return encode_results(values, failures)
+    return encode_results(values, failures), tasks
 
 
 def _rewind_output() -> None:

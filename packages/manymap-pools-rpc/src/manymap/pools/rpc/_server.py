@@ -14,7 +14,9 @@ through the selector's timeout) instead of spinning.
 A client that proved the secret gets a thread and a ppft worker of its own
 (``_connection.py``, ``_ppprocess.py``), which proves the server's side of
 the handshake and relays the client's batches to the worker; workers are
-kept started ahead (``workers`` of them).
+kept started ahead (``workers`` of them; with ``max_tasks_per_worker``,
+``workers`` spares besides those in use, which take the place of retired
+workers at once).
 
 The server stops on :meth:`RPCServer.stop` (also from a signal handler),
 after ``idle_timeout`` seconds with no client, or at the end of the file
@@ -77,6 +79,11 @@ class RPCServer:
         frame_limit: the largest frame accepted from an authenticated client.
         max_pending: connections that may be in their handshake at once; a
             new one beyond it drops the oldest.
+        max_tasks_per_worker: a ppft worker is replaced by a fresh process
+            once it has run this many tasks (counted by task; the batch it
+            runs finishes first), so that what a task changed in its process
+            (resource limits, environment, signal handlers, leaks) does not
+            reach later tasks (``None``: never).
     """
 
     def __init__(
@@ -91,7 +98,18 @@ class RPCServer:
         auth_timeout: float = 5.0,
         frame_limit: int = DEFAULT_FRAME_LIMIT,
         max_pending: int = 128,
+        max_tasks_per_worker: int | None = None,
     ) -> None:
+        if max_tasks_per_worker is not None and (
+            isinstance(max_tasks_per_worker, bool)
+            or not isinstance(max_tasks_per_worker, int)
+            or max_tasks_per_worker < 1
+        ):
+            raise ValueError(
+                f"RPCServer(): max_tasks_per_worker must be a positive integer or None, "
+                f"got {max_tasks_per_worker!r}"
+            )
+        self.max_tasks_per_worker = max_tasks_per_worker
         self.secret = secret or secrets.token_hex(32)
         self.workers = workers or os.cpu_count() or 1
         self.max_connections = max_connections or self.workers
@@ -325,7 +343,9 @@ class RPCServer:
 
     def _prestart(self) -> None:
         with self._lock:
-            missing = self.workers - len(self._idle) - self._active - self._starting
+            # Recycling: a spare for every worker too, so that a retired one is replaced at once.
+            busy = 0 if self.max_tasks_per_worker is not None else self._active
+            missing = self.workers - len(self._idle) - busy - self._starting
             if missing <= 0 or self._stopped.is_set():
                 return
             self._starting += missing
@@ -357,6 +377,14 @@ class RPCServer:
             worker.kill()
             worker = None
         return worker if worker is not None else PPWorker().ready()
+
+    def replace_worker(self) -> PPWorker:
+        """A worker to take the place of one retired after ``max_tasks_per_worker`` tasks
+        (a spare started ahead when there is one; another spare is then started)."""
+        worker = self.take_worker()
+        if not self._stopped.is_set():
+            self._spawn(self._prestart)
+        return worker
 
     @property
     def stopped(self) -> bool:
