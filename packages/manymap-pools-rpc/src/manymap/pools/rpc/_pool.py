@@ -39,6 +39,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from manymap.launcher import (
+    AbstractWorkerPool,
     AuthenticationError,
     Batch,
     ConnectionLostError,
@@ -50,7 +51,6 @@ from manymap.launcher import (
     WorkerLostError,
     warn_user,
 )
-from manymap.launcher._pool import AbstractWorkerPool
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
