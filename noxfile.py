@@ -15,6 +15,7 @@ looking for them on an index.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -159,17 +160,18 @@ def ensure_cpython_tests(session: nox.Session) -> None:
     root with apt-get, as the ssh fixtures install openssh-server; anywhere else
     the tests' own error says what to install.
     """
-    version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    version = f"{sys.version_info[0]}.{sys.version_info[1]}"  # the sessions' Python is nox's own
     stdlib_tests = Path(f"/usr/lib/python{version}/test")
-    found = (stdlib_tests / "test_concurrent_futures.py").exists() or (
+    if (stdlib_tests / "test_concurrent_futures.py").exists() or (
         stdlib_tests / "test_concurrent_futures"
-    ).is_dir()
-    try:
-        session.run("python", "-c", "import test.test_concurrent_futures", silent=True)
+    ).is_dir():
         return
-    except nox.command.CommandFailed:
+    try:
+        if importlib.util.find_spec("test.test_concurrent_futures") is not None:
+            return
+    except ImportError:
         pass
-    if found or not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("apt-get") is None:
         return
     env = {"DEBIAN_FRONTEND": "noninteractive"}
     session.run("apt-get", "update", "-qq", external=True, env=env)

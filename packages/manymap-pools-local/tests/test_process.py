@@ -58,15 +58,22 @@ def test_nested_default_size_is_the_workers_share() -> None:
     assert sizes == [max(1, (os.cpu_count() or 1) // 2)] * 2
 
 
-def draw(_: Any) -> tuple[int, float, float]:
+def draw(path: str) -> tuple[int, float, float]:
+    """This worker's first draws, once two workers have each taken a task (a
+    rendezvous in ``path``: a lone worker would otherwise run every task)."""
+    with open(path, "a") as log:
+        log.write(f"{os.getpid()}\n")
+    deadline = time.monotonic() + 30
+    while len(set(Path(path).read_text().split())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
     return os.getpid(), random.random(), float(np.random.random())
 
 
-def test_every_worker_has_its_own_random_streams() -> None:
+def test_every_worker_has_its_own_random_streams(tmp_path: Path) -> None:
     random.seed(1234)
     np.random.seed(1234)
     with ProcessPool(2, context="fork") as pool:
-        draws = pool.map(draw, range(20), chunksize=1)
+        draws = pool.map(draw, [str(tmp_path / "pids")] * 2, chunksize=1)
     first: dict[int, tuple[float, float]] = {}
     for pid, python, numpy in draws:
         first.setdefault(pid, (python, numpy))
