@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
+import selectors
 import shutil
 import signal
 import subprocess
@@ -163,19 +163,22 @@ class LocalPipe(AbstractLauncher[CommandResult]):
             raise RuntimeError(f"{self!r} is not launched in the foreground")
         deadline = None if timeout is None else time.monotonic() + timeout
         fd = process.stdout.fileno()
-        while b"\n" not in self._head:
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise ResultTimeoutError(f"localhost: no line on stdout of {self.command!r} in {timeout:g} s")
-            ready, _, _ = select.select([fd], [], [], 1.0 if remaining is None else min(remaining, 1.0))
-            if not ready:
-                continue
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                line, self._head = self._head, b""
-                return line
-            self._read += chunk
-            self._head += chunk
+        with selectors.DefaultSelector() as selector:  # not select(): descriptors above 1024
+            selector.register(fd, selectors.EVENT_READ)
+            while b"\n" not in self._head:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeoutError(
+                        f"localhost: no line on stdout of {self.command!r} in {timeout:g} s"
+                    )
+                if not selector.select(1.0 if remaining is None else min(remaining, 1.0)):
+                    continue
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    line, self._head = self._head, b""
+                    return line
+                self._read += chunk
+                self._head += chunk
         line, _, self._head = self._head.partition(b"\n")
         return line + b"\n"
 
