@@ -619,6 +619,13 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
             job._deliver()
         return handle
 
+    @staticmethod
+    def _task_items(method: str, function: object, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
+        """The items of a map call, one per task, after the checks every pool
+        makes of its arguments (for pools that read their input their own way)."""
+        _check_callable(method, function)
+        return _source(method, iterables)
+
     def _lazy(
         self,
         method: str,

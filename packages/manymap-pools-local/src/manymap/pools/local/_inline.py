@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from manymap.launcher import PoolClosedError, ResultIterator, TaskFailure, add_note, annotate_task_error
@@ -24,24 +24,10 @@ from manymap.launcher import PoolClosedError, ResultIterator, TaskFailure, add_n
 if TYPE_CHECKING:
     from manymap.pools.local._serial import SerialPool
 
-__all__ = ["InlineResults", "inline_items", "run_inline"]
+__all__ = ["InlineResults", "run_inline"]
 
 T = TypeVar("T")
 _FLUSH = 1024  # tasks between updates of the pool's stats
-
-
-def inline_items(method: str, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
-    """One item per task (a tuple across several iterables), checked as every pool checks them."""
-    if not iterables:
-        raise TypeError(f"{method}() needs at least one iterable")
-    for position, iterable in enumerate(iterables):
-        if not isinstance(iterable, Iterable):
-            raise TypeError(
-                f"{method}() argument {position + 2} must be iterable, got {type(iterable).__name__}"
-            )
-    if len(iterables) == 1:
-        return iter(iterables[0])
-    return zip(*iterables, strict=False)  # stop at the shortest, as builtin map does
 
 
 def run_inline(

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from manymap.launcher import AbstractWorkerPool, MapResult, PoolStats, ResultIterator, TaskOptions, run_calls
-from manymap.pools.local._inline import InlineResults, inline_items, run_inline
+from manymap.pools.local._inline import InlineResults, run_inline
 
 __all__ = ["SerialPool"]
 
@@ -90,9 +90,7 @@ class SerialPool(AbstractWorkerPool):
         options = self._options(overrides, method)
         if options.timeout is not None or options.retries or options.progress:
             return None
-        if not callable(function):
-            raise TypeError(f"{method}() needs a callable as its first argument, got {function!r}")
-        source = inline_items(method, iterables)
+        source = self._task_items(method, function, iterables)
         self._check_open(method)
         self._ensure_started()
         return run_inline(self, function, source, star=star)
