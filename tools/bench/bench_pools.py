@@ -1,7 +1,7 @@
 """Benchmark manymap's local pools against multiprocessing, concurrent.futures, loky and pathos.
 
 Usage: ``python tools/bench/bench_pools.py [--quick] [--repeat N] [--only W,...]
-[--contenders C,...] [--timeout SECONDS] [--docs | --no-docs]``
+[--cold-repeat N] [--contenders C,...] [--timeout SECONDS] [--docs | --no-docs]``
 (``nox -s bench`` runs it with numpy, dill, loky, pathos and matplotlib
 installed; ``nox -s bench -- pools --quick`` runs this script alone).
 
@@ -35,13 +35,22 @@ Every phase runs under a watchdog: a pool that does not return within
 child processes are killed) and recorded as "hung"; an exception is recorded
 as "fails". Either way the run goes on with the next contender.
 
+The cold table (``--only cold`` runs it alone; a full run runs it after the
+warm one): for every manymap pool (SerialPool, ThreadPool, ProcessPool, local
+ParallelPool), the stdlib Pool, ProcessPoolExecutor, loky, pathos'
+ProcessPool, and a raw ``multiprocessing.Pipe`` ping-pong (the physical
+floor): the import of the pool's module, start-up (build, map 10 items,
+close), the first map of 100,000 tiny items on a fresh pool, the first 300
+``pipe`` calls and 300 more; each cell a fresh process, the median of
+``--cold-repeat`` (default 3), with issue 15's targets beside the ratios.
+
 It prints a markdown table and the targets of the issue as PASS / MISS lines,
 writes ``$MANYMAP_BENCH_DIR/pools.json`` (raw samples, medians, ratios,
 machine, versions, date) and ``pools.png`` (default ``build/bench/``). After a
 full run (no ``--only``, ``--contenders`` or ``--quick``; ``--docs`` forces it,
 ``--no-docs`` prevents it) it also copies the chart to
-``docs/assets/bench-pools.png`` and rewrites the "Pools" section of
-``docs/benchmarks.md``, leaving the rest of the page alone.
+``docs/assets/bench-pools.png`` and rewrites the "Pools" sections (warm and
+cold) of ``docs/benchmarks.md``, leaving the rest of the page alone.
 
 The code is in ``poolbench/`` next to this script, one concept a module
 (contenders, workloads, measure, summary and targets, render, chart, docs,
@@ -57,12 +66,11 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from poolbench.cli import main
-from poolbench.workloads import Tasks
-
 # The tasks are defined here, in the script run as ``__main__``: the stdlib pools pickle them
 # by reference (re-importing this script under spawn), manymap and pathos send ``__main__``
-# functions by value, as they do a user's script. The rest is in poolbench/, one concept a module.
+# functions by value, as they do a user's script. The rest is in poolbench/, one concept a
+# module, imported only under the guard below: a cold cell (``--cold-cell``) is a fresh
+# process that must load nothing a pool might need, so that its start-up is not flattered.
 
 
 def square(x: int) -> int:
@@ -91,4 +99,11 @@ def make_closure(k: int) -> Callable[[int], int]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--cold-cell"]:
+        from poolbench.coldcell import main as cold_cell
+
+        sys.exit(cold_cell(square, sys.argv[2:]))
+    from poolbench.cli import main
+    from poolbench.workloads import Tasks
+
     sys.exit(main(Tasks(square, spin, double, scale, make_closure), doc=__doc__))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from poolbench import config
 from poolbench.chart import chart
+from poolbench.cold import RAW, ColdResults, cold_notes, cold_report, cold_table, cold_target_lines, run_cold
 from poolbench.config import (
     CLOSURE_ITEMS,
     CPU_TASK_SECONDS,
@@ -29,7 +30,7 @@ from poolbench.config import (
     TINY_ITEMS,
 )
 from poolbench.contenders import CONTENDERS, Contender, Unavailable, stdlib_chunksize, version
-from poolbench.docs import docs_section, write_docs
+from poolbench.docs import cold_docs_section, docs_section, write_cold_docs, write_docs
 from poolbench.measure import Measurement, Watchdog, measure_round
 from poolbench.render import notes, table, target_lines
 from poolbench.summary import Summary
@@ -51,11 +52,20 @@ def _names(text: str | None, known: Sequence[str], what: str) -> list[str] | Non
 
 def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) -> int:
     """Run the benchmark; ``tasks`` are the ``__main__`` script's functions, ``doc`` its docstring."""
-    workload_names = ["tiny", "cpu", "payload", "latency", "closure"]
+    workload_names = ["tiny", "cpu", "payload", "latency", "closure", "cold"]
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
     parser.add_argument("--repeat", type=int, default=5, help="rounds, median taken (default 5, min 3)")
     parser.add_argument("--quick", action="store_true", help="one round: a smoke check, not a result")
-    parser.add_argument("--only", help=f"workloads, comma-separated: {','.join(workload_names)}")
+    parser.add_argument(
+        "--only",
+        help=f"workloads, comma-separated: {','.join(workload_names)} (cold: the cold table alone)",
+    )
+    parser.add_argument(
+        "--cold-repeat",
+        type=int,
+        default=3,
+        help="fresh processes per cold cell, median taken (default 3, min 3; 1 with --quick)",
+    )
     parser.add_argument(
         "--contenders",
         help=f"comma-separated, a prefix such as 'manymap' takes all of its kind: {','.join(CONTENDERS)} "
@@ -98,7 +108,7 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
 
     spin_n = calibrate_spin(tasks.spin, CPU_TASK_SECONDS) if "cpu" in selected else 0
     all_workloads = make_workloads(spin_n, tasks)
-    workloads = [all_workloads[name] for name in selected]
+    workloads = [all_workloads[name] for name in selected if name != "cold"]
     series = {sr.name: sr for w in workloads for sr in w.series}
     results = {name: {c.key: Measurement() for c in contenders} for name in series}
     watchdog = Watchdog()
@@ -123,6 +133,13 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
             )
 
     load.append(os.getloadavg()[0])
+    cold = None
+    if "cold" in selected:
+        labels = {c.key: c.label for c in contenders} | {
+            RAW: "raw `multiprocessing.Pipe` (one child, ping-pong)"
+        }
+        cold_repeat = 1 if args.quick else max(3, args.cold_repeat)
+        cold = run_cold(ROOT / "tools" / "bench" / "bench_pools.py", list(labels), labels, cold_repeat)
     summary = Summary(workloads, contenders, results, series)
     cpus = os.cpu_count()
     machine = (
@@ -133,11 +150,7 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
             for name in ("manymap-pools-local", "loky", "pathos", "multiprocess", "dill", "numpy")
         )
     )
-    body = [
-        *table(summary),
-        "",
-        *(f"- {line}" for line in notes(summary, repeat)),
-    ]
+    body = [*table(summary), "", *(f"- {line}" for line in notes(summary, repeat))] if workloads else []
     if unavailable:
         body.append("- not run: " + "; ".join(f"{key} ({why})" for key, why in unavailable.items()))
     problems = [
@@ -156,7 +169,7 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
     if problems:
         body.append("- failures, hangs and processes left behind:")
         body += [f"    - {line}" for line in problems]
-    targets = target_lines(summary, {c.key for c in contenders}, set(selected))
+    targets = target_lines(summary, {c.key for c in contenders}, set(selected)) if workloads else []
     if targets:
         body += [
             "",
@@ -167,14 +180,17 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
             "```",
         ]
 
-    print(f"## Pools, {config.WORKERS} workers, median of {repeat} round{'s' if repeat != 1 else ''}\n")
+    cold_lines = cold_section(cold) if cold is not None else []
+    rounds = f", median of {repeat} round{'s' if repeat != 1 else ''}" if workloads else ", cold table only"
+    print(f"## Pools, {config.WORKERS} workers{rounds}\n")
     print(f"{machine}\n")
-    print("\n".join(body))
+    print("\n".join([*body, *cold_lines]))
     if args.quick:
         print("\n(--quick: one round, for a smoke check; not a result)")
 
     png = out.with_suffix(".png")
-    chart(summary, png, repeat)
+    if workloads:
+        chart(summary, png, repeat)
     report = {
         "benchmark": "manymap local pools",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -248,14 +264,38 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
             for name, by_key in results.items()
         },
         "targets": targets,
-        "markdown": "\n".join(body),
+        "cold": cold_report(cold) if cold is not None else None,
+        "markdown": "\n".join([*body, *cold_lines]),
     }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {out} and {png}")
+    print(f"\nwrote {out}" + (f" and {png}" if workloads else ""))
     if args.docs or (args.docs is None and full):
-        write_docs(docs_section(summary, repeat, body, machine), png)
-        print(f"updated {DOCS_PAGE.relative_to(ROOT)} and {DOCS_CHART.relative_to(ROOT)}")
+        if workloads:
+            write_docs(docs_section(summary, repeat, body, machine), png)
+            print(f"updated {DOCS_PAGE.relative_to(ROOT)} and {DOCS_CHART.relative_to(ROOT)}")
+        if cold_lines:
+            write_cold_docs(cold_docs_section(cold_lines, machine))
+            print(f"updated the cold table of {DOCS_PAGE.relative_to(ROOT)}")
     elif args.docs is None:
         print("docs/ left alone: only a full run (no --quick, --only or --contenders) updates it")
     return 0
+
+
+def cold_section(cold: ColdResults) -> list[str]:
+    """The cold table, its notes and issue 15's targets, as markdown lines."""
+    return [
+        "",
+        f"**Cold**: a fresh process per cell, median of {cold.repeat}; what one "
+        "`with Pool() as p: p.map(...)` in a new script costs.",
+        "",
+        *cold_table(cold),
+        "",
+        *(f"- {line}" for line in cold_notes(cold)),
+        "",
+        "Targets (issue 15: import, start-up, first map, round trip):",
+        "",
+        "```text",
+        *cold_target_lines(cold),
+        "```",
+    ]

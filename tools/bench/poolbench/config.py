@@ -14,6 +14,10 @@ DOCS_PAGE = ROOT / "docs" / "benchmarks.md"
 DOCS_CHART = ROOT / "docs" / "assets" / "bench-pools.png"
 DOCS_BEGIN = "<!-- bench-pools: begin (written by tools/bench/bench_pools.py; edits here are overwritten) -->"
 DOCS_END = "<!-- bench-pools: end -->"
+DOCS_COLD_BEGIN = (
+    "<!-- bench-pools-cold: begin (written by tools/bench/bench_pools.py; edits here are overwritten) -->"
+)
+DOCS_COLD_END = "<!-- bench-pools-cold: end -->"
 DOCS_PLACEHOLDER = re.compile(r"No results are recorded on this page yet:.*?benchmarks land\.\n", re.DOTALL)
 
 WORKERS = 2

@@ -16,4 +16,6 @@ def fmt_seconds(seconds: float | None) -> str:
 def fmt_ratio(value: float | None) -> str:
     if value is None:
         return "n/a"
+    if value < 0.01:
+        return f"{value:.3f}x"
     return f"{value:.2f}x" if value < 10 else f"{value:.1f}x"
