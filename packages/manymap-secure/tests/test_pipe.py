@@ -1,4 +1,4 @@
-"""Pipe against a real sshd: exit status, output, quoting, environment, stdin, streaming, kill, background."""
+"""Pipe against a real sshd: exit status, output, quoting, environment, stdin, streaming, kill."""
 
 from __future__ import annotations
 
@@ -274,63 +274,10 @@ def test_many_pipes_share_one_connection(profile: HostProfile, no_leaks: None) -
         assert [p.response(timeout=30).stdout for p in pipes] == [f"{i}\n".encode() for i in range(8)]
 
 
-def test_background_runs_detached_in_its_own_session(
-    profile: HostProfile, tmp_path: Path, no_leaks: None
-) -> None:
-    log = tmp_path / "bg.log"
-    code = (
-        "import os, sys, time\nprint('started', os.getsid(0), flush=True)\n"
-        "print('err', file=sys.stderr, flush=True)\ntime.sleep(300)"
-    )
-    pipe = Pipe(profile, [PY, "-c", code], background=True, log=str(log))
-    started = time.monotonic()
-    pipe.launch()
-    assert time.monotonic() - started < 10
-    pid = pipe.pid()
-    assert pid is not None
-    assert pipe.running()
-    assert os.getsid(pid) == pid  # its own session, so its own process group
-    wait_until(lambda: "err" in log.read_text(), 10, "the background command writing its log")
-    assert log.read_text().splitlines() == [f"started {pid}", "err"]
-    with pytest.raises(ResultTimeoutError, match="runs past"):
-        pipe.response(timeout=0.3)
-    pipe.kill()
-    assert not pipe.running()
-    assert process_gone(pid)
-    result = pipe.response(timeout=10)
-    assert result.returncode == -signal.SIGTERM
-    assert result.pid == pid
-
-
-def test_background_response_waits_for_the_end(profile: HostProfile) -> None:
-    pipe = Pipe(profile, "sleep 0.5; exit 4", background=True)
-    pipe.launch()
-    assert pipe.running()
-    result = pipe.response(timeout=30)
-    assert result.returncode is None  # nobody collects a detached command's status
-    assert not pipe.running()
-
-
-def test_background_survives_its_launcher_object(profile: HostProfile) -> None:
-    pipe = Pipe(profile, ["sleep", "300"], background=True)
-    pipe.launch()
-    pid = pipe.pid()
-    assert pid is not None
-    pipe.detach()
-    assert pipe.connection is None
-    del pipe
-    try:
-        assert not process_gone(pid)
-    finally:
-        Pipe(profile, ["kill", str(pid)]).run(timeout=30).check()
-    wait_until(lambda: process_gone(pid), 10, "the background command ending")
-
-
-def test_background_takes_no_stdin(profile: HostProfile) -> None:
-    with pytest.raises(ValueError, match="stdin"):
-        Pipe(profile, ["cat"], background=True, input=b"x")
-    with pytest.raises(ValueError, match="log"):
-        Pipe(profile, ["true"], log="/tmp/x")
+def test_background_flag_names_the_new_class(profile: HostProfile) -> None:
+    for option in ({"background": True}, {"log": "/tmp/x"}):
+        with pytest.raises(TypeError, match=r"manymap\.secure\.DetachedCommand"):
+            Pipe(profile, ["true"], **option)  # type: ignore[arg-type]
 
 
 def test_empty_commands_are_refused(profile: HostProfile) -> None:

@@ -38,6 +38,7 @@ from manymap.secure import (
     CommandResult,
     Copier,
     CopyResult,
+    DetachedCommand,
     HostProfile,
     Pipe,
     RemotePath,
@@ -256,7 +257,7 @@ def execute(
     input: bytes | str | None = None,
     log: str | None = None,
     **overrides: Any,
-) -> LocalPipe | Pipe:
+) -> LocalPipe | Pipe | DetachedCommand:
     """Launch ``command`` on ``host`` (this machine when ``None``); returns the running launcher.
 
     As ``pathos.core.execute``: the launcher is started, ``response(timeout)``
@@ -280,22 +281,18 @@ def execute(
     if host is None:
         if overrides:
             raise TypeError(f"ssh options {sorted(overrides)} given for a local command")
-        launcher: LocalPipe | Pipe = LocalPipe(
+        launcher: LocalPipe | Pipe | DetachedCommand = LocalPipe(
             command, env=env, cwd=cwd, input=input, background=bg, log=log if bg else None
         )
     else:
         target, registered = _target(host)
         merged = {**(registered.env if registered is not None else {}), **(env or {})}
-        launcher = Pipe(
-            target,
-            command,
-            env=merged or None,
-            cwd=cwd,
-            input=input,
-            background=bg,
-            log=log if bg else None,
-            **overrides,
-        )
+        if bg:
+            if input is not None:
+                raise ValueError("a background command has no stdin (input)")
+            launcher = DetachedCommand(target, command, env=merged or None, cwd=cwd, log=log, **overrides)
+        else:
+            launcher = Pipe(target, command, env=merged or None, cwd=cwd, input=input, **overrides)
     launcher.launch()
     return launcher
 

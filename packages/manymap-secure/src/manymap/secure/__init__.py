@@ -1,7 +1,9 @@
 """manymap.secure: ssh commands, file copies and tunnels through paramiko, host keys verified.
 
 - :class:`Pipe` runs a command on a remote host (exit status, output whole or
-  streamed, environment, background processes and their kill);
+  streamed, stdin, environment, the kill of its process group);
+- :class:`DetachedCommand` starts one that outlives the ssh session (its own
+  session, output to a log), and checks, waits for or kills it later;
 - :class:`Copier` copies files and directories both ways over SFTP;
 - :class:`Tunnel` forwards a race-free local port on 127.0.0.1 to a
   ``host:port`` reachable from the ssh server;
@@ -29,11 +31,13 @@ from manymap.launcher import (
 )
 
 from .__about__ import __version__
+from ._command import CommandResult
 from ._connection import Connection, connect
 from ._copier import Copier, CopyResult, RemotePath, parse_location
+from ._detached import DetachedCommand
 from ._errors import ConnectError, CopyError, RemoteCommandError, SourceNotFoundError
 from ._hosts import SSH_CONFIG_ENV, HostProfile, default_ssh_config, parse_host_spec, resolve
-from ._pipe import CommandResult, Pipe
+from ._pipe import Pipe
 from ._remote import pick_remote_port, pick_remote_ports
 from ._tunnel import Tunnel
 
@@ -47,6 +51,7 @@ __all__ = [
     "Copier",
     "CopyError",
     "CopyResult",
+    "DetachedCommand",
     "HostKeyError",
     "HostProfile",
     "Pipe",
