@@ -147,7 +147,11 @@ def start_server(
         launcher.kill()
         said = f"manymap-server on {where} did not start: {line!r} {_stderr_of(launcher)}"
         raise ServerStartError(said.strip(), host=host, port=port)
-    launcher.send(secret + "\n")
+    try:
+        launcher.send(secret + "\n")
+    except BaseException:
+        launcher.kill()
+        raise
     return int(line)
 
 
