@@ -29,7 +29,7 @@ from manymap.pools.rpc import ParallelPool
 
 pool = ParallelPool(2)
 pool.map(abs, [1, 2])
-print(pool._local.process.pid, flush=True)
+print(pool._local.process.pid(), flush=True)
 pool.map(time.sleep, [60] * 4, chunksize=1)
 """
 

@@ -12,5 +12,6 @@ from manymap.launcher.testing import DistributionConformance
 class TestDistribution(DistributionConformance):
     distribution = "manymap-pools-rpc"
     module = "manymap.pools.rpc"
+    public_modules = ("manymap.pools.rpc", "manymap.pools.rpc.bootstrap")
     scripts = ("manymap-server",)
     namespaces = ("manymap", "manymap.pools")

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from manymap_testhosts import SSHServer
 
-from manymap._rpc import rpc_available
 from manymap.launcher.testing import TerminalScreen, run_in_terminal
 
 MANYMAP = str(Path(sys.executable).with_name("manymap"))
@@ -68,10 +67,7 @@ def test_demo_measures_speed_closures_and_a_killed_worker() -> None:
     for pool in ("SerialPool", "ThreadPool", "ProcessPool"):
         assert " ok" in rows[pool], rows[pool]
         assert rows[pool].split()[3].endswith("x"), rows[pool]
-    if rpc_available():
-        assert " ok" in rows["ParallelPool"], rows["ParallelPool"]
-    else:
-        assert "not available: manymap-pools-rpc provides no ParallelPool" in rows["ParallelPool"]
+    assert " ok" in rows["ParallelPool"], rows["ParallelPool"]
     # 2. the stdlib pools really fail on a closure, manymap's does not
     for stdlib in ("multiprocessing.Pool.map", "concurrent.futures.ProcessPoolExecutor"):
         assert "cannot ship it:" in rows[stdlib], rows[stdlib]
@@ -96,7 +92,7 @@ def test_info_reports_distributions_pools_and_cores() -> None:
     for dist in ("manymap", "manymap-launcher", "manymap-pools-local", "manymap-secure"):
         assert report["distributions"][dist] == version(dist)
     assert report["pools"]["ProcessPool"].startswith("available")
-    assert report["pools"]["ParallelPool"].startswith("available" if rpc_available() else "not available")
+    assert report["pools"]["ParallelPool"].startswith("available")
     assert report["cores"]["total"] == os.cpu_count()
     assert 1 <= report["cores"]["usable"] <= report["cores"]["total"]
     text = run("info")

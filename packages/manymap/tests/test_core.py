@@ -15,6 +15,7 @@ import pytest
 from manymap_testhosts import ECHO_SERVER, SSHServer, process_gone, wait_until
 
 from manymap import core
+from manymap.core import _proctable
 from manymap.hosts import Host
 from manymap.launcher import ResultTimeoutError
 from manymap.portpicker import is_port_free
@@ -238,13 +239,13 @@ def test_serve_on_the_host_and_reach_it_through_a_tunnel(node: Host) -> None:
 
 def test_process_listing_without_ps() -> None:
     """Where there is no ps (minimal Debian), the /proc listers give what ps gives."""
-    with_ps = {p.pid: p for p in core._processes(None, 30)}
+    with_ps = {p.pid: p for p in _proctable.processes(None, 30)}
     mine = with_ps[os.getpid()]
     assert mine.ppid == os.getppid()
     assert mine.pgid == os.getpgid(0)
-    from_proc = {p.pid: p for p in core._proc_table()}
+    from_proc = {p.pid: p for p in _proctable.proc_table()}
     assert from_proc[os.getpid()] == mine
-    proc_loop = core._PS_SCRIPT.split("\n", 1)[1]  # the script without its ps line
+    proc_loop = _proctable.PS_SCRIPT.split("\n", 1)[1]  # the script without its ps line
     out = subprocess.run(["sh", "-c", proc_loop], capture_output=True, text=True, timeout=60, check=True)
     rows = {int(line.split()[0]): line.split(None, 3) for line in out.stdout.splitlines()}
     _, ppid, pgid, args = rows[os.getpid()]

@@ -22,7 +22,6 @@ from typing import Any
 from manymap.__about__ import __version__
 from manymap._demo import demo, demo_task
 from manymap._demo import usable_cores as _usable_cores
-from manymap._rpc import RPC_MISSING, rpc_module
 from manymap.launcher import progress_bar
 
 __all__ = ["demo_task", "main"]
@@ -217,8 +216,7 @@ def _hand_over(name: str, argv: list[str]) -> int:
     entry = next(iter(importlib.metadata.entry_points(group="console_scripts", name=script)), None)
     if entry is None:
         print(
-            f"{PROG} {name}: the {script} command is not installed here"
-            + (f": {RPC_MISSING}" if dist == "manymap-pools-rpc" else f" (install {dist})"),
+            f"{PROG} {name}: the {script} command is not installed here (install {dist})",
             file=sys.stderr,
         )
         return 2
@@ -247,16 +245,17 @@ def _distributions() -> dict[str, str]:
 
 def _pools() -> dict[str, str]:
     pools: dict[str, str] = {}
-    try:
-        importlib.import_module("manymap.pools.local")
-        for name in ("SerialPool", "ThreadPool", "ProcessPool"):
-            pools[name] = "available (manymap.pools.local)"
-    except ImportError as exc:
-        for name in ("SerialPool", "ThreadPool", "ProcessPool"):
-            pools[name] = f"not available: {exc}"
-    pools["ParallelPool"] = (
-        "available (manymap.pools.rpc)" if rpc_module() is not None else f"not available: {RPC_MISSING}"
-    )
+    for module, names in (
+        ("manymap.pools.local", ("SerialPool", "ThreadPool", "ProcessPool")),
+        ("manymap.pools.rpc", ("ParallelPool",)),
+    ):
+        try:
+            importlib.import_module(module)
+            state = f"available ({module})"
+        except ImportError as exc:  # a broken installation: info says so
+            state = f"not available: {exc}"
+        for name in names:
+            pools[name] = state
     return pools
 
 
@@ -372,9 +371,8 @@ def _make_pool(args: argparse.Namespace) -> Any:
     if (args.servers or args.secret_file) and args.pool != "parallel":
         raise _UsageError("--servers and --secret-file are for --pool parallel")
     if args.pool == "parallel":
-        rpc = rpc_module()
-        if rpc is None:
-            raise _UsageError(f"--pool parallel: {RPC_MISSING}; use --pool process, thread or serial")
+        from manymap.pools.rpc import ParallelPool
+
         if args.servers:
             secret = None
             if args.secret_file is not None:
@@ -383,8 +381,8 @@ def _make_pool(args: argparse.Namespace) -> Any:
                         secret = file.read().strip()
                 except OSError as exc:
                     raise _UsageError(f"cannot read {args.secret_file}: {exc}") from exc
-            return rpc.ParallelPool(args.workers or 0, servers=tuple(args.servers), secret=secret)
-        return rpc.ParallelPool(args.workers)
+            return ParallelPool(args.workers or 0, servers=tuple(args.servers), secret=secret)
+        return ParallelPool(args.workers)
     from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
 
     if args.pool == "serial":

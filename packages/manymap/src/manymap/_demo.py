@@ -24,7 +24,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from manymap._rpc import RPC_MISSING, rpc_module
 from manymap.launcher import EventKind, TaskEvent
 
 __all__ = ["demo", "demo_task", "kill_own_worker_once"]
@@ -139,26 +138,23 @@ class _Demo:
         run("SerialPool", 1, SerialPool)
         run("ThreadPool", self.workers, lambda: ThreadPool(self.workers), "threads share one GIL")
         run("ProcessPool", self.workers, lambda: ProcessPool(self.workers))
-        rpc = rpc_module()
-        if rpc is None:
-            rows.append(("ParallelPool", "-", "-", "-", f"not available: {RPC_MISSING}"))
-        else:
-            # A local manymap-server on 127.0.0.1, reached through the pool as a remote one would be.
-            from manymap.core import serve
+        # A local manymap-server on 127.0.0.1, reached through the pool as a remote one would be.
+        from manymap.core import serve
+        from manymap.pools.rpc import ParallelPool
 
-            try:
-                server = serve(workers=self.workers, timeout=60)
-            except Exception as exc:
-                self.ok = False
-                rows.append(("ParallelPool", str(self.workers), "-", "-", f"FAILED to start: {_why(exc)}"))
-            else:
-                with server:
-                    run(
-                        "ParallelPool",
-                        self.workers,
-                        lambda: rpc.ParallelPool(0, servers=[server.address], secret=server.secret),
-                        "via a local manymap-server",
-                    )
+        try:
+            server = serve(workers=self.workers, timeout=60)
+        except Exception as exc:
+            self.ok = False
+            rows.append(("ParallelPool", str(self.workers), "-", "-", f"FAILED to start: {_why(exc)}"))
+        else:
+            with server:
+                run(
+                    "ParallelPool",
+                    self.workers,
+                    lambda: ParallelPool(0, servers=[server.address], secret=server.secret),
+                    "via a local manymap-server",
+                )
         _table(rows)
         cores = usable_cores()
         best = min(self.workers, cores)

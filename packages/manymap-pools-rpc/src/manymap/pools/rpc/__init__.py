@@ -10,6 +10,9 @@
 - :class:`RPCServer`: the server that ``manymap-server`` (``python -m
   manymap.pools.rpc``) runs: 127.0.0.1 only by default, a secret never on
   the command line, ppft workers underneath.
+
+:mod:`manymap.pools.rpc.bootstrap` is for code that starts ``manymap-server``
+itself (as ``manymap.core.serve`` does): its command line, its port, its secret.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ import re
 import secrets
 import selectors
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -31,6 +30,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
 from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc._local_launcher import LocalLauncher
+from manymap.pools.rpc.bootstrap import server_command, start_server, stop_server
 
 if TYPE_CHECKING:
     from manymap.secure import HostProfile
@@ -51,7 +52,6 @@ __all__ = [
 #: The entry point group of host registries: each entry is ``lookup(name) -> RemoteHost | None``.
 HOSTS_GROUP = "manymap.hosts"
 
-START_TIMEOUT = 60.0  # seconds a server may take to start and report its port
 CONNECT_TIMEOUT = 20.0  # seconds to connect and authenticate (on a connecting thread, never the manager)
 
 
@@ -232,57 +232,26 @@ class LocalNode(Node):
         self.workers = workers
         self.secret = secrets.token_hex(32)
         self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
+        self.process: LocalLauncher | None = None
 
     def start(self) -> None:
-        command = [sys.executable, "-m", "manymap.pools.rpc", "--secret-file", "-", "--workers"]
-        command += [str(self.workers), "--max-connections", "4096"]
-        if self.max_tasks is not None:
-            command += ["--max-tasks-per-worker", str(self.max_tasks)]
+        command = server_command(
+            sys.executable, workers=self.workers, max_connections=4096, max_tasks_per_worker=self.max_tasks
+        )
         # The local workers import what this process can: its sys.path, as a forked worker would.
         path = os.pathsep.join(entry for entry in sys.path if entry and os.path.isdir(entry))
-        env = {**os.environ, "PYTHONPATH": path}
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            # Its own session: a Ctrl-C at our terminal is ours to handle; the
-            # server stops when we close its stdin, or when we are gone.
-            start_new_session=True,
+        self.process = LocalLauncher(
+            command, {**os.environ, "PYTHONPATH": path}, name="the local manymap-server"
         )
-        assert self.process.stdout is not None
-        assert self.process.stdin is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.process.stdout, selectors.EVENT_READ)
-            ready = selector.select(START_TIMEOUT)
-        line = self.process.stdout.readline() if ready else b""
-        if not line.strip().isdigit():
-            self.stop()
-            raise ConnectionLostError(
-                f"the local manymap-server did not start (it said {line!r})", host="127.0.0.1"
-            )
-        self.port = int(line)
-        self.process.stdin.write(self.secret.encode() + b"\n")
-        self.process.stdin.flush()
+        self.port = start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
     def connect(self, timeout: float | None = None) -> Connection:
         return _tcp("127.0.0.1", self.port, self.secret, timeout)
 
     def stop(self) -> None:
         process, self.process = self.process, None
-        if process is None:
-            return
-        with contextlib.suppress(OSError):
-            assert process.stdin is not None
-            process.stdin.close()  # end of stdin: the server stops
-        try:
-            process.wait(10.0)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10.0)
-        if process.stdout is not None:
-            process.stdout.close()
+        if process is not None:
+            stop_server(process, 10.0)
 
 
 @runtime_checkable
@@ -351,31 +320,15 @@ class SshNode(Node):
     def start(self) -> None:
         from manymap.secure import Pipe, Tunnel
 
-        command = [self.python, "-m", "manymap.pools.rpc", "--secret-file", "-"]
-        if self.want_workers:
-            command += ["--workers", str(self.want_workers)]
-        if self.max_tasks is not None:
-            command += ["--max-tasks-per-worker", str(self.max_tasks)]
-        self.pipe = Pipe(
-            self.profile, command, env=self.env, stdin_open=True, name=f"manymap-server on {self.label}"
+        command = server_command(
+            self.python, workers=self.want_workers or None, max_tasks_per_worker=self.max_tasks
         )
-        self.pipe.launch()
-        try:
-            line = self.pipe.readline(START_TIMEOUT)
-        except ManymapError as error:
-            raise ConnectionLostError(
-                f"manymap-server did not start: {error}", host=self.profile.hostname, port=self.profile.port
-            ) from error
-        if not line.strip().isdigit():
-            error_text = bytes(self.pipe.stderr)[-500:].decode("utf-8", "replace").strip()
-            raise ConnectionLostError(
-                f"manymap-server did not start: it said {line!r} {error_text}",
-                host=self.profile.hostname,
-                port=self.profile.port,
-            )
-        port = int(line)
-        self.pipe.send(self.secret + "\n")
-        self.tunnel = Tunnel(self.profile, port, name=f"manymap-server on {self.label}")
+        name = f"manymap-server on {self.label}"
+        self.pipe = Pipe(self.profile, command, env=self.env, stdin_open=True, name=name)
+        port = start_server(
+            self.pipe, self.secret, where=self.label, host=self.profile.hostname, port=self.profile.port
+        )
+        self.tunnel = Tunnel(self.profile, port, name=name)
         self.tunnel.launch()
 
     def connect(self, timeout: float | None = None) -> Connection:
@@ -398,9 +351,7 @@ class SshNode(Node):
                 tunnel.kill()
         if pipe is not None:
             with contextlib.suppress(Exception):
-                pipe.close_stdin()
-            with contextlib.suppress(Exception):
-                pipe.kill()
+                stop_server(pipe, 0.0)
 
 
 _HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
