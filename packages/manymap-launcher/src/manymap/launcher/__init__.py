@@ -40,11 +40,13 @@ from manymap.launcher._errors import (
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
 from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
-from manymap.launcher._job import Batch, Job
+from manymap.launcher._batch import Batch
+from manymap.launcher._job import Job
 from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
+from manymap.launcher._nodes import NodesAlias
+from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._public import show_public_paths
 from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator

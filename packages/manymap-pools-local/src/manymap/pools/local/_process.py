@@ -162,7 +162,7 @@ class ProcessPool(ManagedWorkerPool):
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
-        self._poison_limit = poison
+        self._scheduler.poison_limit = poison
         self._workers: list[_Worker] = []
         self._serials = itertools.count(1)
         self._tokens = itertools.count(1)
