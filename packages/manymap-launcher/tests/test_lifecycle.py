@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from manymap.launcher import PoolClosedError, ThreadWorkerPool
+from manymap.launcher import PoolClosedError
 from manymap.launcher._lifecycle import Lifecycle, PoolState
+from manymap.launcher.lowlevel import ThreadWorkerPool
 
 
 class FailingStartPool(ThreadWorkerPool):

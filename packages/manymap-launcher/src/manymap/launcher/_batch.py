@@ -21,7 +21,7 @@ class Batch:
     """Tasks of one job handed to one worker at once.
 
     A pool's scheduling core runs ``batch.function`` over ``batch.items``
-    (see :func:`manymap.launcher.run_calls`) and reports exactly one outcome:
+    (see :func:`manymap.launcher.lowlevel.run_calls`) and reports exactly one outcome:
     :meth:`finish` or :meth:`lose`. Reports for a batch that was already
     settled (say, timed out a moment before) are ignored.
     """

@@ -1,7 +1,7 @@
 """``EagerJob``: a call whose whole input is known at once (``amap``, ``apipe``, ...).
 
 The pool cuts the input into batches in the caller's thread
-(:meth:`~manymap.launcher.Job.cut`), then, under the lock, :meth:`EagerJob.load`
+(:meth:`~manymap.launcher.lowlevel.Job.cut`), then, under the lock, :meth:`EagerJob.load`
 queues them all, and :meth:`EagerJob.launch` (outside the lock) announces
 them, wakes the workers and settles an empty call at once. Values land in a
 list by task index; when the job is complete its one result handle gets the

@@ -4,7 +4,7 @@ How data flows:
 
 1. The pool turns a call into a job: an :class:`~manymap.launcher._eager_job.EagerJob`
    (``amap``, ``apipe``, ...: the whole input cut into
-   :class:`~manymap.launcher.Batch` es at once, one result handle) or a
+   :class:`~manymap.launcher.lowlevel.Batch` es at once, one result handle) or a
    :class:`~manymap.launcher._lazy_job.LazyJob` (``imap``/``uimap``: the input
    read in the consumer's thread as results are taken, a bounded window of
    tasks in flight). This module is what both share.

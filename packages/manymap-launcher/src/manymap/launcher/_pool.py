@@ -5,7 +5,7 @@ Everything a user calls lives here once: the map family (``map``, ``imap``,
 :class:`concurrent.futures.Executor` view (``executor``, see ``_executor.py``),
 schwimmbad's surface (``_schwimmbad.py``), option handling, the
 lifecycle (``close``/``join``/``terminate``/``restart``/``clear`` and
-``with``), ``stats()``. Each call becomes a :class:`~manymap.launcher.Job`
+``with``), ``stats()``. Each call becomes a :class:`~manymap.launcher.lowlevel.Job`
 (an eager one, ``_eager_job.py``, or a lazy one, ``_lazy_job.py``) that
 talks to the pool only through its scheduler (``_scheduler.py``), whose
 queue the scheduling core takes batches from. The pool's state is one
@@ -17,7 +17,7 @@ A concrete pool supplies only its scheduling core, five methods:
 - :meth:`_start_workers` starts the workers (lazily, at the first call);
 - the workers get work with :meth:`_wait_batch` (blocking, for a worker
   thread) or :meth:`_take_batch` (non-blocking, for a dispatcher), run it
-  with :func:`~manymap.launcher.run_calls` and report through the batch;
+  with :func:`~manymap.launcher.lowlevel.run_calls` and report through the batch;
 - :meth:`_stop_workers` lets them drain and exit (``close``) or stops them
   at once (``terminate``), and :meth:`_join_workers` waits for them;
 - :meth:`_resize` changes the number of workers of a live pool.

@@ -1,6 +1,6 @@
 """``Scheduler``: the one object a job talks to, built by its pool.
 
-How data flows: a pool turns a call into a :class:`~manymap.launcher.Job`
+How data flows: a pool turns a call into a :class:`~manymap.launcher.lowlevel.Job`
 and hands it this pool's :class:`PoolScheduler`. From then on the job
 speaks only to the scheduler, through the small :class:`Scheduler`
 interface: it has its batches encoded (``encode``), lists itself as having
@@ -42,7 +42,7 @@ _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this o
 
 
 class Scheduler(Protocol):
-    """What a :class:`~manymap.launcher.Job` needs of its pool, and nothing more.
+    """What a :class:`~manymap.launcher.lowlevel.Job` needs of its pool, and nothing more.
 
     Methods marked "under the lock" are called with :attr:`lock` held.
     """

@@ -1,7 +1,7 @@
 """``ThreadWorkerPool``: a pool whose workers are threads of this process.
 
 The simplest scheduling core: each worker thread takes a batch from the
-pool, runs it with :func:`~manymap.launcher.run_calls` and reports it.
+pool, runs it with :func:`~manymap.launcher.lowlevel.run_calls` and reports it.
 ``manymap.pools.local``'s ``ThreadPool`` is this core; the conformance
 suite's ``ReferencePool`` too.
 
@@ -25,8 +25,8 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from manymap.launcher._errors import add_note
 from manymap.launcher._batch import Batch
+from manymap.launcher._errors import add_note
 from manymap.launcher._nodes import NodesAlias
 from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._task import run_calls

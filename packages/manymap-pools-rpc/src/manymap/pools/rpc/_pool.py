@@ -10,7 +10,7 @@ alike: an idle connection gets the next batch, whichever node it belongs to,
 and each node gets work in proportion to its workers.
 
 One manager thread per pool owns the connections
-(:class:`manymap.launcher.ManagedWorkerPool`) and never blocks: frames go
+(:class:`manymap.launcher.lowlevel.ManagedWorkerPool`) and never blocks: frames go
 out and come in as far as the sockets take them (``_slot.py``); connecting,
 starting a server and the handshake run on threads of their own
 (``_connector.py``). An idle connection gets the next batch (encoded in the
@@ -41,16 +41,11 @@ from typing import Any
 from manymap.launcher import (
     AbstractWorkerPool,
     AuthenticationError,
-    Batch,
     ConnectionLostError,
-    Job,
-    ManagedWorkerPool,
-    NodesAlias,
     SerializationError,
-    TaskFailure,
     WorkerLostError,
-    warn_user,
 )
+from manymap.launcher.lowlevel import Batch, Job, ManagedWorkerPool, NodesAlias, TaskFailure, warn_user
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
