@@ -10,7 +10,7 @@ list (the value, for a single task) or the failure of the lowest task index.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from manymap.launcher._job import Job
@@ -18,8 +18,7 @@ from manymap.launcher._results import cancel_future
 
 if TYPE_CHECKING:
     from manymap.launcher._batch import Batch
-    from manymap.launcher._events import ProgressListener, TaskEvent
-    from manymap.launcher._options import TaskOptions
+    from manymap.launcher._events import TaskEvent
     from manymap.launcher._results import AsyncResult
     from manymap.launcher._scheduler import Scheduler
 
@@ -34,23 +33,12 @@ class EagerJob(Job):
         scheduler: Scheduler,
         function: Callable[..., Any],
         *,
-        star: bool,
-        kwargs: Mapping[str, Any],
-        options: TaskOptions,
-        chunksize: int,
-        listener: ProgressListener | None,
         handle: AsyncResult[Any],
         single: bool,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            scheduler,
-            function,
-            star=star,
-            kwargs=kwargs,
-            options=options,
-            chunksize=chunksize,
-            listener=listener,
-        )
+        """``handle`` gets the result; ``common``: the arguments of :class:`Job`."""
+        super().__init__(scheduler, function, **common)
         self.single = single
         self._handle: AsyncResult[Any] | None = handle
         self._values: list[Any] = []
@@ -68,10 +56,7 @@ class EagerJob(Job):
         """After :meth:`load` (outside the lock): emit its events, wake the
         workers, and settle the handle if there was nothing to run."""
         events, self._announced = self._announced, []
-        self._emit(events)
-        self.scheduler.wake()
-        if self._done_at_load:
-            self._deliver()
+        self._announce(events, self._done_at_load)
 
     def _store(self, indices: Sequence[int], values: Sequence[Any]) -> None:
         stored = self._values

@@ -308,11 +308,16 @@ class Job:
             self.scheduler.record_loss(batch.worker or "?", batch.host, len(charged), counts_as_death)
             self._cond.notify_all()
             done = self._check_complete()
+        self._announce(events, done)
+        return True
+
+    def _announce(self, events: list[TaskEvent], done: bool) -> None:
+        """After a change made under the lock, outside it: emit its events, wake
+        the workers for what was queued, settle the job if it is complete."""
         self._emit(events)
         self.scheduler.wake()
         if done:
             self._deliver()
-        return True
 
     def _requeue(self, batch: Batch) -> None:
         self._ready.appendleft(batch)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from manymap.launcher._errors import PoolClosedError, add_note
@@ -23,8 +23,7 @@ from manymap.launcher._job import Job
 
 if TYPE_CHECKING:
     from manymap.launcher._batch import Batch
-    from manymap.launcher._events import ProgressListener, TaskEvent
-    from manymap.launcher._options import TaskOptions
+    from manymap.launcher._events import TaskEvent
     from manymap.launcher._scheduler import Scheduler
 
 __all__ = ["LazyJob"]
@@ -40,23 +39,12 @@ class LazyJob(Job):
         scheduler: Scheduler,
         function: Callable[..., Any],
         *,
-        star: bool,
-        kwargs: Mapping[str, Any],
-        options: TaskOptions,
-        chunksize: int,
-        listener: ProgressListener | None,
         source: Iterator[Any],
         window: int,
+        **common: Any,
     ) -> None:
-        super().__init__(
-            scheduler,
-            function,
-            star=star,
-            kwargs=kwargs,
-            options=options,
-            chunksize=chunksize,
-            listener=listener,
-        )
+        """``source`` gives one item per task; ``common``: the arguments of :class:`Job`."""
+        super().__init__(scheduler, function, **common)
         self._input = source
         self._window = window
         self._feed_lock = threading.Lock()
@@ -105,10 +93,7 @@ class LazyJob(Job):
                         self._stop(failure)
                     self._cond.notify_all()
                 done = self._check_complete()
-        self._emit(events)
-        self.scheduler.wake()
-        if done:
-            self._deliver()
+        self._announce(events, done)
 
     def _store(self, indices: Sequence[int], values: Sequence[Any]) -> None:
         stored = self._values
