@@ -19,8 +19,8 @@ from manymap.launcher import (
     TaskTimeoutError,
     TunnelError,
     WorkerLostError,
-    annotate_task_error,
 )
+from manymap.launcher.lowlevel import annotate_task_error
 
 
 @pytest.mark.parametrize(

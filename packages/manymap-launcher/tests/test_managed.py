@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from manymap.launcher import Batch, ManagedWorkerPool, PoolClosedError, run_calls
+from manymap.launcher import PoolClosedError
+from manymap.launcher.lowlevel import Batch, ManagedWorkerPool, run_calls
 from manymap.launcher.testing import PoolConformance, eventually, hang_guard
 
 

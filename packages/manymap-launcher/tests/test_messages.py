@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import manymap.launcher
-from manymap.launcher import PoolClosedError, TaskEvent, WorkerLostError, warn_user
+from manymap.launcher import PoolClosedError, TaskEvent, WorkerLostError
+from manymap.launcher.lowlevel import warn_user
 from manymap.launcher.testing import ReferencePool
 
 
@@ -42,6 +43,16 @@ def test_every_public_name_reads_as_manymap_launcher() -> None:
         obj = getattr(manymap.launcher, name)
         if isinstance(obj, type) or callable(obj):
             assert obj.__module__ == "manymap.launcher", name
+
+
+def test_implementer_names_read_as_manymap_launcher_lowlevel() -> None:
+    import manymap.launcher.lowlevel
+
+    for name in manymap.launcher.lowlevel.__all__:
+        obj = getattr(manymap.launcher.lowlevel, name)
+        if isinstance(obj, type) or callable(obj):
+            assert obj.__module__ == "manymap.launcher.lowlevel", name
+        assert not hasattr(manymap.launcher, name), f"{name} is an implementer name, not a user one"
 
 
 @pytest.mark.parametrize(

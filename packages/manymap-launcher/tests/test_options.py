@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from manymap.launcher import TaskOptions
+from manymap.launcher.lowlevel import TaskOptions
 
 
 def test_defaults() -> None:
@@ -48,7 +48,7 @@ def test_valid_progress_values() -> None:
 
 
 def test_a_nodes_alias_reads_and_resizes_like_nodes() -> None:
-    from manymap.launcher import NodesAlias, ThreadWorkerPool
+    from manymap.launcher.lowlevel import NodesAlias, ThreadWorkerPool
 
     with ThreadWorkerPool(2) as pool:
         assert pool.nthreads == 2

@@ -12,5 +12,5 @@ from manymap.launcher.testing import DistributionConformance
 class TestDistribution(DistributionConformance):
     distribution = "manymap-launcher"
     module = "manymap.launcher"
-    public_modules = ("manymap.launcher", "manymap.launcher.testing")
+    public_modules = ("manymap.launcher", "manymap.launcher.lowlevel", "manymap.launcher.testing")
     namespaces = ("manymap",)

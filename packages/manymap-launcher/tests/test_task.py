@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pickle
 
-from manymap.launcher import TaskFailure, run_calls
+from manymap.launcher.lowlevel import TaskFailure, run_calls
 
 
 def boom(x: int) -> int:

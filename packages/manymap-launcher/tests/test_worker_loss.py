@@ -21,15 +21,8 @@ from typing import Any
 
 import pytest
 
-from manymap.launcher import (
-    AbstractWorkerPool,
-    Batch,
-    EventKind,
-    TaskEvent,
-    TaskTimeoutError,
-    WorkerLostError,
-    run_calls,
-)
+from manymap.launcher import AbstractWorkerPool, EventKind, TaskEvent, TaskTimeoutError, WorkerLostError
+from manymap.launcher.lowlevel import Batch, run_calls
 from manymap.launcher.testing import hang_guard, live_children
 
 _fork = multiprocessing.get_context("fork")

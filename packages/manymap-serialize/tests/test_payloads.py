@@ -6,7 +6,8 @@ import functools
 import threading
 from typing import Any
 
-from manymap.launcher import SerializationError, TaskFailure
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import TaskFailure
 from manymap.serialize import FunctionPayloads, loads, make_shippable
 
 OFFSET = 10

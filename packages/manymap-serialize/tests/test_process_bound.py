@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 
-from manymap.launcher import SerializationError, TaskFailure
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import TaskFailure
 from manymap.serialize import FunctionPayloads, check, dumps, encode_batch, loads, make_shippable
 
 RunPython = Callable[..., subprocess.CompletedProcess[str]]

@@ -5,65 +5,65 @@ Everything a user calls lives here once: the map family (``map``, ``imap``,
 :class:`concurrent.futures.Executor` view (``executor``, see ``_executor.py``),
 schwimmbad's surface (``_schwimmbad.py``), option handling, the
 lifecycle (``close``/``join``/``terminate``/``restart``/``clear`` and
-``with``), per-task timeouts, ``stats()``. Each call becomes a
-:class:`~manymap.launcher.Job` (see ``_job.py``) whose batches wait in this
-pool's queue.
+``with``), ``stats()``. Each call becomes a :class:`~manymap.launcher.lowlevel.Job`
+(an eager one, ``_eager_job.py``, or a lazy one, ``_lazy_job.py``) that
+talks to the pool only through its scheduler (``_scheduler.py``), whose
+queue the scheduling core takes batches from. The pool's state is one
+:class:`~manymap.launcher._lifecycle.Lifecycle`; timeouts are the
+watchdog's (``_watchdog.py``), batch sizes ``_batching.py``'s.
 
 A concrete pool supplies only its scheduling core, five methods:
 
 - :meth:`_start_workers` starts the workers (lazily, at the first call);
 - the workers get work with :meth:`_wait_batch` (blocking, for a worker
   thread) or :meth:`_take_batch` (non-blocking, for a dispatcher), run it
-  with :func:`~manymap.launcher.run_calls` and report through the batch;
+  with :func:`~manymap.launcher.lowlevel.run_calls` and report through the batch;
 - :meth:`_stop_workers` lets them drain and exit (``close``) or stops them
   at once (``terminate``), and :meth:`_join_workers` waits for them;
 - :meth:`_resize` changes the number of workers of a live pool.
 
 Optional hooks: :meth:`_wake` (work was queued: for dispatchers that do not
-block in ``_wait_batch``), :meth:`_timed_out` (a task ran over its
-timeout: kill and replace its worker if the pool can) and :meth:`_read_ahead`
-(how far a lazy map reads its input ahead of its consumer).
+block in ``_wait_batch``), :meth:`_encode` (serialize batches in the
+caller's thread), :meth:`_interrupted` (stop an interrupted call's tasks),
+:meth:`_timed_out` (a task ran over its timeout: kill and replace its worker
+if the pool can), :meth:`_start_failed` (``_start_workers`` raised),
+:meth:`_initial_nodes` (the size given to the constructor) and
+:meth:`_read_ahead` (how far a lazy map reads its input ahead of its consumer).
 """
 
 from __future__ import annotations
 
 import abc
-import heapq
-import itertools
-import math
 import os
 import threading
-import time
-from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar, overload
+from typing import Any, ClassVar, TypeVar
 
+from manymap.launcher._batch import Batch
 from manymap.launcher._calls import PoolCalls
 from manymap.launcher._compat_mp import MultiprocessingPoolMethods
 from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
-from manymap.launcher._events import ProgressListener, progress_bar
 from manymap.launcher._executor import PoolExecutor
-from manymap.launcher._job import Batch, Job
+from manymap.launcher._job import Job
+from manymap.launcher._lifecycle import Lifecycle, PoolState
+from manymap.launcher._nodes import NodesAlias, check_nodes, pick_nodes
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._results import AsyncResult, MapResult, wait_for
+from manymap.launcher._scheduler import PoolScheduler
 from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
-from manymap.launcher._warnings import warn_user
+from manymap.launcher._submit import JobSubmission
 
 __all__ = ["AbstractWorkerPool", "NodesAlias"]
 
 T = TypeVar("T")
-H = TypeVar("H", bound=AsyncResult[Any])
-_WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
-_LAZY_BATCH_CAP = 128  # the most tasks an automatic imap batch takes
-
-_NEW, _RUNNING, _CLOSED, _TERMINATED = "new", "running", "closed", "terminated"
-# A broken pool (say, its worker initializer failed) is a terminated one with a reason.
 
 
-class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, SchwimmbadSurface, abc.ABC):
+class AbstractWorkerPool(
+    JobSubmission, MultiprocessingPoolMethods, PicklesAsConfig, SchwimmbadSurface, abc.ABC
+):
     """Base of every manymap pool: the contract of ``manymap.launcher``.
 
     Args:
@@ -108,22 +108,25 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         **aliases: int | None,
     ) -> None:
         self._id = id
-        self._nodes = self._check_nodes(self._pick_nodes(nodes, aliases))
+        self._nodes = self._initial_nodes(nodes, aliases)
         self._defaults = TaskOptions(chunksize=chunksize, timeout=timeout, retries=retries, progress=progress)
-        self._poison_limit = 2
-        self._lock = threading.Lock()
-        self._work_ready = threading.Condition(self._lock)
+        self._scheduler = PoolScheduler(self)
+        self._lifecycle: Lifecycle = self._scheduler.lifecycle
+        self._lock = self._scheduler.lock  # guards the lifecycle, the queue and every job
         self._start_lock = threading.Lock()
-        self._state = _NEW
-        self._workers_up = False  # _start_workers ran and _join_workers has not
-        self._broken: BaseException | None = None
-        self._queue: deque[Job] = deque()
-        self._jobs: set[Job] = set()
-        self._stats = StatsRecorder()
-        self._deadlines: list[tuple[float, int, Batch]] = []
-        self._deadline_ids = itertools.count()
-        self._watchdog: threading.Thread | None = None
-        self._watch_cond = threading.Condition(self._lock)
+
+    @property
+    def _state(self) -> PoolState:
+        """Where the pool is in its life (read-only: see ``_lifecycle.py``)."""
+        return self._lifecycle.state
+
+    @property
+    def _workers_up(self) -> bool:
+        return self._lifecycle.workers_up
+
+    @property
+    def _stats(self) -> StatsRecorder:
+        return self._scheduler.stats
 
     # ----------------------------------------------------------------- size
 
@@ -140,7 +143,7 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         if value == self._nodes:
             return
         with self._start_lock:
-            if self._state == _RUNNING:
+            if self._lifecycle.running:
                 self._resize(value)
             self._nodes = value
 
@@ -154,23 +157,14 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         """The size of a pool created without one: the number of cores."""
         return os.cpu_count() or 1
 
-    def _pick_nodes(self, nodes: int | None, aliases: dict[str, int | None]) -> int:
-        unknown = sorted(set(aliases) - set(self.node_aliases))
-        if unknown:
-            raise TypeError(
-                f"{type(self).__name__}() got unexpected keyword argument{'s' if len(unknown) > 1 else ''} "
-                f"{', '.join(map(repr, unknown))}"
-            )
-        given = {name: value for name, value in {"nodes": nodes, **aliases}.items() if value is not None}
-        if len(set(given.values())) > 1:
-            raise ValueError(f"conflicting pool sizes: {given}")
-        return next(iter(given.values())) if given else self._default_nodes()
+    def _initial_nodes(self, nodes: int | None, aliases: dict[str, int | None]) -> int:
+        """The size given to the constructor as ``nodes`` or an alias, checked (else the default)."""
+        size = pick_nodes(type(self).__name__, nodes, aliases, self.node_aliases)
+        return self._check_nodes(self._default_nodes() if size is None else size)
 
     @staticmethod
     def _check_nodes(value: object) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"nodes must be a positive integer, got {value!r}")
-        return value
+        return check_nodes(value)
 
     # ------------------------------------------------------------- the maps
 
@@ -191,7 +185,7 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         """
         if callback is not None:
             return map_with_callback(self, function, iterables, callback, options)
-        return _wait(self._amap("map", function, iterables, options))
+        return wait_for(self._amap("map", function, iterables, options))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
         """Like :meth:`map`, but lazy: results in order, as they are ready.
@@ -209,23 +203,9 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         """Like :meth:`map`, but returns at once a :class:`MapResult`."""
         return self._amap("amap", function, iterables, options)
 
-    def _amap(
-        self,
-        method: str,
-        function: Callable[..., T],
-        iterables: tuple[Iterable[Any], ...],
-        options: dict[str, Any],
-        *,
-        star: bool | None = None,
-    ) -> MapResult[T]:
-        items = list(_source(method, iterables))
-        handle: MapResult[T] = MapResult()
-        star = len(iterables) > 1 if star is None else star
-        return self._eager(method, function, items, star, {}, options, handle, single=False)
-
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return _wait(self._amap("smap", function, (iterable,), options, star=True))
+        return wait_for(self._amap("smap", function, (iterable,), options, star=True))
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -242,7 +222,7 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """``function(*args, **kwds)`` on a worker; the pool's default options apply
         (per-call ones through :meth:`with_options`)."""
-        return _wait(self._apply("pipe", function, args, kwds, {}))
+        return wait_for(self._apply("pipe", function, args, kwds, {}))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
@@ -268,28 +248,16 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         self._options(options, "with_options")
         return PoolCalls(self, options)
 
-    def _apply(
-        self,
-        method: str,
-        function: Callable[..., T],
-        args: tuple[Any, ...],
-        kwds: dict[str, Any],
-        overrides: dict[str, Any],
-    ) -> AsyncResult[T]:
-        handle: AsyncResult[T] = AsyncResult()
-        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
-
     # ------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
         """Accept no more work; the workers exit once the work handed out is done."""
         with self._lock:
-            if self._state in (_CLOSED, _TERMINATED):
+            if not self._lifecycle.close():
                 return
-            started = self._workers_up
-            self._state = _CLOSED
-            jobs = list(self._jobs)
-            self._work_ready.notify_all()
+            started = self._lifecycle.workers_up
+            jobs = self._scheduler.unfinished()
+            self._scheduler.stopped()
         for job in jobs:
             job.close_input()
         if started:
@@ -298,13 +266,11 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
     def terminate(self) -> None:
         """Stop the workers now; unfinished results are cancelled."""
         with self._lock:
-            if self._state == _TERMINATED:
+            if not self._lifecycle.terminate():
                 return
-            started = self._workers_up
-            self._state = _TERMINATED
-            jobs = list(self._jobs)
-            self._work_ready.notify_all()
-            self._watch_cond.notify_all()
+            started = self._lifecycle.workers_up
+            jobs = self._scheduler.unfinished()
+            self._scheduler.stopped()
         for job in jobs:
             job.abort()
         if started:
@@ -314,13 +280,10 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         """The pool cannot work (say, its initializer fails): fail all its work
         with ``reason``, stop the workers and accept nothing more."""
         with self._lock:
-            if self._state == _TERMINATED:
+            if not self._lifecycle.terminate(reason):
                 return
-            self._state = _TERMINATED
-            self._broken = reason
-            jobs = list(self._jobs)
-            self._work_ready.notify_all()
-            self._watch_cond.notify_all()
+            jobs = self._scheduler.unfinished()
+            self._scheduler.stopped()
         for job in jobs:
             job.fail(reason)
         self._stop_workers(kill=True)
@@ -332,16 +295,12 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
             ValueError: the pool is still running.
         """
         with self._lock:
-            if self._state in (_NEW, _RUNNING):
+            if self._lifecycle.accepting:
                 raise ValueError(f"{self!r} is still running: call close() or terminate() before join()")
-        if self._workers_up:
+        if self._lifecycle.workers_up:
             self._join_workers()
-            self._workers_up = False
-        with self._lock:
-            self._watch_cond.notify_all()
-            watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.join()
+            self._lifecycle.workers_up = False
+        self._scheduler.watchdog.join()
         self._join_callbacks()  # multiprocessing-style callbacks still due
 
     def restart(self, force: bool = False) -> None:
@@ -350,29 +309,25 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         Raises:
             ValueError: the pool is running and ``force`` is false.
         """
-        if self._state == _RUNNING and not force:
+        if self._lifecycle.running and not force:
             raise ValueError(f"{self!r} is running: close() it first, or restart(force=True)")
         self.clear()
         self._ensure_started()
 
     def clear(self) -> None:
         """Stop and forget the workers; the next call starts new ones."""
-        if self._state == _RUNNING:
+        if self._lifecycle.running:
             self.terminate()
-        if self._state in (_CLOSED, _TERMINATED):
+        if not self._lifecycle.accepting:
             self.join()
         with self._lock:
-            self._state = _NEW
-            self._broken = None
-            self._queue.clear()
-            self._jobs.clear()
-            self._stats = StatsRecorder()
+            self._scheduler.reset()
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """As :meth:`concurrent.futures.Executor.shutdown`: close, optionally cancel, join."""
         if cancel_futures:
             with self._lock:
-                jobs = list(self._jobs)
+                jobs = self._scheduler.unfinished()
             for job in jobs:
                 job.cancel()
         self.close()
@@ -458,10 +413,19 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         finishes the task, whose late result is ignored.
         """
 
+    def _start_failed(self, error: BaseException) -> None:
+        """``_start_workers`` raised ``error`` (which the call that started the pool
+        raises next): the pool is broken, every later call raises
+        :class:`~manymap.launcher.PoolClosedError` from ``error``.
+
+        A core that stops what it had started before raising needs nothing more.
+        """
+        self._break(error)
+
     def _take_batch(self) -> Batch | None:
         """The next batch to run, or ``None`` if none is ready now."""
         with self._lock:
-            return self._take_locked()
+            return self._scheduler.take()
 
     def _wait_batch(self) -> Batch | None:
         """The next batch to run, waiting for one; ``None`` means: exit.
@@ -469,318 +433,34 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
         Returns ``None`` once the pool is terminated, or closed with nothing
         left to run or in flight.
         """
-        with self._lock:
-            while True:
-                if self._state == _TERMINATED:
-                    return None
-                batch = self._take_locked()
-                if batch is not None:
-                    return batch
-                if self._state == _CLOSED and not self._jobs:
-                    return None
-                self._work_ready.wait(_WAIT_SLICE)
+        return self._scheduler.wait()
 
     @property
     def _draining(self) -> bool:
         """Whether the pool is closed and has nothing left to run."""
-        return self._state in (_CLOSED, _TERMINATED) and not self._jobs
+        return self._scheduler.draining
 
     # ---------------------------------------------------------- internals
 
-    def _take_locked(self) -> Batch | None:
-        queue = self._queue
-        while queue:
-            job = queue[0]
-            batch = job.take()
-            if not job.has_ready:
-                queue.popleft()
-                job.queued = False
-            if batch is not None:
-                return batch
-        return None
-
     def _accepting(self) -> bool:
-        return self._state in (_NEW, _RUNNING)
-
-    def _enqueue(self, job: Job) -> None:
-        """List ``job`` as having ready batches (under the lock)."""
-        if not job.queued:
-            job.queued = True
-            self._queue.append(job)
-        self._work_ready.notify_all()
-
-    def _job_complete(self, job: Job) -> None:
-        """Forget a finished job (under the lock)."""
-        self._jobs.discard(job)
-        if job.queued:
-            self._queue.remove(job)
-            job.queued = False
-        self._work_ready.notify_all()
+        return self._lifecycle.accepting
 
     def _ensure_started(self) -> None:
         with self._start_lock:
             with self._lock:
-                if self._state != _NEW:
+                if not self._lifecycle.begin():
                     return
-                self._state = _RUNNING
-            self._start_workers()
-            self._workers_up = True
+            try:
+                self._start_workers()
+            except BaseException as error:
+                self._start_failed(error)
+                raise
+            self._lifecycle.workers_up = True
 
     def _check_open(self, method: str) -> None:
-        if not self._accepting():
-            why = f"broken ({self._broken!r})" if self._broken is not None else self._state
+        lifecycle = self._lifecycle
+        if not lifecycle.accepting:
             raise PoolClosedError(
-                f"{type(self).__name__}.{method}() on {self!r}: the pool is {why}; no new work is accepted"
-            ) from self._broken
-
-    def _options(self, overrides: dict[str, Any], method: str) -> TaskOptions:
-        return self._defaults.merged(overrides, call=f"{type(self).__name__}.{method}()")
-
-    def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
-        """Tasks per batch: as asked; 1 with a timeout; else from the size and the
-        cost of the function's earlier tasks.
-
-        Without history it is the stdlib's choice, four batches per worker. Once
-        the function's tasks are known to be cheap, batches grow to about
-        :attr:`batch_seconds` of work (still at least one per worker), so that a
-        map of cheap tasks is not a string of round trips.
-        """
-        if options.chunksize is not None:
-            return options.chunksize
-        if options.timeout is not None:
-            return 1
-        workers = self._capacity()
-        size = math.ceil(length / (4 * workers)) if length else 1
-        cost = self._stats.task_seconds(function)
-        if cost is not None and size * cost < self.batch_seconds:
-            fitting = math.ceil(self.batch_seconds / max(cost, 1e-9))
-            if not length:
-                return min(_LAZY_BATCH_CAP, fitting)
-            rounds = math.ceil(length / (min(fitting, length) * workers))  # every worker gets as many
-            size = math.ceil(length / (rounds * workers))
-        return max(1, size)
-
-    def _capacity(self) -> int:
-        """The workers that batches are spread over: ``nodes``, unless the pool has others too."""
-        return self._nodes
-
-    def _listener(self, options: TaskOptions, total: int | None, method: str) -> ProgressListener | None:
-        progress = options.progress
-        if progress is True:
-            return progress_bar(total, f"{type(self).__name__}.{method}")
-        if progress:
-            return progress
-        return None
-
-    def _listener_failed(self, listener: object, error: BaseException) -> None:
-        warn_user(f"progress consumer {listener!r} raised {error!r}; it gets no more events")
-
-    def _eager(
-        self,
-        method: str,
-        function: Callable[..., Any],
-        items: list[Any],
-        star: bool,
-        kwargs: dict[str, Any],
-        overrides: dict[str, Any],
-        handle: H,
-        *,
-        single: bool,
-    ) -> H:
-        _check_callable(method, function)
-        options = self._options(overrides, method)
-        self._check_open(method)
-        job = Job(
-            self,
-            function,
-            star=star,
-            kwargs=kwargs,
-            options=options,
-            chunksize=self._chunksize(options, len(items), function),
-            listener=self._listener(options, len(items), method),
-            handle=handle,
-            single=single,
-        )
-        handle._job = job
-        batches = job.cut(items, 0)
-        self._ensure_started()
-        try:
-            with self._lock:
-                self._check_open(method)
-                self._jobs.add(job)
-                events = job.load(batches, len(items))
-                done = job._check_complete()
-            job._emit(events)
-            self._wake()
-        except BaseException:
-            self._abandon(job)
-            raise
-        if done:
-            job._deliver()
-        return handle
-
-    @staticmethod
-    def _task_items(method: str, function: object, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
-        """The items of a map call, one per task, after the checks every pool
-        makes of its arguments (for pools that read their input their own way)."""
-        _check_callable(method, function)
-        return _source(method, iterables)
-
-    def _lazy(
-        self,
-        method: str,
-        function: Callable[..., Any],
-        iterables: tuple[Iterable[Any], ...],
-        overrides: dict[str, Any],
-        *,
-        star: bool,
-        ordered: bool,
-    ) -> ResultIterator[Any]:
-        _check_callable(method, function)
-        options = self._options(overrides, method)
-        source = _source(method, iterables)
-        self._check_open(method)
-        total = _length_hint(iterables)
-        chunksize = self._chunksize(options, total, function)
-        job = Job(
-            self,
-            function,
-            star=star,
-            kwargs={},
-            options=options,
-            chunksize=chunksize,
-            listener=self._listener(options, total, method),
-        )
-        ahead = self._read_ahead(chunksize)
-        job.attach(source, max(ahead, chunksize))
-        self._ensure_started()
-        try:
-            with self._lock:
-                self._check_open(method)
-                self._jobs.add(job)
-            if ahead:
-                job.feed()
-        except BaseException:
-            self._abandon(job)
-            raise
-        return ResultIterator(job, ordered=ordered)
-
-    def _read_ahead(self, chunksize: int) -> int:
-        """How many tasks a lazy map (``imap``...) reads from its input ahead of its
-        consumer: enough to keep every worker busy, starting at the call.
-
-        A pool that returns 0 reads nothing at the call, and then one batch only
-        when the consumer has taken every result before it, as builtin ``map``
-        does (``SerialPool``: with batches of one, each item is read just before
-        its task runs).
-        """
-        return chunksize * max(8, 4 * self._nodes)
-
-    def _abandon(self, job: Job) -> None:
-        """A call failed (Ctrl-C, say) before its caller got a handle: end its job.
-
-        Nobody could wait for or cancel it, so it must not run on, nor leave
-        the pool waiting for it on ``join``.
-        """
-        job.abort()
-        self._interrupted(job)
-
-    # ------------------------------------------------------------ timeouts
-
-    def _watch(self, batch: Batch, deadline: float) -> None:
-        """Fail ``batch`` if it is still running at ``deadline`` (under the lock)."""
-        heapq.heappush(self._deadlines, (deadline, next(self._deadline_ids), batch))
-        if self._watchdog is None:
-            self._watchdog = threading.Thread(
-                target=self._watch_deadlines, name=f"manymap-watchdog-{id(self):x}", daemon=True
-            )
-            self._watchdog.start()
-        self._watch_cond.notify()
-
-    def _watch_deadlines(self) -> None:
-        deadlines = self._deadlines
-        idle = False
-        with self._lock:
-            while True:
-                if self._state == _TERMINATED or not deadlines:
-                    deadlines.clear()
-                    if self._watchdog is threading.current_thread():
-                        self._watchdog = (
-                            None  # the next deadline starts another: an idle pool holds no thread
-                        )
-                    return
-                if not deadlines and idle:  # a new deadline starts a new watchdog
-                    self._watchdog = None  # (this thread must not keep the pool alive)
-                    return
-                idle = not deadlines
-                now = time.monotonic()
-                expired = []
-                while deadlines and (deadlines[0][0] <= now or deadlines[0][2].settled):
-                    expired.append(heapq.heappop(deadlines)[2])
-                if expired:
-                    self._lock.release()
-                    try:
-                        for batch in expired:
-                            if batch.job.time_out(batch):
-                                self._timed_out(batch)
-                    finally:
-                        self._lock.acquire()
-                    continue
-                wait = deadlines[0][0] - now if deadlines else _WAIT_SLICE
-                self._watch_cond.wait(min(wait, _WAIT_SLICE))
-
-
-def _wait(handle: AsyncResult[T]) -> T:
-    """Wait for a handle; on Ctrl-C cancel its work and stop its running tasks."""
-    try:
-        return handle.get()
-    except KeyboardInterrupt:
-        job = handle._job
-        if job is not None:
-            job.cancel()
-            job.pool._interrupted(job)
-        raise
-
-
-def _check_callable(method: str, function: object) -> None:
-    if not callable(function):
-        raise TypeError(f"{method}() needs a callable as its first argument, got {function!r}")
-
-
-def _source(method: str, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
-    """One item per task: the item itself, or a tuple across several iterables."""
-    if not iterables:
-        raise TypeError(f"{method}() needs at least one iterable")
-    for position, iterable in enumerate(iterables):
-        if not isinstance(iterable, Iterable):
-            raise TypeError(
-                f"{method}() argument {position + 2} must be iterable, got {type(iterable).__name__}"
-            )
-    if len(iterables) == 1:
-        return iter(iterables[0])
-    return zip(*iterables, strict=False)  # stop at the shortest, as builtin map does
-
-
-def _length_hint(iterables: tuple[Iterable[Any], ...]) -> int | None:
-    lengths = [len(it) for it in iterables if hasattr(it, "__len__")]  # type: ignore[arg-type]
-    return min(lengths) if len(lengths) == len(iterables) else None
-
-
-class NodesAlias:
-    """:attr:`AbstractWorkerPool.nodes` under another name, such as pathos' ``ncpus``.
-
-    ``ncpus = NodesAlias()`` in a pool class reads and resizes like ``nodes``.
-    """
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.__doc__ = f"The number of workers (pathos' name ``{name}`` of ``nodes``)."
-
-    @overload
-    def __get__(self, pool: None, owner: type) -> NodesAlias: ...
-    @overload
-    def __get__(self, pool: AbstractWorkerPool, owner: type) -> int: ...
-    def __get__(self, pool: AbstractWorkerPool | None, owner: type) -> NodesAlias | int:
-        return self if pool is None else pool.nodes
-
-    def __set__(self, pool: AbstractWorkerPool, value: int | None) -> None:
-        pool.nodes = value
+                f"{type(self).__name__}.{method}() on {self!r}: the pool is {lifecycle.why_closed()}; "
+                "no new work is accepted"
+            ) from lifecycle.broken

@@ -5,7 +5,7 @@ Unpickling an exception calls its class with the arguments pickle saved
 other, arguments than it passes to ``Exception.__init__`` pickles fine and
 then fails to load, with a ``TypeError`` about ``__init__``, and takes every
 other outcome of the same message with it. So before a task's exception is
-shipped (when a :class:`~manymap.launcher.TaskFailure` is pickled) it is
+shipped (when a :class:`~manymap.launcher.lowlevel.TaskFailure` is pickled) it is
 rebuilt once, the way unpickling would; if that fails, a
 :class:`RemoteTaskError` naming its type, message and traceback travels in
 its place, and only that task fails with it.

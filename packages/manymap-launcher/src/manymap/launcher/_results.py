@@ -21,8 +21,9 @@ from manymap.launcher._errors import ResultTimeoutError
 
 if TYPE_CHECKING:
     from manymap.launcher._job import Job
+    from manymap.launcher._lazy_job import LazyJob
 
-__all__ = ["AsyncResult", "MapResult", "ResultIterator"]
+__all__ = ["AsyncResult", "MapResult", "ResultIterator", "wait_for"]
 
 T = TypeVar("T")
 
@@ -120,6 +121,17 @@ class AsyncResult(concurrent.futures.Future[T]):
             _settle(self.set_result, value)
 
 
+def wait_for(handle: AsyncResult[T]) -> T:
+    """Wait for a handle; on Ctrl-C cancel its work and stop its running tasks."""
+    try:
+        return handle.get()
+    except KeyboardInterrupt:
+        job = handle._job
+        if job is not None:
+            job.interrupt()
+        raise
+
+
 def cancel_future(future: concurrent.futures.Future[Any]) -> bool:
     """Cancel a pending future and wake ``concurrent.futures.wait`` on it.
 
@@ -158,7 +170,7 @@ class ResultIterator(Iterator[T]):
     tasks not yet run.
     """
 
-    def __init__(self, job: Job, *, ordered: bool) -> None:
+    def __init__(self, job: LazyJob, *, ordered: bool) -> None:
         self._job = job
         self._ordered = ordered
         _finalizer.ensure_started()
@@ -170,8 +182,7 @@ class ResultIterator(Iterator[T]):
         try:
             value: T = self._job.next_result(ordered=self._ordered)
         except KeyboardInterrupt:
-            self._job.cancel()
-            self._job.pool._interrupted(self._job)
+            self._job.interrupt()
             raise
         return value
 

@@ -4,7 +4,7 @@ A concrete pool's worker (a thread, a process, a remote server) receives a
 function, a list of call items and the call convention, and runs
 :func:`run_calls`. It returns every value plus a map from offset to
 :class:`TaskFailure` for the calls that raised; the pool ships both back and
-hands them to :meth:`manymap.launcher.Batch.finish`. An exception never stops
+hands them to :meth:`manymap.launcher.lowlevel.Batch.finish`. An exception never stops
 the rest of the batch, and the worker itself survives it: ``SystemExit`` and
 ``KeyboardInterrupt`` raised by a task fail that task only.
 """

@@ -1,7 +1,7 @@
 """``ThreadWorkerPool``: a pool whose workers are threads of this process.
 
 The simplest scheduling core: each worker thread takes a batch from the
-pool, runs it with :func:`~manymap.launcher.run_calls` and reports it.
+pool, runs it with :func:`~manymap.launcher.lowlevel.run_calls` and reports it.
 ``manymap.pools.local``'s ``ThreadPool`` is this core; the conformance
 suite's ``ReferencePool`` too.
 
@@ -25,9 +25,10 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
+from manymap.launcher._batch import Batch
 from manymap.launcher._errors import add_note
-from manymap.launcher._job import Batch
-from manymap.launcher._pool import _CLOSED, _RUNNING, _TERMINATED, AbstractWorkerPool, NodesAlias
+from manymap.launcher._nodes import NodesAlias
+from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._task import run_calls
 from manymap.launcher._warnings import warn_user
 
@@ -134,14 +135,14 @@ class ThreadWorkerPool(AbstractWorkerPool):
                 self._retire -= 1
                 return False
         with self._lock:
-            if self._state == _TERMINATED:
+            if self._lifecycle.terminated:
                 return False
-            batch = self._take_locked()
+            batch = self._scheduler.take()
             if batch is not None:
                 with self._threads_lock:
                     self._running[name] = batch
                 return batch
-            return not (self._state == _CLOSED and not self._jobs)
+            return not (self._lifecycle.closed and self._draining)
 
     def _run(self, name: str, batch: Batch) -> None:
         try:
@@ -151,7 +152,7 @@ class ThreadWorkerPool(AbstractWorkerPool):
         finally:
             with self._threads_lock:
                 self._running.pop(name, None)
-            if self._state != _RUNNING:
+            if not self._lifecycle.running:
                 self._bell.ring()  # the pool may be draining: idle threads re-check
 
     def _wake(self) -> None:
@@ -202,7 +203,7 @@ class ThreadWorkerPool(AbstractWorkerPool):
             if worker is None or self._running.get(worker) is not batch:
                 return  # already back (its result came in as the clock ran out)
             self._abandoned[worker] = "a task that timed out"
-        if self._state != _TERMINATED:
+        if not self._lifecycle.terminated:
             self._spawn()
 
 

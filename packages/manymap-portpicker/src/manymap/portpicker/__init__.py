@@ -9,7 +9,7 @@ picker to stream to a remote ``python3`` (``manymap.secure`` does).
 
 from __future__ import annotations
 
-from manymap.launcher import show_public_paths
+from manymap.launcher.lowlevel import show_public_paths
 
 from .__about__ import __version__
 from ._core import (

@@ -22,13 +22,8 @@ Errors name the host and port: :class:`~manymap.launcher.AuthenticationError`,
 
 from __future__ import annotations
 
-from manymap.launcher import (
-    AuthenticationError,
-    ConnectionLostError,
-    HostKeyError,
-    TunnelError,
-    show_public_paths,
-)
+from manymap.launcher import AuthenticationError, ConnectionLostError, HostKeyError, TunnelError
+from manymap.launcher.lowlevel import show_public_paths
 
 from .__about__ import __version__
 from ._command import CommandResult

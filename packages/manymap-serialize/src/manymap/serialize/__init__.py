@@ -26,7 +26,8 @@ exception cannot be sent back.
 
 from __future__ import annotations
 
-from manymap.launcher import SerializationError, show_public_paths
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import show_public_paths
 from manymap.serialize.__about__ import __version__
 from manymap.serialize._check import CheckReport, check
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads

@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import CodeType, FunctionType
 from typing import Any, TypeVar
 
-from manymap.launcher import SerializationError, TaskFailure
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import TaskFailure
 from manymap.serialize._byvalue import globals_by_reference
 from manymap.serialize._core import dumps
 

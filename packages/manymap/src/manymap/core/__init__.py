@@ -20,7 +20,7 @@ from manymap.core._commands import connect, copy, execute, kill, randomport
 from manymap.core._pipe import LocalPipe
 from manymap.core._proctable import getchild, getpid, getppid
 from manymap.core._server import Server, serve
-from manymap.launcher import show_public_paths
+from manymap.launcher.lowlevel import show_public_paths
 
 __all__ = [
     "LocalPipe",

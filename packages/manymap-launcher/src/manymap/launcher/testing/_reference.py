@@ -1,6 +1,6 @@
 """``ReferencePool``: the pool that proves the conformance suite.
 
-It is :class:`~manymap.launcher.ThreadWorkerPool` as it stands, the smallest
+It is :class:`~manymap.launcher.lowlevel.ThreadWorkerPool` as it stands, the smallest
 core written only against the scheduling hooks of
 :class:`~manymap.launcher.AbstractWorkerPool`. Use
 ``manymap.pools.local.ThreadPool`` in real code.

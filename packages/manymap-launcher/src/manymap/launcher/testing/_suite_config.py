@@ -11,7 +11,8 @@ from __future__ import annotations
 import pickle
 from typing import Any
 
-from manymap.launcher import AbstractWorkerPool, NodesAlias
+from manymap.launcher import AbstractWorkerPool
+from manymap.launcher.lowlevel import NodesAlias
 from manymap.launcher.testing import _tasks as tasks
 
 __all__ = ["PoolConfigConformance"]

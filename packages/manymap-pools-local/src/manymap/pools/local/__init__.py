@@ -12,7 +12,7 @@ All three have the whole pool contract of
 
 from __future__ import annotations
 
-from manymap.launcher import show_public_paths
+from manymap.launcher.lowlevel import show_public_paths
 from manymap.pools.local.__about__ import __version__
 from manymap.pools.local._process import CONTEXTS, ProcessPool
 from manymap.pools.local._random import random_seed, random_state

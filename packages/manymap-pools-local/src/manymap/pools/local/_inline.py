@@ -19,7 +19,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from manymap.launcher import PoolClosedError, ResultIterator, TaskFailure, add_note, annotate_task_error
+from manymap.launcher import PoolClosedError, ResultIterator
+from manymap.launcher.lowlevel import TaskFailure, add_note, annotate_task_error
 
 if TYPE_CHECKING:
     from manymap.pools.local._serial import SerialPool

@@ -1,7 +1,7 @@
 """``ProcessPool``: worker processes that cannot hang the caller.
 
 How it works. One manager thread per pool owns every worker process
-(:class:`manymap.launcher.ManagedWorkerPool`). Each worker has its own duplex
+(:class:`manymap.launcher.lowlevel.ManagedWorkerPool`). Each worker has its own duplex
 pipe and a death signal: a pidfd of the worker (``_procs.py``), which no
 process the worker's tasks start can hold open, or the ``multiprocess``
 sentinel where there is no pidfd or the forkserver reports the death. The
@@ -54,14 +54,7 @@ import multiprocess
 import multiprocess.connection
 import multiprocess.util
 
-from manymap.launcher import (
-    Batch,
-    Job,
-    ManagedWorkerPool,
-    NodesAlias,
-    TaskFailure,
-    add_note,
-)
+from manymap.launcher.lowlevel import Batch, Job, ManagedWorkerPool, NodesAlias, TaskFailure, add_note
 from manymap.pools.local import _procs, _shm, _wire
 from manymap.pools.local._worker import DEPTH_VARIABLE, worker_main
 from manymap.serialize import FunctionPayloads
@@ -162,7 +155,7 @@ class ProcessPool(ManagedWorkerPool):
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
-        self._poison_limit = poison
+        self._scheduler.poison_limit = poison
         self._workers: list[_Worker] = []
         self._serials = itertools.count(1)
         self._tokens = itertools.count(1)

@@ -23,7 +23,8 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from manymap.launcher import AbstractWorkerPool, MapResult, PoolStats, ResultIterator, TaskOptions, run_calls
+from manymap.launcher import AbstractWorkerPool, MapResult, PoolStats, ResultIterator
+from manymap.launcher.lowlevel import TaskOptions, run_calls
 from manymap.pools.local._inline import InlineResults, run_inline
 
 __all__ = ["SerialPool"]

@@ -1,6 +1,6 @@
 """``ThreadPool``: worker threads of this process.
 
-The launcher's :class:`~manymap.launcher.ThreadWorkerPool` core, under its
+The launcher's :class:`~manymap.launcher.lowlevel.ThreadWorkerPool` core, under its
 pathos name. Threads share the interpreter: they help with I/O-bound tasks
 and with code that releases the GIL (numpy, compression, ...). A task over
 its ``timeout`` is reported at once and its thread replaced, but a thread
@@ -9,7 +9,7 @@ cannot be killed, so it runs the task to its end in the background.
 
 from __future__ import annotations
 
-from manymap.launcher import ThreadWorkerPool
+from manymap.launcher.lowlevel import ThreadWorkerPool
 
 __all__ = ["ThreadPool"]
 

@@ -27,7 +27,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from manymap.launcher import SerializationError, TaskFailure
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import TaskFailure
 from manymap.pools.local import _shm
 from manymap.serialize import dumps_oob, encode_batch, loads, make_shippable
 

@@ -1,7 +1,7 @@
 """The main loop of a ProcessPool worker process.
 
 The worker reads messages from its pipe (``_wire.py``), runs batches with
-:func:`manymap.launcher.run_calls` and writes back their outcome. It
+:func:`manymap.launcher.lowlevel.run_calls` and writes back their outcome. It
 ignores SIGINT (the parent decides what Ctrl-C stops) and exits when the
 parent says so, when its pipe closes, or after ``maxtasks`` tasks. A thread
 watches the process that owns the pool: when it dies, the worker dies at
@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from manymap.launcher import TaskFailure, run_calls
+from manymap.launcher.lowlevel import TaskFailure, run_calls
 from manymap.pools.local import _procs, _shm, _wire
 from manymap.serialize import dumps
 

@@ -17,7 +17,7 @@ itself (as ``manymap.core.serve`` does): its command line, its port, its secret.
 
 from __future__ import annotations
 
-from manymap.launcher import show_public_paths
+from manymap.launcher.lowlevel import show_public_paths
 from manymap.pools.rpc.__about__ import __version__
 from manymap.pools.rpc._nodes import RemoteHost
 from manymap.pools.rpc._pool import ParallelPool

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from manymap.launcher import Batch, warn_user
+from manymap.launcher.lowlevel import Batch, warn_user
 from manymap.pools.rpc._connector import connect_patiently
 from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy
 from manymap.pools.rpc._slot import Slot

@@ -10,7 +10,7 @@ alike: an idle connection gets the next batch, whichever node it belongs to,
 and each node gets work in proportion to its workers.
 
 One manager thread per pool owns the connections
-(:class:`manymap.launcher.ManagedWorkerPool`) and never blocks: frames go
+(:class:`manymap.launcher.lowlevel.ManagedWorkerPool`) and never blocks: frames go
 out and come in as far as the sockets take them (``_slot.py``); connecting,
 starting a server and the handshake run on threads of their own
 (``_connector.py``). An idle connection gets the next batch (encoded in the
@@ -41,16 +41,11 @@ from typing import Any
 from manymap.launcher import (
     AbstractWorkerPool,
     AuthenticationError,
-    Batch,
     ConnectionLostError,
-    Job,
-    ManagedWorkerPool,
-    NodesAlias,
     SerializationError,
-    TaskFailure,
     WorkerLostError,
-    warn_user,
 )
+from manymap.launcher.lowlevel import Batch, Job, ManagedWorkerPool, NodesAlias, TaskFailure, warn_user
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
@@ -120,9 +115,8 @@ class ParallelPool(ManagedWorkerPool):
             options.pop("ncpus", None)
         if not server_timeout > 0:
             raise ValueError(f"server_timeout must be a positive number of seconds, got {server_timeout!r}")
+        self._remote_only = remote_only
         super().__init__(nodes, **options)
-        if remote_only:
-            self._nodes = 0
         self._secret = secret
         self._python = python
         self._server_workers = server_workers
@@ -178,6 +172,10 @@ class ParallelPool(ManagedWorkerPool):
 
     # --------------------------------------------- the launcher's hooks
 
+    def _initial_nodes(self, nodes: int | None, aliases: dict[str, int | None]) -> int:
+        # ParallelPool(0, servers=...) has no local workers: the base accepts no 0.
+        return 0 if self._remote_only else super()._initial_nodes(nodes, aliases)
+
     def _capacity(self) -> int:
         # Every worker, local and remote; before the start, two per server as a guess.
         return max(1, self.capacity or self._nodes + 2 * len(self._server_specs))
@@ -212,10 +210,7 @@ class ParallelPool(ManagedWorkerPool):
             kind = AuthenticationError if refused else ConnectionLostError
             error = kind(f"ParallelPool has no usable node ({why})")
             self._stop_nodes()
-            with self._lock:
-                self._state = "terminated"
-                self._broken = error
-            raise error
+            raise error  # the pool is broken by it (AbstractWorkerPool._start_failed)
         for slot in slots:
             slot.handle([])  # what came with the handshake
         self._connector = Connector(weak_call(self._wake_manager), timeout=max(self.server_timeout, 2.0))

@@ -22,7 +22,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from manymap.launcher import SerializationError, TaskFailure, run_calls
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import TaskFailure, run_calls
 from manymap.serialize import dumps, loads, make_shippable
 
 __all__ = ["FUNCTION_CACHE", "KEY", "STUB", "STUB_NAME", "encode_results", "run_batch", "run_counted"]

@@ -23,12 +23,12 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from manymap.launcher import TaskFailure
+from manymap.launcher.lowlevel import TaskFailure
 from manymap.pools.rpc import _protocol as proto
 from manymap.serialize import dumps, loads
 
 if TYPE_CHECKING:
-    from manymap.launcher import Batch
+    from manymap.launcher.lowlevel import Batch
     from manymap.pools.rpc._nodes import Connection, Node
 
 __all__ = ["Slot", "for_all"]

@@ -1,0 +1,217 @@
+"""From a call to a job: how a pool turns ``map``, ``imap``, ``apipe``... into work.
+
+How data flows (the pool -> job step of every call): the options are merged
+over the pool's defaults and checked; the batch size is chosen
+(``_batching.py``); an :class:`~manymap.launcher._eager_job.EagerJob` cuts
+the whole input into batches, encoded by the pool in the caller's thread,
+or a :class:`~manymap.launcher._lazy_job.LazyJob` is given its input to
+read later. The pool is started if it is new, the job is counted by the
+pool's scheduler, and the eager job is loaded and launched (its batches
+queued, the workers woken). From there on the job talks to the scheduler
+only. A call that fails before its caller holds a handle (Ctrl-C, say)
+abandons its job so that nothing runs on unseen.
+
+:class:`JobSubmission` is a base of
+:class:`~manymap.launcher.AbstractWorkerPool`; pools override its hooks
+(``_chunksize``, ``_read_ahead``, ``_capacity``, ``_lazy``, ``_amap``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from manymap.launcher._arguments import check_callable, length_hint, task_source
+from manymap.launcher._batching import choose_chunksize, read_ahead
+from manymap.launcher._eager_job import EagerJob
+from manymap.launcher._events import ProgressListener, progress_bar
+from manymap.launcher._lazy_job import LazyJob
+from manymap.launcher._options import TaskOptions
+from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+
+if TYPE_CHECKING:
+    from manymap.launcher._job import Job
+    from manymap.launcher._scheduler import PoolScheduler
+
+__all__ = ["JobSubmission"]
+
+T = TypeVar("T")
+H = TypeVar("H", bound=AsyncResult[Any])
+
+
+class JobSubmission:
+    """The pool's side of the pool -> job step (a base of ``AbstractWorkerPool``)."""
+
+    batch_seconds: ClassVar[float]
+    _scheduler: PoolScheduler
+    _defaults: TaskOptions
+    _nodes: int
+    _lock: threading.Lock
+
+    if TYPE_CHECKING:
+
+        def _check_open(self, method: str) -> None: ...
+        def _ensure_started(self) -> None: ...
+        def _interrupted(self, job: Job) -> None: ...
+
+    def _amap(
+        self,
+        method: str,
+        function: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        options: dict[str, Any],
+        *,
+        star: bool | None = None,
+    ) -> MapResult[T]:
+        items = list(task_source(method, iterables))
+        handle: MapResult[T] = MapResult()
+        star = len(iterables) > 1 if star is None else star
+        return self._eager(method, function, items, star, {}, options, handle, single=False)
+
+    def _apply(
+        self,
+        method: str,
+        function: Callable[..., T],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> AsyncResult[T]:
+        handle: AsyncResult[T] = AsyncResult()
+        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
+
+    def _options(self, overrides: dict[str, Any], method: str) -> TaskOptions:
+        return self._defaults.merged(overrides, call=f"{type(self).__name__}.{method}()")
+
+    def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
+        """Tasks per batch (see ``_batching.py``): as asked; 1 with a timeout; else
+        from the size and the cost of the function's earlier tasks."""
+        if options.chunksize is not None:
+            return options.chunksize
+        return choose_chunksize(
+            chunksize=None,
+            timeout=options.timeout,
+            length=length,
+            workers=self._capacity(),
+            cost=None if options.timeout is not None else self._scheduler.stats.task_seconds(function),
+            batch_seconds=self.batch_seconds,
+        )
+
+    def _capacity(self) -> int:
+        """The workers that batches are spread over: ``nodes``, unless the pool has others too."""
+        return self._nodes
+
+    def _listener(self, options: TaskOptions, total: int | None, method: str) -> ProgressListener | None:
+        progress = options.progress
+        if progress is True:
+            return progress_bar(total, f"{type(self).__name__}.{method}")
+        if progress:
+            return progress
+        return None
+
+    def _eager(
+        self,
+        method: str,
+        function: Callable[..., Any],
+        items: list[Any],
+        star: bool,
+        kwargs: dict[str, Any],
+        overrides: dict[str, Any],
+        handle: H,
+        *,
+        single: bool,
+    ) -> H:
+        check_callable(method, function)
+        options = self._options(overrides, method)
+        self._check_open(method)
+        job = EagerJob(
+            self._scheduler,
+            function,
+            star=star,
+            kwargs=kwargs,
+            options=options,
+            chunksize=self._chunksize(options, len(items), function),
+            listener=self._listener(options, len(items), method),
+            handle=handle,
+            single=single,
+        )
+        handle._job = job
+        batches = job.cut(items, 0)
+        self._ensure_started()
+        try:
+            with self._lock:
+                self._check_open(method)
+                self._scheduler.add(job)
+                job.load(batches, len(items))
+            job.launch()
+        except BaseException:
+            self._abandon(job)
+            raise
+        return handle
+
+    @staticmethod
+    def _task_items(method: str, function: object, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:
+        """The items of a map call, one per task, after the checks every pool
+        makes of its arguments (for pools that read their input their own way)."""
+        check_callable(method, function)
+        return task_source(method, iterables)
+
+    def _lazy(
+        self,
+        method: str,
+        function: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        overrides: dict[str, Any],
+        *,
+        star: bool,
+        ordered: bool,
+    ) -> ResultIterator[Any]:
+        check_callable(method, function)
+        options = self._options(overrides, method)
+        source = task_source(method, iterables)
+        self._check_open(method)
+        total = length_hint(iterables)
+        chunksize = self._chunksize(options, total, function)
+        ahead = self._read_ahead(chunksize)
+        job = LazyJob(
+            self._scheduler,
+            function,
+            star=star,
+            kwargs={},
+            options=options,
+            chunksize=chunksize,
+            listener=self._listener(options, total, method),
+            source=source,
+            window=max(ahead, chunksize),
+        )
+        self._ensure_started()
+        try:
+            with self._lock:
+                self._check_open(method)
+                self._scheduler.add(job)
+            if ahead:
+                job.feed()
+        except BaseException:
+            self._abandon(job)
+            raise
+        return ResultIterator(job, ordered=ordered)
+
+    def _read_ahead(self, chunksize: int) -> int:
+        """How many tasks a lazy map (``imap``...) reads from its input ahead of its
+        consumer: enough to keep every worker busy, starting at the call.
+
+        A pool that returns 0 reads nothing at the call, and then one batch only
+        when the consumer has taken every result before it, as builtin ``map``
+        does (``SerialPool``: with batches of one, each item is read just before
+        its task runs).
+        """
+        return read_ahead(chunksize, self._nodes)
+
+    def _abandon(self, job: Job) -> None:
+        """A call failed (Ctrl-C, say) before its caller got a handle: end its job.
+
+        Nobody could wait for or cancel it, so it must not run on, nor leave
+        the pool waiting for it on ``join``.
+        """
+        job.abort()
+        self._interrupted(job)

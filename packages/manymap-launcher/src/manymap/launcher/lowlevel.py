@@ -1,0 +1,48 @@
+"""Pieces for writing a pool, or a package of the manymap family (as ``trio.lowlevel``).
+
+Code that only *uses* pools needs none of this: ``manymap.launcher`` holds
+the pools' public base, result handles, errors and progress events.
+
+- :class:`ThreadWorkerPool` (workers are threads) and
+  :class:`ManagedWorkerPool` (workers are channels one manager thread waits
+  on, woken by a :class:`Doorbell`): scheduling cores to subclass;
+- :class:`Job` and :class:`Batch`: what a scheduling core takes and reports
+  through; :func:`run_calls` runs a batch's calls and collects their
+  :class:`TaskFailure` s; :class:`TaskOptions` is a call's options;
+- :class:`NodesAlias`: ``nodes`` under another name (``ncpus = NodesAlias()``);
+- for the family's packages: :func:`warn_user` (warnings at the caller's
+  line), :func:`show_public_paths` (public names show their public path),
+  :func:`add_note` and :func:`annotate_task_error`.
+"""
+
+from __future__ import annotations
+
+from manymap.launcher._batch import Batch
+from manymap.launcher._errors import add_note, annotate_task_error
+from manymap.launcher._job import Job
+from manymap.launcher._managed import Doorbell, ManagedWorkerPool
+from manymap.launcher._nodes import NodesAlias
+from manymap.launcher._options import TaskOptions
+from manymap.launcher._public import show_public_paths
+from manymap.launcher._task import TaskFailure, run_calls
+from manymap.launcher._threads import ThreadWorkerPool
+from manymap.launcher._warnings import warn_user
+
+__all__ = [
+    "Batch",
+    "Doorbell",
+    "Job",
+    "ManagedWorkerPool",
+    "NodesAlias",
+    "TaskFailure",
+    "TaskOptions",
+    "ThreadWorkerPool",
+    "add_note",
+    "annotate_task_error",
+    "run_calls",
+    "show_public_paths",
+    "warn_user",
+]
+
+
+show_public_paths(globals(), private="manymap.launcher._")
