@@ -13,7 +13,10 @@
 - :func:`warn_user`: warnings attributed to the user's line, not manymap's;
 - for pool implementers: :class:`Job` and :class:`Batch` (what the scheduling
   hooks receive), :class:`ThreadWorkerPool`, and :class:`ManagedWorkerPool`
-  (with its :class:`Doorbell`) for pools whose workers a manager thread owns;
+  (with its :class:`Doorbell`) for pools whose workers a manager thread owns,
+  with :class:`ManagedWorker` (its record of one worker), :class:`BatchCodec`
+  (what it serializes with), :func:`run_loaded` (a batch run on the far
+  side) and :func:`exit_reason` (a worker's exit code in words);
 - :mod:`manymap.launcher.testing`: the conformance suite every pool passes.
 
 Standard library only.
@@ -40,6 +43,7 @@ from manymap.launcher._errors import (
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
 from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
+from manymap.launcher._exits import exit_reason
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
@@ -48,8 +52,9 @@ from manymap.launcher._pool import AbstractWorkerPool, NodesAlias
 from manymap.launcher._public import show_public_paths
 from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._shipping import BatchCodec, ManagedWorker
 from manymap.launcher._stats import PoolStats, WorkerStats
-from manymap.launcher._task import TaskFailure, run_calls
+from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
 
@@ -59,12 +64,14 @@ __all__ = [
     "AsyncResult",
     "AuthenticationError",
     "Batch",
+    "BatchCodec",
     "ConnectionLostError",
     "Doorbell",
     "EventKind",
     "ExecutorShutdownError",
     "HostKeyError",
     "Job",
+    "ManagedWorker",
     "ManagedWorkerPool",
     "ManymapError",
     "MapResult",
@@ -91,8 +98,10 @@ __all__ = [
     "__version__",
     "add_note",
     "annotate_task_error",
+    "exit_reason",
     "progress_bar",
     "run_calls",
+    "run_loaded",
     "show_public_paths",
     "warn_user",
 ]
