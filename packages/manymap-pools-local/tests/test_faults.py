@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from manymap.launcher import SerializationError, TaskTimeoutError, WorkerLostError
+from manymap.launcher.lowlevel import add_note
 from manymap.launcher.testing import eventually, hang_guard, live_children
 from manymap.pools.local import ProcessPool
 
@@ -252,3 +253,46 @@ def test_chunk_loss_reruns_only_what_it_must(pool: ProcessPool) -> None:
     assert caught.value.index == BAD
     notes = " ".join(getattr(caught.value, "__notes__", []))
     assert "other task" not in notes, notes
+
+
+def _refuse_to_load() -> None:
+    error = ValueError("this argument will not load here")
+    add_note(error, "a note it had before it crossed")
+    raise error
+
+
+class FailsWhileUnpickling:
+    def __reduce__(self) -> Any:
+        return (_refuse_to_load, ())
+
+
+def test_a_batch_that_will_not_load_fails_each_task_with_an_error_of_its_own(pool: ProcessPool) -> None:
+    # The worker cannot load the batch: one failure comes back for its three tasks,
+    # and each task's error must carry its own note only, not its neighbours'.
+    with pytest.raises(ValueError, match="will not load here") as caught:
+        pool.map(identity, [FailsWhileUnpickling()] * 3, chunksize=3)
+    notes = [note for note in caught.value.__notes__ if note.startswith("manymap: task")]
+    assert len(notes) == 1, caught.value.__notes__
+    assert notes[0].startswith("manymap: task 0 failed")
+    assert "a note it had before it crossed" in caught.value.__notes__
+
+
+class PicklesOnce:
+    """Pickles once, as the task number ``BAD``; any later attempt fails."""
+
+    pickled = 0
+
+    def __reduce__(self) -> Any:
+        type(self).pickled += 1
+        if type(self).pickled > 1:
+            raise RuntimeError("pickles only once")
+        return (int, (BAD,))
+
+
+def test_a_requeued_task_that_no_longer_pickles_fails_alone(pool: ProcessPool) -> None:
+    # Task 0 kills its worker; its batch is re-queued task by task and each task
+    # is encoded again, which task 0 refuses: that task fails, the pool goes on.
+    PicklesOnce.pickled = 0
+    with pytest.raises(SerializationError, match="task 0: RuntimeError: pickles only once"):
+        pool.map(exit_on_bad, [PicklesOnce(), 1], chunksize=2)
+    assert pool.map(exit_on_bad, range(BAD)) == [0, 10, 20]

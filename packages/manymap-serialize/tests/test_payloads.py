@@ -1,4 +1,5 @@
-"""FunctionPayloads and make_shippable: what the pools take from manymap.serialize."""
+"""FunctionPayloads, PoolCodec, FunctionCache, encode_results and make_shippable:
+what the pools take from manymap.serialize."""
 
 from __future__ import annotations
 
@@ -6,9 +7,21 @@ import functools
 import threading
 from typing import Any
 
+import pytest
+
 from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import TaskFailure
-from manymap.serialize import FunctionPayloads, loads, make_shippable
+from manymap.serialize import (
+    FUNCTION_CACHE,
+    FunctionCache,
+    FunctionPayloads,
+    PoolCodec,
+    dumps,
+    encode_results,
+    loads,
+    make_shippable,
+    must_send,
+)
 
 OFFSET = 10
 
@@ -93,3 +106,46 @@ def test_make_shippable_fails_only_the_tasks_that_cannot_be_sent_back() -> None:
 class _Unpicklable(Exception):
     def __reduce__(self) -> Any:
         raise TypeError("no pickling me")
+
+
+def test_a_worker_cache_and_its_senders_record_clear_in_step() -> None:
+    codec = PoolCodec()
+    cache = FunctionCache()
+    known: set[int] = set()
+    payloads = [codec.function(make_adder(k)) for k in range(FUNCTION_CACHE + 5)]
+    keys = [codec.key(payload) for payload in payloads]
+    for rounds in range(2):
+        for key, payload in zip(keys, payloads, strict=True):
+            if codec.must_send(known, key):
+                cache.store(key, payload)
+            # whatever the sender did not send again, the worker still holds
+            function = cache.get(key)
+            assert not isinstance(function, TaskFailure), (rounds, key)
+            assert function(0) == keys.index(key) + OFFSET
+    assert len(known) <= FUNCTION_CACHE
+    assert must_send(known, keys[-1]) is False
+
+
+def test_a_function_that_will_not_load_is_kept_as_its_failure() -> None:
+    cache = FunctionCache()
+    cache.store(1, b"not a payload")
+    assert isinstance(cache.get(1), TaskFailure)
+    missing = cache.get(2)
+    assert isinstance(missing, TaskFailure)
+    assert "function 2 is not cached here" in str(missing.error)
+
+
+def test_the_codec_names_the_task_whose_argument_cannot_be_encoded() -> None:
+    codec = PoolCodec()
+    assert loads(codec.items({"k": 1}, [1, 2], 0, False)) == ({"k": 1}, [1, 2])
+    with pytest.raises(SerializationError, match="argument of task 8"):
+        codec.items({}, [1, threading.Lock()], 7, False)
+
+
+def test_encode_results_fails_only_what_cannot_be_sent_back() -> None:
+    values, failures = loads(encode_results([1, threading.Lock()], {}))
+    assert values == [1, None]
+    assert isinstance(failures[1].error, SerializationError)
+    encoded, buffers = encode_results([2], {}, lambda obj, name: (dumps(obj, name=name), []))
+    assert loads(encoded) == ([2], {})
+    assert buffers == []

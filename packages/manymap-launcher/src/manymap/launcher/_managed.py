@@ -27,12 +27,24 @@ A subclass supplies the worker side: :meth:`~ManagedWorkerPool._staff`,
 :meth:`~ManagedWorkerPool._dispatch`, :meth:`~ManagedWorkerPool._handle` and
 :meth:`~ManagedWorkerPool._stop_all`, and registers its channels with
 :meth:`~ManagedWorkerPool._add_channel`.
+
+A pool whose workers are other processes also ships its batches the one way
+this base does (``_shipping.py``): it sets ``_codec`` (a
+``manymap.serialize.PoolCodec``), so that :meth:`~ManagedWorkerPool._encode`
+serializes in the caller's thread; its records of workers are
+:class:`ManagedWorker` s; its ``_dispatch`` hands the idle ones to
+:meth:`~ManagedWorkerPool._dispatch_to`, whose
+:meth:`~ManagedWorkerPool._send` gives each batch a token, decides whether
+the function goes along, and calls the pool's
+:meth:`~ManagedWorkerPool._transmit`, which alone knows how the worker is
+reached; a reply settles the batch through :meth:`ManagedWorker.settle`.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
+import itertools
 import os
 import selectors
 import signal
@@ -41,11 +53,14 @@ import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from types import FrameType
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from manymap.launcher._errors import add_note
+from manymap.launcher._batch import Batch
+from manymap.launcher._errors import SerializationError, add_note
 from manymap.launcher._job import Job
 from manymap.launcher._pool import AbstractWorkerPool
+from manymap.launcher._shipping import BatchCodec, ManagedWorker, for_all
+from manymap.launcher._task import TaskFailure
 
 __all__ = ["Doorbell", "ManagedWorkerPool", "interrupts_deferred"]
 
@@ -56,6 +71,8 @@ _TICK = 1.0  # seconds; the manager re-checks its state at least this often
 # handler that is a function: several microseconds per call, three calls per
 # direct dispatch.
 _raw_signal: Any = sys.modules.get("_signal", signal)
+
+W = TypeVar("W", bound=ManagedWorker)
 
 
 class Doorbell:
@@ -93,13 +110,17 @@ class Doorbell:
                 os.close(fd)
 
 
-class ManagedWorkerPool(AbstractWorkerPool):
+class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
     """A pool whose workers one manager thread owns (see the module's text).
 
     Subclasses call :meth:`_start_manager` from ``_start_workers`` and
     implement the abstract methods below; everything else of the scheduling
-    core (stopping, joining, resizing, waking, interrupts) is here.
+    core (stopping, joining, resizing, waking, interrupts) is here, and so is
+    shipping batches to workers that are other processes (``W``: the pool's
+    record of a worker).
     """
+
+    _codec: BatchCodec | None = None  # set by a pool that ships batches (see the module's text)
 
     def __init__(self, nodes: int | None = None, **options: Any) -> None:
         super().__init__(nodes, **options)
@@ -110,7 +131,8 @@ class ManagedWorkerPool(AbstractWorkerPool):
         self._killing = False
         self._doomed: set[Job] = set()  # interrupted jobs whose running tasks must stop
         self._dispatch_lock = threading.Lock()  # guards the worker records
-        self._last_rites: list[ManagedWorkerPool] = []  # the pool, handed to its manager by __del__
+        self._last_rites: list[ManagedWorkerPool[Any]] = []  # the pool, handed to its manager by __del__
+        self._tokens = itertools.count(1)  # one per batch sent: a worker's reply names it
 
     # ----------------------------------------------------- for subclasses
 
@@ -151,6 +173,11 @@ class ManagedWorkerPool(AbstractWorkerPool):
         self._doomed -= {job for job in doomed if job.complete}
         return doomed
 
+    def _doomed_workers(self, workers: Iterable[W]) -> list[W]:
+        """Those of ``workers`` running tasks of the interrupted jobs (see :meth:`_doomed_jobs`)."""
+        doomed = self._doomed_jobs()
+        return [worker for worker in workers if worker.batch is not None and worker.batch.job in doomed]
+
     def _wake_manager(self) -> None:
         """Make the manager run a round now."""
         if self._doorbell is not None:
@@ -173,7 +200,64 @@ class ManagedWorkerPool(AbstractWorkerPool):
     def _stop_all(self) -> None:
         """Stop every worker and settle what they ran (manager thread, on its way out)."""
 
+    # -------------------------------------------------- shipping batches
+
+    def _dispatch_to(self, idle: Iterable[W]) -> None:
+        """Send the next batch to each of the ``idle`` workers, while there are batches."""
+        if self._killing:
+            return
+        for worker in idle:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            self._send(worker, batch)
+
+    def _next_batch(self) -> Batch | None:
+        """The next batch to send: the launcher's queue's (a pool may put others first)."""
+        return self._take_batch()
+
+    def _send(self, worker: W, batch: Batch) -> None:
+        """Give ``batch`` to the idle ``worker``: a new token, the function if it lacks it."""
+        job = batch.job
+        if job.stopped():  # cancelled since it was taken: settle it unrun
+            batch.lose("its map was stopped before the batch was sent")
+            return
+        if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
+            try:
+                self._encode(job, [batch])
+            except SerializationError as error:
+                batch.start(worker.name, worker.host)
+                batch.finish([None] * len(batch), for_all(TaskFailure.capture(error), len(batch)))
+                return
+        codec = self._codec
+        assert codec is not None, f"{type(self).__name__} sends batches: it sets _codec"
+        key = codec.key(job.payload)
+        data, batch.payload = batch.payload, None  # the worker has it now; free the caller's memory early
+        worker.batch, worker.token = batch, next(self._tokens)
+        batch.start(worker.name, worker.host)
+        function = job.payload if codec.must_send(worker.known, key) else None
+        self._transmit(worker, batch, key, function, data)
+
+    def _transmit(self, worker: W, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
+        """Write ``batch`` (numbered ``worker.token``) to ``worker``: run the function
+        cached under ``key`` (its payload ``function`` goes first if the worker
+        lacks it) over the arguments ``data`` (as ``_codec.items`` encoded them).
+
+        Called by :meth:`_send`, so only a pool that dispatches with it needs this.
+        A worker that is gone is not an error here: the pool sees it go.
+        """
+        raise NotImplementedError(f"{type(self).__name__} dispatches with _send: it implements _transmit")
+
     # --------------------------------------------- the launcher's hooks
+
+    def _encode(self, job: Job, batches: list[Batch]) -> None:
+        codec = self._codec
+        if codec is None:
+            return
+        if job.payload is None:
+            job.payload = codec.function(job.function)
+        for batch in batches:
+            batch.payload = codec.items(job.kwargs, batch.items, batch.indices[0], job.star)
 
     def _stop_workers(self, *, kill: bool) -> None:
         if kill:
@@ -278,7 +362,7 @@ class ManagedWorkerPool(AbstractWorkerPool):
 
 
 def _manage(
-    reference: weakref.ref[ManagedWorkerPool], rites: list[ManagedWorkerPool], doorbell: Doorbell
+    reference: weakref.ref[ManagedWorkerPool[Any]], rites: list[ManagedWorkerPool[Any]], doorbell: Doorbell
 ) -> None:
     """The manager thread: rounds of :meth:`ManagedWorkerPool._manage_once`,
     holding the pool only weakly while it waits on the selector."""

@@ -4,7 +4,9 @@ A concrete pool's worker (a thread, a process, a remote server) receives a
 function, a list of call items and the call convention, and runs
 :func:`run_calls`. It returns every value plus a map from offset to
 :class:`TaskFailure` for the calls that raised; the pool ships both back and
-hands them to :meth:`manymap.launcher.lowlevel.Batch.finish`. An exception never stops
+hands them to :meth:`manymap.launcher.lowlevel.Batch.finish`. A worker that receives
+its batch over a wire runs it with :func:`run_loaded`, which also reports a
+function or arguments that would not load. An exception never stops
 the rest of the batch, and the worker itself survives it: ``SystemExit`` and
 ``KeyboardInterrupt`` raised by a task fail that task only.
 """
@@ -18,7 +20,7 @@ from typing import Any, NamedTuple
 
 from manymap.launcher._rebuild import portable_error
 
-__all__ = ["TaskFailure", "run_calls"]
+__all__ = ["TaskFailure", "run_calls", "run_loaded"]
 
 
 class TaskFailure(NamedTuple):
@@ -87,3 +89,31 @@ def run_calls(
             values.append(None)
         start = len(values)
     return values, failures
+
+
+def run_loaded(
+    function: Callable[..., Any] | TaskFailure,
+    load: Callable[[], tuple[Mapping[str, Any], Sequence[Any]]],
+    *,
+    star: bool,
+) -> tuple[list[Any] | None, dict[int, TaskFailure]]:
+    """Run a batch that came over a wire: :func:`run_calls` over what ``load()`` returns.
+
+    Args:
+        function: the task function, or the failure that stands for one that
+            would not load (a worker's ``manymap.serialize.FunctionCache``).
+        load: loads the batch's ``(kwargs, items)``.
+        star: as for :func:`run_calls`.
+
+    Returns:
+        ``(values, failures)`` as :func:`run_calls`, or ``(None, {0: failure})``
+        when the function or the arguments would not load: the one reason
+        for all the batch's tasks.
+    """
+    if isinstance(function, TaskFailure):
+        return None, {0: function}
+    try:
+        kwargs, items = load()
+    except Exception as error:
+        return None, {0: TaskFailure.capture(error)}
+    return run_calls(function, items, star=star, kwargs=kwargs)

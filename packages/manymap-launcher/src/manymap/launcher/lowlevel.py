@@ -6,6 +6,10 @@ the pools' public base, result handles, errors and progress events.
 - :class:`ThreadWorkerPool` (workers are threads) and
   :class:`ManagedWorkerPool` (workers are channels one manager thread waits
   on, woken by a :class:`Doorbell`): scheduling cores to subclass;
+- for a managed pool: :class:`ManagedWorker` (its record of one worker),
+  :class:`BatchCodec` (what it serializes batches with), :func:`run_loaded`
+  (a shipped batch run on the far side) and :func:`exit_reason` (a worker's
+  exit code in words);
 - :class:`Job` and :class:`Batch`: what a scheduling core takes and reports
   through; :func:`run_calls` runs a batch's calls and collects their
   :class:`TaskFailure` s; :class:`TaskOptions` is a call's options;
@@ -19,19 +23,23 @@ from __future__ import annotations
 
 from manymap.launcher._batch import Batch
 from manymap.launcher._errors import add_note, annotate_task_error
+from manymap.launcher._exits import exit_reason
 from manymap.launcher._job import Job
 from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._nodes import NodesAlias
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._public import show_public_paths
-from manymap.launcher._task import TaskFailure, run_calls
+from manymap.launcher._shipping import BatchCodec, ManagedWorker
+from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
 
 __all__ = [
     "Batch",
+    "BatchCodec",
     "Doorbell",
     "Job",
+    "ManagedWorker",
     "ManagedWorkerPool",
     "NodesAlias",
     "TaskFailure",
@@ -39,7 +47,9 @@ __all__ = [
     "ThreadWorkerPool",
     "add_note",
     "annotate_task_error",
+    "exit_reason",
     "run_calls",
+    "run_loaded",
     "show_public_paths",
     "warn_user",
 ]

@@ -14,10 +14,14 @@ carries the format version, so a peer with another version fails loudly
 instead of misreading it. Importing this package
 changes no global pickle, copyreg or dill state, and does not import dill.
 
-For pools: :class:`FunctionPayloads` serializes a task function once while it
-stays the same, :func:`encode_batch` names the task whose argument cannot be
-serialized, and :func:`make_shippable` fails the tasks whose result or
-exception cannot be sent back.
+For pools: :class:`PoolCodec` is what a pool serializes for its workers: a
+task function once while it stays the same (:class:`FunctionPayloads`), sent
+to each worker once under a key (:func:`must_send`, the worker's side being
+:class:`FunctionCache`; both clear at :data:`FUNCTION_CACHE` entries, in
+step), and a batch's arguments (:func:`encode_batch` names the task whose
+argument cannot be serialized). On the worker, :func:`encode_results`
+serializes a batch's outcome, failing only the tasks whose result or
+exception cannot be sent back (:func:`make_shippable`).
 
     >>> from manymap.serialize import dumps, loads
     >>> loads(dumps(lambda x: x + 1))(41)
@@ -29,17 +33,22 @@ from __future__ import annotations
 from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import show_public_paths
 from manymap.serialize.__about__ import __version__
+from manymap.serialize._cache import FUNCTION_CACHE, FunctionCache, must_send
 from manymap.serialize._check import CheckReport, check
+from manymap.serialize._codec import PoolCodec
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
 from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
-from manymap.serialize._payloads import FunctionPayloads, encode_batch, make_shippable
+from manymap.serialize._payloads import FunctionPayloads, encode_batch, encode_results, make_shippable
 
 __all__ = [
     "DEFAULT_OOB_MIN_SIZE",
     "FORMAT_VERSION",
+    "FUNCTION_CACHE",
     "CheckReport",
     "FormatVersionError",
+    "FunctionCache",
     "FunctionPayloads",
+    "PoolCodec",
     "SerializationError",
     "__version__",
     "check",
@@ -47,8 +56,10 @@ __all__ = [
     "dumps",
     "dumps_oob",
     "encode_batch",
+    "encode_results",
     "loads",
     "make_shippable",
+    "must_send",
 ]
 
 

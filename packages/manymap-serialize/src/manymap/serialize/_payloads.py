@@ -1,5 +1,6 @@
 """What a pool ships: task functions serialized once while they stay the same,
-and task outcomes that can be sent back.
+a batch's arguments (naming the task that cannot be shipped), and a batch's
+outcome (failing only the tasks whose result cannot be sent back).
 
 A map ships its function once per worker, but each map (each ``pipe``!)
 would serialize it again in the caller: for a function that goes by value
@@ -22,14 +23,14 @@ import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import CodeType, FunctionType
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import TaskFailure
 from manymap.serialize._byvalue import globals_by_reference
 from manymap.serialize._core import dumps
 
-__all__ = ["FunctionPayloads", "encode_batch", "make_shippable"]
+__all__ = ["FunctionPayloads", "encode_batch", "encode_results", "make_shippable"]
 
 T = TypeVar("T")
 
@@ -184,3 +185,33 @@ def make_shippable(values: list[Any] | None, failures: dict[int, TaskFailure]) -
                 ),
                 failure.traceback,
             )
+
+
+@overload
+def encode_results(values: list[Any] | None, failures: dict[int, TaskFailure]) -> bytes: ...
+@overload
+def encode_results(
+    values: list[Any] | None, failures: dict[int, TaskFailure], encode: Callable[[Any, str], T]
+) -> T: ...
+def encode_results(
+    values: list[Any] | None,
+    failures: dict[int, TaskFailure],
+    encode: Callable[[Any, str], Any] | None = None,
+) -> Any:
+    """A batch's outcome ``(values, failures)``, serialized by ``encode(obj, name)``
+    (default: :func:`~manymap.serialize.dumps`); a value or exception that cannot be
+    shipped fails its own task (:func:`make_shippable`).
+
+    ``values`` is ``None`` when the batch could not be loaded or run at all;
+    ``failures`` then holds the one reason, at offset 0, for all its tasks.
+    """
+    encoder = _dumps_named if encode is None else encode
+    try:
+        return encoder((values, failures), "the results")
+    except SerializationError:
+        make_shippable(values, failures)
+    return encoder((values, failures), "the results")
+
+
+def _dumps_named(obj: Any, name: str) -> bytes:
+    return dumps(obj, name=name)

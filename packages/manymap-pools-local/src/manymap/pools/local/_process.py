@@ -11,12 +11,14 @@ stopped, or the pool resizes or closes:
 
 - a worker says it is ready once it has started and run its initializer
   (so a task's timeout never counts a worker's start-up);
-- an idle, ready worker gets the next batch from the launcher's queue: the
-  function once per worker (cached there), then the batch's items, encoded
-  in the caller's thread by :meth:`ProcessPool._encode` so that what cannot
-  be serialized fails before anything is queued; large buffers go through
-  shared memory (``_shm.py``);
-- a result frame settles the batch (``Batch.finish``);
+- an idle, ready worker gets the next batch from the launcher's queue, as
+  every managed pool sends it (``ManagedWorkerPool._send``): the function
+  once per worker (cached there), then the batch's items, encoded in the
+  caller's thread so that what cannot be serialized fails before anything
+  is queued. This pool's part (:meth:`ProcessPool._transmit`) is the pipe:
+  a message per frame (``_wire.py``), large buffers through shared memory
+  (``_shm.py``);
+- a result frame settles the batch (``ManagedWorker.settle``);
 - a death signal (or a closed pipe) means the worker died: its process
   group is killed (what its tasks started), its batch is lost
   (``Batch.lose``) naming the exit code or signal and the shared-memory
@@ -41,10 +43,8 @@ killed, each worker's watcher thread kills the worker and its group.
 from __future__ import annotations
 
 import contextlib
-import copy
 import itertools
 import os
-import signal
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -54,10 +54,18 @@ import multiprocess
 import multiprocess.connection
 import multiprocess.util
 
-from manymap.launcher.lowlevel import Batch, Job, ManagedWorkerPool, NodesAlias, TaskFailure, add_note
+from manymap.launcher.lowlevel import (
+    Batch,
+    ManagedWorker,
+    ManagedWorkerPool,
+    NodesAlias,
+    TaskFailure,
+    add_note,
+    exit_reason,
+)
 from manymap.pools.local import _procs, _shm, _wire
 from manymap.pools.local._worker import DEPTH_VARIABLE, worker_main
-from manymap.serialize import FunctionPayloads
+from manymap.serialize import PoolCodec
 
 __all__ = ["CONTEXTS", "ProcessPool"]
 
@@ -71,44 +79,37 @@ _EXIT_SLICE = 0.05  # seconds between looks at a dying worker's exit status
 _pool_serials = itertools.count(1)
 
 
-class _Worker:
-    """The manager's record of one worker process."""
+class _Worker(ManagedWorker):
+    """The manager's record of one worker process: its pipe, its pidfd, its state."""
 
     __slots__ = (
-        "batch",
         "conn",
         "did_work",
         "gone",
-        "known",
         "leader",
-        "name",
         "names",
         "pidfd",
         "prefix",
         "process",
         "ready",
         "stopping",
-        "token",
     )
 
     def __init__(self, name: str, process: Any, conn: Any, *, leader: bool, pidfd: int | None) -> None:
-        self.name = name
+        super().__init__(name)
         self.process = process
         self.conn = conn
         self.leader = leader  # it leads its own process group
         self.pidfd = pidfd
         self.gone = False  # reaped: its pid may belong to another process now
         self.prefix = ""  # the shared-memory prefix of the running batch
-        self.batch: Batch | None = None
-        self.token = 0
         self.names: list[str] = []  # shared-memory files sent with the batch
-        self.known: set[int] = set()  # function keys cached in the worker
         self.stopping = False  # told to stop, or retiring after maxtasksperchild
         self.ready = False  # started and initialized: it may be sent work
         self.did_work = False
 
 
-class ProcessPool(ManagedWorkerPool):
+class ProcessPool(ManagedWorkerPool[_Worker]):
     """A pool of worker processes (pathos' ``ProcessPool``, without the hangs).
 
     Args:
@@ -158,8 +159,7 @@ class ProcessPool(ManagedWorkerPool):
         self._scheduler.poison_limit = poison
         self._workers: list[_Worker] = []
         self._serials = itertools.count(1)
-        self._tokens = itertools.count(1)
-        self._functions = FunctionPayloads()
+        self._codec = PoolCodec(_wire.encode)
         self._start_failures = 0
         self._finalizer: Any = None
         self._shm_prefix = ""
@@ -175,12 +175,6 @@ class ProcessPool(ManagedWorkerPool):
         return max(1, int(share)) if share else super()._default_nodes()
 
     # --------------------------------------------- the launcher's hooks
-
-    def _encode(self, job: Job, batches: list[Batch]) -> None:
-        if job.payload is None:
-            job.payload = self._functions.payload(job.function)
-        for batch in batches:
-            batch.payload = _wire.encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
     def _start_workers(self) -> None:
         _shm.sweep()  # what killed owners left
@@ -215,10 +209,8 @@ class ProcessPool(ManagedWorkerPool):
 
     def _kill_doomed(self) -> None:
         """Kill the workers running tasks of interrupted jobs."""
-        doomed = self._doomed_jobs()
-        for worker in self._workers:
-            if worker.batch is not None and worker.batch.job in doomed:
-                _kill(worker)
+        for worker in self._doomed_workers(self._workers):
+            _kill(worker)
 
     def _staff(self) -> None:
         """Start or retire workers so that ``nodes`` of them serve.
@@ -287,40 +279,20 @@ class ProcessPool(ManagedWorkerPool):
         self._add_channel(pidfd if pidfd is not None else process.sentinel, ("sentinel", worker))
 
     def _dispatch(self) -> None:
-        if self._closing and self._killing:
-            return
-        for worker in self._workers:
-            if worker.batch is not None or worker.stopping or not worker.ready:
-                continue
-            batch = self._take_batch()
-            if batch is None:
-                return
-            self._send(worker, batch)
+        self._dispatch_to(w for w in self._workers if w.batch is None and not w.stopping and w.ready)
 
-    def _send(self, worker: _Worker, batch: Batch) -> None:
-        job = batch.job
-        if job.stopped():  # cancelled since it was taken: settle it unrun
-            batch.lose("its map was stopped before the batch was sent")
-            return
-        if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
-            self._encode(job, [batch])
-        key = self._functions.key(job.payload)
-        data, buffers = batch.payload
-        batch.payload = None  # the worker has it now; free the caller's memory early
-        worker.batch, worker.token = batch, next(self._tokens)
+    def _transmit(
+        self, worker: _Worker, batch: Batch, key: int, function: bytes | None, data: _wire.Encoded
+    ) -> None:
+        payload, buffers = data
         worker.prefix = f"{self._shm_prefix}{worker.token}-"
         worker.names = _shm.export(buffers, f"{worker.prefix}a")
         worker.did_work = True
-        batch.start(worker.name)
         try:
-            if key not in worker.known:
-                if len(worker.known) >= _wire.FUNCTION_CACHE:
-                    worker.known.clear()  # the worker clears its cache at the same point
-                _wire.send(worker.conn, (_wire.FUNCTION, key), job.payload)
-                worker.known.add(key)
-            _wire.send(
-                worker.conn, (_wire.RUN, worker.token, key, job.star, worker.names, f"{worker.prefix}r"), data
-            )
+            if function is not None:
+                _wire.send(worker.conn, (_wire.FUNCTION, key), function)
+            header = (_wire.RUN, worker.token, key, batch.star, worker.names, f"{worker.prefix}r")
+            _wire.send(worker.conn, header, payload)
         except OSError:
             pass  # the worker is dead: its sentinel tells, and the batch is lost then
 
@@ -343,19 +315,10 @@ class ProcessPool(ManagedWorkerPool):
             self._break(error)
             return True
         _, token, names, duration, retiring = header
-        batch, worker.batch = worker.batch, None
         worker.stopping = worker.stopping or retiring
-        if batch is None or token != worker.token:
-            _shm.discard(names)
-            return True
-        try:
-            values, failures = _wire.decode(data, names)
-        except Exception as error:
-            values, failures = None, {0: TaskFailure.capture(error)}
-        if values is None:  # the batch could not be loaded or run at all
-            values, failures = [None] * len(batch), _for_all(failures[0], len(batch))
-        batch.finish(values, failures, duration=duration)
-        if worker.stopping and not retiring:
+        if not worker.settle(token, lambda: _wire.decode(data, names), duration):
+            _shm.discard(names)  # a reply nobody waits for
+        elif worker.stopping and not retiring:
             self._tell_stop(worker)
         return True
 
@@ -374,13 +337,13 @@ class ProcessPool(ManagedWorkerPool):
         if batch is not None:
             _shm.discard(worker.names)
             _shm.discard_prefix(worker.prefix)  # results it was writing when it died
-            batch.lose(_describe(code), exitcode=code)
+            batch.lose(exit_reason(code), exitcode=code)
         elif not worker.stopping and not worker.did_work and not self._closing:
             self._start_failures += 1
             if self._start_failures > _START_FAILURES * self.nodes:
                 self._break(
                     RuntimeError(
-                        f"ProcessPool workers keep dying before doing any work (last: {_describe(code)})"
+                        f"ProcessPool workers keep dying before doing any work (last: {exit_reason(code)})"
                     )
                 )
 
@@ -409,7 +372,7 @@ class ProcessPool(ManagedWorkerPool):
             code = _wait_exit(worker)
             if worker.batch is not None:
                 _shm.discard(worker.names)
-                worker.batch.lose(_describe(code) + " as the pool was terminated")
+                worker.batch.lose(exit_reason(code) + " as the pool was terminated")
                 worker.batch = None
             self._forget(worker)
         self._workers.clear()
@@ -448,29 +411,6 @@ def _wait_exit(worker: _Worker) -> int | None:
         _procs.kill_group(process.pid)  # the group outlives its leader's pid while it has members
     worker.gone = code is not None
     return code
-
-
-def _describe(code: int | None) -> str:
-    if code is None:
-        return "did not exit"
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-        if -code == signal.SIGKILL:
-            return f"killed by {name}: from outside, by a timeout, or by the kernel's out-of-memory killer"
-        return f"killed by {name}"
-    return f"exited with code {code}"
-
-
-def _for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
-    """One failure for every task of a batch, each with its own exception object."""
-    failures = {0: failure}
-    for offset in range(1, count):
-        try:
-            error = copy.copy(failure.error)
-        except Exception:
-            error = failure.error
-        failures[offset] = TaskFailure(error, failure.traceback)
-    return failures
 
 
 def _terminate_at_exit(reference: weakref.ref[ProcessPool]) -> None:

@@ -16,45 +16,41 @@ worker -> parent
     ``(DONE, token, names, duration, retiring)`` + ``(values, failures)``;
     ``(INIT_FAILED,)`` + the initializer's :class:`TaskFailure`.
 
-Both sides clear their function cache after :data:`FUNCTION_CACHE` entries, in
-step, so the parent always knows what a worker holds.
+The worker caches functions in a ``manymap.serialize.FunctionCache``, in
+step with what the parent knows it sent (``manymap.serialize.must_send``).
 """
 
 from __future__ import annotations
 
 import pickle
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from manymap.launcher import SerializationError
-from manymap.launcher.lowlevel import TaskFailure
 from manymap.pools.local import _shm
-from manymap.serialize import dumps_oob, encode_batch, loads, make_shippable
+from manymap.serialize import dumps_oob, loads
 
 __all__ = [
     "DONE",
     "FUNCTION",
-    "FUNCTION_CACHE",
     "INIT_FAILED",
     "READY",
     "RUN",
     "STOP",
     "Connection",
+    "Encoded",
     "decode",
     "encode",
-    "encode_items",
-    "encode_results",
     "receive",
     "send",
 ]
 
 FUNCTION, RUN, STOP, DONE, INIT_FAILED, READY = range(6)
-FUNCTION_CACHE = 64
 SPLIT = 64 * 1024  # bytes of data above which it gets a frame of its own
 _LENGTH = struct.Struct("!I")
 
 Connection = Any  # a multiprocess Connection: send_bytes / recv_bytes / poll / close
+Encoded = tuple[bytes, list[pickle.PickleBuffer]]  # a payload and its large buffers (not yet exported)
 
 
 def send(conn: Connection, header: tuple[Any, ...], data: bytes = b"") -> None:
@@ -76,7 +72,7 @@ def receive(conn: Connection) -> tuple[tuple[Any, ...], bytes | memoryview]:
     return header, data
 
 
-def encode(obj: Any, name: str) -> tuple[bytes, list[pickle.PickleBuffer]]:
+def encode(obj: Any, name: str) -> Encoded:
     """``obj`` as a payload plus its large buffers (not yet exported)."""
     return dumps_oob(obj, min_size=_shm.MIN_SHARED, name=name)
 
@@ -84,25 +80,3 @@ def encode(obj: Any, name: str) -> tuple[bytes, list[pickle.PickleBuffer]]:
 def decode(data: bytes | memoryview, names: Sequence[str]) -> Any:
     """The object of a payload whose large buffers are in shared memory."""
     return loads(data, buffers=_shm.attach(names) if names else None)
-
-
-def encode_items(
-    kwargs: Mapping[str, Any], items: Sequence[Any], first: int, star: bool
-) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """A batch's arguments; what cannot be shipped is named by task index."""
-    return encode_batch(encode, kwargs, items, first, star)
-
-
-def encode_results(
-    values: list[Any] | None, failures: dict[int, TaskFailure]
-) -> tuple[bytes, list[pickle.PickleBuffer]]:
-    """A batch's outcome; a value or exception that cannot be shipped fails its task.
-
-    ``values`` is ``None`` when the batch could not be loaded; ``failures``
-    then holds the one reason, at offset 0, for all its tasks.
-    """
-    try:
-        return encode((values, failures), "the results")
-    except SerializationError:
-        make_shippable(values, failures)
-    return encode((values, failures), "the results")

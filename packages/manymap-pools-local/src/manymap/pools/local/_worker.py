@@ -1,7 +1,9 @@
 """The main loop of a ProcessPool worker process.
 
-The worker reads messages from its pipe (``_wire.py``), runs batches with
-:func:`manymap.launcher.lowlevel.run_calls` and writes back their outcome. It
+The worker reads messages from its pipe (``_wire.py``), keeps the functions
+it is sent in a ``manymap.serialize.FunctionCache``, runs batches with
+:func:`manymap.launcher.lowlevel.run_loaded` and writes back their outcome
+(``manymap.serialize.encode_results``). It
 ignores SIGINT (the parent decides what Ctrl-C stops) and exits when the
 parent says so, when its pipe closes, or after ``maxtasks`` tasks. A thread
 watches the process that owns the pool: when it dies, the worker dies at
@@ -11,6 +13,7 @@ once with everything its tasks started, busy or not (``_procs.py``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
@@ -19,9 +22,9 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from manymap.launcher.lowlevel import TaskFailure, run_calls
+from manymap.launcher.lowlevel import TaskFailure, run_loaded
 from manymap.pools.local import _procs, _shm, _wire
-from manymap.serialize import dumps
+from manymap.serialize import FunctionCache, dumps, encode_results
 
 __all__ = ["DEPTH_VARIABLE", "worker_main"]
 
@@ -63,7 +66,7 @@ def worker_main(
     # Only now may tasks come: a task's timeout must not count this process's start-up
     # (a spawned interpreter importing its modules on a loaded machine takes seconds).
     _wire.send(conn, (_wire.READY,))
-    functions: dict[int, Callable[..., Any] | TaskFailure] = {}
+    functions = FunctionCache()
     done = 0
     while True:
         try:
@@ -76,39 +79,23 @@ def worker_main(
         if kind == _wire.RUN:
             _, token, key, star, names, prefix = header
             started = time.perf_counter()
-            values, failures = _run(functions[key], data, names, star)
+            function = functions.get(key)
+            if isinstance(function, TaskFailure):
+                _shm.discard(names)  # the arguments are not loaded: nobody else unlinks them
+            values, failures = run_loaded(function, functools.partial(_wire.decode, data, names), star=star)
             duration = time.perf_counter() - started
             done += len(values) if values is not None else 0
             retiring = maxtasks is not None and done >= maxtasks
-            payload, buffers = _wire.encode_results(values, failures)
+            payload, buffers = encode_results(values, failures, _wire.encode)
             del values, failures
             _flush()
             _wire.send(conn, (_wire.DONE, token, _shm.export(buffers, prefix), duration, retiring), payload)
             if retiring:
                 return
         elif kind == _wire.FUNCTION:
-            if len(functions) >= _wire.FUNCTION_CACHE:
-                functions.clear()
-            try:
-                functions[header[1]] = _wire.decode(data, ())
-            except Exception as error:  # reported with the tasks that need it
-                functions[header[1]] = TaskFailure.capture(error)
+            functions.store(header[1], data)  # one that fails to load fails the tasks that need it
         else:  # STOP
             return
-
-
-def _run(
-    function: Callable[..., Any] | TaskFailure, data: bytes | memoryview, names: Sequence[str], star: bool
-) -> tuple[list[Any] | None, dict[int, TaskFailure]]:
-    """Run one batch. ``(None, {0: failure})`` when it cannot even be loaded."""
-    if isinstance(function, TaskFailure):
-        _shm.discard(names)
-        return None, {0: function}
-    try:
-        kwargs, items = _wire.decode(data, names)
-    except Exception as error:
-        return None, {0: TaskFailure.capture(error)}
-    return run_calls(function, items, star=star, kwargs=kwargs)
 
 
 def _reseed() -> None:

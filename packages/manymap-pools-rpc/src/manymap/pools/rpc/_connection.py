@@ -37,7 +37,8 @@ from typing import TYPE_CHECKING
 
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._ppprocess import PPWorker, describe
-from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
+from manymap.pools.rpc._remote import KEY
+from manymap.serialize import FUNCTION_CACHE
 
 if TYPE_CHECKING:
     from manymap.pools.rpc._server import RPCServer

@@ -13,12 +13,15 @@ One manager thread per pool owns the connections
 (:class:`manymap.launcher.lowlevel.ManagedWorkerPool`) and never blocks: frames go
 out and come in as far as the sockets take them (``_slot.py``); connecting,
 starting a server and the handshake run on threads of their own
-(``_connector.py``). An idle connection gets the next batch (encoded in the
-caller's thread by :meth:`ParallelPool._encode`, so that what cannot be
-serialized fails before anything is queued); ``DONE`` settles it, ``LOST``
-(the ppft worker died) loses it. A server silent for ``server_timeout``
-seconds while it owes an answer (it answers pings even while its workers
-are busy) is frozen or cut off, and its connections are closed. The batches
+(``_connector.py``). An idle connection gets the next batch, as every
+managed pool sends it (``ManagedWorkerPool._send``: encoded in the caller's
+thread, so that what cannot be serialized fails before anything is queued;
+the function once per connection); this pool's part
+(:meth:`ParallelPool._transmit`) is a ``RUN`` frame. ``DONE`` settles the
+batch (``ManagedWorker.settle``), ``LOST`` (the ppft worker died) loses it.
+A server silent for ``server_timeout`` seconds while it owes an answer (it
+answers pings even while its workers are busy) is frozen or cut off, and
+its connections are closed. The batches
 of a closed connection run again, uncharged, elsewhere, and a replacement is
 asked for; a node that cannot be reached again is dropped with a warning;
 with no node left the pool breaks with
@@ -30,7 +33,6 @@ and the worker's process group.
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import selectors
 import threading
@@ -42,22 +44,21 @@ from manymap.launcher import (
     AbstractWorkerPool,
     AuthenticationError,
     ConnectionLostError,
-    SerializationError,
     WorkerLostError,
 )
-from manymap.launcher.lowlevel import Batch, Job, ManagedWorkerPool, NodesAlias, TaskFailure, warn_user
+from manymap.launcher.lowlevel import Batch, ManagedWorkerPool, NodesAlias, warn_user
 from manymap.pools.rpc import _protocol as proto
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._opening import check_specs, check_tasks, open_nodes, rerun, stop_nodes, warn_down, why
-from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
-from manymap.pools.rpc._slot import Slot, for_all
-from manymap.serialize import FunctionPayloads, dumps, encode_batch
+from manymap.pools.rpc._remote import KEY
+from manymap.pools.rpc._slot import Slot
+from manymap.serialize import PoolCodec
 
 __all__ = ["ParallelPool"]
 
 
-class ParallelPool(ManagedWorkerPool):
+class ParallelPool(ManagedWorkerPool[Slot]):
     """Local ppft workers plus RPC servers on other hosts (pathos' ``ParallelPool``).
 
     Args:
@@ -122,8 +123,7 @@ class ParallelPool(ManagedWorkerPool):
         self._server_workers = server_workers
         self._ssh_config = None if ssh_config is None else os.fspath(ssh_config)
         self.server_timeout = float(server_timeout)
-        self._functions = FunctionPayloads()
-        self._tokens = itertools.count(1)
+        self._codec = PoolCodec()
         self._slots: list[Slot] = []
         self._remote: list[Node] = []
         self._spec_of: dict[Node, str | RemoteHost] = {}  # the spec each remote node came from
@@ -179,12 +179,6 @@ class ParallelPool(ManagedWorkerPool):
     def _capacity(self) -> int:
         # Every worker, local and remote; before the start, two per server as a guess.
         return max(1, self.capacity or self._nodes + 2 * len(self._server_specs))
-
-    def _encode(self, job: Job, batches: list[Batch]) -> None:
-        if job.payload is None:
-            job.payload = self._functions.payload(job.function)
-        for batch in batches:
-            batch.payload = _encode_items(job.kwargs, batch.items, batch.indices[0], job.star)
 
     def _ensure_started(self) -> None:
         super()._ensure_started()
@@ -322,11 +316,8 @@ class ParallelPool(ManagedWorkerPool):
 
     def _stop_slots(self) -> None:
         """Close the connections running timed-out or interrupted tasks, and open new ones."""
-        doomed = self._doomed_jobs()
         with self._slot_lock:
-            for slot in self._slots:
-                if slot.batch is not None and slot.batch.job in doomed:
-                    self._stopping.add(slot)
+            self._stopping.update(self._doomed_workers(self._slots))
             stopping, self._stopping = self._stopping, set()
         for slot in stopping:
             if slot in self._slots:
@@ -391,42 +382,17 @@ class ParallelPool(ManagedWorkerPool):
         slot.close()
 
     def _dispatch(self) -> None:
-        if self._killing:
-            return
         with self._slot_lock:
             idle = [slot for slot in self._slots if slot.batch is None]
-        for slot in idle:
-            batch = self._orphans.pop(0) if self._orphans else self._take_batch()
-            if batch is None:
-                return
-            self._send(slot, batch)
+        self._dispatch_to(idle)
 
-    def _send(self, slot: Slot, batch: Batch) -> None:
-        job = batch.job
-        if job.stopped():
-            batch.lose("its map was stopped before the batch was sent")
-            return
-        if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
-            try:
-                self._encode(job, [batch])
-            except SerializationError as error:
-                batch.start(slot.name, slot.node.host)
-                failure = TaskFailure.capture(error)
-                batch.finish([None] * len(batch), for_all(failure, len(batch)))
-                return
-        key = self._functions.key(job.payload)
-        data = batch.payload
-        batch.payload = None
-        slot.batch, slot.token = batch, next(self._tokens)
+    def _next_batch(self) -> Batch | None:
+        return self._orphans.pop(0) if self._orphans else self._take_batch()
+
+    def _transmit(self, slot: Slot, batch: Batch, key: int, function: bytes | None, data: bytes) -> None:
         slot.heard = time.monotonic()  # silence counts from now
-        batch.start(slot.name, slot.node.host)
-        function = b""
-        if key not in slot.known:
-            if len(slot.known) >= FUNCTION_CACHE:
-                slot.known.clear()  # the worker clears its cache at the same point
-            function = job.payload
-            slot.known.add(key)
-        head = proto.TOKEN.pack(slot.token) + KEY.pack(key, job.star, len(function))
+        function = function or b""
+        head = proto.TOKEN.pack(slot.token) + KEY.pack(key, batch.star, len(function))
         # If the connection is gone, the manager sees its end and re-runs the batch.
         with contextlib.suppress(OSError):
             if slot.send(proto.RUN, head, function, data):
@@ -487,8 +453,3 @@ class ParallelPool(ManagedWorkerPool):
         nodes: list[Node] = [*self._remote, *([self._local] if self._local is not None else [])]
         self._remote, self._local = [], None
         stop_nodes(nodes)
-
-
-def _encode_items(kwargs: Any, items: list[Any], first: int, star: bool) -> bytes:
-    """A batch's arguments; what cannot be shipped is named by task index."""
-    return encode_batch(lambda obj, name: dumps(obj, name=name), kwargs, items, first, star)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 
+from manymap.launcher.lowlevel import exit_reason
 from manymap.pools.rpc._protocol import FrameReader
 from manymap.pools.rpc._remote import STUB, STUB_NAME
 
@@ -181,9 +182,4 @@ def _frame(data: bytes) -> bytes:
 
 def describe(code: int | None) -> str:
     """What an exit code says about how the worker ended."""
-    if code is None:
-        return "the ppft worker did not exit"
-    if code < 0:
-        name = signal.Signals(-code).name if -code in signal.valid_signals() else f"signal {-code}"
-        return f"the ppft worker was killed by {name}"
-    return f"the ppft worker exited with code {code}"
+    return exit_reason(code, "the ppft worker")

@@ -17,36 +17,31 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import copy
 import socket
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from manymap.launcher.lowlevel import TaskFailure
+from manymap.launcher.lowlevel import ManagedWorker
 from manymap.pools.rpc import _protocol as proto
-from manymap.serialize import dumps, loads
+from manymap.serialize import loads
 
 if TYPE_CHECKING:
-    from manymap.launcher.lowlevel import Batch
     from manymap.pools.rpc._nodes import Connection, Node
 
-__all__ = ["Slot", "for_all"]
+__all__ = ["Slot"]
 
 RESULT_LIMIT = (1 << 31) + proto.PROOF  # bytes of one frame from a server
 
 
-class Slot:
-    """One connection: one ppft worker on one node."""
+class Slot(ManagedWorker):
+    """One connection: one ppft worker on one node (the pool's record of that worker)."""
 
     __slots__ = (
-        "batch",
         "forged",
         "heard",
         "info",
-        "known",
         "leftover",
-        "name",
         "node",
         "outbox",
         "pinged",
@@ -54,10 +49,10 @@ class Slot:
         "session",
         "sock",
         "stalled",
-        "token",
     )
 
     def __init__(self, node: Node, connection: Connection) -> None:
+        super().__init__(f"{node.label}/ppft-{connection.info.get('worker', '?')}", node.host)
         self.node = node
         self.sock: socket.socket = connection.sock
         self.info: dict[str, Any] = connection.info
@@ -66,10 +61,6 @@ class Slot:
         self.reader.limit = RESULT_LIMIT
         self.leftover: list[bytearray] = connection.leftover
         self.sock.setblocking(False)
-        self.name = f"{node.label}/ppft-{self.info.get('worker', '?')}"
-        self.batch: Batch | None = None
-        self.token = 0
-        self.known: set[int] = set()
         self.outbox: collections.deque[memoryview] = collections.deque()
         self.heard = time.monotonic()  # when the server last sent a byte or took one of ours
         self.pinged = 0.0  # when an unanswered PING went out (0: none)
@@ -162,20 +153,14 @@ class Slot:
     def _done(self, body: memoryview) -> None:
         token, duration, size = proto.DONE_HEAD.unpack_from(body)
         start = proto.DONE_HEAD.size
-        batch = self.batch
-        if token != self.token or batch is None:
-            return
-        self.batch = None
-        out = bytes(body[start : start + size]).decode("utf-8", "replace")
-        if out:
-            _forward(out, self.name)
-        try:
-            values, failures = loads(body[start + size :])
-        except Exception as error:
-            values, failures = None, {0: TaskFailure.capture(error)}
-        if values is None:
-            values, failures = [None] * len(batch), for_all(failures[0], len(batch))
-        batch.finish(values, failures, duration=duration)
+
+        def outcome() -> Any:
+            out = bytes(body[start : start + size]).decode("utf-8", "replace")
+            if out:  # the batch's prints come before its results
+                _forward(out, self.name)
+            return loads(body[start + size :])
+
+        self.settle(token, outcome, duration)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -190,24 +175,3 @@ def _forward(out: str, worker: str) -> None:
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.write("".join(f"[{worker}] {line}\n" for line in lines))
         sys.stdout.flush()
-
-
-def for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
-    """``failure`` for each of ``count`` tasks, each with an exception object of its
-    own: the note a task's error gets (its index, its worker) is its own only."""
-    return {offset: failure if offset == 0 else _copied(failure) for offset in range(count)}
-
-
-def _copied(failure: TaskFailure) -> TaskFailure:
-    error = failure.error
-    try:
-        clone = copy.copy(error)
-    except Exception:
-        try:
-            clone = loads(dumps(error))
-        except Exception:
-            clone = RuntimeError(f"{type(error).__name__}: {error}")
-    if clone is error:
-        return failure
-    clone.__notes__ = list(getattr(error, "__notes__", ()))  # type: ignore[attr-defined]
-    return TaskFailure(clone, failure.traceback)
