@@ -86,6 +86,10 @@ PACKAGES: dict[str, Package] = {
         test_requires=("numpy", TESTHOSTS),
         typecheck_requires=("types-paramiko",),
     ),
+    "manymap-pools-dask": Package(
+        requires=("manymap-launcher", "manymap-serialize"),
+        test_requires=("numpy", "schwimmbad"),  # the conformance suite runs the schwimmbad program
+    ),
     "manymap": Package(
         requires=(
             "manymap-launcher",

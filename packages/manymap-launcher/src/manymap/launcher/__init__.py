@@ -13,7 +13,9 @@
 - :func:`warn_user`: warnings attributed to the user's line, not manymap's;
 - for pool implementers: :class:`Job` and :class:`Batch` (what the scheduling
   hooks receive), :class:`ThreadWorkerPool`, and :class:`ManagedWorkerPool`
-  (with its :class:`Doorbell`) for pools whose workers a manager thread owns;
+  (with its :class:`Doorbell`) for pools whose workers a manager thread owns,
+  and :class:`EngineWorkerPool` for pools whose tasks run on an external
+  engine (a Dask cluster);
 - :mod:`manymap.launcher.testing`: the conformance suite every pool passes.
 
 Standard library only.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from manymap.launcher.__about__ import __version__
 from manymap.launcher._calls import PoolCalls
+from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
 from manymap.launcher._errors import (
     AuthenticationError,
     ConnectionLostError,
@@ -61,6 +64,10 @@ __all__ = [
     "Batch",
     "ConnectionLostError",
     "Doorbell",
+    "EngineInbox",
+    "EngineOutcome",
+    "EngineWorker",
+    "EngineWorkerPool",
     "EventKind",
     "ExecutorShutdownError",
     "HostKeyError",
