@@ -366,7 +366,7 @@ class EngineWorkerPool(ManagedWorkerPool):
 
 def _weak_call(method: Callable[[], object]) -> Callable[[], None]:
     """``method`` of an object, held weakly: a no-op once the object is gone."""
-    reference = weakref.WeakMethod(method)  # type: ignore[arg-type]
+    reference = weakref.WeakMethod(method)
 
     def call() -> None:
         bound = reference()

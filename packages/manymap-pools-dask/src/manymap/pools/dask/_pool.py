@@ -181,8 +181,9 @@ class DaskPool(EngineWorkerPool):
     # ------------------------------------------------------- the engine
 
     def _engine_open(self) -> list[EngineWorker]:
-        from distributed import Client
+        import distributed
 
+        client_class: Any = distributed.Client  # untyped in distributed
         if self._external:
             kwargs: dict[str, Any] = {"set_as_default": False}
             if self._security is not None:
@@ -193,7 +194,7 @@ class DaskPool(EngineWorkerPool):
             else:
                 target = self._cluster if self._cluster is not None else self._address
             try:
-                self._client = Client(target, **kwargs)
+                self._client = client_class(target, **kwargs)
             except OSError as error:
                 where = self._address or self._scheduler_file or repr(self._cluster)
                 raise ConnectionLostError(
@@ -201,7 +202,7 @@ class DaskPool(EngineWorkerPool):
                 ) from error
         else:
             self._owned = _start_cluster(self.nodes)
-            self._client = Client(self._owned, set_as_default=False)
+            self._client = client_class(self._owned, set_as_default=False)
             self._client.register_plugin(_worker.OwnedWorker(os.getpid()))
         self._scheduler = self._client.scheduler.address
         self._client.subscribe_topic("all", functools.partial(_on_event, self._inbox))
@@ -307,12 +308,13 @@ def _dumps(obj: Any, name: str) -> bytes:
 def _start_cluster(nodes: int) -> Any:
     """An embedded LocalCluster: ``nodes`` single-threaded worker processes on
     127.0.0.1, its dashboard (if bokeh is installed) on a free loopback port."""
-    from distributed import LocalCluster
+    import distributed
 
     import dask
 
+    local_cluster: Any = distributed.LocalCluster  # untyped in distributed
     with dask.config.set(EMBEDDED_CONFIG):
-        return LocalCluster(
+        return local_cluster(
             n_workers=nodes,
             threads_per_worker=1,
             processes=True,
@@ -352,13 +354,13 @@ def _on_done(inbox: EngineInbox, token: int, future: Any) -> None:
         inbox.put("done", token, result)
     elif status == "error":
         try:
-            error = future.exception()
+            failure = future.exception()
         except Exception as other:
-            error = other
-        if type(error).__name__ == "KilledWorker":
-            inbox.put("lost", token, f"its Dask worker died ({error})")
+            failure = other
+        if type(failure).__name__ == "KilledWorker":
+            inbox.put("lost", token, f"its Dask worker died ({failure})")
         else:
-            inbox.put("done", token, ("error", error))
+            inbox.put("done", token, ("error", failure))
     else:  # cancelled or lost: the scheduler dropped it
         inbox.put("cancelled", token)
 

@@ -112,7 +112,7 @@ def _flush() -> None:
             stream.flush()
 
 
-class OwnedWorker(WorkerPlugin):  # type: ignore[misc]
+class OwnedWorker(WorkerPlugin):
     """Worker plugin of an embedded cluster.
 
     On each worker it makes the worker lead a process group, so that killing
