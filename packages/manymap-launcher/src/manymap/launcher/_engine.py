@@ -129,8 +129,8 @@ class EngineWorkerPool(ManagedWorkerPool):
     - ``("joined", worker)``: an :class:`EngineWorker` is ready for work;
     - ``("left", ident, reason)``: the worker ``ident`` is gone;
     - ``("done", token, result)``: the engine task ``token`` returned ``result``;
-    - ``("lost", token, reason)``: the engine task ``token`` failed in the engine
-      (its worker died, say);
+    - ``("lost", token, reason)``: the engine task ``token`` failed because its
+      worker died (the worker gets no more work; the engine reports it ``left``);
     - ``("broken", error)``: the engine is unusable (the scheduler is lost).
 
     Other kinds go to :meth:`_engine_event`.
@@ -321,6 +321,7 @@ class EngineWorkerPool(ManagedWorkerPool):
     def _task_lost(self, token: int, reason: str) -> None:
         found = self._settle_token(token)
         if found is not None:
+            found[0].stopping = True  # its worker is gone too: no more work until the engine says
             found[1].lose(reason)
 
     def _joined(self, worker: EngineWorker) -> None:
