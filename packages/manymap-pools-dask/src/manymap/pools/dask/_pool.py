@@ -15,7 +15,9 @@ Dask, and the pool knows which worker runs what.
   pool.
 - Dask reports through callbacks: a finished future, a failed one, a worker
   added or removed (the scheduler's ``"all"`` event topic). They only queue
-  an event for the manager (``_engine.py``'s inbox).
+  an event for the manager (the launcher's ``EngineInbox``), or hand a
+  finished future to the pool's fetch threads (``_fetch.py``), which never
+  block Dask's shared callback thread.
 - A worker removed while it runs a batch loses that batch
   (``WorkerLostError``, or a retry with ``retries``); the embedded cluster's
   scheduler allows no failures, so Dask never re-runs it silently.
@@ -50,6 +52,7 @@ from manymap.launcher import (
 )
 from manymap.launcher._engine import EngineInbox
 from manymap.pools.dask import _worker
+from manymap.pools.dask._fetch import Fetcher
 from manymap.serialize import FunctionPayloads, dumps, encode_batch, loads
 
 __all__ = ["DaskPool"]
@@ -122,6 +125,7 @@ class DaskPool(EngineWorkerPool):
         self._functions = FunctionPayloads()
         self._futures: dict[int, Any] = {}
         self._probes: dict[str, Any] = {}
+        self._fetcher: Any = None
 
     # ----------------------------------------------------------------- size
 
@@ -183,6 +187,8 @@ class DaskPool(EngineWorkerPool):
     def _engine_open(self) -> list[EngineWorker]:
         import distributed
 
+        self._fetcher = Fetcher(self._inbox, _record)
+
         client_class: Any = distributed.Client  # untyped in distributed
         if self._external:
             kwargs: dict[str, Any] = {"set_as_default": False}
@@ -229,7 +235,7 @@ class DaskPool(EngineWorkerPool):
             retries=0,
         )
         self._futures[token] = future
-        future.add_done_callback(functools.partial(_on_done, self._inbox, token))
+        future.add_done_callback(functools.partial(self._fetcher.task_done, token))
 
     def _engine_release(self, token: int) -> None:
         self._futures.pop(token, None)  # dropping the future releases the task in Dask
@@ -267,7 +273,7 @@ class DaskPool(EngineWorkerPool):
             pure=False,
         )
         self._probes[address] = future
-        future.add_done_callback(functools.partial(_on_probe, self._inbox, address))
+        future.add_done_callback(functools.partial(self._fetcher.probe_done, address))
 
     def _joined(self, worker: EngineWorker) -> None:
         self._probes.pop(worker.ident, None)
@@ -296,6 +302,9 @@ class DaskPool(EngineWorkerPool):
                 client.unsubscribe_topic("all")  # its own leaving is no news to it
             with contextlib.suppress(Exception):
                 client.close(timeout=_CLOSE_TIMEOUT)
+        fetcher, self._fetcher = self._fetcher, None
+        if fetcher is not None:
+            fetcher.close()
         if owned is not None:
             with contextlib.suppress(Exception):
                 owned.close(timeout=_CLOSE_TIMEOUT)
@@ -340,39 +349,6 @@ def _on_event(inbox: EngineInbox, event: Any) -> None:
         inbox.put("left", message["worker"], f"Dask removed worker {message['worker']}")
     elif action == "add-worker" and "worker" in message:
         inbox.put("appeared", message["worker"])
-
-
-def _on_done(inbox: EngineInbox, token: int, future: Any) -> None:
-    """A finished engine task (Dask's callback thread): fetch its outcome."""
-    status = future.status
-    if status == "finished":
-        try:
-            result = future.result()
-        except Exception as error:
-            inbox.put("lost", token, f"its result could not be fetched ({error!r})")
-            return
-        inbox.put("done", token, result)
-    elif status == "error":
-        try:
-            failure = future.exception()
-        except Exception as other:
-            failure = other
-        if type(failure).__name__ == "KilledWorker":
-            inbox.put("lost", token, f"its Dask worker died ({failure})")
-        else:
-            inbox.put("done", token, ("error", failure))
-    else:  # cancelled or lost: the scheduler dropped it
-        inbox.put("cancelled", token)
-
-
-def _on_probe(inbox: EngineInbox, address: str, future: Any) -> None:
-    if future.status != "finished":
-        return
-    try:
-        pid, host, threads = future.result()
-    except Exception:
-        return
-    inbox.put("joined", _record(address, pid, host, threads))
 
 
 def _kill_group(pid: Any) -> None:
