@@ -42,6 +42,7 @@ class TestJoinedByAddressFaults(_Joined, FaultConformance):
 
 
 def test_closing_a_joined_pool_leaves_the_cluster_running(hand_cluster: HandCluster) -> None:
+    wait_for_workers(hand_cluster.address, 2)  # a worker restarted by an earlier test is back
     with DaskPool(address=hand_cluster.address) as pool:
         assert pool.map(tasks.square, range(4)) == [0, 1, 4, 9]
         assert pool.nodes == 2  # every thread of the cluster
