@@ -21,8 +21,9 @@ Dask, and the pool knows which worker runs what.
 - A worker removed while it runs a batch loses that batch
   (``WorkerLostError``, or a retry with ``retries``); the embedded cluster's
   scheduler allows no failures, so Dask never re-runs it silently.
-- A task past its timeout: on the embedded cluster its worker's process
-  group is killed (its nanny starts a new worker); on a cluster the pool
+- A task past its timeout: on the embedded cluster its worker is killed
+  through a pidfd (its reaper kills its process group, its nanny starts a
+  new worker); on a cluster the pool
   joined, the worker is restarted through its nanny (Dask cannot cancel a
   running task).
 - The scheduler lost: the pool breaks with ``ConnectionLostError`` naming the
@@ -126,6 +127,7 @@ class DaskPool(EngineWorkerPool):
         self._futures: dict[int, Any] = {}
         self._probes: dict[str, Any] = {}
         self._fetcher: Any = None
+        self._pidfds: dict[str, int] = {}  # embedded workers: address -> pidfd
 
     # ----------------------------------------------------------------- size
 
@@ -242,7 +244,12 @@ class DaskPool(EngineWorkerPool):
 
     def _engine_stop_worker(self, worker: EngineWorker) -> None:
         if self._owned is not None:
-            _kill_group(worker.info)  # its nanny starts a new worker
+            # Through its pidfd, never its pid (pids are reused). Its reaper then
+            # kills its process group, and its nanny starts a new worker.
+            pidfd = self._pidfds.get(worker.ident)
+            if pidfd is not None:
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             return
         client = self._client
         threading.Thread(
@@ -277,14 +284,20 @@ class DaskPool(EngineWorkerPool):
 
     def _joined(self, worker: EngineWorker) -> None:
         self._probes.pop(worker.ident, None)
+        if self._owned is not None and worker.ident not in self._pidfds:
+            try:  # a worker of ours, on this host: a handle on it that no reused pid can take
+                self._pidfds[worker.ident] = os.pidfd_open(worker.info)
+            except OSError:  # gone already: its removal is on its way
+                return
         super()._joined(worker)
 
     def _left(self, ident: str, reason: str) -> None:
+        # (What its tasks started dies with it: its reaper kills its process group.)
         self._probes.pop(ident, None)
-        worker = self._engine_workers.get(ident)
+        pidfd = self._pidfds.pop(ident, None)
+        if pidfd is not None:
+            os.close(pidfd)
         super()._left(ident, reason)
-        if worker is not None and self._owned is not None:
-            _kill_group(worker.info)  # what its tasks started dies with it
 
     def _lost_scheduler(self) -> None:
         self._inbox.put(
@@ -302,6 +315,9 @@ class DaskPool(EngineWorkerPool):
                 client.unsubscribe_topic("all")  # its own leaving is no news to it
             with contextlib.suppress(Exception):
                 client.close(timeout=_CLOSE_TIMEOUT)
+        pidfds, self._pidfds = self._pidfds, {}
+        for pidfd in pidfds.values():
+            os.close(pidfd)
         fetcher, self._fetcher = self._fetcher, None
         if fetcher is not None:
             fetcher.close()
@@ -349,16 +365,6 @@ def _on_event(inbox: EngineInbox, event: Any) -> None:
         inbox.put("left", message["worker"], f"Dask removed worker {message['worker']}")
     elif action == "add-worker" and "worker" in message:
         inbox.put("appeared", message["worker"])
-
-
-def _kill_group(pid: Any) -> None:
-    """Kill a worker of the embedded cluster with its process group."""
-    if not isinstance(pid, int) or pid <= 1:
-        return
-    with contextlib.suppress(OSError):
-        os.killpg(pid, signal.SIGKILL)
-    with contextlib.suppress(OSError):
-        os.kill(pid, signal.SIGKILL)
 
 
 def _restart_worker(client: Any, address: str) -> None:
