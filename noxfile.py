@@ -86,6 +86,10 @@ PACKAGES: dict[str, Package] = {
         test_requires=("numpy", TESTHOSTS),
         typecheck_requires=("types-paramiko",),
     ),
+    "manymap-pools-dask": Package(
+        requires=("manymap-launcher", "manymap-serialize"),
+        test_requires=("numpy", "schwimmbad"),  # the conformance suite runs the schwimmbad program
+    ),
     "manymap": Package(
         requires=(
             "manymap-launcher",
@@ -245,7 +249,8 @@ def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed together, the real
     clients (integration-tests/clients/), and the test fixtures' own tests (tools/testhosts)."""
     # pathos (in CLIENTS) also runs the migration guide's "before" blocks (integration-tests/test_docs.py).
-    install_local(session, closure("manymap"), *PYTEST, *CLIENTS, TESTHOSTS)
+    # manymap-pools-dask (the optional extra manymap[dask]): its docs' examples run here too.
+    install_local(session, [*closure("manymap"), "manymap-pools-dask"], *PYTEST, *CLIENTS, TESTHOSTS)
     env = {
         # A missing client library or pathos example is a failure here, not a skip.
         "MANYMAP_REQUIRE_CLIENTS": "1",

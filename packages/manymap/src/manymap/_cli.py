@@ -22,6 +22,7 @@ from typing import Any
 from manymap.__about__ import __version__
 from manymap._demo import demo, demo_task
 from manymap._demo import usable_cores as _usable_cores
+from manymap._pools import KNOWN_POOLS, announced_pools, load_pool
 from manymap.launcher import progress_bar
 
 __all__ = ["demo_task", "main"]
@@ -116,9 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     mapper.add_argument(
         "--pool",
-        choices=("process", "thread", "serial", "parallel"),
+        choices=("process", "thread", "serial", "parallel", "dask"),
         default="process",
-        help="the pool to run on (default process; parallel needs manymap-pools-rpc)",
+        help="the pool to run on (default process; parallel needs manymap-pools-rpc, "
+        'dask needs manymap-pools-dask: pip install "manymap[dask]")',
+    )
+    mapper.add_argument(
+        "--address",
+        metavar="SCHEDULER",
+        help="for --pool dask: the address of a running Dask scheduler to join (tcp://host:8786); "
+        "without it the pool starts its own cluster on this machine",
     )
     mapper.add_argument(
         "-n",
@@ -256,6 +264,12 @@ def _pools() -> dict[str, str]:
             state = f"not available: {exc}"
         for name in names:
             pools[name] = state
+    announced = announced_pools()  # found without importing them
+    for name, (class_name, hint) in KNOWN_POOLS.items():
+        if name not in announced:
+            pools[class_name] = f"not installed: {hint}"
+    for name, entry in announced.items():
+        pools[entry.value.rpartition(":")[2] or name] = f"available ({entry.value.partition(':')[0]})"
     return pools
 
 
@@ -370,6 +384,16 @@ def _read_items(args: argparse.Namespace) -> list[Any]:
 def _make_pool(args: argparse.Namespace) -> Any:
     if (args.servers or args.secret_file) and args.pool != "parallel":
         raise _UsageError("--servers and --secret-file are for --pool parallel")
+    if args.address and args.pool != "dask":
+        raise _UsageError("--address is for --pool dask")
+    if args.pool == "dask":
+        try:
+            dask_pool = load_pool("dask")
+        except LookupError as exc:
+            raise _UsageError(f"--pool dask: {exc}") from exc
+        if args.address:
+            return dask_pool(args.workers, address=args.address)
+        return dask_pool(args.workers)
     if args.pool == "parallel":
         from manymap.pools.rpc import ParallelPool
 

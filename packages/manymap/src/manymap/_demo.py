@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from manymap._pools import KNOWN_POOLS, announced_pools, load_pool
 from manymap.launcher import EventKind, TaskEvent
 
 __all__ = ["demo", "demo_task", "kill_own_worker_once"]
@@ -155,6 +156,18 @@ class _Demo:
                     lambda: ParallelPool(0, servers=[server.address], secret=server.secret),
                     "via a local manymap-server",
                 )
+        if "dask" in announced_pools():
+            try:
+                dask_pool = load_pool("dask")
+            except LookupError as exc:
+                self.ok = False
+                rows.append(("DaskPool", str(self.workers), "-", "-", f"FAILED to load: {_why(exc)}"))
+            else:
+                run(
+                    "DaskPool", self.workers, lambda: dask_pool(self.workers), "an embedded Dask LocalCluster"
+                )
+        else:
+            rows.append(("DaskPool", "-", "-", "-", f"not installed: {KNOWN_POOLS['dask'][1]}"))
         _table(rows)
         cores = usable_cores()
         best = min(self.workers, cores)

@@ -6,6 +6,9 @@ the pools' public base, result handles, errors and progress events.
 - :class:`ThreadWorkerPool` (workers are threads) and
   :class:`ManagedWorkerPool` (workers are channels one manager thread waits
   on, woken by a :class:`Doorbell`): scheduling cores to subclass;
+- :class:`EngineWorkerPool` (a managed pool whose tasks run on an external
+  engine that owns the workers, such as a Dask cluster) with its
+  :class:`EngineWorker`, :class:`EngineOutcome` and :class:`EngineInbox`;
 - for a managed pool: :class:`ManagedWorker` (its record of one worker),
   :class:`BatchCodec` (what it serializes batches with), :func:`run_loaded`
   (a shipped batch run on the far side) and :func:`exit_reason` (a worker's
@@ -22,6 +25,7 @@ the pools' public base, result handles, errors and progress events.
 from __future__ import annotations
 
 from manymap.launcher._batch import Batch
+from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
 from manymap.launcher._errors import add_note, annotate_task_error
 from manymap.launcher._exits import exit_reason
 from manymap.launcher._job import Job
@@ -38,6 +42,10 @@ __all__ = [
     "Batch",
     "BatchCodec",
     "Doorbell",
+    "EngineInbox",
+    "EngineOutcome",
+    "EngineWorker",
+    "EngineWorkerPool",
     "Job",
     "ManagedWorker",
     "ManagedWorkerPool",

@@ -1,0 +1,371 @@
+"""``EngineWorkerPool``: the base of pools whose tasks run on an external engine.
+
+A cluster engine (a Dask scheduler, say) owns the workers; the pool only
+submits work to it and learns what happened. This base is the pool side of
+that, once, over :class:`~manymap.launcher.ManagedWorkerPool`'s manager
+thread:
+
+- The engine's workers are :class:`EngineWorker` records, each with a number
+  of threads. The manager hands a ready batch to a worker with a free thread
+  (one engine task per batch, pinned to that worker), and never has more
+  batches in flight than ``nodes`` or than the threads it knows: a task's
+  timeout then counts its own run time, not time queued in the engine.
+- Everything the engine reports (a result, a worker that joined or left, a
+  scheduler that is gone) arrives from the engine's own threads through an
+  :class:`EngineInbox`: a queue plus the manager's doorbell. The inbox holds
+  no reference to the pool, so callbacks the engine keeps cannot keep a
+  dropped pool alive. The manager drains it each round: results finish their
+  batch, a worker that left loses its batches (``WorkerLostError`` or a
+  retry), a task past its timeout gets its worker stopped through the
+  subclass.
+- The function of a job goes to a worker once (the first batch for that
+  worker carries it); a worker that answers that it does not hold it (it
+  evicted it) gets the batch again with the function.
+
+A subclass supplies the engine side: :meth:`~EngineWorkerPool._engine_open`
+(start or join the engine, return its workers), :meth:`~EngineWorkerPool._engine_submit`,
+:meth:`~EngineWorkerPool._engine_release`, :meth:`~EngineWorkerPool._engine_stop_worker`,
+:meth:`~EngineWorkerPool._engine_scale`, :meth:`~EngineWorkerPool._engine_decode` and
+:meth:`~EngineWorkerPool._engine_close`, all but ``_engine_open`` and
+``_engine_close`` non-blocking (they run on the manager thread).
+"""
+
+from __future__ import annotations
+
+import abc
+import itertools
+import weakref
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from manymap.launcher._batch import Batch
+from manymap.launcher._job import Job
+from manymap.launcher._managed import ManagedWorkerPool
+from manymap.launcher._shipping import ManagedWorker
+
+__all__ = ["EngineInbox", "EngineOutcome", "EngineWorker", "EngineWorkerPool"]
+
+
+class EngineWorker:
+    """The pool's record of one engine worker.
+
+    Attributes:
+        ident: the engine's name for it (a Dask worker address).
+        name: its name in stats and errors.
+        host: the host it runs on.
+        threads: how many tasks it runs at once.
+        info: whatever else the subclass keeps about it (a pid, say).
+    """
+
+    __slots__ = ("host", "ident", "info", "known", "name", "running", "stopping", "threads")
+
+    def __init__(self, ident: str, name: str, host: str, threads: int, info: Any = None) -> None:
+        self.ident = ident
+        self.name = name
+        self.host = host
+        self.threads = max(1, threads)
+        self.info = info
+        self.running: dict[int, Batch] = {}  # token -> the batch its engine task runs
+        self.known: set[Any] = set()  # function keys the worker was sent
+        self.stopping = False  # being killed or restarted: no new work
+
+    def __repr__(self) -> str:
+        return f"<EngineWorker {self.name} threads={self.threads} running={len(self.running)}>"
+
+
+class EngineOutcome:
+    """What one engine task reported, decoded by :meth:`EngineWorkerPool._engine_decode`.
+
+    Attributes:
+        values: one value per task of the batch (``None``: the batch could not run at all).
+        failures: offsets of the tasks that raised, with their ``TaskFailure``.
+        duration: seconds the worker spent on the batch.
+        missing_function: the worker did not hold the function: send it again.
+    """
+
+    __slots__ = ("duration", "failures", "missing_function", "values")
+
+    def __init__(
+        self,
+        values: list[Any] | None = None,
+        failures: dict[int, Any] | None = None,
+        duration: float | None = None,
+        *,
+        missing_function: bool = False,
+    ) -> None:
+        self.values = values
+        self.failures = failures or {}
+        self.duration = duration
+        self.missing_function = missing_function
+
+
+class EngineInbox:
+    """Events from the engine's threads to the pool's manager: ``put`` from anywhere.
+
+    Holds the wake-up call of the manager, never the pool itself.
+    """
+
+    def __init__(self, wake: Callable[[], None]) -> None:
+        self._events: deque[tuple[Any, ...]] = deque()
+        self._wake = wake
+
+    def put(self, *event: Any) -> None:
+        """Queue ``event`` (a kind, then its arguments) and wake the manager."""
+        self._events.append(event)
+        self._wake()
+
+    def take(self) -> list[tuple[Any, ...]]:
+        """Every queued event, oldest first."""
+        taken = []
+        while self._events:
+            taken.append(self._events.popleft())
+        return taken
+
+
+class EngineWorkerPool(
+    ManagedWorkerPool[ManagedWorker]
+):  # its workers are EngineWorker records, not shipped to one by one
+    """A pool over an external engine's workers (see the module's text).
+
+    Events a subclass puts into :attr:`_inbox` (from any thread):
+
+    - ``("joined", worker)``: an :class:`EngineWorker` is ready for work;
+    - ``("left", ident, reason)``: the worker ``ident`` is gone;
+    - ``("done", token, result)``: the engine task ``token`` returned ``result``;
+    - ``("lost", token, reason)``: the engine task ``token`` failed because its
+      worker died (the worker gets no more work; the engine reports it ``left``);
+    - ``("broken", error)``: the engine is unusable (the scheduler is lost).
+
+    Other kinds go to :meth:`_engine_event`.
+    """
+
+    def __init__(self, nodes: int | None = None, **options: Any) -> None:
+        super().__init__(nodes, **options)
+        self._engine_workers: dict[str, EngineWorker] = {}
+        self._engine_tokens: dict[int, tuple[EngineWorker, Batch]] = {}
+        self._token_serials = itertools.count(1)
+        self._scaled_to = 0
+        self._inbox = EngineInbox(lambda: None)
+
+    # ------------------------------------------------------ the engine side
+
+    @abc.abstractmethod
+    def _engine_open(self) -> list[EngineWorker]:
+        """Start or join the engine (caller's thread, may block); its workers now."""
+
+    @abc.abstractmethod
+    def _engine_submit(self, worker: EngineWorker, token: int, batch: Batch, function: bool) -> None:
+        """Submit ``batch`` as engine task ``token`` pinned to ``worker``, without
+        waiting; with the job's function if ``function``. Its outcome comes back
+        through the inbox (``done`` or ``lost``)."""
+
+    @abc.abstractmethod
+    def _engine_release(self, token: int) -> None:
+        """Forget engine task ``token``: its outcome, if any, is not wanted."""
+
+    @abc.abstractmethod
+    def _engine_stop_worker(self, worker: EngineWorker) -> None:
+        """Stop what ``worker`` runs (a timeout, an interrupt): kill or restart it,
+        without waiting. The engine later reports it ``left`` (and maybe a new one
+        ``joined``)."""
+
+    @abc.abstractmethod
+    def _engine_decode(self, result: Any) -> EngineOutcome:
+        """The outcome of a ``done`` event's result."""
+
+    @abc.abstractmethod
+    def _engine_close(self, *, kill: bool) -> None:
+        """Leave the engine (manager thread, last act): stop what the pool started."""
+
+    def _engine_scale(self, nodes: int) -> None:
+        """Make the engine run ``nodes`` workers, if the pool owns it (non-blocking)."""
+
+    def _engine_event(self, kind: str, *args: Any) -> None:
+        """An event of a kind this base does not know (manager thread)."""
+        raise ValueError(f"unknown engine event {kind!r}")
+
+    def _engine_function_key(self, job: Job) -> Any:
+        """What identifies ``job``'s function on a worker (default: the job's payload)."""
+        return job.payload
+
+    # ----------------------------------------------- the launcher's hooks
+
+    def _start_workers(self) -> None:
+        self._engine_workers = {}
+        self._engine_tokens = {}
+        self._scaled_to = self.nodes
+        self._inbox = EngineInbox(_weak_call(self._wake_manager))  # the engine holds it, not the pool
+        self._start_manager()
+        workers = self._engine_open()  # raising: the base calls _start_failed
+        for worker in workers:
+            self._inbox.put("joined", worker)
+
+    def _start_failed(self, error: BaseException) -> None:
+        """The engine could not be started or reached: the pool is broken with
+        ``error``, and the manager thread started for it is stopped."""
+        super()._start_failed(error)
+        self._join_workers()
+
+    def _timed_out(self, batch: Batch) -> None:
+        self._inbox.put("stop", batch)
+
+    def _capacity(self) -> int:
+        return self.nodes
+
+    # -------------------------------------------------------- the manager
+
+    def _staff(self) -> None:
+        if self._killing or (self._closing and self._draining):
+            return
+        if self._scaled_to != self.nodes:
+            self._scaled_to = self.nodes
+            self._engine_scale(self.nodes)
+
+    def _dispatch(self) -> None:
+        if self._closing and self._killing:
+            return
+        room = self.nodes - len(self._engine_tokens)
+        while room > 0:
+            worker = self._free_worker()
+            if worker is None:
+                return
+            batch = self._take_batch()
+            if batch is None:
+                return
+            self._submit(worker, batch)
+            room -= 1
+
+    def _free_worker(self) -> EngineWorker | None:
+        best: EngineWorker | None = None
+        for worker in self._engine_workers.values():
+            if worker.stopping or len(worker.running) >= worker.threads:
+                continue
+            if best is None or len(worker.running) < len(best.running):
+                best = worker
+        return best
+
+    def _submit(self, worker: EngineWorker, batch: Batch, *, restart: bool = True) -> None:
+        job = batch.job
+        if job.stopped():  # cancelled since it was taken: settle it unrun
+            batch.lose("its map was stopped before the batch was sent")
+            return
+        if job.payload is None or batch.payload is None:  # a re-queued part of a lost batch
+            self._encode(job, [batch])
+        key = self._engine_function_key(job)
+        token = next(self._token_serials)
+        worker.running[token] = batch
+        self._engine_tokens[token] = (worker, batch)
+        if restart:
+            batch.start(worker.name, worker.host)
+        try:
+            self._engine_submit(worker, token, batch, key not in worker.known)
+        except Exception as error:  # the engine refused it: the worker is as good as gone
+            self._settle_token(token)
+            batch.lose(f"the engine refused the task ({error!r})")
+            return
+        worker.known.add(key)
+
+    def _handle(self, ready: list[Any]) -> None:
+        for event in self._inbox.take():
+            kind, args = event[0], event[1:]
+            if kind == "done":
+                self._done(*args)
+            elif kind == "lost":
+                self._task_lost(*args)
+            elif kind == "joined":
+                self._joined(*args)
+            elif kind == "left":
+                self._left(*args)
+            elif kind == "stop":
+                self._stop_batch(*args)
+            elif kind == "broken":
+                self._break(args[0])
+            else:
+                self._engine_event(kind, *args)
+        self._stop_doomed()
+
+    def _settle_token(self, token: int) -> tuple[EngineWorker, Batch] | None:
+        found = self._engine_tokens.pop(token, None)
+        if found is not None:
+            found[0].running.pop(token, None)
+            self._engine_release(token)
+        return found
+
+    def _done(self, token: int, result: Any) -> None:
+        found = self._settle_token(token)
+        if found is None:
+            return  # a task already settled (lost, timed out, stopped)
+        worker, batch = found
+        try:
+            outcome = self._engine_decode(result)
+        except Exception as error:
+            batch.lose(f"its result could not be read ({error!r})")
+            return
+        if outcome.missing_function:
+            worker.known.discard(self._engine_function_key(batch.job))
+            self._submit(worker, batch, restart=False)
+            return
+        if outcome.values is None:  # the batch could not be loaded or run at all
+            failure = outcome.failures[0]
+            batch.finish([None] * len(batch), dict.fromkeys(range(len(batch)), failure))
+            return
+        batch.finish(outcome.values, outcome.failures, duration=outcome.duration)
+
+    def _task_lost(self, token: int, reason: str) -> None:
+        found = self._settle_token(token)
+        if found is not None:
+            found[0].stopping = True  # its worker is gone too: no more work until the engine says
+            found[1].lose(reason)
+
+    def _joined(self, worker: EngineWorker) -> None:
+        if worker.ident not in self._engine_workers:
+            self._engine_workers[worker.ident] = worker
+
+    def _left(self, ident: str, reason: str) -> None:
+        worker = self._engine_workers.pop(ident, None)
+        if worker is None:
+            return
+        for token in list(worker.running):
+            found = self._settle_token(token)
+            if found is not None:
+                found[1].lose(f"{reason}")
+
+    def _stop_batch(self, batch: Batch) -> None:
+        for worker in self._engine_workers.values():
+            if batch in worker.running.values():
+                self._stop_worker(worker)
+                return
+
+    def _stop_worker(self, worker: EngineWorker) -> None:
+        if not worker.stopping:
+            worker.stopping = True
+            self._engine_stop_worker(worker)
+
+    def _stop_doomed(self) -> None:
+        doomed = self._doomed_jobs()
+        if not doomed:
+            return
+        for worker in list(self._engine_workers.values()):
+            if any(batch.job in doomed for batch in worker.running.values()):
+                self._stop_worker(worker)
+
+    def _stop_all(self) -> None:
+        for token in list(self._engine_tokens):
+            found = self._settle_token(token)
+            if found is not None:
+                found[1].lose("the pool was terminated while it ran")
+        self._engine_workers.clear()
+        self._engine_close(kill=self._killing)
+
+
+def _weak_call(method: Callable[[], object]) -> Callable[[], None]:
+    """``method`` of an object, held weakly: a no-op once the object is gone."""
+    reference = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = reference()
+        if bound is not None:
+            bound()
+
+    return call

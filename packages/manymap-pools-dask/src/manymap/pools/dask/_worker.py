@@ -1,0 +1,169 @@
+"""What runs inside a Dask worker: one engine task per batch, and a probe.
+
+Dask pickles these functions by reference (this module must be importable on
+the workers) and their arguments, which are only bytes and small built-in
+values: the task function and its data always travel as manymap.serialize
+payloads, never through Dask's own pickling, so lambdas, closures and
+``__main__`` code behave as on every other pool and the format version is
+checked on arrival.
+
+:func:`run_batch` loads the function once per worker and pool (a worker is
+shared by pools and clients, so the cache is keyed by the pool's id), runs
+the batch with :func:`manymap.launcher.run_calls` and returns the outcome as
+a payload. A worker that does not hold the function (it was restarted, or
+evicted it) answers :data:`MISSING` and the pool sends it again.
+
+:class:`OwnedWorker` is the worker plugin of an embedded cluster: each
+worker leads a process group holding what its tasks start, and dies with that
+group when the process that owns the pool dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from manymap.launcher import SerializationError
+from manymap.launcher.lowlevel import TaskFailure, run_calls
+from manymap.serialize import dumps, loads, make_shippable
+
+__all__ = ["MISSING", "OwnedWorker", "identify", "run_batch"]
+
+#: The answer of a worker that does not hold the function of a batch.
+MISSING = "missing-function"
+_CACHE = 256  # functions a worker keeps, over every pool that uses it
+_functions: OrderedDict[tuple[str, int], Callable[..., Any] | TaskFailure] = OrderedDict()
+_lock = threading.Lock()
+
+
+def run_batch(pool: str, key: int, function: bytes | None, data: bytes, star: bool) -> tuple[Any, ...]:
+    """Run one batch on this worker.
+
+    Returns ``("done", payload, duration, pid)`` where ``payload`` holds
+    ``(values, failures)`` (``values`` is ``None`` when the batch could not be
+    loaded; then ``failures[0]`` says why), or ``(MISSING,)``.
+    """
+    loaded = _function(pool, key, function)
+    if loaded is None:
+        return (MISSING,)
+    started = time.perf_counter()
+    values: list[Any] | None
+    if isinstance(loaded, TaskFailure):
+        values, failures = None, {0: loaded}
+    else:
+        try:
+            kwargs, items = loads(data)
+        except Exception as error:
+            values, failures = None, {0: TaskFailure.capture(error)}
+        else:
+            values, failures = run_calls(loaded, items, star=star, kwargs=kwargs)
+    duration = time.perf_counter() - started
+    try:
+        payload = dumps((values, failures), name="the results")
+    except SerializationError:
+        make_shippable(values, failures)
+        payload = dumps((values, failures), name="the results")
+    _flush()
+    return ("done", payload, duration, os.getpid())
+
+
+def _function(pool: str, key: int, function: bytes | None) -> Callable[..., Any] | TaskFailure | None:
+    with _lock:
+        if function is None:
+            found = _functions.get((pool, key))
+            if found is not None:
+                _functions.move_to_end((pool, key))
+            return found
+    try:
+        loaded: Callable[..., Any] | TaskFailure = loads(function)
+    except Exception as error:  # reported with the tasks that need it
+        loaded = TaskFailure.capture(error)
+    with _lock:
+        _functions[(pool, key)] = loaded
+        while len(_functions) > _CACHE:
+            _functions.popitem(last=False)
+    return loaded
+
+
+def identify() -> tuple[int, str, int]:
+    """This worker's pid, host name and number of threads."""
+    threads = 1
+    with contextlib.suppress(Exception):
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    return os.getpid(), socket.gethostname(), threads
+
+
+def _flush() -> None:
+    # A task's prints reach the worker's output before its result is reported.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+
+
+class OwnedWorker(WorkerPlugin):
+    """Worker plugin of an embedded cluster.
+
+    On each worker it makes the worker lead a process group, so that killing
+    the group takes what its tasks started, and forks a reaper: a small
+    process of that group that waits on pidfds of the worker and of the
+    pool's owning process ``owner`` (which nothing else can hold open) and
+    kills the group as soon as either is gone, however it died. (Dask's
+    worker leaves at once when its nanny goes, without running plugin
+    teardowns, so the worker cannot do this itself.)
+    """
+
+    name = "manymap-owned-worker"
+    idempotent = True
+
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+
+    def setup(self, worker: Any) -> None:
+        """Called by Dask in each worker process as it starts."""
+        with contextlib.suppress(OSError):
+            os.setpgid(0, 0)
+        try:
+            watched = [os.pidfd_open(self.owner), os.pidfd_open(os.getpid())]
+        except OSError:  # the owner is already gone
+            _kill_group()
+            return
+        try:
+            if os.fork() == 0:
+                _reap(watched)
+        finally:
+            for fd in watched:
+                os.close(fd)
+
+
+def _reap(watched: list[int]) -> None:
+    """The reaper process: wait for the owner or the worker to die, then kill the group."""
+    try:
+        os.closerange(3, min(watched))
+        os.closerange(min(watched) + 1, max(watched))
+        os.closerange(max(watched) + 1, 65536)
+        with selectors.DefaultSelector() as selector:
+            for fd in watched:
+                selector.register(fd, selectors.EVENT_READ)
+            while not selector.select(60.0):
+                pass
+        _kill_group()
+    finally:
+        os._exit(0)
+
+
+def _kill_group() -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(os.getpgid(0), signal.SIGKILL)

@@ -1,0 +1,57 @@
+"""What is DaskPool's own, beyond the conformance suite: serialization through
+manymap.serialize (never Dask's pickling), the embedded cluster bound to
+127.0.0.1, and its arguments."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from manymap.launcher import SerializationError
+from manymap.launcher.testing import _tasks as tasks
+from manymap.pools.dask import DaskPool
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[DaskPool]:
+    with DaskPool(2) as pool:
+        yield pool
+
+
+def test_lambdas_and_closures_run_as_on_every_pool(pool: DaskPool) -> None:
+    offset = 10
+    assert pool.map(lambda x: x + offset, range(4)) == [10, 11, 12, 13]
+
+    def scale(x: int) -> int:
+        return x * offset
+
+    assert pool.pipe(scale, 3) == 30
+
+
+def test_what_cannot_be_serialized_fails_before_dispatch_naming_the_task(pool: DaskPool) -> None:
+    before = pool.stats().tasks
+    with pytest.raises(SerializationError, match="task 2"):
+        pool.map(tasks.square, [1, 2, threading.Lock(), 4])
+    lock = threading.Lock()
+    with pytest.raises(SerializationError, match="task function"):
+        pool.map(lambda x: (lock, x), range(2))
+    assert pool.stats().tasks == before  # nothing was sent
+
+
+def test_the_embedded_cluster_listens_on_loopback_only(pool: DaskPool) -> None:
+    pool.map(tasks.square, range(8), chunksize=1)
+    assert (pool.scheduler_address or "").startswith("tcp://127.0.0.1:")
+    workers = pool.stats().workers
+    assert len(workers) >= 2
+    assert all(name.startswith("tcp://127.0.0.1:") for name in workers), sorted(workers)
+    link = pool.dashboard_link
+    assert link is None or "127.0.0.1" in link, link
+
+
+def test_one_way_to_name_the_cluster() -> None:
+    with pytest.raises(ValueError, match="one of address, cluster, scheduler_file"):
+        DaskPool(address="tcp://127.0.0.1:8786", scheduler_file="scheduler.json")
+    with pytest.raises(TypeError, match="address must be a string"):
+        DaskPool(address=8786)  # type: ignore[arg-type]

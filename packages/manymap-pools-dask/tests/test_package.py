@@ -1,0 +1,15 @@
+"""The installed manymap-pools-dask distribution keeps the family's packaging rules.
+
+These tests run against the installed distribution (``nox -s "tests(manymap-pools-dask)"``
+installs it from the checkout, non-editable), not against ``src/``.
+"""
+
+from __future__ import annotations
+
+from manymap.launcher.testing import DistributionConformance
+
+
+class TestDistribution(DistributionConformance):
+    distribution = "manymap-pools-dask"
+    module = "manymap.pools.dask"
+    namespaces = ("manymap", "manymap.pools")
