@@ -51,11 +51,10 @@ from manymap.launcher import (
     WorkerLostError,
     warn_user,
 )
-from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._opening import check_specs, check_tasks, open_nodes, rerun, stop_nodes, warn_down, why
-from manymap.pools.rpc._remote import FUNCTION_CACHE, KEY
 from manymap.pools.rpc._slot import Slot, for_all
 from manymap.serialize import FunctionPayloads, dumps, encode_batch
 
@@ -295,7 +294,7 @@ class ParallelPool(ManagedWorkerPool):
             if slot.outbox and not slot.flush():
                 self._want_write(slot, False)
             bodies = slot.receive()
-        except proto.TagError:
+        except wire.TagError:
             slot.forged = True
             return True
         except (EOFError, OSError):
@@ -322,7 +321,7 @@ class ParallelPool(ManagedWorkerPool):
                     self._reap(slot, why)
             elif slot.ping_due(now, min(1.0, self.server_timeout / 4)):
                 with contextlib.suppress(OSError):  # if it is gone, the manager sees its end
-                    if slot.send(proto.PING):
+                    if slot.send(wire.pack_ping()):
                         self._want_write(slot, True)
 
     def _stop_slots(self) -> None:
@@ -388,12 +387,13 @@ class ParallelPool(ManagedWorkerPool):
         if slot.leftover and not slot.handle([]):
             self._reap(slot, "the connection to its server was lost")
 
-    def _forget(self, slot: Slot) -> None:
+    def _forget(self, slot: Slot, *, close: bool = True) -> None:
         with self._slot_lock:
             if slot in self._slots:
                 self._slots.remove(slot)
         self._remove_channel(slot.sock)
-        slot.close()
+        if close:  # else the caller hands it over to the connector (_reap)
+            slot.close()
 
     def _dispatch(self) -> None:
         if self._killing:
@@ -420,21 +420,19 @@ class ParallelPool(ManagedWorkerPool):
                 batch.finish([None] * len(batch), for_all(failure, len(batch)))
                 return
         key = self._functions.key(job.payload)
-        data = batch.payload
-        batch.payload = None
+        data, batch.payload = batch.payload, None
         slot.batch, slot.token = batch, next(self._tokens)
         slot.heard = time.monotonic()  # silence counts from now
         batch.start(slot.name, slot.node.host)
         function = b""
         if key not in slot.known:
-            if len(slot.known) >= FUNCTION_CACHE:
+            if len(slot.known) >= wire.FUNCTION_CACHE:
                 slot.known.clear()  # the worker clears its cache at the same point
             function = job.payload
             slot.known.add(key)
-        head = proto.TOKEN.pack(slot.token) + KEY.pack(key, job.star, len(function))
         # If the connection is gone, the manager sees its end and re-runs the batch.
         with contextlib.suppress(OSError):
-            if slot.send(proto.RUN, head, function, data):
+            if slot.send(wire.pack_run(slot.token, wire.pack_batch(key, job.star, function, data))):
                 self._want_write(slot, True)
 
     def _reap(self, slot: Slot, reason: str, *, stopped: bool = False) -> None:
@@ -444,7 +442,7 @@ class ParallelPool(ManagedWorkerPool):
         One whose server went away is no fault of its tasks: it runs again,
         uncharged, on the next idle worker of any node.
         """
-        self._forget(slot)
+        self._forget(slot, close=False)
         batch, slot.batch = slot.batch, None
         if batch is not None:
             again = None if stopped or self._closing or self._killing else rerun(self._lock, batch)
@@ -452,12 +450,14 @@ class ParallelPool(ManagedWorkerPool):
                 batch.lose(f"{reason} ({slot.node.label})")
             else:
                 self._orphans.append(again)
-        if self._killing or self._connector is None:
-            return
-        node = slot.node
-        if self._serves(node) and node.label not in self._down and not (self._closing and self._draining):
-            self._connector.request(node)
-        self._check_alive(reason)
+        node, connector = slot.node, None if self._killing else self._connector
+        draining = self._closing and self._draining
+        if connector is None or draining or not self._serves(node) or node.label in self._down:
+            slot.close()
+        else:
+            connector.request(node, replaces=slot.hang_up())
+        if connector is not None:
+            self._check_alive(reason)
 
     def _check_alive(self, reason: str) -> None:
         """Break the pool when no connection is left and none is being opened."""
