@@ -54,7 +54,6 @@ import selectors
 import signal
 import socket
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
@@ -74,7 +73,7 @@ from manymap.launcher.testing import _fault_tasks as faults
 from manymap.launcher.testing import _tasks as tasks
 from manymap.pools.local import ProcessPool, ThreadPool
 from manymap.pools.rpc import ParallelPool
-from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc import _wire as wire
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60.0  # seconds any single wait may take before the run counts as hung
@@ -555,10 +554,10 @@ class FakeServer:
             with conn:
                 conn.settimeout(WAIT)
                 with contextlib.suppress(OSError):
-                    conn.sendall(_frame(proto.HELLO + os.urandom(proto.NONCE)))
+                    conn.sendall(wire.frame(*wire.pack_hello(os.urandom(wire.NONCE))))
                     conn.recv(65536)
                     info = json.dumps({"host": "fake", "workers": 1, "pid": 1, "worker": 1}).encode()
-                    conn.sendall(_frame(proto.OK + info))
+                    conn.sendall(wire.frame(wire.OK, info))
                     while conn.recv(65536):
                         pass
 
@@ -566,10 +565,6 @@ class FakeServer:
         self.closed.set()
         self.thread.join(WAIT)
         self.sock.close()
-
-
-def _frame(body: bytes) -> bytes:
-    return struct.pack("!Q", len(body)) + body
 
 
 def fake_server(tmp: Path, i: int) -> list[float]:

@@ -22,7 +22,6 @@ from rpc_helpers import WAIT, Listener, ServerProcess, frame, read_frame
 from manymap.launcher import EventKind, TaskEvent, TaskTimeoutError
 from manymap.launcher.testing import _tasks as tasks
 from manymap.pools.rpc import ParallelPool, _nodes
-from manymap.pools.rpc import _protocol as proto
 
 
 @pytest.fixture
@@ -97,8 +96,7 @@ class HalfFrame:
             client.sendall(frame(read_frame(upstream)))  # HELLO
             upstream.sendall(frame(read_frame(client)))  # the client's proof
             client.sendall(frame(read_frame(upstream)))  # OK and the server's proof
-            if hasattr(proto, "Session"):  # protocol 2: the server's info in a tagged frame
-                client.sendall(frame(read_frame(upstream)))
+            client.sendall(frame(read_frame(upstream)))  # the server's info, in a tagged frame
             answers = 0
             while True:
                 upstream.sendall(frame(read_frame(client)))  # a batch

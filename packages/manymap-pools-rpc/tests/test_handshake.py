@@ -22,8 +22,8 @@ from rpc_helpers import WAIT, Listener, ServerProcess, frame, read_frame
 
 from manymap.launcher import AuthenticationError, ManymapError
 from manymap.pools.rpc import ParallelPool
-from manymap.pools.rpc import _protocol as proto
-from manymap.pools.rpc._remote import KEY
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._auth import proof
 from manymap.serialize import dumps
 
 
@@ -53,15 +53,15 @@ def test_a_fake_server_gets_nothing_and_the_client_loads_nothing(tmp_path: Path)
     received: list[bytes] = []
 
     def fake(conn: socket.socket) -> None:
-        conn.sendall(frame(proto.HELLO, os.urandom(32)))
+        conn.sendall(frame(wire.HELLO, os.urandom(32)))
         received.append(read_frame(conn))
         info = json.dumps({"host": "fake", "workers": 1, "pid": 1, "worker": 1}).encode()
-        conn.sendall(frame(proto.OK, info))  # a claim of success, with no proof behind it
+        conn.sendall(frame(wire.OK, info))  # a claim of success, with no proof behind it
         while True:  # whatever comes next is work: answer it with the planted pickle
             work = read_frame(conn)
             received.append(work)
             token = work[1:9]
-            conn.sendall(frame(proto.DONE, token, struct.pack("!dI", 0.0, 0), dumps(Planted(planted))))
+            conn.sendall(frame(wire.DONE, token, struct.pack("!dI", 0.0, 0), dumps(Planted(planted))))
 
     listener = Listener(fake)
     try:
@@ -77,7 +77,7 @@ def test_a_fake_server_gets_nothing_and_the_client_loads_nothing(tmp_path: Path)
     assert not planted.exists()
     assert listener.errors == []
     assert len(received) == 1  # the client's proof, and nothing of the work
-    assert received[0].startswith(proto.PROVE)
+    assert received[0].startswith(wire.PROVE)
     assert b"abs" not in received[0]
 
 
@@ -87,10 +87,10 @@ def test_a_server_with_another_secret_is_refused_by_the_client(tmp_path: Path) -
 
     def other(conn: socket.socket) -> None:
         nonce = os.urandom(32)
-        conn.sendall(frame(proto.HELLO, nonce))
+        conn.sendall(frame(wire.HELLO, nonce))
         reply = read_frame(conn)
         client_nonce = reply[1:33]
-        conn.sendall(frame(proto.OK, proto.proof("another secret", b"server", nonce, client_nonce)))
+        conn.sendall(frame(wire.OK, proof("another secret", b"server", nonce, client_nonce)))
         with contextlib.suppress(EOFError, OSError):
             sent_work.append(read_frame(conn))
 
@@ -122,18 +122,18 @@ def test_a_reflected_proof_is_refused(server: ServerProcess) -> None:
     """The server's own proof (or one for another connection) sent back proves nothing."""
     with server.connect() as sock:
         hello = read_frame(sock)
-        nonce = hello[len(proto.HELLO) :]
+        nonce = hello[len(wire.HELLO) :]
         client_nonce = os.urandom(32)
-        reflected = proto.proof(server.secret, b"server", nonce, client_nonce)  # the wrong role
-        sock.sendall(frame(proto.PROVE, client_nonce, reflected))
-        assert read_frame(sock).startswith(proto.NO)
+        reflected = proof(server.secret, b"server", nonce, client_nonce)  # the wrong role
+        sock.sendall(frame(wire.PROVE, client_nonce, reflected))
+        assert read_frame(sock).startswith(wire.NO)
     with server.connect() as first, server.connect() as second:
-        nonce = read_frame(first)[len(proto.HELLO) :]
+        nonce = read_frame(first)[len(wire.HELLO) :]
         read_frame(second)
         client_nonce = os.urandom(32)
-        good_for_first = proto.proof(server.secret, b"client", nonce, client_nonce)
-        second.sendall(frame(proto.PROVE, client_nonce, good_for_first))  # replayed on another connection
-        assert read_frame(second).startswith(proto.NO)
+        good_for_first = proof(server.secret, b"client", nonce, client_nonce)
+        second.sendall(frame(wire.PROVE, client_nonce, good_for_first))  # replayed on another connection
+        assert read_frame(second).startswith(wire.NO)
 
 
 class Relay:
@@ -154,18 +154,17 @@ class Relay:
             upstream.sendall(frame(read_frame(client)))  # the client's proof
             ok = read_frame(upstream)
             client.sendall(frame(ok))
-            if not ok.startswith(proto.OK):
+            if not ok.startswith(wire.OK):
                 return
-            if hasattr(proto, "Session"):  # protocol 2 sends the server's info in a tagged frame
-                client.sendall(frame(read_frame(upstream)))
+            client.sendall(frame(read_frame(upstream)))  # the server's info, in a tagged frame
             self.relayed += 1
             work = read_frame(client)  # the client's first batch: replaced by ours
             token = work[1:9]
             function = dumps(Planted(self.planted_server))  # unpickled by the worker, were it let in
-            ours = KEY.pack(1, False, len(function)) + function + dumps(({}, [1]))
-            upstream.sendall(frame(proto.RUN, token, ours, os.urandom(32)))
+            ours = b"".join(wire.pack_batch(1, False, function, dumps(({}, [1]))))
+            upstream.sendall(frame(wire.RUN, token, ours, os.urandom(32)))
             client.sendall(
-                frame(proto.DONE, token, struct.pack("!dI", 0.0, 0), dumps(Planted(self.planted_client)))
+                frame(wire.DONE, token, struct.pack("!dI", 0.0, 0), dumps(Planted(self.planted_client)))
             )
             with contextlib.suppress(EOFError, OSError):
                 while read_frame(upstream):

@@ -1,5 +1,6 @@
-"""The server's ppft worker (``_ppworker.py``) still speaks ppft's pipe protocol:
-ppft's own transport, used as ppft's Server uses it, runs jobs on it."""
+"""The server's ppft worker (``_inworker.py``) still speaks ppft's pipe protocol:
+ppft's own transport, used as ppft's Server uses it, runs jobs on it; what the
+server packs (``_wire.py``) is what ppft sends."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from collections.abc import Iterator
 import ppft.transport
 import pytest
 
-from manymap.pools.rpc._ppworker import OneWritePipe
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._inworker import OneWritePipe
 
 STUB = "def add(a, b):\n    print('adding', a, b)\n    return a + b\n"
 
@@ -20,7 +22,7 @@ STUB = "def add(a, b):\n    print('adding', a, b)\n    return a + b\n"
 @pytest.fixture
 def worker() -> Iterator[tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport]]:
     process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "manymap.pools.rpc._ppworker"],
+        [sys.executable, "-u", "-m", "manymap.pools.rpc._inworker"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
     )
@@ -71,9 +73,10 @@ def test_the_servers_one_write_send_is_what_ppft_sends(
     assert process.stdout is not None
     ours = OneWritePipe(process.stdout, process.stdin)
     source = pickle.dumps(("add", [STUB], ()))
+    stub = wire.StubCache(source)
     sent = []
     for first, second, total in ((2, 3, 5), (4, 5, 9)):
-        sent.append(ours.cached(source))
+        sent.append(stub.next())
         ours.send(sent[-1], pickle.dumps((first, second), pickle.HIGHEST_PROTOCOL))
         assert pickle.loads(ours.receive())[0] == total
     # the source the first time, its hash after, as ppft's csend
@@ -84,7 +87,6 @@ def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
     """PPWorker (the server's side) sends jobs as ppft's csend does: the stub's
     source the first time, its hash after; the replies are ppft's."""
     from manymap.pools.rpc._ppprocess import PPWorker
-    from manymap.pools.rpc._remote import KEY
     from manymap.serialize import dumps, loads
 
     worker = PPWorker().ready()
@@ -94,7 +96,7 @@ def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
         for key, value in ((1, -3), (1, -4)):
             known = bool(jobs)
             body = b"" if known else function
-            jobs.append(worker.job(KEY.pack(key, False, len(body)) + body + dumps(({}, [value]))))
+            jobs.append(worker.job(b"".join(wire.pack_batch(key, False, body, dumps(({}, [value]))))))
             assert worker.write(jobs[-1], 10.0)
             frames: list[bytearray] = []
             with selectors.DefaultSelector() as selector:

@@ -26,19 +26,15 @@ lacks along with the batch that needs it.
 
 from __future__ import annotations
 
-import json
 import os
-import pickle
 import selectors
 import socket
-import struct
 import time
 from typing import TYPE_CHECKING
 
-from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._auth import Session
 from manymap.pools.rpc._ppprocess import PPWorker, describe
-from manymap.pools.rpc._remote import KEY
-from manymap.serialize import FUNCTION_CACHE
 
 if TYPE_CHECKING:
     from manymap.pools.rpc._server import RPCServer
@@ -51,14 +47,14 @@ _JOB_TIMEOUT = 60.0  # seconds a live worker may take to take a job off its pipe
 
 
 class _Client:
-    def __init__(self, server: RPCServer, sock: socket.socket, session: proto.Session) -> None:
+    def __init__(self, server: RPCServer, sock: socket.socket, session: Session) -> None:
         self.server = server
         self.sock = sock
         self.session = session
-        self.reader = proto.FrameReader.for_socket(sock, server.frame_limit + proto.PROOF)
+        self.reader = wire.FrameReader.for_socket(sock, server.frame_limit + wire.PROOF)
         self.selector = selectors.DefaultSelector()
         self.worker: PPWorker | None = None
-        self.token: bytes | None = None  # the batch the worker runs
+        self.token: int | None = None  # the batch the worker runs
         self.started = 0.0
         self.recycling = server.max_tasks_per_worker is not None
         self.functions: dict[int, bytes] = {}  # what the client holds as sent (when recycling)
@@ -99,37 +95,43 @@ class _Client:
         except (EOFError, OSError):
             return False  # gone, or stopping its task: the worker dies with the connection
         for raw in frames:
-            body = self.session.open(raw)
-            kind = body[:1]
-            if kind == proto.PING:
-                self.session.send(self.sock, proto.PONG)
-            elif kind == proto.RUN and self.token is None and self.worker is not None:
-                self.token = bytes(body[1 : 1 + proto.TOKEN.size])
+            try:
+                request = wire.unpack_request(self.session.open(raw))
+            except wire.FrameError:
+                return False  # not the client's (its tag), or not this protocol
+            if isinstance(request, wire.Ping):
+                self.session.send(self.sock, wire.pack_pong())
+            elif self.token is None and self.worker is not None:
+                self.token = request.token
                 self.started = time.perf_counter()
-                job = self.worker.job(self.payload(body[1 + proto.TOKEN.size :]))
+                job = self.worker.job(self.payload(request.payload))
                 if not self.worker.write(job, _JOB_TIMEOUT):
                     self.lost()
             else:
-                return False  # not this protocol, or out of turn
+                return False  # out of turn
         return True
 
     def payload(self, payload: memoryview) -> bytes | memoryview:
-        """What goes to the worker for a batch's ``payload`` (``_remote.py``): as it
-        is, or (when recycling) with the function a fresh worker lacks put back in."""
-        if not self.recycling or len(payload) < KEY.size:
+        """What goes to the worker for a batch's ``payload`` (``_wire.pack_batch``): as
+        it is, or (when recycling) with the function a fresh worker lacks put back in.
+
+        Raises:
+            FrameError: (when recycling) the payload is not a batch.
+        """
+        if not self.recycling:
             return payload
-        key, star, size = KEY.unpack_from(payload)
-        if size:
-            if len(self.functions) >= FUNCTION_CACHE:
+        batch = wire.unpack_batch(payload)
+        key = batch.key
+        if batch.function:
+            if len(self.functions) >= wire.FUNCTION_CACHE:
                 self.functions.clear()  # as the client clears what it knows it sent
-            self.functions[key] = bytes(payload[KEY.size : KEY.size + size])
+            self.functions[key] = bytes(batch.function)
         elif key not in self.worker_has and key in self.functions:
-            function = self.functions[key]
-            payload = memoryview(KEY.pack(key, star, len(function)) + function + payload[KEY.size :])
+            payload = memoryview(b"".join(wire.pack_batch(key, batch.star, self.functions[key], batch.data)))
         else:
             return payload
-        if len(self.worker_has) >= FUNCTION_CACHE:
-            self.worker_has.clear()  # as run_batch clears its cache
+        if len(self.worker_has) >= wire.FUNCTION_CACHE:
+            self.worker_has.clear()  # as run_counted clears its cache
         self.worker_has.add(key)
         return payload
 
@@ -137,22 +139,21 @@ class _Client:
         assert self.worker is not None
         try:
             frames = self.worker.reader.pump()
-        except (EOFError, OSError, proto.FrameError):
+        except (EOFError, OSError):
             self.lost()  # without a pidfd, the end of its stdout is how its death shows
             return
         for frame in frames:
             token, self.token = self.token, None
             try:
                 result, out = self.worker.reply(frame)
-            except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, TypeError):
+            except wire.FrameError:
                 self.token = token
                 self.lost()
                 return
             if token is None:
                 continue  # a reply nobody asked for
-            data = out.encode("utf-8", "replace")
-            head = struct.pack("!dI", time.perf_counter() - self.started, len(data))
-            self.session.send(self.sock, proto.DONE, token, head, data, result)
+            duration = time.perf_counter() - self.started
+            self.session.send(self.sock, wire.pack_done(token, duration, out, result))
             limit = self.server.max_tasks_per_worker
             if limit is not None and self.worker.tasks >= limit:
                 self.recycle()
@@ -172,16 +173,11 @@ class _Client:
         code = worker.exitcode()
         token, self.token = self.token, None
         self.functions.clear()  # the client forgets what it sent when it reads LOST
-        why = describe(code).encode()
-        self.session.send(
-            self.sock, proto.LOST, token or proto.TOKEN.pack(0), struct.pack("!i", code or 0), why
-        )
+        self.session.send(self.sock, wire.pack_lost(token or 0, code or 0, describe(code)))
         self.watch(self.server.take_worker())
 
 
-def serve_connection(
-    server: RPCServer, sock: socket.socket, session: proto.Session, server_proof: bytes
-) -> None:
+def serve_connection(server: RPCServer, sock: socket.socket, session: Session, server_proof: bytes) -> None:
     """Serve one authenticated client on a worker of its own until it goes or the server stops."""
     sock.settimeout(_SEND_TIMEOUT)  # sends wait at most this; reads only follow readiness
     client = _Client(server, sock, session)
@@ -189,8 +185,8 @@ def serve_connection(
         worker = server.take_worker()
         client.watch(worker)
         info = {"host": server.host, "workers": server.workers, "pid": os.getpid(), "worker": worker.pid}
-        proto.send_plain(sock, proto.OK, server_proof)
-        session.send(sock, json.dumps(info).encode())
+        wire.send_plain(sock, wire.pack_accept(server_proof))
+        session.send(sock, wire.pack_info(info))
         client.selector.register(sock, selectors.EVENT_READ, "client")
         client.serve()
     finally:

@@ -14,22 +14,18 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import hmac
-import json
 import os
 import re
 import secrets
-import selectors
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
-from manymap.pools.rpc import _protocol as proto
+from manymap.launcher import AuthenticationError, ConnectionLostError
+from manymap.pools.rpc._auth import Connection, ServerBusy, handshake
 from manymap.pools.rpc._local_launcher import LocalLauncher
 from manymap.pools.rpc.bootstrap import server_command, start_server, stop_server
 
@@ -43,6 +39,7 @@ __all__ = [
     "LocalNode",
     "Node",
     "RemoteHost",
+    "ServerBusy",
     "SshNode",
     "find_host",
     "handshake",
@@ -53,90 +50,6 @@ __all__ = [
 HOSTS_GROUP = "manymap.hosts"
 
 CONNECT_TIMEOUT = 20.0  # seconds to connect and authenticate (on a connecting thread, never the manager)
-
-
-class ServerBusy(ManymapError):
-    """The server serves as many clients as it takes."""
-
-
-class Connection(NamedTuple):
-    """An authenticated connection to a server."""
-
-    sock: socket.socket
-    info: dict[str, Any]
-    session: proto.Session
-    reader: proto.FrameReader
-    leftover: list[bytearray]  # frames that arrived with the handshake's last one
-
-
-def _next_frame(
-    sock: socket.socket, reader: proto.FrameReader, queue: list[bytearray], deadline: float
-) -> bytes:
-    timeout = deadline - time.monotonic()
-    """The next frame of the handshake, waiting at most until ``deadline``."""
-    with selectors.DefaultSelector() as selector:
-        selector.register(sock, selectors.EVENT_READ)
-        while not queue:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not selector.select(remaining):
-                raise TimeoutError(f"no answer within {timeout:.3g} s")
-            queue.extend(reader.pump())
-    return bytes(queue.pop(0))
-
-
-def handshake(
-    sock: socket.socket, secret: str, host: str, port: int | None, timeout: float | None = None
-) -> Connection:
-    """Run the mutual handshake on a fresh connection (see ``_protocol.py``).
-
-    Nothing of the work is sent, and nothing the peer sends is loaded, before
-    the server has proved it knows ``secret``; what the client sends before
-    that (a nonce and a proof bound to this connection) is useless anywhere else.
-
-    Raises:
-        AuthenticationError: the server refused the secret, or did not prove it knows it.
-        ConnectionLostError: the peer is not a manymap-server, or went away.
-    """
-    deadline = time.monotonic() + (CONNECT_TIMEOUT if timeout is None else timeout)
-    reader = proto.FrameReader.for_socket(sock, proto.HANDSHAKE_LIMIT)
-    queue: list[bytearray] = []
-    try:
-        hello = _next_frame(sock, reader, queue, deadline)
-        if not hello.startswith(proto.HELLO) or len(hello) != len(proto.HELLO) + proto.NONCE:
-            other = " (another version of its protocol)" if hello.startswith(b"MMRPC") else ""
-            raise ConnectionLostError(f"the peer is not a manymap-server{other}", host=host, port=port)
-        server_nonce = hello[len(proto.HELLO) :]
-        client_nonce = proto.new_nonce()
-        mine = proto.proof(secret, b"client", server_nonce, client_nonce)
-        proto.send_plain(sock, proto.PROVE, client_nonce, mine)
-        reply = _next_frame(sock, reader, queue, deadline)
-        if reply.startswith(proto.OK):
-            theirs = proto.proof(secret, b"server", server_nonce, client_nonce)
-            if len(reply) != len(proto.OK) + proto.PROOF or not hmac.compare_digest(
-                reply[len(proto.OK) :], theirs
-            ):
-                raise AuthenticationError(
-                    "the server did not prove that it knows the secret: it is not the "
-                    "manymap-server it claims to be, or holds another secret; nothing was sent to it",
-                    host=host,
-                    port=port,
-                )
-            session = proto.Session(secret, server_nonce, client_nonce, client=True)
-            reader.limit = proto.HANDSHAKE_LIMIT + proto.PROOF
-            info: dict[str, Any] = json.loads(bytes(session.open(_next_frame(sock, reader, queue, deadline))))
-            return Connection(sock, info, session, reader, queue)
-    except (OSError, EOFError) as error:
-        if isinstance(error, ManymapError):
-            raise
-        raise ConnectionLostError(
-            f"the handshake with the server failed: {error}", host=host, port=port
-        ) from error
-    if not reply.startswith(proto.NO):
-        raise ConnectionLostError("the peer is not a manymap-server", host=host, port=port)
-    reason = reply[len(proto.NO) :].decode("utf-8", "replace")
-    if reason.startswith("busy"):
-        raise ServerBusy(reason)
-    raise AuthenticationError(f"manymap-server refused the client: {reason}", host=host, port=port)
 
 
 class Node(abc.ABC):
@@ -197,7 +110,7 @@ def _tcp(host: str, port: int, secret: str, timeout: float | None) -> Connection
     try:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
-        return handshake(sock, secret, host, port, timeout)
+        return handshake(sock, secret, host, port, CONNECT_TIMEOUT if timeout is None else timeout)
     except BaseException:
         sock.close()
         raise
@@ -338,6 +251,7 @@ class SshNode(Node):
         sock: socket.socket = tunnel.connect(CONNECT_TIMEOUT if timeout is None else timeout)
         try:
             sock.setblocking(False)
+            timeout = CONNECT_TIMEOUT if timeout is None else timeout
             return handshake(sock, self.secret, self.profile.hostname, tunnel.remote_port, timeout)
         except BaseException:
             sock.close()

@@ -47,11 +47,10 @@ from manymap.launcher import (
     WorkerLostError,
 )
 from manymap.launcher.lowlevel import Batch, ManagedWorkerPool, NodesAlias, warn_user
-from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._opening import check_specs, check_tasks, open_nodes, rerun, stop_nodes, warn_down, why
-from manymap.pools.rpc._remote import KEY
 from manymap.pools.rpc._slot import Slot
 from manymap.serialize import PoolCodec
 
@@ -284,7 +283,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
             if slot.outbox and not slot.flush():
                 self._want_write(slot, False)
             bodies = slot.receive()
-        except proto.TagError:
+        except wire.TagError:
             slot.forged = True
             return True
         except (EOFError, OSError):
@@ -311,7 +310,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
                     self._reap(slot, why)
             elif slot.ping_due(now, min(1.0, self.server_timeout / 4)):
                 with contextlib.suppress(OSError):  # if it is gone, the manager sees its end
-                    if slot.send(proto.PING):
+                    if slot.send(wire.pack_ping()):
                         self._want_write(slot, True)
 
     def _stop_slots(self) -> None:
@@ -374,12 +373,13 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         if slot.leftover and not slot.handle([]):
             self._reap(slot, "the connection to its server was lost")
 
-    def _forget(self, slot: Slot) -> None:
+    def _forget(self, slot: Slot, *, close: bool = True) -> None:
         with self._slot_lock:
             if slot in self._slots:
                 self._slots.remove(slot)
         self._remove_channel(slot.sock)
-        slot.close()
+        if close:  # else the caller hands it over to the connector (_reap)
+            slot.close()
 
     def _dispatch(self) -> None:
         with self._slot_lock:
@@ -392,10 +392,9 @@ class ParallelPool(ManagedWorkerPool[Slot]):
     def _transmit(self, slot: Slot, batch: Batch, key: int, function: bytes | None, data: bytes) -> None:
         slot.heard = time.monotonic()  # silence counts from now
         function = function or b""
-        head = proto.TOKEN.pack(slot.token) + KEY.pack(key, batch.star, len(function))
         # If the connection is gone, the manager sees its end and re-runs the batch.
         with contextlib.suppress(OSError):
-            if slot.send(proto.RUN, head, function, data):
+            if slot.send(wire.pack_run(slot.token, wire.pack_batch(key, batch.star, function, data))):
                 self._want_write(slot, True)
 
     def _reap(self, slot: Slot, reason: str, *, stopped: bool = False) -> None:
@@ -405,7 +404,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         One whose server went away is no fault of its tasks: it runs again,
         uncharged, on the next idle worker of any node.
         """
-        self._forget(slot)
+        self._forget(slot, close=False)
         batch, slot.batch = slot.batch, None
         if batch is not None:
             again = None if stopped or self._closing or self._killing else rerun(self._lock, batch)
@@ -413,12 +412,14 @@ class ParallelPool(ManagedWorkerPool[Slot]):
                 batch.lose(f"{reason} ({slot.node.label})")
             else:
                 self._orphans.append(again)
-        if self._killing or self._connector is None:
-            return
-        node = slot.node
-        if self._serves(node) and node.label not in self._down and not (self._closing and self._draining):
-            self._connector.request(node)
-        self._check_alive(reason)
+        node, connector = slot.node, None if self._killing else self._connector
+        draining = self._closing and self._draining
+        if connector is None or draining or not self._serves(node) or node.label in self._down:
+            slot.close()
+        else:
+            connector.request(node, replaces=slot.hang_up())
+        if connector is not None:
+            self._check_alive(reason)
 
     def _check_alive(self, reason: str) -> None:
         """Break the pool when no connection is left and none is being opened."""

@@ -1,6 +1,6 @@
 """One ppft worker process of a ``manymap-server``, seen from the server.
 
-The worker runs ppft's worker loop (``_ppworker.py``) in a session and process
+The worker runs ppft's worker loop (``_inworker.py``) in a session and process
 group of its own. Its death is seen through a pidfd (``os.pidfd_open``), which
 nothing else can hold open: a task's children inherit the worker's pipes, so
 the end of its stdout only comes when the last of them exits. When the worker
@@ -8,31 +8,28 @@ dies, times out or is stopped, its whole process group is killed with it:
 what its tasks forked, their ``multiprocessing`` children and subprocesses.
 
 Nothing here blocks without a bound: the reply is cut from the pipe as it
-arrives (:class:`~manymap.pools.rpc._protocol.FrameReader`) and a job is
-written in pieces as the pipe takes them, watching the pidfd meanwhile.
+arrives (:class:`~manymap.pools.rpc._wire.FrameReader`) and a job is
+written in pieces as the pipe takes them, watching the pidfd meanwhile. What
+goes over the pipes (greeting, jobs, replies) is packed and unpacked by
+``_wire.py``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import pickle
 import selectors
 import signal
-import struct
 import subprocess
 import sys
 import time
 
 from manymap.launcher.lowlevel import exit_reason
-from manymap.pools.rpc._protocol import FrameReader
-from manymap.pools.rpc._remote import STUB, STUB_NAME
+from manymap.pools.rpc import _wire as wire
 
 __all__ = ["WORKER_START", "PPWorker", "describe"]
 
 WORKER_START = 60.0  # seconds a ppft worker may take to start
-_LENGTH = struct.Struct("!Q")  # ppft's frame header
 _REPLY_LIMIT = 1 << 40  # the worker is ours: its replies are not limited
 
 
@@ -41,7 +38,8 @@ class PPWorker:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-u", "-m", "manymap.pools.rpc._ppworker"],
+            # Imported by name, not run as __main__: the stub imports the same module.
+            [sys.executable, "-u", "-c", f"from {wire.INWORKER} import main; main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -57,9 +55,8 @@ class PPWorker:
         self.pidfd: int | None = None
         with contextlib.suppress(AttributeError, OSError):  # not Linux: the end of stdout says it
             self.pidfd = os.pidfd_open(self.pid)
-        self.reader = FrameReader.for_fd(self.stdout, _REPLY_LIMIT)
-        self._sent: set[bytes] = set()  # ppft's csend cache: messages the worker holds by hash
-        self._stub = pickle.dumps((STUB_NAME, [STUB], ()))
+        self.reader = wire.FrameReader.for_fd(self.stdout, _REPLY_LIMIT)
+        self._stub = wire.StubCache()  # ppft's csend cache: the stub whole once, by hash after
         self._reaped = False
         self.tasks = 0  # tasks its batches ran, counted as their replies come
 
@@ -67,7 +64,8 @@ class PPWorker:
         """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol).
 
         Raises:
-            RuntimeError: it did not greet within :data:`WORKER_START` seconds, or died.
+            RuntimeError: it did not greet within :data:`WORKER_START` seconds, died,
+                or greeted with something else than its pid.
         """
         deadline = time.monotonic() + WORKER_START
         with selectors.DefaultSelector() as selector:
@@ -84,17 +82,19 @@ class PPWorker:
                     raise RuntimeError(f"a ppft worker did not start: {error}") from error
                 if frames:
                     break
-        if not self.write(_frame(str(pickle.HIGHEST_PROTOCOL).encode()), WORKER_START):
+        try:
+            wire.unpack_greeting(frames[0])
+        except wire.FrameError as error:
+            self.kill()
+            raise RuntimeError(f"a ppft worker did not start: {error}") from error
+        if not self.write(wire.pack_pickle_protocol(), WORKER_START):
             self.kill()
             raise RuntimeError("a ppft worker died as it started")
         return self
 
     def job(self, payload: bytes | memoryview) -> bytes:
         """A job's bytes on the pipe: the stub (its hash once the worker has it) and its argument."""
-        digest = hashlib.md5(self._stub).hexdigest().encode()  # ppft's cache key
-        stub = b"H" + digest if digest in self._sent else b"N" + self._stub
-        self._sent.add(digest)
-        return _frame(stub) + _frame(pickle.dumps((bytes(payload),), pickle.HIGHEST_PROTOCOL))
+        return wire.pack_job(self._stub.next(), payload)
 
     def write(self, data: bytes, timeout: float) -> bool:
         """Write ``data`` to the worker; False if it died (or stopped reading for ``timeout``)."""
@@ -123,17 +123,9 @@ class PPWorker:
         (the tasks the batch ran are added to :attr:`tasks`).
 
         Raises:
-            RuntimeError: ppft failed outside the task (the stub could not run).
+            FrameError: not a reply, or ppft failed outside the task (the stub could not run).
         """
-        outcome, out = pickle.loads(frame)
-        if not (
-            isinstance(outcome, tuple)
-            and len(outcome) == 2
-            and isinstance(outcome[0], bytes)
-            and isinstance(outcome[1], int)
-        ):
-            raise RuntimeError(f"the ppft worker failed outside the task: {out.strip()}")
-        result, tasks = outcome
+        result, tasks, out = wire.unpack_reply(frame)
         self.tasks += tasks
         return result, out
 
@@ -174,10 +166,6 @@ class PPWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5.0)
         return self.kill()
-
-
-def _frame(data: bytes) -> bytes:
-    return _LENGTH.pack(len(data)) + data
 
 
 def describe(code: int | None) -> str:

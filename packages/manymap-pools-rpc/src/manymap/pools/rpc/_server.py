@@ -2,8 +2,8 @@
 
 How it works. One thread (the one calling :meth:`RPCServer.serve_forever`)
 waits on a selector (epoll / poll: no descriptor limit) for the listening
-socket and every connection still in its handshake (``_protocol.py``). The
-handshake is a non-blocking exchange on that thread: at most
+socket and every connection still in its handshake (``_auth.py``; its frames
+are ``_wire.py``'s). The handshake is a non-blocking exchange on that thread: at most
 ``max_pending`` connections may be in it at once (a new one pushes the
 oldest out), each has ``auth_timeout`` seconds to prove the secret, and
 garbage, an oversized frame or a wrong proof drops it. When ``accept()`` runs
@@ -30,7 +30,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import errno
-import hmac
 import os
 import secrets
 import selectors
@@ -39,7 +38,8 @@ import threading
 import time
 from typing import Any
 
-from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._auth import Session, check_client, new_nonce
 from manymap.pools.rpc._connection import serve_connection
 from manymap.pools.rpc._ppprocess import PPWorker
 
@@ -60,8 +60,8 @@ class _Pending:
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
         self.deadline = deadline
-        self.nonce = proto.new_nonce()
-        self.reader = proto.FrameReader.for_socket(sock, proto.HANDSHAKE_LIMIT)
+        self.nonce = new_nonce()
+        self.reader = wire.FrameReader.for_socket(sock, wire.HANDSHAKE_LIMIT)
 
 
 class RPCServer:
@@ -278,7 +278,7 @@ class RPCServer:
         pending = _Pending(sock, time.monotonic() + self.auth_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            proto.send_plain(sock, proto.HELLO, pending.nonce)  # 46 bytes: a fresh socket takes them
+            wire.send_plain(sock, wire.pack_hello(pending.nonce))  # 46 bytes: a fresh socket takes them
         except OSError:
             sock.close()
             self.rejected += 1
@@ -286,13 +286,13 @@ class RPCServer:
         self._pending[sock] = pending
         selector.register(sock, selectors.EVENT_READ, pending)
 
-    def _drop(self, selector: selectors.BaseSelector, sock: socket.socket, reason: bytes = b"") -> None:
+    def _drop(self, selector: selectors.BaseSelector, sock: socket.socket, reason: str = "") -> None:
         self._pending.pop(sock, None)
         with contextlib.suppress(KeyError, ValueError):
             selector.unregister(sock)
         if reason:
             with contextlib.suppress(OSError):
-                proto.send_plain(sock, proto.NO, reason)
+                wire.send_plain(sock, wire.pack_refuse(reason))
         sock.close()
         self.rejected += 1
 
@@ -314,15 +314,15 @@ class RPCServer:
             return
         if not frames:
             return
-        frame = bytes(frames[0])
-        size = len(proto.PROVE) + proto.NONCE + proto.PROOF
-        if len(frames) > 1 or len(frame) != size or not frame.startswith(proto.PROVE):
-            self._drop(selector, sock, b"not a manymap-rpc client")
+        try:
+            if len(frames) > 1:
+                raise wire.FrameError("a client that did not wait for the server's answer")
+            proven = check_client(self.secret, pending.nonce, bytes(frames[0]))
+        except wire.FrameError:
+            self._drop(selector, sock, "not a manymap-rpc client")
             return
-        client_nonce = frame[len(proto.PROVE) : len(proto.PROVE) + proto.NONCE]
-        expected = proto.proof(self.secret, b"client", pending.nonce, client_nonce)
-        if not hmac.compare_digest(frame[-proto.PROOF :], expected):
-            self._drop(selector, sock, b"authentication failed: wrong secret")
+        if proven is None:
+            self._drop(selector, sock, "authentication failed: wrong secret")
             return
         with self._lock:
             busy = self._active >= self.max_connections
@@ -331,13 +331,11 @@ class RPCServer:
                 self.connections += 1
         if busy:
             reason = f"busy: {self.max_connections} clients are served already"
-            self._drop(selector, sock, reason.encode())
+            self._drop(selector, sock, reason)
             return
         self._pending.pop(sock)
         selector.unregister(sock)
-        session = proto.Session(self.secret, pending.nonce, client_nonce, client=False)
-        server_proof = proto.proof(self.secret, b"server", pending.nonce, client_nonce)
-        self._spawn(self._serve, sock, session, server_proof)
+        self._spawn(self._serve, sock, *proven)
 
     # ---------------------------------------------------------------- workers
 
@@ -393,16 +391,18 @@ class RPCServer:
 
     # ---------------------------------------------------------------- a client
 
-    def _serve(self, sock: socket.socket, session: proto.Session, server_proof: bytes) -> None:
+    def _serve(self, sock: socket.socket, session: Session, server_proof: bytes) -> None:
         try:
-            with sock:
-                serve_connection(self, sock, session, server_proof)
+            serve_connection(self, sock, session, server_proof)
         except (OSError, EOFError, RuntimeError, ValueError):
             pass  # that connection is dropped; the server goes on
         finally:
             with self._lock:
                 self._active -= 1
                 self._last_client = time.monotonic()
+            # Closed once its place is free (and its worker killed): a client that
+            # replaces it waits for this end, and then finds the place free.
+            sock.close()
             if not self._stopped.is_set():
                 self._spawn(self._prestart)
 

@@ -5,7 +5,8 @@ to send goes out as far as the socket takes it and the rest waits in the
 slot's outbox (the manager then also waits for the socket to be writable); a
 frame arriving is cut from the stream as its bytes come (``FrameReader``), so a
 server that stops mid-frame never holds the manager. Every frame is tagged
-with the connection's session keys (``_protocol.py``).
+with the connection's session keys (``_auth.py``); what is in a frame is
+packed and unpacked by ``_wire.py``.
 
 A slot also keeps the heartbeat: while it has work out (or a ``PING``
 unanswered), a server silent for a second is pinged, and one silent for the
@@ -23,7 +24,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from manymap.launcher.lowlevel import ManagedWorker
-from manymap.pools.rpc import _protocol as proto
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._auth import Session
 from manymap.serialize import loads
 
 if TYPE_CHECKING:
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Slot"]
 
-RESULT_LIMIT = (1 << 31) + proto.PROOF  # bytes of one frame from a server
+RESULT_LIMIT = (1 << 31) + wire.PROOF  # bytes of one frame from a server
 
 
 class Slot(ManagedWorker):
@@ -56,8 +58,8 @@ class Slot(ManagedWorker):
         self.node = node
         self.sock: socket.socket = connection.sock
         self.info: dict[str, Any] = connection.info
-        self.session: proto.Session = connection.session
-        self.reader: proto.FrameReader = connection.reader
+        self.session: Session = connection.session
+        self.reader: wire.FrameReader = connection.reader
         self.reader.limit = RESULT_LIMIT
         self.leftover: list[bytearray] = connection.leftover
         self.sock.setblocking(False)
@@ -67,9 +69,10 @@ class Slot(ManagedWorker):
         self.forged = False  # a frame's tag did not hold
         self.stalled = False  # the socket would take no more of the outbox
 
-    def send(self, *parts: bytes | memoryview) -> bool:
-        """Queue one tagged frame and send what the socket takes now; True if some waits."""
-        self.outbox.append(memoryview(self.session.seal(*parts)))
+    def send(self, parts: wire.Parts) -> bool:
+        """Queue one tagged frame of ``parts`` (a ``_wire.pack_*`` body) and send what
+        the socket takes now; True if some waits."""
+        self.outbox.append(memoryview(self.session.seal(parts)))
         return self.flush()
 
     def flush(self) -> bool:
@@ -133,34 +136,36 @@ class Slot(ManagedWorker):
                 return False
             self.leftover = []
         for body in bodies:
-            kind = body[:1]
-            if kind == proto.DONE:
-                self._done(body[1:])
-            elif kind == proto.LOST:
-                token, code = proto.LOST_HEAD.unpack_from(body, 1)
-                reason = bytes(body[1 + proto.LOST_HEAD.size :]).decode("utf-8", "replace")
+            try:
+                answer = wire.unpack_answer(body)
+            except wire.FrameError:
+                return False  # not this protocol
+            if isinstance(answer, wire.Done):
+                self._done(answer)
+            elif isinstance(answer, wire.Lost):
                 self.known.clear()  # a fresh worker holds no function
                 batch = self.batch
-                if token == self.token and batch is not None:
+                if answer.token == self.token and batch is not None:
                     self.batch = None
-                    batch.lose(f"{reason} on {self.node.label}", exitcode=code or None)
-            elif kind == proto.PONG:
-                self.pinged = 0.0
+                    batch.lose(f"{answer.reason} on {self.node.label}", exitcode=answer.exitcode or None)
             else:
-                return False  # not this protocol
+                self.pinged = 0.0
         return True
 
-    def _done(self, body: memoryview) -> None:
-        token, duration, size = proto.DONE_HEAD.unpack_from(body)
-        start = proto.DONE_HEAD.size
-
+    def _done(self, done: wire.Done) -> None:
         def outcome() -> Any:
-            out = bytes(body[start : start + size]).decode("utf-8", "replace")
-            if out:  # the batch's prints come before its results
-                _forward(out, self.name)
-            return loads(body[start + size :])
+            if done.output:  # the batch's prints come before its results
+                _forward(done.output, self.name)
+            return loads(done.result)
 
-        self.settle(token, outcome, duration)
+        self.settle(done.token, outcome, done.duration)
+
+    def hang_up(self) -> socket.socket:
+        """Stop sending on the connection (the server sees its end and closes it);
+        its socket, for whoever waits for that close (``_connector.py``)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_WR)
+        return self.sock
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

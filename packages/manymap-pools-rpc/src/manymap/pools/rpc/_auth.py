@@ -1,0 +1,208 @@
+"""Authentication between a ParallelPool and a ``manymap-server``: proofs, tags, the client's handshake.
+
+The handshake (its frames are ``_wire.py``'s) is mutual and bound to the
+connection; neither side sends or loads anything of the work before the
+other has proved it knows the secret:
+
+1. the server greets with a fresh nonce;
+2. the client answers with its own nonce and ``proof("client")``;
+3. the server, once that proof holds, answers ``OK`` with ``proof("server")``
+   and then its info in the first tagged frame (or ``NO`` with a reason, and
+   closes). The client checks the server's proof before it reads anything else.
+
+``proof(role) = HMAC-SHA256(secret, "manymap-rpc " + role + server nonce +
+client nonce)``: a proof is good for one role on one connection only, so an
+answer reflected to its sender or relayed to another connection proves
+nothing.
+
+After it, every frame carries a tag (:class:`Session`): ``body +
+HMAC-SHA256(key, seq(8) + body)``, with one key per direction derived from
+the secret and both nonces and ``seq`` counting that direction's frames. A
+man in the middle that relays the handshake gets a connection on which it
+can neither inject, change, replay nor reorder a frame: the first one it
+touches ends the connection (:class:`TagError`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import selectors
+import socket
+import struct
+import time
+from typing import Any, NamedTuple
+
+from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._wire import TagError
+
+__all__ = [
+    "Connection",
+    "ServerBusy",
+    "Session",
+    "TagError",
+    "check_client",
+    "handshake",
+    "new_nonce",
+    "proof",
+]
+
+_SEQ = struct.Struct("!Q")
+_LABEL = b"manymap-rpc "
+
+
+class ServerBusy(ManymapError):
+    """The server serves as many clients as it takes."""
+
+
+def proof(secret: str, role: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
+    """What ``role`` (``b"client"`` or ``b"server"``) sends to prove it knows ``secret``
+    on the connection of these two nonces."""
+    return hmac.digest(secret.encode(), _LABEL + role + server_nonce + client_nonce, "sha256")
+
+
+def new_nonce() -> bytes:
+    """A fresh random nonce."""
+    return secrets.token_bytes(wire.NONCE)
+
+
+class Session:
+    """The tags of one authenticated connection, seen from one end.
+
+    Args:
+        secret: the shared secret.
+        server_nonce: the nonce of the server's greeting.
+        client_nonce: the nonce of the client's proof.
+        client: whether this end is the client.
+    """
+
+    def __init__(self, secret: str, server_nonce: bytes, client_nonce: bytes, *, client: bool) -> None:
+        master = hmac.digest(secret.encode(), _LABEL + b"session" + server_nonce + client_nonce, "sha256")
+        upstream = hmac.digest(master, b"client to server", "sha256")
+        downstream = hmac.digest(master, b"server to client", "sha256")
+        send_key, receive_key = (upstream, downstream) if client else (downstream, upstream)
+        self._send_mac = hmac.new(send_key, digestmod=hashlib.sha256)
+        self._receive_mac = hmac.new(receive_key, digestmod=hashlib.sha256)
+        self._sent = 0
+        self._received = 0
+
+    def seal(self, parts: wire.Parts) -> bytes:
+        """One frame on the wire: ``parts`` (a ``_wire.pack_*`` body) and their tag."""
+        mac = self._send_mac.copy()
+        mac.update(_SEQ.pack(self._sent))
+        self._sent += 1
+        for part in parts:
+            mac.update(part)
+        return wire.frame(*parts, mac.digest())
+
+    def send(self, sock: socket.socket, parts: wire.Parts) -> None:
+        """Write one tagged frame of ``parts``."""
+        sock.sendall(self.seal(parts))
+
+    def open(self, frame: bytes | bytearray) -> memoryview:
+        """The body of a received frame whose tag holds.
+
+        Raises:
+            FrameError: the frame is too short for a tag, or its tag does not hold.
+        """
+        if len(frame) < wire.PROOF:
+            raise wire.FrameError("a frame too short to carry its tag")
+        view = memoryview(frame)
+        body = view[: len(frame) - wire.PROOF]
+        mac = self._receive_mac.copy()
+        mac.update(_SEQ.pack(self._received))
+        mac.update(body)
+        if not hmac.compare_digest(mac.digest(), view[len(frame) - wire.PROOF :]):
+            raise TagError("a frame whose tag does not hold: not from the authenticated peer")
+        self._received += 1
+        return body
+
+
+def check_client(secret: str, server_nonce: bytes, body: bytes) -> tuple[Session, bytes] | None:
+    """The server's side: the session and the server's proof if the client's proof
+    (``body``, its frame) holds, ``None`` if it does not.
+
+    Raises:
+        FrameError: ``body`` is not a client's proof.
+    """
+    client_nonce, theirs = wire.unpack_prove(body)
+    if not hmac.compare_digest(theirs, proof(secret, b"client", server_nonce, client_nonce)):
+        return None
+    session = Session(secret, server_nonce, client_nonce, client=False)
+    return session, proof(secret, b"server", server_nonce, client_nonce)
+
+
+class Connection(NamedTuple):
+    """An authenticated connection to a server."""
+
+    sock: socket.socket
+    info: dict[str, Any]
+    session: Session
+    reader: wire.FrameReader
+    leftover: list[bytearray]  # frames that arrived with the handshake's last one
+
+
+def _next_frame(
+    sock: socket.socket, reader: wire.FrameReader, queue: list[bytearray], deadline: float
+) -> bytes:
+    """The next frame of the handshake, waiting at most until ``deadline``."""
+    timeout = deadline - time.monotonic()
+    with selectors.DefaultSelector() as selector:
+        selector.register(sock, selectors.EVENT_READ)
+        while not queue:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not selector.select(remaining):
+                raise TimeoutError(f"no answer within {timeout:.3g} s")
+            queue.extend(reader.pump())
+    return bytes(queue.pop(0))
+
+
+def handshake(sock: socket.socket, secret: str, host: str, port: int | None, timeout: float) -> Connection:
+    """Run the client's side of the handshake on a fresh (non-blocking) connection,
+    within ``timeout`` seconds (on a connecting thread, never the manager).
+
+    Nothing of the work is sent, and nothing the peer sends is loaded, before
+    the server has proved it knows ``secret``; what the client sends before
+    that (a nonce and a proof bound to this connection) is useless anywhere else.
+
+    Raises:
+        AuthenticationError: the server refused the secret, or did not prove it knows it.
+        ServerBusy: the server serves as many clients as it takes.
+        ConnectionLostError: the peer is not a manymap-server, or went away.
+    """
+    deadline = time.monotonic() + timeout
+    reader = wire.FrameReader.for_socket(sock, wire.HANDSHAKE_LIMIT)
+    queue: list[bytearray] = []
+    try:
+        try:
+            server_nonce = wire.unpack_hello(_next_frame(sock, reader, queue, deadline))
+            client_nonce = new_nonce()
+            mine = proof(secret, b"client", server_nonce, client_nonce)
+            wire.send_plain(sock, wire.pack_prove(client_nonce, mine))
+            verdict = wire.unpack_verdict(_next_frame(sock, reader, queue, deadline))
+        except wire.FrameError as error:
+            raise ConnectionLostError(str(error), host=host, port=port) from None
+        if isinstance(verdict, wire.Accepted):
+            theirs = proof(secret, b"server", server_nonce, client_nonce)
+            if not hmac.compare_digest(verdict.proof, theirs):
+                raise AuthenticationError(
+                    "the server did not prove that it knows the secret: it is not the "
+                    "manymap-server it claims to be, or holds another secret; nothing was sent to it",
+                    host=host,
+                    port=port,
+                )
+            session = Session(secret, server_nonce, client_nonce, client=True)
+            reader.limit = wire.HANDSHAKE_LIMIT + wire.PROOF
+            info = wire.unpack_info(session.open(_next_frame(sock, reader, queue, deadline)))
+            return Connection(sock, info, session, reader, queue)
+    except (OSError, EOFError) as error:
+        if isinstance(error, ManymapError):
+            raise
+        raise ConnectionLostError(
+            f"the handshake with the server failed: {error}", host=host, port=port
+        ) from error
+    if verdict.reason.startswith("busy"):
+        raise ServerBusy(verdict.reason)
+    raise AuthenticationError(f"manymap-server refused the client: {verdict.reason}", host=host, port=port)

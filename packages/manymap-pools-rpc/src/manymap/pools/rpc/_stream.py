@@ -1,0 +1,111 @@
+"""Frames cut from a byte stream as it arrives, in ppft's framing: an 8-byte
+big-endian length, then the body. What a body holds is ``_wire.py``'s."""
+
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from collections.abc import Callable
+
+__all__ = ["LENGTH", "FrameError", "FrameReader", "frame"]
+
+LENGTH = struct.Struct("!Q")
+_CHUNK = 1 << 18  # bytes read at once into the reader's scratch buffer
+
+
+class FrameError(ConnectionError):
+    """The peer sent something that is not a frame of this protocol, a frame whose tag
+    does not hold, or closed mid-frame."""
+
+
+def frame(*parts: bytes | bytearray | memoryview) -> bytes:
+    """One frame on the wire: the length of ``parts``, then ``parts``."""
+    return b"".join((LENGTH.pack(sum(len(part) for part in parts)), *parts))
+
+
+class FrameReader:
+    """Frames cut from a byte stream as it arrives, without ever waiting for the rest.
+
+    :meth:`pump` reads once (what is there: call it when the stream is
+    readable) and returns the frames now complete; a partial frame waits in
+    the reader's buffer for the next call.
+
+    Args:
+        read_into: reads into a buffer, returning the count (0 at end of stream).
+        limit: the largest frame accepted.
+    """
+
+    def __init__(self, read_into: Callable[[memoryview], int], limit: int) -> None:
+        self._read_into = read_into
+        self.limit = limit
+        self._scratch = bytearray(_CHUNK)
+        self._pending = bytearray()
+        self._body: bytearray | None = None
+        self._got = 0
+        self.received = 0  # bytes read so far
+
+    @classmethod
+    def for_socket(cls, sock: socket.socket, limit: int) -> FrameReader:
+        """A reader of ``sock``."""
+        return cls(sock.recv_into, limit)
+
+    @classmethod
+    def for_fd(cls, fd: int, limit: int) -> FrameReader:
+        """A reader of the file descriptor ``fd`` (a pipe)."""
+        return cls(lambda buffer: os.readv(fd, [buffer]), limit)
+
+    @property
+    def partial(self) -> bool:
+        """Whether part of a frame has arrived."""
+        return bool(self._pending) or self._body is not None
+
+    def pump(self) -> list[bytearray]:
+        """Read what has arrived; the frames it completes.
+
+        Raises:
+            EOFError: the stream ended between frames.
+            FrameError: the stream ended mid-frame, or a frame is over the limit.
+        """
+        body = self._body
+        try:
+            if body is not None and len(body) - self._got >= _CHUNK:
+                count = self._read_into(memoryview(body)[self._got :])  # large: straight into place
+                if count:
+                    self._got += count
+                    self.received += count
+                    return self._parse()
+            else:
+                count = self._read_into(memoryview(self._scratch))
+                if count:
+                    self.received += count
+                    self._pending += memoryview(self._scratch)[:count]
+                    return self._parse()
+        except (BlockingIOError, InterruptedError):
+            return []
+        if self.partial:
+            raise FrameError("the connection was closed in the middle of a frame")
+        raise EOFError("the connection was closed")
+
+    def _parse(self) -> list[bytearray]:
+        frames: list[bytearray] = []
+        pending = self._pending
+        while True:
+            body = self._body
+            if body is not None:
+                take = min(len(body) - self._got, len(pending))
+                if take:
+                    body[self._got : self._got + take] = pending[:take]
+                    del pending[:take]
+                    self._got += take
+                if self._got < len(body):
+                    return frames
+                frames.append(body)
+                self._body = None
+            if len(pending) < LENGTH.size:
+                return frames
+            (size,) = LENGTH.unpack_from(pending)
+            if size > self.limit:
+                raise FrameError(f"a frame of {size} bytes is over the limit of {self.limit}")
+            del pending[: LENGTH.size]
+            self._body, self._got = bytearray(size), 0

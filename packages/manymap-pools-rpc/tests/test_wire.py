@@ -1,0 +1,243 @@
+"""Every frame of ``_wire.py`` packs and unpacks to what it was, and malformed ones are refused.
+
+The handshake and tagged frames go through a real socket pair and the
+frame reader, as they travel; the ppft pipe's job frames are read back as a
+real ppft worker reads them in ``test_ppworker.py``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import socket
+import struct
+from collections.abc import Iterator
+
+import ppft.transport
+import pytest
+
+from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._auth import Session, TagError, check_client, new_nonce, proof
+
+NONCE = os.urandom(wire.NONCE)
+PROOF = os.urandom(wire.PROOF)
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[socket.socket, socket.socket]]:
+    left, right = socket.socketpair()
+    left.settimeout(10.0)
+    right.settimeout(10.0)
+    try:
+        yield left, right
+    finally:
+        left.close()
+        right.close()
+
+
+def carried(pair: tuple[socket.socket, socket.socket], parts: wire.Parts) -> bytes:
+    """``parts`` sent as one frame and cut from the stream again."""
+    left, right = pair
+    wire.send_plain(left, parts)
+    reader = wire.FrameReader.for_socket(right, wire.HANDSHAKE_LIMIT)
+    frames: list[bytearray] = []
+    while not frames:
+        frames = reader.pump()
+    assert len(frames) == 1
+    return bytes(frames[0])
+
+
+# ----------------------------------------------------------------- handshake
+
+
+def test_handshake_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
+    assert wire.unpack_hello(carried(pair, wire.pack_hello(NONCE))) == NONCE
+    assert wire.unpack_prove(carried(pair, wire.pack_prove(NONCE, PROOF))) == (NONCE, PROOF)
+    assert wire.unpack_verdict(carried(pair, wire.pack_accept(PROOF))) == wire.Accepted(PROOF)
+    assert wire.unpack_verdict(carried(pair, wire.pack_refuse("busy: ünïcode"))) == wire.Refused(
+        "busy: ünïcode"
+    )
+    info = {"host": "h", "workers": 3, "pid": 7, "worker": 8}
+    assert wire.unpack_info(carried(pair, wire.pack_info(info))) == info
+
+
+def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
+    """Byte for byte what protocol 2 sends: a peer of the same version still understands it."""
+    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC2" + NONCE
+    assert b"".join(wire.pack_prove(NONCE, PROOF)) == b"P" + NONCE + PROOF
+    assert b"".join(wire.pack_accept(PROOF)) == b"OK" + PROOF
+    assert b"".join(wire.pack_refuse("why")) == b"NOwhy"
+    assert wire.frame(b"ab", b"c") == struct.pack("!Q", 3) + b"abc"
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        (b"MMRPC1" + NONCE, "another version"),
+        (b"MMRPC2" + NONCE[:-1], "another version"),
+        (b"SSH-2.0-OpenSSH", "not a manymap-server$"),
+        (b"", "not a manymap-server$"),
+    ],
+)
+def test_a_wrong_greeting_is_refused(body: bytes, match: str) -> None:
+    with pytest.raises(wire.FrameError, match=match):
+        wire.unpack_hello(body)
+
+
+@pytest.mark.parametrize("body", [b"", b"P", b"P" + NONCE, b"P" + NONCE + PROOF + b"x", b"Q" + NONCE + PROOF])
+def test_a_malformed_proof_is_refused(body: bytes) -> None:
+    with pytest.raises(wire.FrameError):
+        wire.unpack_prove(body)
+
+
+def test_a_malformed_verdict_or_info_is_refused() -> None:
+    with pytest.raises(wire.FrameError):
+        wire.unpack_verdict(b"MAYBE")
+    with pytest.raises(wire.FrameError, match="not JSON"):
+        wire.unpack_info(b"{")
+    with pytest.raises(wire.FrameError, match="not a JSON object"):
+        wire.unpack_info(b"[1]")
+
+
+def test_packing_refuses_nonces_and_proofs_of_the_wrong_size() -> None:
+    with pytest.raises(ValueError, match="nonce is 32 bytes"):
+        wire.pack_hello(b"short")
+    with pytest.raises(ValueError, match="proof is 32 bytes"):
+        wire.pack_accept(b"short")
+
+
+def test_a_whole_handshake_through_the_wire_proves_both_ends() -> None:
+    secret = "s3cret"
+    server_nonce = wire.unpack_hello(b"".join(wire.pack_hello(new_nonce())))
+    client_nonce = new_nonce()
+    prove = b"".join(wire.pack_prove(client_nonce, proof(secret, b"client", server_nonce, client_nonce)))
+    proven = check_client(secret, server_nonce, prove)
+    assert proven is not None
+    server_session, server_proof = proven
+    assert server_proof == proof(secret, b"server", server_nonce, client_nonce)
+    assert check_client("another", server_nonce, prove) is None
+    with pytest.raises(wire.FrameError):
+        check_client(secret, server_nonce, prove[:-1])
+    client_session = Session(secret, server_nonce, client_nonce, client=True)
+    sealed = server_session.seal(wire.pack_info({"host": "h"}))
+    assert wire.unpack_info(client_session.open(sealed[wire.LENGTH.size :])) == {"host": "h"}
+    with pytest.raises(TagError):  # a replay: the sequence number moved on
+        client_session.open(sealed[wire.LENGTH.size :])
+
+
+# -------------------------------------------------------------- tagged bodies
+
+
+def test_client_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
+    batch = wire.pack_batch(9, True, b"function", b"data")
+    run = wire.unpack_request(carried(pair, wire.pack_run(2**64 - 1, batch)))
+    assert isinstance(run, wire.Run)
+    assert run.token == 2**64 - 1
+    assert wire.unpack_batch(run.payload) == (9, True, b"function", b"data")
+    assert wire.unpack_request(carried(pair, wire.pack_ping())) == wire.Ping()
+
+
+def test_server_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
+    done = wire.unpack_answer(carried(pair, wire.pack_done(5, 0.25, "out ✓\n", b"result")))
+    assert isinstance(done, wire.Done)
+    assert (done.token, done.duration, done.output, bytes(done.result)) == (5, 0.25, "out ✓\n", b"result")
+    lost = wire.unpack_answer(carried(pair, wire.pack_lost(0, -9, "killed by SIGKILL")))
+    assert lost == wire.Lost(0, -9, "killed by SIGKILL")
+    assert wire.unpack_answer(carried(pair, wire.pack_pong())) == wire.Pong()
+
+
+def test_a_batch_round_trips_with_an_empty_function() -> None:
+    batch = wire.unpack_batch(b"".join(wire.pack_batch(1, False, b"", b"items")))
+    assert (batch.key, batch.star, bytes(batch.function), bytes(batch.data)) == (1, False, b"", b"items")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"R", b"R" + b"\0" * 7, b"?x", b"!", b"D", b"X" + b"\0" * 40],
+    ids=["empty", "run-no-token", "run-short-token", "ping-with-more", "pong-from-client", "done", "unknown"],
+)
+def test_a_malformed_client_frame_is_refused(body: bytes) -> None:
+    with pytest.raises(wire.FrameError):
+        wire.unpack_request(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"D" + b"\0" * 8,
+        b"D" + struct.pack("!QdI", 1, 0.0, 10) + b"short",
+        b"L" + b"\0" * 5,
+        b"!x",
+        b"?",
+        b"R" + b"\0" * 20,
+    ],
+    ids=["empty", "done-short-head", "done-short-output", "lost-short", "pong-with-more", "ping", "run"],
+)
+def test_a_malformed_server_frame_is_refused(body: bytes) -> None:
+    with pytest.raises(wire.FrameError):
+        wire.unpack_answer(body)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\0" * 16, struct.pack("!Q?Q", 1, False, 100) + b"f"])
+def test_a_malformed_batch_is_refused(payload: bytes) -> None:
+    with pytest.raises(wire.FrameError):
+        wire.unpack_batch(payload)
+
+
+# ------------------------------------------------------------ the ppft pipe
+
+
+def test_jobs_round_trip_as_ppfts_csend_sends_the_stub() -> None:
+    cache = wire.StubCache()
+    known: dict[bytes, bytes] = {}
+    for payload in (b"first", b"second"):
+        stub = cache.next()
+        job = wire.pack_job(stub, payload)
+        reader = _pipe_reader(job)
+        frames = reader.pump()
+        assert wire.unpack_job(frames[0], frames[1], known) == (wire.STUB_NAME, payload)
+    first, later = wire.StubCache().next(), cache.next()
+    assert first[:1] == b"N"
+    assert later == b"H" + ppft.transport.CPipeTransport.hash(None, first[1:]).encode()  # ppft's key
+
+
+def test_a_job_with_an_unknown_stub_is_refused() -> None:
+    cache = wire.StubCache()
+    cache.next()
+    with pytest.raises(wire.FrameError, match="neither sent whole nor known"):
+        wire.unpack_job(cache.next(), pickle.dumps((b"x",)), {})
+    with pytest.raises(wire.FrameError, match="not a job"):
+        wire.unpack_job(wire.StubCache().next(), b"garbage", {})
+
+
+def test_greeting_and_replies_round_trip_and_malformed_ones_are_refused() -> None:
+    assert wire.unpack_greeting(str(os.getpid()).encode()) == os.getpid()
+    assert wire.pack_pickle_protocol(5) == wire.frame(b"5")
+    with pytest.raises(wire.FrameError, match="greeting"):
+        wire.unpack_greeting(b"hello")
+    reply = pickle.dumps(((b"outcome", 3), "printed\n"))  # as ppft's worker loop writes it
+    assert wire.unpack_reply(reply) == (b"outcome", 3, "printed\n")
+    with pytest.raises(wire.FrameError, match="failed outside the task: Traceback"):
+        wire.unpack_reply(pickle.dumps((None, "Traceback ...\n")))
+    with pytest.raises(wire.FrameError, match="not a ppft reply"):
+        wire.unpack_reply(b"not a pickle")
+    with pytest.raises(wire.FrameError, match="not a ppft reply"):
+        wire.unpack_reply(pickle.dumps(((b"outcome", 3), b"bytes")))
+
+
+def test_the_reader_refuses_a_frame_over_its_limit_and_a_stream_cut_mid_frame() -> None:
+    with pytest.raises(wire.FrameError, match="over the limit"):
+        _pipe_reader(wire.frame(b"x" * 11), limit=10).pump()
+    reader = _pipe_reader(wire.frame(b"x" * 10)[:-1])
+    assert reader.pump() == []
+    with pytest.raises(wire.FrameError, match="middle of a frame"):
+        reader.pump()
+    with pytest.raises(EOFError):
+        _pipe_reader(b"").pump()
+
+
+def _pipe_reader(data: bytes, limit: int = 1 << 20) -> wire.FrameReader:
+    """A reader of a stream holding ``data``, ending after it."""
+    return wire.FrameReader(io.BytesIO(data).readinto, limit)
