@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from manymap.launcher._results import wait_result
+
 if TYPE_CHECKING:
     from manymap.launcher._pool import AbstractWorkerPool
     from manymap.launcher._results import AsyncResult, MapResult
@@ -79,9 +81,7 @@ class PoolCalls:
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """:meth:`AbstractWorkerPool.pipe` with these options (``kwds`` go to ``function``)."""
-        from manymap.launcher._pool import _wait
-
-        return _wait(self.pool._apply("pipe", function, args, kwds, self._overrides))
+        return wait_result(self.pool._apply("pipe", function, args, kwds, self._overrides))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """:meth:`AbstractWorkerPool.apipe` with these options (``kwds`` go to ``function``)."""

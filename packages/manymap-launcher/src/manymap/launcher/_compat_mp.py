@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
-from manymap.launcher._results import AsyncResult, MapResult, cancel_future
+from manymap.launcher._results import AsyncResult, MapResult, cancel_future, wait_result
 from manymap.launcher._warnings import warn_user
 
 __all__ = ["CallbackThread", "MultiprocessingPoolMethods"]
@@ -96,10 +96,8 @@ class MultiprocessingPoolMethods:
 
         Options: ``timeout``, ``retries``, ``progress``.
         """
-        from manymap.launcher._pool import _wait
-
         call_args, call_kwds = _arguments("apply", args, kwds)
-        return _wait(self._apply("apply", func, call_args, call_kwds, options))
+        return wait_result(self._apply("apply", func, call_args, call_kwds, options))
 
     def apply_async(
         self: _Pool,
@@ -146,9 +144,7 @@ class MultiprocessingPoolMethods:
         **options: Any,
     ) -> list[T]:
         """``func(*item)`` for every item, as a list (``multiprocessing.Pool.starmap``)."""
-        from manymap.launcher._pool import _wait
-
-        return _wait(self._amap("starmap", func, (iterable,), _sized(chunksize, options), star=True))
+        return wait_result(self._amap("starmap", func, (iterable,), _sized(chunksize, options), star=True))
 
     def starmap_async(
         self: _Pool,

@@ -48,6 +48,7 @@ from manymap.launcher._executor import PoolExecutor
 from manymap.launcher._job import Batch, Job
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._results import wait_result as _wait
 from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
 from manymap.launcher._warnings import warn_user
@@ -728,18 +729,6 @@ class AbstractWorkerPool(MultiprocessingPoolMethods, PicklesAsConfig, Schwimmbad
                     continue
                 wait = deadlines[0][0] - now if deadlines else _WAIT_SLICE
                 self._watch_cond.wait(min(wait, _WAIT_SLICE))
-
-
-def _wait(handle: AsyncResult[T]) -> T:
-    """Wait for a handle; on Ctrl-C cancel its work and stop its running tasks."""
-    try:
-        return handle.get()
-    except KeyboardInterrupt:
-        job = handle._job
-        if job is not None:
-            job.cancel()
-            job.pool._interrupted(job)
-        raise
 
 
 def _check_callable(method: str, function: object) -> None:

@@ -22,7 +22,7 @@ from manymap.launcher._errors import ResultTimeoutError
 if TYPE_CHECKING:
     from manymap.launcher._job import Job
 
-__all__ = ["AsyncResult", "MapResult", "ResultIterator"]
+__all__ = ["AsyncResult", "MapResult", "ResultIterator", "wait_result"]
 
 T = TypeVar("T")
 
@@ -118,6 +118,19 @@ class AsyncResult(concurrent.futures.Future[T]):
             _settle(self.set_exception, error)
         else:
             _settle(self.set_result, value)
+
+
+def wait_result(handle: AsyncResult[T]) -> T:
+    """Wait for a handle (the blocking calls ``map``, ``pipe``, ...); on Ctrl-C
+    cancel its work and stop its running tasks."""
+    try:
+        return handle.get()
+    except KeyboardInterrupt:
+        job = handle._job
+        if job is not None:
+            job.cancel()
+            job.pool._interrupted(job)
+        raise
 
 
 def cancel_future(future: concurrent.futures.Future[Any]) -> bool:
