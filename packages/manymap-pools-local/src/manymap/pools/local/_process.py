@@ -62,8 +62,8 @@ from manymap.launcher import (
     TaskFailure,
     add_note,
 )
-from manymap.pools.local import _procs, _shm, _wire
-from manymap.pools.local._worker import DEPTH_VARIABLE, worker_main
+from manymap.pools.local import _nesting, _procs, _shm, _wire
+from manymap.pools.local._worker import worker_main
 from manymap.serialize import FunctionPayloads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -71,7 +71,6 @@ __all__ = ["CONTEXTS", "ProcessPool"]
 #: The process start methods a ProcessPool accepts.
 CONTEXTS = ("fork", "spawn", "forkserver")
 
-SHARE_VARIABLE = "MANYMAP_CPU_SHARE"  # a worker's share of the cores, for nested pools
 _JOIN = 5.0  # seconds a stopping worker gets before it is killed
 _START_FAILURES = 3  # workers per node that may die before doing any work
 _EXIT_SLICE = 0.05  # seconds between looks at a dying worker's exit status
@@ -178,8 +177,8 @@ class ProcessPool(ManagedWorkerPool):
         return method
 
     def _default_nodes(self) -> int:
-        share = os.environ.get(SHARE_VARIABLE)
-        return max(1, int(share)) if share else super()._default_nodes()
+        share = _nesting.current().cpu_share
+        return share if share is not None else super()._default_nodes()
 
     # --------------------------------------------- the launcher's hooks
 
@@ -252,7 +251,7 @@ class ProcessPool(ManagedWorkerPool):
             inherited += [w.pidfd for w in self._workers if w.pidfd is not None]
         # A pool inside a worker keeps its workers in the outer worker's group,
         # so that killing that group takes them too.
-        leader = os.environ.get(DEPTH_VARIABLE, "0") == "0"
+        leader = _nesting.current().depth == 0
         child = self.context != "forkserver"  # a forkserver's workers are its children, not ours
         process = self._context.Process(
             target=worker_main,
@@ -265,20 +264,12 @@ class ProcessPool(ManagedWorkerPool):
                 os.getpid(),
                 leader,
                 child,
+                _nesting.for_workers_of(self.nodes),
             ),
             name=f"manymap-worker-{serial}",
             daemon=False,  # a task may start a pool of its own
         )
-        share = str(max(1, (os.cpu_count() or 1) // self.nodes))
-        previous = os.environ.get(SHARE_VARIABLE)
-        os.environ[SHARE_VARIABLE] = share  # inherited by the worker (fork and spawn alike)
-        try:
-            process.start()
-        finally:
-            if previous is None:
-                os.environ.pop(SHARE_VARIABLE, None)
-            else:
-                os.environ[SHARE_VARIABLE] = previous
+        process.start()
         child_end.close()
         if leader and child:  # also from here: a kill may come before the worker runs
             with contextlib.suppress(OSError):
