@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from manymap.launcher.testing._imports import import_cycles, module_graph, module_name
+from manymap.launcher.testing._imports import fresh_import_loads, import_cycles, module_graph, module_name
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted(ROOT.glob("packages/*/src"))
@@ -31,3 +31,14 @@ def test_modules_import_each_other_without_a_cycle(src: Path) -> None:
     assert modules, f"no modules under {src}"
     cycles = import_cycles(module_graph(modules))
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(cycle) for cycle in cycles)
+
+
+DEFERRED = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")
+
+
+@pytest.mark.parametrize("module", ["manymap.launcher", "manymap.pools.local", "manymap.pools.rpc"])
+def test_a_fresh_import_loads_nothing_a_plain_map_does_not_use(module: str) -> None:
+    """With the whole family installed, importing a pool package loads none of the
+    modules a call imports when it first needs them."""
+    loaded = fresh_import_loads(module, DEFERRED)
+    assert not loaded, f"import {module} loads {sorted(loaded)}"

@@ -14,3 +14,4 @@ class TestDistribution(DistributionConformance):
     module = "manymap.launcher"
     public_modules = ("manymap.launcher", "manymap.launcher.testing")
     namespaces = ("manymap",)
+    lazy_modules = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")

@@ -13,3 +13,4 @@ class TestDistribution(DistributionConformance):
     distribution = "manymap-pools-local"
     module = "manymap.pools.local"
     namespaces = ("manymap", "manymap.pools")
+    lazy_modules = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")

@@ -14,3 +14,4 @@ class TestDistribution(DistributionConformance):
     module = "manymap.pools.rpc"
     scripts = ("manymap-server",)
     namespaces = ("manymap", "manymap.pools")
+    lazy_modules = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")

@@ -14,3 +14,4 @@ class TestDistribution(DistributionConformance):
     module = "manymap.serialize"
     scripts = ("manymap-serialize",)
     namespaces = ("manymap",)
+    lazy_modules = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")

@@ -50,10 +50,6 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import multiprocess
-import multiprocess.connection
-import multiprocess.util
-
 from manymap.launcher import (
     Batch,
     Job,
@@ -62,7 +58,7 @@ from manymap.launcher import (
     TaskFailure,
     add_note,
 )
-from manymap.pools.local import _nesting, _procs, _shm, _wire
+from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
 from manymap.pools.local._worker import worker_main
 from manymap.serialize import FunctionPayloads
 
@@ -157,7 +153,8 @@ class ProcessPool(ManagedWorkerPool):
         for name, value in (("maxtasksperchild", maxtasksperchild), ("poison", poison)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self._context = multiprocess.get_context(context)
+        self._start_method = context
+        self._context: Any = None  # multiprocess's context, once workers start (or it is asked for)
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
@@ -173,8 +170,13 @@ class ProcessPool(ManagedWorkerPool):
     @property
     def context(self) -> str:
         """The process start method in use."""
-        method: str = self._context.get_start_method()
+        method: str = self._mp_context().get_start_method()
         return method
+
+    def _mp_context(self) -> Any:
+        if self._context is None:
+            self._context = _deferred.multiprocess().get_context(self._start_method)
+        return self._context
 
     def _default_nodes(self) -> int:
         share = _nesting.current().cpu_share
@@ -192,7 +194,8 @@ class ProcessPool(ManagedWorkerPool):
         _shm.sweep()  # what killed owners left
         self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
-        self._finalizer = multiprocess.util.Finalize(
+        self._mp_context()  # resolved here, in the caller's thread: the manager only reads it
+        self._finalizer = _deferred.multiprocess().util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
         )
         self._start_manager()  # which starts the workers in its first round
@@ -438,7 +441,7 @@ def _wait_exit(worker: _Worker) -> int | None:
             if code is not None or time.monotonic() >= deadline:
                 break
             waitable = worker.pidfd if worker.pidfd is not None else process.sentinel
-            multiprocess.connection.wait([waitable], _EXIT_SLICE)
+            _deferred.multiprocess().connection.wait([waitable], _EXIT_SLICE)
         if code is not None or attempt:
             break
         _kill(worker)

@@ -26,10 +26,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
+from manymap.pools.rpc import _deferred
 from manymap.pools.rpc import _protocol as proto
 
 if TYPE_CHECKING:
@@ -311,7 +311,7 @@ class RemoteHost(Protocol):
 
 def find_host(name: str) -> RemoteHost | None:
     """The host that an installed registry (:data:`HOSTS_GROUP`) knows as ``name``, if any."""
-    for entry in entry_points(group=HOSTS_GROUP):
+    for entry in _deferred.entry_points(HOSTS_GROUP):
         lookup: Callable[[str], RemoteHost | None] = entry.load()
         found = lookup(name)
         if found is not None:

@@ -1,0 +1,37 @@
+"""What the package imports only when a call first needs it, never at import time.
+
+``multiprocess`` (which imports dill) is needed only once a ProcessPool starts
+workers: a ThreadPool or SerialPool map, or a ProcessPool that is built,
+configured or pickled but never started, does not load it; ``ctypes`` only
+in a worker, for ``prctl``. Every deferred import of the package is a
+function here.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+__all__ = ["multiprocess", "prctl"]
+
+
+@functools.cache
+def multiprocess() -> ModuleType:
+    """The ``multiprocess`` package, its ``connection`` and ``util`` modules loaded."""
+    import multiprocess
+    import multiprocess.connection
+    import multiprocess.util
+
+    return multiprocess
+
+
+def prctl(option: int, value: int) -> None:
+    """``prctl(option, value)`` through libc (``ctypes`` imported on first use).
+
+    Raises:
+        OSError, AttributeError: no libc with ``prctl`` here.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(option, value, 0, 0, 0)
