@@ -26,9 +26,11 @@ exception cannot be sent back.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from manymap.launcher import SerializationError, show_public_paths
+from manymap.serialize import _deferred
 from manymap.serialize.__about__ import __version__
-from manymap.serialize._check import CheckReport, check
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
 from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
 from manymap.serialize._payloads import FunctionPayloads, encode_batch, make_shippable
@@ -52,3 +54,15 @@ __all__ = [
 
 
 show_public_paths(globals())
+
+if TYPE_CHECKING:
+    from manymap.serialize._check import CheckReport, check
+
+
+def __getattr__(name: str) -> Any:
+    # check() and CheckReport are loaded when first used (import time: _deferred.py).
+    if name in _deferred.LAZY_NAMES:
+        value = _deferred.lazy_name(name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -4,8 +4,8 @@ Data flow of `dumps()`: a ``io.BytesIO`` gets the header first, then the
 pickler of `manymap.serialize._pickler` (the C pickler, protocol 5, with the
 by-value hook) writes into the same buffer, so adding the header copies
 nothing. Plain data stays on the C fast path and never imports dill. When
-pickling fails, `manymap.serialize._check` searches for the part to blame and
-its explanation becomes the ``SerializationError``.
+pickling fails, `manymap.serialize._check` (imported then) searches for the
+part to blame and its explanation becomes the ``SerializationError``.
 
 `loads()` checks the header and hands ``pickle.loads`` a memoryview of the
 rest: stripping the header copies nothing either.
@@ -22,7 +22,7 @@ import pickle
 from collections.abc import Iterable
 from typing import Any
 
-from manymap.serialize._check import serialization_error
+from manymap.serialize._deferred import serialization_error
 from manymap.serialize._format import HEADER, PICKLE_PROTOCOL, strip_header
 from manymap.serialize._pickler import BufferCallback, _Pickler
 
