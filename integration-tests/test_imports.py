@@ -33,7 +33,7 @@ def test_modules_import_each_other_without_a_cycle(src: Path) -> None:
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(cycle) for cycle in cycles)
 
 
-DEFERRED = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")
+DEFERRED = ("asyncio", "dataclasses", "dill", "importlib.metadata", "multiprocess", "paramiko", "ppft")
 
 
 @pytest.mark.parametrize("module", ["manymap.launcher", "manymap.pools.local", "manymap.pools.rpc"])

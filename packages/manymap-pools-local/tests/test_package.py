@@ -13,4 +13,12 @@ class TestDistribution(DistributionConformance):
     distribution = "manymap-pools-local"
     module = "manymap.pools.local"
     namespaces = ("manymap", "manymap.pools")
-    lazy_modules = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")
+    lazy_modules = (
+        "asyncio",
+        "dataclasses",
+        "dill",
+        "importlib.metadata",
+        "multiprocess",
+        "paramiko",
+        "ppft",
+    )

@@ -14,4 +14,12 @@ class TestDistribution(DistributionConformance):
     module = "manymap.pools.rpc"
     scripts = ("manymap-server",)
     namespaces = ("manymap", "manymap.pools")
-    lazy_modules = ("asyncio", "dill", "multiprocess", "paramiko", "ppft")
+    lazy_modules = (
+        "asyncio",
+        "dataclasses",
+        "dill",
+        "importlib.metadata",
+        "multiprocess",
+        "paramiko",
+        "ppft",
+    )

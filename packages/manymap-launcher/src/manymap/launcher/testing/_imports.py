@@ -141,7 +141,7 @@ def import_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
 
 
 def fresh_import_loads(module: str, watched: Iterable[str], *, timeout: float = 120.0) -> set[str]:
-    """Which of ``watched`` (top-level module names) ``import module`` loads in a new interpreter."""
+    """Which of ``watched`` (module names) ``import module`` loads in a new interpreter."""
     names = sorted(set(watched))
     code = (
         "import importlib, json, sys\n"
