@@ -22,7 +22,8 @@ def multiprocess() -> ModuleType:
     import multiprocess.connection
     import multiprocess.util
 
-    return multiprocess
+    module: ModuleType = multiprocess  # untyped package
+    return module
 
 
 def prctl(option: int, value: int) -> None:
