@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pool_helpers import default_size, nested_leadership
 
 from manymap.launcher.testing import hang_guard
 from manymap.pools.local import ProcessPool
@@ -44,11 +45,6 @@ def environment_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]
     monkeypatch.setattr(os, "putenv", recording_putenv)
     monkeypatch.setattr(os, "unsetenv", recording_unsetenv)
     return writes
-
-
-def default_size(_: Any) -> int:
-    """The size a pool built in this worker gets by default: the worker's share."""
-    return ProcessPool().nodes
 
 
 @pytest.mark.parametrize("context", ["fork", "spawn"])
@@ -87,16 +83,6 @@ def test_two_pools_starting_workers_at_once_each_give_their_own_share(
     assert {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"} == {
         k: v for k, v in before.items() if k != "PYTEST_CURRENT_TEST"
     }
-
-
-def nested_leadership(_: Any) -> tuple[int, list[tuple[int, int]]]:
-    """This worker's process group, and (pid, process group) of an inner pool's workers."""
-    with ProcessPool(2) as inner:
-        return os.getpgid(0), inner.map(_group, range(2), chunksize=1)
-
-
-def _group(_: Any) -> tuple[int, int]:
-    return os.getpid(), os.getpgid(0)
 
 
 def test_a_nested_pool_keeps_its_workers_in_the_outer_workers_group(

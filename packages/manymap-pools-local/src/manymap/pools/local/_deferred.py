@@ -1,9 +1,11 @@
 """What the package imports only when a call first needs it, never at import time.
 
-``multiprocess`` (which imports dill) is needed only once a ProcessPool starts
-workers: a ThreadPool or SerialPool map, or a ProcessPool that is built,
-configured or pickled but never started, does not load it; ``ctypes`` only
-in a worker, for ``prctl``. Every deferred import of the package is a
+``multiprocess`` (which imports dill) is needed only by a ProcessPool: the
+first one created imports it, so a ThreadPool or SerialPool map never loads
+it. (Not later, when workers start: importing ``multiprocess`` registers its
+exit handler, which must come before the exit hook of an executor view of
+the pool, so that ``atexit``, last in first out, lets the executor finish its
+work first.) ``ctypes`` is imported only in a worker, for ``prctl``. Every deferred import of the package is a
 function here.
 """
 

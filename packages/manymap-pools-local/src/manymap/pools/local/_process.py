@@ -153,8 +153,9 @@ class ProcessPool(ManagedWorkerPool):
         for name, value in (("maxtasksperchild", maxtasksperchild), ("poison", poison)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self._start_method = context
-        self._context: Any = None  # multiprocess's context, once workers start (or it is asked for)
+        # multiprocess is imported by the first ProcessPool, not by the package: before any
+        # executor view registers its exit hook, which must run before multiprocess's.
+        self._context = _deferred.multiprocess().get_context(context)
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
@@ -170,13 +171,8 @@ class ProcessPool(ManagedWorkerPool):
     @property
     def context(self) -> str:
         """The process start method in use."""
-        method: str = self._mp_context().get_start_method()
+        method: str = self._context.get_start_method()
         return method
-
-    def _mp_context(self) -> Any:
-        if self._context is None:
-            self._context = _deferred.multiprocess().get_context(self._start_method)
-        return self._context
 
     def _default_nodes(self) -> int:
         share = _nesting.current().cpu_share
@@ -194,7 +190,6 @@ class ProcessPool(ManagedWorkerPool):
         _shm.sweep()  # what killed owners left
         self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
-        self._mp_context()  # resolved here, in the caller's thread: the manager only reads it
         self._finalizer = _deferred.multiprocess().util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
         )
