@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from manymap.pools.local import ProcessPool
@@ -98,3 +99,19 @@ def file_limit(_: Any) -> int:
     import resource
 
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def default_size(_: Any) -> int:
+    """The size a pool built in this worker gets by default: the worker's share."""
+    return ProcessPool().nodes
+
+
+def nested_leadership(_: Any) -> tuple[int, list[tuple[int, int]]]:
+    """This worker's process group, and (pid, process group) of an inner pool's workers."""
+    with ProcessPool(2) as inner:
+        return os.getpgid(0), inner.map(process_group, range(2), chunksize=1)
+
+
+def process_group(_: Any) -> tuple[int, int]:
+    """This process's pid and process group."""
+    return os.getpid(), os.getpgid(0)

@@ -13,3 +13,12 @@ class TestDistribution(DistributionConformance):
     distribution = "manymap-pools-local"
     module = "manymap.pools.local"
     namespaces = ("manymap", "manymap.pools")
+    lazy_modules = (
+        "asyncio",
+        "dataclasses",
+        "dill",
+        "importlib.metadata",
+        "multiprocess",
+        "paramiko",
+        "ppft",
+    )

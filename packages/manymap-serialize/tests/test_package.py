@@ -14,3 +14,12 @@ class TestDistribution(DistributionConformance):
     module = "manymap.serialize"
     scripts = ("manymap-serialize",)
     namespaces = ("manymap",)
+    lazy_modules = (
+        "asyncio",
+        "dataclasses",
+        "dill",
+        "importlib.metadata",
+        "multiprocess",
+        "paramiko",
+        "ppft",
+    )

@@ -23,8 +23,9 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import IO, Any, Protocol
+
+from manymap.launcher._record import FrozenRecord
 
 __all__ = ["EventKind", "ProgressListener", "TaskEvent", "TextProgressBar", "progress_bar"]
 
@@ -42,8 +43,7 @@ class EventKind(str, enum.Enum):
         return self.value
 
 
-@dataclass(frozen=True)
-class TaskEvent:
+class TaskEvent(FrozenRecord):
     """One thing that happened to one task.
 
     Attributes:
@@ -56,13 +56,28 @@ class TaskEvent:
         error: the exception, for ``failed`` and ``retried``.
     """
 
+    _fields = ("kind", "index", "job", "attempt", "worker", "duration", "error")
     kind: EventKind
     index: int
     job: int
-    attempt: int = 0
-    worker: str | None = None
-    duration: float | None = None
-    error: BaseException | None = None
+    attempt: int
+    worker: str | None
+    duration: float | None
+    error: BaseException | None
+
+    def __init__(
+        self,
+        kind: EventKind,
+        index: int,
+        job: int,
+        attempt: int = 0,
+        worker: str | None = None,
+        duration: float | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        self._init(
+            kind=kind, index=index, job=job, attempt=attempt, worker=worker, duration=duration, error=error
+        )
 
 
 class ProgressListener(Protocol):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
+
+from manymap.launcher._record import FrozenRecord
 
 if TYPE_CHECKING:
     from manymap.launcher._events import TaskEvent
@@ -23,8 +24,7 @@ __all__ = ["Progress", "TaskOptions"]
 Progress = bool | None | Callable[["TaskEvent"], object]
 
 
-@dataclass(frozen=True)
-class TaskOptions:
+class TaskOptions(FrozenRecord):
     """One validated set of per-call options.
 
     Attributes:
@@ -39,21 +39,29 @@ class TaskOptions:
             task event, ``None``/``False`` does neither.
     """
 
-    chunksize: int | None = None
-    timeout: float | None = None
-    retries: int = 0
-    progress: Progress = None
+    _fields = ("chunksize", "timeout", "retries", "progress")
+    chunksize: int | None
+    timeout: float | None
+    retries: int
+    progress: Progress
 
-    def __post_init__(self) -> None:
-        _check_chunksize(self.chunksize)
-        _check_timeout(self.timeout)
-        _check_retries(self.retries)
-        _check_progress(self.progress)
+    def __init__(
+        self,
+        chunksize: int | None = None,
+        timeout: float | None = None,
+        retries: int = 0,
+        progress: Progress = None,
+    ) -> None:
+        _check_chunksize(chunksize)
+        _check_timeout(timeout)
+        _check_retries(retries)
+        _check_progress(progress)
+        self._init(chunksize=chunksize, timeout=timeout, retries=retries, progress=progress)
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
         """The option names, in their documented order."""
-        return tuple(field.name for field in fields(cls))
+        return cls._fields
 
     def merged(self, overrides: Mapping[str, Any], *, call: str | None = None) -> TaskOptions:
         """These options with ``overrides`` laid over them, validated.
@@ -76,7 +84,7 @@ class TaskOptions:
                 f"{who}unexpected option{plural} {', '.join(map(repr, unknown))}; "
                 f"the options are {', '.join(self.names())}"
             )
-        return replace(self, **overrides)
+        return TaskOptions(**{**dict(zip(self._fields, self._values(), strict=True)), **overrides})
 
 
 def _check_chunksize(value: object) -> None:

@@ -10,13 +10,12 @@ bookkeeping so that tasks not yet started are dropped.
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import contextlib
 from collections.abc import Callable, Generator, Iterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from manymap.launcher import _finalizer
+from manymap.launcher import _deferred, _finalizer
 from manymap.launcher._errors import ResultTimeoutError
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ class AsyncResult(concurrent.futures.Future[T]):
         return handle
 
     def __await__(self) -> Generator[Any, None, T]:
-        return asyncio.wrap_future(self).__await__()
+        return _deferred.wrap_future(self).__await__()
 
     def _deliver(self, value: Any = None, error: BaseException | None = None) -> None:
         """Settle the handle (called by the bookkeeping, outside its lock)."""

@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
+
+from manymap.launcher._record import FrozenRecord
 
 __all__ = ["PoolStats", "WorkerStats"]
 
 
-@dataclass(frozen=True)
-class WorkerStats:
+class WorkerStats(FrozenRecord):
     """What one worker has done since the pool started.
 
     Attributes:
@@ -29,16 +29,21 @@ class WorkerStats:
         busy: seconds it spent running tasks.
     """
 
+    _fields = ("worker", "host", "tasks", "failed", "lost", "busy")
     worker: str
     host: str
-    tasks: int = 0
-    failed: int = 0
-    lost: int = 0
-    busy: float = 0.0
+    tasks: int
+    failed: int
+    lost: int
+    busy: float
+
+    def __init__(
+        self, worker: str, host: str, tasks: int = 0, failed: int = 0, lost: int = 0, busy: float = 0.0
+    ) -> None:
+        self._init(worker=worker, host=host, tasks=tasks, failed=failed, lost=lost, busy=busy)
 
 
-@dataclass(frozen=True)
-class PoolStats:
+class PoolStats(FrozenRecord):
     """A snapshot of a pool's statistics.
 
     Attributes:
@@ -51,13 +56,34 @@ class PoolStats:
         workers: per worker id.
     """
 
+    _fields = ("nodes", "tasks", "failed", "lost", "workers_lost", "busy", "workers")
     nodes: int
     tasks: int
     failed: int
     lost: int
     workers_lost: int
     busy: float
-    workers: dict[str, WorkerStats] = field(default_factory=dict)
+    workers: dict[str, WorkerStats]
+
+    def __init__(
+        self,
+        nodes: int,
+        tasks: int,
+        failed: int,
+        lost: int,
+        workers_lost: int,
+        busy: float,
+        workers: dict[str, WorkerStats] | None = None,
+    ) -> None:
+        self._init(
+            nodes=nodes,
+            tasks=tasks,
+            failed=failed,
+            lost=lost,
+            workers_lost=workers_lost,
+            busy=busy,
+            workers={} if workers is None else workers,
+        )
 
     def as_dict(self) -> dict[str, object]:
         """The snapshot as plain data (for JSON)."""
@@ -86,13 +112,15 @@ def _cost_key(function: Callable[..., Any]) -> object:
     return getattr(function, "__code__", None) or function
 
 
-@dataclass
 class _Tally:
-    host: str
-    tasks: int = 0
-    failed: int = 0
-    lost: int = 0
-    busy: float = 0.0
+    __slots__ = ("busy", "failed", "host", "lost", "tasks")
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        self.tasks = 0
+        self.failed = 0
+        self.lost = 0
+        self.busy = 0.0
 
 
 class StatsRecorder:

@@ -30,11 +30,13 @@ exception cannot be sent back (:func:`make_shippable`).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import show_public_paths
+from manymap.serialize import _deferred
 from manymap.serialize.__about__ import __version__
 from manymap.serialize._cache import FUNCTION_CACHE, FunctionCache, must_send
-from manymap.serialize._check import CheckReport, check
 from manymap.serialize._codec import PoolCodec
 from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
 from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
@@ -64,3 +66,15 @@ __all__ = [
 
 
 show_public_paths(globals())
+
+if TYPE_CHECKING:
+    from manymap.serialize._check import CheckReport, check
+
+
+def __getattr__(name: str) -> Any:
+    # check() and CheckReport are loaded when first used (import time: _deferred.py).
+    if name in _deferred.LAZY_NAMES:
+        value = _deferred.lazy_name(name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

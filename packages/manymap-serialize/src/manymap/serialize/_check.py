@@ -30,8 +30,8 @@ from typing import Any
 from manymap.launcher import SerializationError
 from manymap.serialize._bound import bound_kind
 from manymap.serialize._byvalue import by_value_kind, dill_dumps, globals_by_reference, set_log
-from manymap.serialize._core import _Pickler, write
 from manymap.serialize._format import HEADER_SIZE, PICKLE_PROTOCOL
+from manymap.serialize._pickler import _Pickler, write
 
 __all__ = ["MAX_DEPTH", "CheckReport", "check", "serialization_error"]
 

@@ -1,17 +1,11 @@
 """dumps / loads / copy: the stdlib pickle fast path with by-value parts spliced in.
 
-Data flow of `dumps()`: a ``io.BytesIO`` gets the header first, then a
-``pickle.Pickler`` subclass (the C pickler) writes protocol 5 into the same
-buffer, so adding the header copies nothing. The C pickler handles the builtin
-containers and scalars itself and calls `_Pickler.reducer_override` only
-for other objects; that hook answers ``NotImplemented`` (ordinary pickling by
-reference) except for functions and classes the far side cannot import, which
-go by value through dill (`manymap.serialize._byvalue`), for modules,
-which go by reference to ``importlib.import_module``, and for state bound to
-this process (open files, locks, sockets, ...: `manymap.serialize._bound`),
-which is refused. Plain data thus stays on the C fast path and never imports
-dill; the process-bound check is one dict lookup per object the C pickler
-does not handle itself.
+Data flow of `dumps()`: a ``io.BytesIO`` gets the header first, then the
+pickler of `manymap.serialize._pickler` (the C pickler, protocol 5, with the
+by-value hook) writes into the same buffer, so adding the header copies
+nothing. Plain data stays on the C fast path and never imports dill. When
+pickling fails, `manymap.serialize._check` (imported then) searches for the
+part to blame and its explanation becomes the ``SerializationError``.
 
 `loads()` checks the header and hands ``pickle.loads`` a memoryview of the
 rest: stripping the header copies nothing either.
@@ -23,77 +17,19 @@ collects the large ones for you.
 
 from __future__ import annotations
 
-import importlib
 import io
 import pickle
-import sys
-from collections.abc import Callable, Iterable
-from types import FunctionType, ModuleType
+from collections.abc import Iterable
 from typing import Any
 
-from manymap.serialize._bound import KINDS, bound_kind, reduce_bound
-from manymap.serialize._byvalue import (
-    _load_class,
-    _load_value,
-    class_kind,
-    class_reduce_args,
-    dill_dumps,
-    log_by_value,
-    not_importable,
-)
+from manymap.serialize._deferred import serialization_error
 from manymap.serialize._format import HEADER, PICKLE_PROTOCOL, strip_header
+from manymap.serialize._pickler import BufferCallback, _Pickler
 
 __all__ = ["DEFAULT_OOB_MIN_SIZE", "copy", "dumps", "dumps_oob", "loads"]
 
 DEFAULT_OOB_MIN_SIZE = 64 * 1024
 """Buffers smaller than this stay in-band in `dumps_oob()` (bytes)."""
-
-_MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
-
-BufferCallback = Callable[[pickle.PickleBuffer], Any]
-
-
-class _Pickler(pickle.Pickler):
-    """The C pickler, protocol 5, with the by-value hook. One per dump."""
-
-    def reducer_override(self, obj: Any, _bound_kinds: Callable[[type], str | None] = KINDS.get) -> Any:
-        # Called for every object the C pickler does not handle itself: keep
-        # the common "not mine" answer to a few type checks and one dict lookup
-        # (KINDS is only ever cleared, never replaced, so the bound get stays right).
-        cls = type(obj)
-        if cls is FunctionType:
-            if not_importable(obj):
-                log_by_value(obj)
-                return (_load_value, (dill_dumps(obj),))
-        elif isinstance(obj, type):
-            kind = class_kind(obj)
-            if kind is not None:
-                log_by_value(obj)
-                if kind == "class":
-                    return (_load_class, class_reduce_args(obj))
-                return (_load_value, (dill_dumps(obj),))
-        elif cls is ModuleType:
-            return _reduce_module(obj)
-        else:
-            bound = _bound_kinds(cls)  # cached per type
-            if bound is None:
-                bound = bound_kind(cls)
-            if bound:
-                return reduce_bound(obj, bound)
-        return NotImplemented
-
-
-def _reduce_module(module: ModuleType) -> Any:
-    """Modules go by reference (imported by name on the far side) when they are importable."""
-    name = module.__name__
-    if name in _MAIN_MODULES or sys.modules.get(name) is not module or module.__spec__ is None:
-        return NotImplemented  # pickle then fails with "cannot pickle 'module' object"
-    return (importlib.import_module, (name,))
-
-
-def write(obj: Any, file: Any, buffer_callback: BufferCallback | None = None) -> None:
-    """Pickle ``obj`` (no header) into ``file``; exceptions propagate unwrapped."""
-    _Pickler(file, PICKLE_PROTOCOL, buffer_callback=buffer_callback).dump(obj)
 
 
 def dumps(obj: Any, *, buffer_callback: BufferCallback | None = None, name: str = "obj") -> bytes:
@@ -126,8 +62,6 @@ def dumps(obj: Any, *, buffer_callback: BufferCallback | None = None, name: str 
     try:
         _Pickler(file, PICKLE_PROTOCOL, buffer_callback=buffer_callback).dump(obj)
     except Exception as exc:
-        from manymap.serialize._check import serialization_error
-
         raise serialization_error(obj, name, exc) from exc
     return file.getvalue()
 

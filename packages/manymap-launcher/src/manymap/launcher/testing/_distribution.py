@@ -3,12 +3,15 @@
 Every manymap distribution is installed (not imported from ``src/``) in its
 test session; subclassing this class with the distribution's name and import
 path proves that what is installed is this checkout's, that the shared
-namespaces stay PEP 420 namespaces, and that the package is typed::
+namespaces stay PEP 420 namespaces, that the package is typed, that its modules
+import each other without a cycle, and that importing it loads none of the
+heavy modules it defers (``lazy_modules``)::
 
     class TestDistribution(DistributionConformance):
         distribution = "manymap-portpicker"
         module = "manymap.portpicker"
         scripts = ("manymap-portpicker",)
+        lazy_modules = ("paramiko",)
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from pathlib import Path
 
 import pytest
 
+from manymap.launcher.testing import _imports
+
 __all__ = ["DistributionConformance"]
 
 
@@ -36,6 +41,8 @@ class DistributionConformance:
         public_modules: the modules whose ``__all__`` is the public API
             (default: ``module`` alone).
         scripts: the console scripts it installs; each must answer ``--version``.
+        lazy_modules: top-level modules a fresh ``import`` of ``module`` must
+            not load (they are imported when a call first needs them).
     """
 
     distribution: str
@@ -43,6 +50,7 @@ class DistributionConformance:
     namespaces: tuple[str, ...] = ("manymap",)
     public_modules: tuple[str, ...] = ()
     scripts: tuple[str, ...] = ()
+    lazy_modules: tuple[str, ...] = ()
 
     def _files(self) -> set[str]:
         files = {str(f) for f in importlib.metadata.files(self.distribution) or ()}
@@ -112,6 +120,24 @@ class DistributionConformance:
             assert done.stdout.strip() == f"{self.distribution} {about.__version__}", (
                 f"{script} --version printed {done.stdout!r}"
             )
+
+    def test_modules_import_each_other_without_a_cycle(self) -> None:
+        """The installed modules' imports (module level and in functions alike, but not
+        ``if TYPE_CHECKING:``) form a DAG: each layer is read once, in one direction."""
+        dist = importlib.metadata.distribution(self.distribution)
+        sources: dict[str, Path] = {}
+        for file in dist.files or ():
+            name = _imports.module_name(str(file))
+            if name is not None and name.split(".")[: len(self.module.split("."))] == self.module.split("."):
+                sources[name] = Path(str(dist.locate_file(file)))
+        assert sources, f"{self.distribution} lists no modules of {self.module}"
+        cycles = _imports.import_cycles(_imports.module_graph(sources))
+        assert not cycles, "import cycles: " + "; ".join(" <-> ".join(cycle) for cycle in cycles)
+
+    def test_import_defers_its_heavy_modules(self) -> None:
+        """A fresh ``import`` of the package loads none of ``lazy_modules``."""
+        loaded = _imports.fresh_import_loads(self.module, self.lazy_modules)
+        assert not loaded, f"import {self.module} loads {sorted(loaded)}"
 
     @pytest.fixture(autouse=True)
     def _named(self) -> None:

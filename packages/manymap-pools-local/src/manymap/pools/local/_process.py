@@ -50,10 +50,6 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import multiprocess
-import multiprocess.connection
-import multiprocess.util
-
 from manymap.launcher.lowlevel import (
     Batch,
     ManagedWorker,
@@ -63,8 +59,8 @@ from manymap.launcher.lowlevel import (
     add_note,
     exit_reason,
 )
-from manymap.pools.local import _procs, _shm, _wire
-from manymap.pools.local._worker import DEPTH_VARIABLE, worker_main
+from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
+from manymap.pools.local._worker import worker_main
 from manymap.serialize import PoolCodec
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -72,7 +68,6 @@ __all__ = ["CONTEXTS", "ProcessPool"]
 #: The process start methods a ProcessPool accepts.
 CONTEXTS = ("fork", "spawn", "forkserver")
 
-SHARE_VARIABLE = "MANYMAP_CPU_SHARE"  # a worker's share of the cores, for nested pools
 _JOIN = 5.0  # seconds a stopping worker gets before it is killed
 _START_FAILURES = 3  # workers per node that may die before doing any work
 _EXIT_SLICE = 0.05  # seconds between looks at a dying worker's exit status
@@ -152,7 +147,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         for name, value in (("maxtasksperchild", maxtasksperchild), ("poison", poison)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        self._context = multiprocess.get_context(context)
+        # multiprocess is imported by the first ProcessPool, not by the package: before any
+        # executor view registers its exit hook, which must run before multiprocess's.
+        self._context = _deferred.multiprocess().get_context(context)
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
@@ -171,8 +168,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         return method
 
     def _default_nodes(self) -> int:
-        share = os.environ.get(SHARE_VARIABLE)
-        return max(1, int(share)) if share else super()._default_nodes()
+        share = _nesting.current().cpu_share
+        return share if share is not None else super()._default_nodes()
 
     # --------------------------------------------- the launcher's hooks
 
@@ -180,7 +177,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         _shm.sweep()  # what killed owners left
         self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
-        self._finalizer = multiprocess.util.Finalize(
+        self._finalizer = _deferred.multiprocess().util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
         )
         self._start_manager()  # which starts the workers in its first round
@@ -237,7 +234,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             inherited += [w.pidfd for w in self._workers if w.pidfd is not None]
         # A pool inside a worker keeps its workers in the outer worker's group,
         # so that killing that group takes them too.
-        leader = os.environ.get(DEPTH_VARIABLE, "0") == "0"
+        leader = _nesting.current().depth == 0
         child = self.context != "forkserver"  # a forkserver's workers are its children, not ours
         process = self._context.Process(
             target=worker_main,
@@ -250,20 +247,12 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                 os.getpid(),
                 leader,
                 child,
+                _nesting.for_workers_of(self.nodes),
             ),
             name=f"manymap-worker-{serial}",
             daemon=False,  # a task may start a pool of its own
         )
-        share = str(max(1, (os.cpu_count() or 1) // self.nodes))
-        previous = os.environ.get(SHARE_VARIABLE)
-        os.environ[SHARE_VARIABLE] = share  # inherited by the worker (fork and spawn alike)
-        try:
-            process.start()
-        finally:
-            if previous is None:
-                os.environ.pop(SHARE_VARIABLE, None)
-            else:
-                os.environ[SHARE_VARIABLE] = previous
+        process.start()
         child_end.close()
         if leader and child:  # also from here: a kill may come before the worker runs
             with contextlib.suppress(OSError):
@@ -403,7 +392,7 @@ def _wait_exit(worker: _Worker) -> int | None:
             if code is not None or time.monotonic() >= deadline:
                 break
             waitable = worker.pidfd if worker.pidfd is not None else process.sentinel
-            multiprocess.connection.wait([waitable], _EXIT_SLICE)
+            _deferred.multiprocess().connection.wait([waitable], _EXIT_SLICE)
         if code is not None or attempt:
             break
         _kill(worker)

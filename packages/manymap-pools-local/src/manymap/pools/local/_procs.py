@@ -20,12 +20,13 @@ kills the worker and its group when the process that owns the pool dies.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import selectors
 import signal
 import threading
 import time
+
+from manymap.pools.local import _deferred
 
 __all__ = ["become_leader", "kill_group", "kill_tree", "open_pidfd", "watch_owner"]
 
@@ -53,8 +54,7 @@ def become_leader(*, group: bool) -> None:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
     with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+        _deferred.prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 
 def children(pid: int) -> list[int]:

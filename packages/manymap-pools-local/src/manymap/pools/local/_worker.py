@@ -23,13 +23,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from manymap.launcher.lowlevel import TaskFailure, run_loaded
-from manymap.pools.local import _procs, _shm, _wire
+from manymap.pools.local import _nesting, _procs, _shm, _wire
 from manymap.serialize import FunctionCache, dumps, encode_results
 
-__all__ = ["DEPTH_VARIABLE", "worker_main"]
+__all__ = ["worker_main"]
 
-#: Environment variable telling a process how deep it is in nested pools.
-DEPTH_VARIABLE = "MANYMAP_POOL_DEPTH"
 _POLL = 60.0  # seconds; the worker re-arms its wait for the next message at least this often
 
 
@@ -42,20 +40,22 @@ def worker_main(
     owner: int,
     leader: bool,
     child: bool,
+    settings: _nesting.WorkerSettings,
 ) -> None:
     """Serve batches until told to stop. Runs in the worker process.
 
     ``owner`` is the pid of the process that owns the pool (``child``: it is
     this process's parent); ``leader``: lead a process group of its own (a
-    worker of a pool that is not itself inside a worker).
+    worker of a pool that is not itself inside a worker); ``settings``: its
+    depth and share of the cores, for the pools its tasks build (``_nesting.py``).
     """
+    _nesting.enter_worker(settings)
     for fd in inherited:  # the parent's ends of the other workers' pipes (fork)
         with contextlib.suppress(OSError):
             os.close(fd)
     _procs.become_leader(group=leader)
     _procs.watch_owner(owner, group=leader, check_parent=child)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ[DEPTH_VARIABLE] = str(int(os.environ.get(DEPTH_VARIABLE, "0")) + 1)
     _reseed()
     if initializer is not None:
         try:

@@ -21,10 +21,10 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError
+from manymap.pools.rpc import _deferred
 from manymap.pools.rpc._auth import Connection, ServerBusy, handshake
 from manymap.pools.rpc._local_launcher import LocalLauncher
 from manymap.pools.rpc.bootstrap import server_command, start_server, stop_server
@@ -193,7 +193,7 @@ class RemoteHost(Protocol):
 
 def find_host(name: str) -> RemoteHost | None:
     """The host that an installed registry (:data:`HOSTS_GROUP`) knows as ``name``, if any."""
-    for entry in entry_points(group=HOSTS_GROUP):
+    for entry in _deferred.entry_points(HOSTS_GROUP):
         lookup: Callable[[str], RemoteHost | None] = entry.load()
         found = lookup(name)
         if found is not None:

@@ -1,0 +1,28 @@
+"""What the launcher imports only when a call first needs it, never at import time.
+
+A plain ``map`` never awaits a result, so ``asyncio`` (which brings ``ssl``
+and costs more to import than the rest of the launcher's imports together)
+is imported the first time a handle is awaited. Each deferred import is one
+function here, named for what the caller needs, so call sites stay typed and
+every deferred import of the package is in this one place.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["wrap_future"]
+
+T = TypeVar("T")
+
+
+def wrap_future(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """``asyncio.wrap_future(future)``, importing ``asyncio`` on first use."""
+    import asyncio
+
+    wrapped: asyncio.Future[T] = asyncio.wrap_future(future)
+    return wrapped

@@ -1,0 +1,40 @@
+"""What the package imports only when a call first needs it, never at import time.
+
+``multiprocess`` (which imports dill) is needed only by a ProcessPool: the
+first one created imports it, so a ThreadPool or SerialPool map never loads
+it. (Not later, when workers start: importing ``multiprocess`` registers its
+exit handler, which must come before the exit hook of an executor view of
+the pool, so that ``atexit``, last in first out, lets the executor finish its
+work first.) ``ctypes`` is imported only in a worker, for ``prctl``. Every deferred import of the package is a
+function here.
+"""
+
+from __future__ import annotations
+
+import functools
+from types import ModuleType
+
+__all__ = ["multiprocess", "prctl"]
+
+
+@functools.cache
+def multiprocess() -> ModuleType:
+    """The ``multiprocess`` package, its ``connection`` and ``util`` modules loaded."""
+    import multiprocess
+    import multiprocess.connection
+    import multiprocess.util
+
+    module: ModuleType = multiprocess  # untyped package
+    return module
+
+
+def prctl(option: int, value: int) -> None:
+    """``prctl(option, value)`` through libc (``ctypes`` imported on first use).
+
+    Raises:
+        OSError, AttributeError: no libc with ``prctl`` here.
+    """
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(option, value, 0, 0, 0)
