@@ -49,11 +49,15 @@ class Package:
         requires: the in-repo distributions it depends on (DESIGN.md's DAG).
         test_requires: what its tests need beyond pytest and the package.
         typecheck_requires: stub packages mypy needs for its third-party imports.
+        workers: pytest processes its tests run in (pytest-xdist, grouped by module
+            and class, so a class's shared pool or cluster stays in one process).
+            Tests that mostly wait on other processes finish sooner two at a time.
     """
 
     requires: tuple[str, ...] = ()
     test_requires: tuple[str, ...] = ()
     typecheck_requires: tuple[str, ...] = ()
+    workers: int = 1
 
 
 # The dependency DAG of DESIGN.md, leaves first. The lint session checks that
@@ -75,6 +79,7 @@ PACKAGES: dict[str, Package] = {
         requires=("manymap-launcher", "manymap-serialize"),
         test_requires=("numpy", "schwimmbad"),  # schwimmbad: its own pools run the schwimmbad test program
         typecheck_requires=("numpy",),  # the random helpers seed numpy when it is there
+        workers=2,
     ),
     "manymap-pools-rpc": Package(
         requires=(
@@ -85,10 +90,12 @@ PACKAGES: dict[str, Package] = {
         ),
         test_requires=("numpy", TESTHOSTS),
         typecheck_requires=("types-paramiko",),
+        workers=2,
     ),
     "manymap-pools-dask": Package(
         requires=("manymap-launcher", "manymap-serialize"),
         test_requires=("numpy", "schwimmbad"),  # the conformance suite runs the schwimmbad program
+        workers=2,
     ),
     "manymap": Package(
         requires=(
@@ -104,7 +111,7 @@ PACKAGES: dict[str, Package] = {
     ),
 }
 
-PYTEST = ("pytest>=8",)
+PYTEST = ("pytest>=8", "pytest-xdist>=3")
 MYPY = ("mypy>=1.13",)
 # ruff lets mkdocstrings format the separate signatures.
 DOCS = ("mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.27", "ruff>=0.8")
@@ -182,6 +189,11 @@ def ensure_cpython_tests(session: nox.Session) -> None:
     session.run("apt-get", "install", "-y", "-qq", f"libpython{version}-testsuite", external=True, env=env)
 
 
+def xdist(workers: int) -> tuple[str, ...]:
+    """pytest's options for ``workers`` processes (none for one)."""
+    return ("-n", str(workers), "--dist", "loadscope") if workers > 1 else ()
+
+
 @nox.session(python=None)
 @nox.parametrize("package", PARAMS)
 def tests(session: nox.Session, package: str) -> None:
@@ -192,7 +204,7 @@ def tests(session: nox.Session, package: str) -> None:
         ensure_cpython_tests(session)
     # pytest exits 5 when it collects no test; session.run fails on it like on
     # any non-zero code, so a package without real tests fails here.
-    session.run("pytest", f"packages/{package}/tests", *session.posargs)
+    session.run("pytest", f"packages/{package}/tests", *xdist(spec.workers), *session.posargs)
 
 
 # The real third-party clients of integration-tests/clients/: libraries that take a pool
@@ -256,7 +268,7 @@ def integration(session: nox.Session) -> None:
         "MANYMAP_REQUIRE_CLIENTS": "1",
         "MANYMAP_PATHOS_SDIST": str(pathos_examples(session)),
     }
-    session.run("pytest", "integration-tests", "tools/testhosts/tests", *session.posargs, env=env)
+    session.run("pytest", "integration-tests", "tools/testhosts/tests", *xdist(2), *session.posargs, env=env)
 
 
 @nox.session(python=None)
