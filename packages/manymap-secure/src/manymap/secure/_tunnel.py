@@ -5,8 +5,9 @@ How data flows. :meth:`Tunnel.launch` takes a port reservation from
 so nothing can take it in between) and listens on it, on 127.0.0.1 only.
 A watcher thread accepts local connections and keeps an eye on the ssh
 connection. Each accepted connection gets a ``direct-tcpip`` channel to the
-target and a link thread that copies bytes both ways (half-closes included)
-until both directions end. :meth:`Tunnel.connect` does the same for a
+target and two link threads, one per direction, that copy bytes (half-closes
+included) until both directions end; a full direction never stalls the
+other. :meth:`Tunnel.connect` does the same for a
 socket pair, so the caller gets a socket and any error synchronously.
 
 When the ssh connection drops (the server died, the network went, the
@@ -52,12 +53,20 @@ _SEND_WAIT = 2.0  # seconds stop() waits for a send of the pump's to finish
 
 
 class _Link:
-    """One forwarded connection: a local socket and its ssh channel, pumped by one thread."""
+    """One forwarded connection: a local socket and its ssh channel, one thread per direction.
+
+    Each direction has its own thread (:meth:`pump` runs local to remote and
+    starts the other), so a direction waiting for room (the channel's send
+    window, the local socket's buffer) never stops the other: one thread
+    serving both would deadlock a peer that writes while the other side
+    writes back (an echo), each waiting for a window the other must read to
+    open. Whichever direction ends last closes both ends and calls ``ended``.
+    """
 
     def __init__(self, sock: socket.socket, channel: paramiko.Channel) -> None:
         self.sock = sock
         self.channel = channel
-        self.thread: threading.Thread | None = None
+        self.ended: Callable[[], object] | None = None
         # What the pump sends on the channel (data, end-of-file) and stop()'s close go in
         # turn. paramiko builds a message under the channel's lock but sends it after
         # releasing that lock: an EOF built by the pump (whose local end just ended, which
@@ -68,48 +77,79 @@ class _Link:
         # issues 1115, 1705).
         self._sending = threading.Lock()
         self._stopping = False
+        self._lock = threading.Lock()
+        self._running = 2  # directions not ended yet
 
-    def pump(self) -> None:
+    def pump(self, spawn: Callable[[Callable[[], None]], bool]) -> None:
+        """Copy both ways: remote to local on a thread from ``spawn``, local to remote on this one."""
+        if not spawn(self._downstream):
+            self._abort()
+            self._finish()
+        self._upstream()
+
+    def _upstream(self) -> None:
+        """Local socket to channel, until the local end's end-of-file (then half-close the channel)."""
         sock, channel = self.sock, self.channel
-        local_open = remote_open = True
-        selector = selectors.DefaultSelector()  # no descriptor limit, unlike select()
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
         try:
-            selector.register(sock, selectors.EVENT_READ)
-            selector.register(channel, selectors.EVENT_READ)
-            while local_open or remote_open:
-                readable = {key.fileobj for key, _ in selector.select(1.0)}
-                if sock in readable:
-                    data = sock.recv(_CHUNK)
-                    if data:
-                        self._send(channel.sendall, data)
-                    else:
-                        local_open = False
-                        selector.unregister(sock)
-                        self._send(channel.shutdown_write)
-                if channel in readable:
-                    data = channel.recv(_CHUNK)
-                    if data:
-                        sock.sendall(data)
-                    else:
-                        remote_open = False
-                        selector.unregister(channel)
-                        if channel.closed:
-                            break
-                        sock.shutdown(socket.SHUT_WR)
-                if channel.closed and not channel.recv_ready():
+            while True:
+                size = sock.recv_into(buffer)
+                if not size:
+                    self._send(channel.shutdown_write)
                     break
+                done = 0
+                while done < size:
+                    # paramiko takes at most a packet's worth of a memoryview without copying the rest.
+                    sent = self._send(channel.send, view[done:size])
+                    if not sent:
+                        raise EOFError("the channel is closed")
+                    done += sent
         except (OSError, EOFError, paramiko.SSHException, ValueError, KeyError):
-            pass  # either side went away: close both
+            self._abort()  # either side went away: end both directions
         finally:
-            selector.close()
-            self.close()
+            view.release()
+            self._finish()
 
-    def _send(self, action: Callable[..., object], *args: Any) -> None:
+    def _downstream(self) -> None:
+        """Channel to local socket, until the channel's end-of-file (then half-close the socket)."""
+        sock, channel = self.sock, self.channel
+        try:
+            while True:
+                data = channel.recv(_CHUNK)
+                if not data:
+                    break
+                sock.sendall(data)
+            if channel.closed:
+                self._abort()  # closed, not just half-closed: the local end goes too
+            else:
+                sock.shutdown(socket.SHUT_WR)
+        except (OSError, EOFError, paramiko.SSHException, ValueError, KeyError):
+            self._abort()
+        finally:
+            self._finish()
+
+    def _send(self, action: Callable[..., int | None], *args: Any) -> int | None:
         """Run ``action`` (a send on the channel) unless the link is stopping; then end the pump."""
         with self._sending:
             if self._stopping:
                 raise EOFError("the link is stopping")
-            action(*args)
+            return action(*args)
+
+    def _abort(self) -> None:
+        """Wake both directions (without closing a descriptor the other thread may be using)."""
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._close_channel()
+
+    def _finish(self) -> None:
+        with self._lock:
+            self._running -= 1
+            last = self._running == 0
+        if last:
+            self.close()
+            if self.ended is not None:
+                self.ended()
 
     def stop(self) -> None:
         """Wake the pump: shut the local socket down and close the channel.
@@ -123,9 +163,7 @@ class _Link:
         self._stopping = True
         if sending:
             self._sending.release()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self._close_channel()
+        self._abort()
 
     def close(self) -> None:
         """Close both ends; the local end always, even when the ssh connection is already dead."""
@@ -340,11 +378,13 @@ class Tunnel(AbstractLauncher[None]):
                 link.close()
                 return
             self._links.add(link)
-        try:
-            link.pump()
-        finally:
+
+        def ended() -> None:
             with self._lock:
                 self._links.discard(link)
+
+        link.ended = ended
+        link.pump(lambda direction: self._spawn(direction))
 
     def _ssh(self) -> Connection:
         """The live ssh connection, replaced first when it dropped and ``reconnect`` is on."""
