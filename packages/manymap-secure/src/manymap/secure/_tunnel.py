@@ -46,7 +46,11 @@ from ._hosts import HostProfile, resolve
 __all__ = ["Tunnel"]
 
 _BIND = "127.0.0.1"
-_CHUNK = 65536
+_CHUNK = 65536  # bytes read from the local socket at a time
+# Bytes asked of the channel at a time: more than its receive window holds, so each read takes
+# all there is. paramiko's buffer deletes what a smaller read takes from its front, moving the
+# rest: many small reads from a full window cost a copy of the window each.
+_DRAIN = 64 * 1024 * 1024
 _WATCH_INTERVAL = 0.25
 _JOIN_TIMEOUT = 10.0
 _SEND_WAIT = 2.0  # seconds stop() waits for a send of the pump's to finish
@@ -116,7 +120,7 @@ class _Link:
         sock, channel = self.sock, self.channel
         try:
             while True:
-                data = channel.recv(_CHUNK)
+                data = channel.recv(_DRAIN)
                 if not data:
                     break
                 sock.sendall(data)
