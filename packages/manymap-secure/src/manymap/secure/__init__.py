@@ -28,10 +28,11 @@ from manymap.launcher.lowlevel import show_public_paths
 from .__about__ import __version__
 from ._command import CommandResult
 from ._connection import Connection, connect
-from ._copier import Copier, CopyResult, RemotePath, parse_location
+from ._copier import Copier, CopyResult
 from ._detached import DetachedCommand
 from ._errors import ConnectError, CopyError, RemoteCommandError, SourceNotFoundError
 from ._hosts import SSH_CONFIG_ENV, HostProfile, default_ssh_config, parse_host_spec, resolve
+from ._location import RemotePath, parse_location
 from ._pipe import Pipe
 from ._remote import pick_remote_port, pick_remote_ports
 from ._tunnel import Tunnel

@@ -9,15 +9,11 @@ How it fits together:
   and closes when the last one is closed. Nothing lingers unused, and two
   handles to the same host never open two ssh connections (pass
   ``shared=False`` for a private one).
-- Host keys are checked against the profile's known_hosts files: an unknown
-  host is refused (:class:`~manymap.launcher.HostKeyError`) unless
-  ``accept_new_host_keys``, which records it; a *changed* key is always refused.
+- Host keys are checked against the profile's known_hosts files (``_hostkeys``),
+  the handshake and login run in ``_login`` (each failure named), on the
+  transport ``_sshtransport`` builds (cipher order, socket options).
 - A connection through a jump host rides on a ``direct-tcpip`` channel of
   the jump host's own (shared) connection.
-- Speed: AES-GCM is offered first (:data:`_PREFERRED_CIPHERS`), then
-  paramiko's own order: authenticated encryption in one pass makes a round
-  trip through paramiko about 15% cheaper than aes128-ctr plus an HMAC. The
-  TCP socket has Nagle's algorithm off, as OpenSSH's client has.
 - Liveness: paramiko notices a closed TCP connection by itself; a silent
   peer (a partition, a frozen host) is caught by a keepalive thread that
   opens a probe channel every ``keepalive_interval`` seconds and declares the
@@ -27,90 +23,24 @@ How it fits together:
 
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 import threading
-import time
 import weakref
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import paramiko
 
-from manymap.launcher import AuthenticationError, ConnectionLostError, HostKeyError
+from manymap.launcher import ConnectionLostError
 
-from ._errors import ConnectError
+from ._hostkeys import trust_known_hosts
 from ._hosts import HostProfile, resolve
+from ._login import identity_files, login
+from ._sshtransport import fatal_exception
 
 __all__ = ["Connection", "connect"]
 
-_GLOBAL_KNOWN_HOSTS = "/etc/ssh/ssh_known_hosts"
-#: Ciphers offered before paramiko's defaults (each only if this paramiko has it).
-_PREFERRED_CIPHERS = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
 _JOIN_TIMEOUT = 10.0
-
-
-class _HostKeyPolicy(paramiko.MissingHostKeyPolicy):
-    """Refuse unknown host keys, or accept and record them when the profile allows it."""
-
-    def __init__(self, profile: HostProfile) -> None:
-        self.profile = profile
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        profile = self.profile
-        if not profile.accept_new_host_keys:
-            files = ", ".join(profile.known_hosts) or "(none)"
-            raise HostKeyError(
-                f"unknown host key ({key.get_name()} {key.get_fingerprint().hex()}): {hostname} is not in "
-                f"known_hosts ({files}); add its key, or allow accept_new_host_keys to record it",
-                host=profile.hostname,
-                port=profile.port,
-            )
-        client.get_host_keys().add(hostname, key.get_name(), key)
-        if profile.known_hosts:
-            path = Path(profile.known_hosts[0]).expanduser()
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            with path.open("a") as handle:
-                handle.write(f"{hostname} {key.get_name()} {key.get_base64()}\n")
-
-
-def _fatal_exception(transport: paramiko.Transport) -> BaseException | None:
-    """What killed the transport, if anything did.
-
-    The transport thread records the exception that ends it *before* it closes
-    the channels and only then marks itself inactive: reading it (without
-    ``get_exception()``, which clears it) tells a dropped connection from a
-    live one even in between. A refused channel open is recorded there too,
-    but is no failure of the connection.
-    """
-    exception: BaseException | None = getattr(transport, "saved_exception", None)
-    if exception is None or isinstance(exception, paramiko.ChannelException):
-        return None
-    return exception
-
-
-def _failure(error: BaseException, elapsed: float, timeout: float) -> str:
-    """Words for a failed ssh handshake; one that ran into the time limit says so."""
-    detail = str(error) or type(error).__name__
-    if elapsed >= timeout * 0.9:
-        return f"no ssh answer within {timeout:g} s ({detail})"
-    return f"ssh connection failed: {detail}"
-
-
-def _transport(sock: Any, **options: Any) -> paramiko.Transport:
-    """A client transport that offers :data:`_PREFERRED_CIPHERS` first, on a TCP
-    socket without Nagle's delay (as OpenSSH's client does): a request or a reply
-    of a few hundred bytes leaves at once instead of waiting for an ACK."""
-    if isinstance(sock, socket.socket) and sock.family in (socket.AF_INET, socket.AF_INET6):
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    transport = paramiko.Transport(sock, **options)
-    security = transport.get_security_options()
-    offered = security.ciphers
-    first = tuple(name for name in _PREFERRED_CIPHERS if name in offered)
-    security.ciphers = first + tuple(name for name in offered if name not in first)
-    return transport
 
 
 class _Client:
@@ -140,95 +70,13 @@ class _Client:
 
     def _open(self) -> None:
         profile = self.profile
-        host_keys = self.client.get_host_keys()
-        for name in profile.known_hosts:
-            path = Path(name).expanduser()
-            if path.is_file():
-                host_keys.load(str(path))
-        if os.path.isfile(_GLOBAL_KNOWN_HOSTS):
-            with contextlib.suppress(OSError):  # unreadable global file: same as absent
-                self.client.load_system_host_keys(_GLOBAL_KNOWN_HOSTS)
-        self.client.set_missing_host_key_policy(_HostKeyPolicy(profile))
-        identities = [str(Path(p).expanduser()) for p in profile.identity_files]
-        present = [p for p in identities if os.path.isfile(p)]
-        if identities and not present and profile.identities_only:
-            raise AuthenticationError(
-                f"none of the identity files exist: {', '.join(identities)}",
-                host=profile.hostname,
-                port=profile.port,
-            )
+        trust_known_hosts(self.client, profile)
+        present = identity_files(profile)
         sock: paramiko.Channel | None = None
         if profile.jump is not None:
             self._jump = connect(profile.jump)
             sock = self._jump.open_channel(profile.hostname, profile.port, timeout=profile.connect_timeout)
-        timeout = profile.connect_timeout
-        started = time.monotonic()
-        try:
-            self.client.connect(
-                profile.hostname,
-                port=profile.port,
-                username=profile.user,
-                key_filename=present or None,  # type: ignore[arg-type]  # paramiko takes a list too
-                allow_agent=profile.use_agent and not profile.identities_only,
-                look_for_keys=not present and not profile.identities_only,
-                timeout=timeout,
-                banner_timeout=timeout,
-                auth_timeout=timeout,
-                channel_timeout=timeout,
-                sock=sock,
-                transport_factory=_transport,
-            )
-        except (HostKeyError, AuthenticationError):
-            raise
-        except paramiko.BadHostKeyException as error:
-            raise HostKeyError(
-                f"HOST KEY CHANGED: the server offered {error.key.get_name()} "
-                f"{error.key.get_fingerprint().hex()} but known_hosts ({', '.join(profile.known_hosts)}) has "
-                f"{error.expected_key.get_fingerprint().hex()}; someone may be intercepting the connection "
-                "(if the host was reinstalled, remove its old known_hosts entry)",
-                host=profile.hostname,
-                port=profile.port,
-            ) from None
-        except paramiko.AuthenticationException as error:
-            offered = (
-                ", ".join(present) if present else "default keys" if not profile.identities_only else "none"
-            )
-            agent = " and the ssh agent" if profile.use_agent and not profile.identities_only else ""
-            raise AuthenticationError(
-                f"login as {profile.user!r} refused ({error}); offered identity files: {offered}{agent}",
-                host=profile.hostname,
-                port=profile.port,
-            ) from None
-        except TimeoutError as error:
-            raise ConnectError(
-                f"no ssh answer within {timeout:g} s ({error or 'timed out'})",
-                host=profile.hostname,
-                port=profile.port,
-            ) from None
-        except paramiko.ssh_exception.NoValidConnectionsError as error:
-            reasons = "; ".join(str(e) for e in error.errors.values()) or str(error)
-            raise ConnectError(
-                f"cannot connect ({reasons}): is sshd running and the port right?",
-                host=profile.hostname,
-                port=profile.port,
-            ) from None
-        except paramiko.SSHException as error:
-            if "authentication methods" not in str(error):
-                raise ConnectError(
-                    _failure(error, time.monotonic() - started, timeout),
-                    host=profile.hostname,
-                    port=profile.port,
-                ) from None
-            raise AuthenticationError(
-                f"no key to log in as {profile.user!r} with: no identity file"
-                + (", no agent key and no default key in ~/.ssh" if not profile.identities_only else ""),
-                host=profile.hostname,
-                port=profile.port,
-            ) from None
-        except (EOFError, OSError) as error:
-            raise ConnectError(
-                _failure(error, time.monotonic() - started, timeout), host=profile.hostname, port=profile.port
-            ) from None
+        login(self.client, profile, present, sock)
 
     # -- state --------------------------------------------------------------------------
 
@@ -244,7 +92,7 @@ class _Client:
         if self._closed.is_set() or self.lost_reason is not None:
             return False
         transport = self.client.get_transport()
-        return transport is not None and transport.is_active() and _fatal_exception(transport) is None
+        return transport is not None and transport.is_active() and fatal_exception(transport) is None
 
     def why_lost(self) -> str:
         """Why the connection is down, in words (without host and port)."""
@@ -253,7 +101,7 @@ class _Client:
         if self._closed.is_set() and self.refs <= 0:
             return "the ssh connection was closed"
         transport = self.client.get_transport()
-        exception = _fatal_exception(transport) if transport is not None else None
+        exception = fatal_exception(transport) if transport is not None else None
         if exception is None:
             return "the ssh connection dropped"
         return f"the ssh connection dropped ({str(exception) or type(exception).__name__})"

@@ -28,26 +28,14 @@ import paramiko
 from manymap.launcher import AbstractLauncher, ConnectionLostError, ManymapError, ResultTimeoutError
 
 from ._connection import Connection, connect
+from ._copyplan import plan_local, plan_remote, remote_mkdir
 from ._errors import CopyError, SourceNotFoundError
-from ._hosts import HostProfile, resolve
+from ._hosts import resolve
+from ._location import RemotePath, parse_location, remote_path
 
-__all__ = ["Copier", "CopyResult", "RemotePath", "parse_location"]
+__all__ = ["Copier", "CopyResult"]
 
 Progress = Callable[[int, int], object]
-_MAX_DEPTH = 64
-
-
-@dataclass(frozen=True)
-class RemotePath:
-    """A path on a remote host.
-
-    Attributes:
-        host: a host spec, ssh_config name, profile or connection.
-        path: the remote path; relative paths (and ``~/...``) start at the login directory.
-    """
-
-    host: str | HostProfile | Connection
-    path: str
 
 
 @dataclass(frozen=True)
@@ -65,41 +53,6 @@ class CopyResult:
     destination: str
     files: int
     bytes: int
-
-
-def parse_location(location: str | os.PathLike[str] | RemotePath) -> RemotePath | str:
-    """A :class:`RemotePath` for ``host:path`` / ``ssh://[user@]host[:port]/path``, else a local path.
-
-    As with scp, ``host:path`` is remote only when the colon comes before any
-    slash (``./a:b`` and ``/x:y`` are local); ``[user@][ipv6]:path`` puts an
-    IPv6 address in brackets. An empty remote path is the login directory.
-    """
-    if isinstance(location, RemotePath):
-        return location
-    text = os.fspath(location)
-    if text.startswith("ssh://"):
-        rest = text[len("ssh://") :]
-        host, separator, path = rest.partition("/")
-        if not host:
-            raise ValueError(f"no host in {text!r}")
-        return RemotePath(host, "/" + path if separator else ".")
-    if text.startswith("[") or "@[" in text:  # [user@][ipv6]:path
-        close = text.find("]:")
-        if close > 0 and "/" not in text[:close]:
-            return RemotePath(text[: close + 1], text[close + 2 :] or ".")
-    colon = text.find(":")
-    slash = text.find("/")
-    if colon > 0 and (slash < 0 or colon < slash):
-        return RemotePath(text[:colon], text[colon + 1 :] or ".")
-    return text
-
-
-def _remote_path(path: str) -> str:
-    if path == "~":
-        return "."
-    if path.startswith("~/"):
-        return path[2:] or "."
-    return path or "."
 
 
 class _Cancelled(Exception):
@@ -151,7 +104,7 @@ class Copier(AbstractLauncher[CopyResult]):
             self.profile = remote.host.profile
         else:
             self.profile = resolve(remote.host, ssh_config=ssh_config, **overrides)
-        self.remote_path = _remote_path(remote.path)
+        self.remote_path = remote_path(remote.path)
         local = src if isinstance(src, str) else dst
         assert isinstance(local, str)
         self.local_path = os.path.expanduser(local)
@@ -292,7 +245,7 @@ class Copier(AbstractLauncher[CopyResult]):
         target = self._target_remote(sftp, os.path.basename(os.path.normpath(source)))
         plan: list[tuple[str, str, os.stat_result]] = []  # (local, remote, stat); dirs have S_ISDIR
         if stat.S_ISDIR(top.st_mode):
-            self._plan_local(source, target, top, plan, set(), 0)
+            plan_local(source, target, top, plan, set(), 0)
         else:
             plan.append((source, target, top))
         self._bytes_total = sum(st.st_size for _, _, st in plan if not stat.S_ISDIR(st.st_mode))
@@ -303,7 +256,7 @@ class Copier(AbstractLauncher[CopyResult]):
                 raise _Cancelled
             if stat.S_ISDIR(st.st_mode):
                 try:
-                    _remote_mkdir(sftp, remote)
+                    remote_mkdir(sftp, remote)
                 except (OSError, paramiko.SSHException, EOFError) as error:
                     raise self._fail(error, remote) from None
                 continue
@@ -336,38 +289,6 @@ class Copier(AbstractLauncher[CopyResult]):
                     sftp.utime(remote, (st.st_atime, st.st_mtime))
         self._report_end()
         return CopyResult(self.source, f"{self.profile.address}:{target}", files, base[0])
-
-    def _plan_local(
-        self,
-        directory: str,
-        remote: str,
-        st: os.stat_result,
-        plan: list[tuple[str, str, os.stat_result]],
-        seen: set[tuple[int, int]],
-        depth: int,
-    ) -> None:
-        key = (st.st_dev, st.st_ino)
-        if key in seen or depth > _MAX_DEPTH:
-            return  # a symlink loop: copied once
-        seen.add(key)
-        plan.append((directory, remote, st))
-        try:
-            names = sorted(os.listdir(directory))
-        except OSError as error:
-            raise CopyError(
-                f"cannot list {directory}: {error.strerror}", path=directory, errno=error.errno
-            ) from None
-        for name in names:
-            local = os.path.join(directory, name)
-            try:
-                child = os.stat(local)
-            except FileNotFoundError:
-                continue  # a dangling symlink: nothing to copy
-            target = posixpath.join(remote, name)
-            if stat.S_ISDIR(child.st_mode):
-                self._plan_local(local, target, child, plan, seen, depth + 1)
-            elif stat.S_ISREG(child.st_mode):
-                plan.append((local, target, child))
 
     def _target_remote(self, sftp: paramiko.SFTPClient, name: str) -> str:
         destination = self.remote_path
@@ -403,7 +324,7 @@ class Copier(AbstractLauncher[CopyResult]):
         target = self._target_local(posixpath.basename(posixpath.normpath(source)))
         plan: list[tuple[str, str, paramiko.SFTPAttributes]] = []
         if stat.S_ISDIR(top.st_mode or 0):
-            self._plan_remote(sftp, source, target, top, plan, 0)
+            plan_remote(sftp, self.profile, source, target, top, plan, 0)
         else:
             plan.append((source, target, top))
         self._bytes_total = sum(a.st_size or 0 for _, _, a in plan if not stat.S_ISDIR(a.st_mode or 0))
@@ -447,37 +368,6 @@ class Copier(AbstractLauncher[CopyResult]):
         self._report_end()
         return CopyResult(f"{self.profile.address}:{source}", target, files, base[0])
 
-    def _plan_remote(
-        self,
-        sftp: paramiko.SFTPClient,
-        directory: str,
-        local: str,
-        attrs: paramiko.SFTPAttributes,
-        plan: list[tuple[str, str, paramiko.SFTPAttributes]],
-        depth: int,
-    ) -> None:
-        if depth > _MAX_DEPTH:
-            raise CopyError(
-                f"directories nested deeper than {_MAX_DEPTH} (a symlink loop?): {directory}",
-                host=self.profile.hostname,
-                port=self.profile.port,
-                path=directory,
-            )
-        plan.append((directory, local, attrs))
-        for entry in sorted(sftp.listdir_attr(directory), key=lambda a: a.filename):
-            remote = posixpath.join(directory, entry.filename)
-            child = entry
-            if stat.S_ISLNK(entry.st_mode or 0):
-                try:
-                    child = sftp.stat(remote)
-                except FileNotFoundError:
-                    continue  # a dangling symlink
-            target = os.path.join(local, entry.filename)
-            if stat.S_ISDIR(child.st_mode or 0):
-                self._plan_remote(sftp, remote, target, child, plan, depth + 1)
-            elif stat.S_ISREG(child.st_mode or 0):
-                plan.append((remote, target, child))
-
     def _target_local(self, name: str) -> str:
         destination = self.local_path
         if os.path.isdir(destination):
@@ -496,15 +386,3 @@ class Copier(AbstractLauncher[CopyResult]):
     def __repr__(self) -> str:
         state = "idle" if self._thread is None else "running" if not self._done.is_set() else "done"
         return f"<Copier {self.name!r} {state}>"
-
-
-def _remote_mkdir(sftp: paramiko.SFTPClient, path: str) -> None:
-    try:
-        sftp.mkdir(path)
-    except OSError:
-        try:
-            if stat.S_ISDIR(sftp.stat(path).st_mode or 0):
-                return
-        except OSError:
-            pass
-        raise

@@ -5,8 +5,9 @@ How data flows. :meth:`Tunnel.launch` takes a port reservation from
 so nothing can take it in between) and listens on it, on 127.0.0.1 only.
 A watcher thread accepts local connections and keeps an eye on the ssh
 connection. Each accepted connection gets a ``direct-tcpip`` channel to the
-target and a link thread that copies bytes both ways (half-closes included)
-until both directions end. :meth:`Tunnel.connect` does the same for a
+target and two link threads (``_link.py``), one per direction, that copy
+bytes (half-closes included) until both directions end; a full direction
+never stalls the other. :meth:`Tunnel.connect` does the same for a
 socket pair, so the caller gets a socket and any error synchronously.
 
 When the ssh connection drops (the server died, the network went, the
@@ -25,7 +26,6 @@ import os
 import selectors
 import socket
 import threading
-from collections.abc import Callable
 from typing import Any
 
 import paramiko
@@ -41,103 +41,13 @@ from manymap.portpicker import NoFreePortError, reserve
 
 from ._connection import Connection, connect
 from ._hosts import HostProfile, resolve
+from ._link import Link
 
 __all__ = ["Tunnel"]
 
 _BIND = "127.0.0.1"
-_CHUNK = 65536
 _WATCH_INTERVAL = 0.25
 _JOIN_TIMEOUT = 10.0
-_SEND_WAIT = 2.0  # seconds stop() waits for a send of the pump's to finish
-
-
-class _Link:
-    """One forwarded connection: a local socket and its ssh channel, pumped by one thread."""
-
-    def __init__(self, sock: socket.socket, channel: paramiko.Channel) -> None:
-        self.sock = sock
-        self.channel = channel
-        self.thread: threading.Thread | None = None
-        # What the pump sends on the channel (data, end-of-file) and stop()'s close go in
-        # turn. paramiko builds a message under the channel's lock but sends it after
-        # releasing that lock: an EOF built by the pump (whose local end just ended, which
-        # is what stop() itself causes) could leave after the CLOSE of a concurrent
-        # close(). The ssh server frees a channel once CLOSE went both ways, and OpenSSH
-        # answers a later EOF for it ("ieof packet referred to nonexistent channel") by
-        # dropping the whole connection, with every other handle sharing it (paramiko
-        # issues 1115, 1705).
-        self._sending = threading.Lock()
-        self._stopping = False
-
-    def pump(self) -> None:
-        sock, channel = self.sock, self.channel
-        local_open = remote_open = True
-        selector = selectors.DefaultSelector()  # no descriptor limit, unlike select()
-        try:
-            selector.register(sock, selectors.EVENT_READ)
-            selector.register(channel, selectors.EVENT_READ)
-            while local_open or remote_open:
-                readable = {key.fileobj for key, _ in selector.select(1.0)}
-                if sock in readable:
-                    data = sock.recv(_CHUNK)
-                    if data:
-                        self._send(channel.sendall, data)
-                    else:
-                        local_open = False
-                        selector.unregister(sock)
-                        self._send(channel.shutdown_write)
-                if channel in readable:
-                    data = channel.recv(_CHUNK)
-                    if data:
-                        sock.sendall(data)
-                    else:
-                        remote_open = False
-                        selector.unregister(channel)
-                        if channel.closed:
-                            break
-                        sock.shutdown(socket.SHUT_WR)
-                if channel.closed and not channel.recv_ready():
-                    break
-        except (OSError, EOFError, paramiko.SSHException, ValueError, KeyError):
-            pass  # either side went away: close both
-        finally:
-            selector.close()
-            self.close()
-
-    def _send(self, action: Callable[..., object], *args: Any) -> None:
-        """Run ``action`` (a send on the channel) unless the link is stopping; then end the pump."""
-        with self._sending:
-            if self._stopping:
-                raise EOFError("the link is stopping")
-            action(*args)
-
-    def stop(self) -> None:
-        """Wake the pump: shut the local socket down and close the channel.
-
-        A send of the pump's under way finishes first (its message then goes out
-        before the CLOSE); the pump sends nothing more. Only a send waiting
-        :data:`_SEND_WAIT` seconds for window space is not waited for: it has
-        built no message yet, and the close ends its wait.
-        """
-        sending = self._sending.acquire(timeout=_SEND_WAIT)
-        self._stopping = True
-        if sending:
-            self._sending.release()
-        with contextlib.suppress(OSError):
-            self.sock.shutdown(socket.SHUT_RDWR)
-        self._close_channel()
-
-    def close(self) -> None:
-        """Close both ends; the local end always, even when the ssh connection is already dead."""
-        try:
-            self._close_channel()
-        finally:
-            self.sock.close()
-
-    def _close_channel(self) -> None:
-        # Closing a channel sends a message: on a dropped connection that raises.
-        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
-            self.channel.close()
 
 
 class Tunnel(AbstractLauncher[None]):
@@ -201,7 +111,7 @@ class Tunnel(AbstractLauncher[None]):
         self._listener: socket.socket | None = None
         self._wake_r, self._wake_w = socket.socketpair()
         self._watcher: threading.Thread | None = None
-        self._links: set[_Link] = set()
+        self._links: set[Link] = set()
         self._threads: set[threading.Thread] = set()
         self._stopped = threading.Event()  # stop asked for (kill, or the ssh connection lost)
         self._closed = threading.Event()  # ... and done: port, links and threads all closed
@@ -332,19 +242,21 @@ class Tunnel(AbstractLauncher[None]):
             self._last_error = error
             sock.close()
             return
-        self._pump(_Link(sock, channel))
+        self._pump(Link(sock, channel))
 
-    def _pump(self, link: _Link) -> None:
+    def _pump(self, link: Link) -> None:
         with self._lock:
             if self._stopped.is_set():
                 link.close()
                 return
             self._links.add(link)
-        try:
-            link.pump()
-        finally:
+
+        def ended() -> None:
             with self._lock:
                 self._links.discard(link)
+
+        link.ended = ended
+        link.pump(lambda direction: self._spawn(direction))
 
     def _ssh(self) -> Connection:
         """The live ssh connection, replaced first when it dropped and ``reconnect`` is on."""
@@ -399,7 +311,7 @@ class Tunnel(AbstractLauncher[None]):
             raise RuntimeError(f"{self!r} is not launched")
         channel = self._open_channel(timeout)
         ours, theirs = socket.socketpair()
-        link = _Link(theirs, channel)
+        link = Link(theirs, channel)
         if not self._spawn(self._pump, link):
             link.close()
             ours.close()
