@@ -25,6 +25,7 @@ DISTRIBUTIONS = {
     "manymap-secure": "manymap.secure",
     "manymap-pools-local": "manymap.pools.local",
     "manymap-pools-rpc": "manymap.pools.rpc",
+    "manymap-pools-dask": "manymap.pools.dask",
     "manymap": "manymap",
 }
 NAMESPACE_INITS = ("manymap/__init__.py", "manymap/pools/__init__.py")

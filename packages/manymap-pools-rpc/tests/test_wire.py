@@ -20,8 +20,10 @@ import pytest
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import Session, TagError, check_client, new_nonce, proof
 
-NONCE = os.urandom(wire.NONCE)
-PROOF = os.urandom(wire.PROOF)
+# Fixed bytes, not random ones: the parameters' ids must be the same in every
+# pytest process (pytest-xdist compares what each one collected).
+NONCE = bytes(range(1, wire.NONCE + 1))
+PROOF = bytes(range(100, 100 + wire.PROOF))
 
 
 @pytest.fixture
