@@ -94,7 +94,9 @@ PACKAGES: dict[str, Package] = {
     ),
     "manymap-pools-dask": Package(
         requires=("manymap-launcher", "manymap-serialize"),
-        test_requires=("numpy", "schwimmbad"),  # the conformance suite runs the schwimmbad program
+        # schwimmbad: the conformance suite runs the schwimmbad program; asyncssh and
+        # cryptography: SSHCluster over the test hosts, with TLS credentials made for the test.
+        test_requires=("numpy", "schwimmbad", "asyncssh", "cryptography", TESTHOSTS),
         workers=2,
     ),
     "manymap": Package(
