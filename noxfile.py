@@ -403,7 +403,8 @@ def bench(session: nox.Session) -> None:
         if unknown:
             session.error(f"no benchmark {', '.join(unknown)}; there are: {', '.join(by_name)}")
         scripts = [by_name[name] for name in wanted]
-    install_local(session, closure("manymap"), *BENCH, TESTHOSTS)  # the ssh rows' private sshd
+    # TESTHOSTS: the ssh rows' private sshd; manymap-pools-dask: the DaskPool rows.
+    install_local(session, [*closure("manymap"), "manymap-pools-dask"], *BENCH, TESTHOSTS)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     env = {"MANYMAP_BENCH_DIR": str(BENCH_DIR), "PYTHONHASHSEED": "0"}
     for script in scripts:
