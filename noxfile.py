@@ -94,7 +94,9 @@ PACKAGES: dict[str, Package] = {
     ),
     "manymap-pools-dask": Package(
         requires=("manymap-launcher", "manymap-serialize"),
-        test_requires=("numpy", "schwimmbad"),  # the conformance suite runs the schwimmbad program
+        # schwimmbad: the conformance suite runs the schwimmbad program; asyncssh and
+        # cryptography: SSHCluster over the test hosts, with TLS credentials made for the test.
+        test_requires=("numpy", "schwimmbad", "asyncssh", "cryptography", TESTHOSTS),
         workers=2,
     ),
     "manymap": Package(
@@ -401,7 +403,8 @@ def bench(session: nox.Session) -> None:
         if unknown:
             session.error(f"no benchmark {', '.join(unknown)}; there are: {', '.join(by_name)}")
         scripts = [by_name[name] for name in wanted]
-    install_local(session, closure("manymap"), *BENCH, TESTHOSTS)  # the ssh rows' private sshd
+    # TESTHOSTS: the ssh rows' private sshd; manymap-pools-dask: the DaskPool rows.
+    install_local(session, [*closure("manymap"), "manymap-pools-dask"], *BENCH, TESTHOSTS)
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     env = {"MANYMAP_BENCH_DIR": str(BENCH_DIR), "PYTHONHASHSEED": "0"}
     for script in scripts:

@@ -55,3 +55,10 @@ def test_one_way_to_name_the_cluster() -> None:
         DaskPool(address="tcp://127.0.0.1:8786", scheduler_file="scheduler.json")
     with pytest.raises(TypeError, match="address must be a string"):
         DaskPool(address=8786)  # type: ignore[arg-type]
+
+
+def test_a_tls_address_needs_security() -> None:
+    with pytest.raises(ValueError, match=r"DaskPool\(address='tls://10.0.0.1:8786'\) needs security="):
+        DaskPool(address="tls://10.0.0.1:8786")
+    with pytest.raises(ValueError, match="applies to a cluster it joins"):
+        DaskPool(2, security=object())

@@ -36,6 +36,8 @@ IMPORTS = {
     "manymap-thread": "manymap.pools.local",
     "manymap-serial": "manymap.pools.local",
     "manymap-parallel": "manymap.pools.rpc",
+    "manymap-dask": "manymap.pools.dask",
+    "dask": "distributed",
     RAW: "multiprocessing",
 }
 COLD_KEYS = list(IMPORTS)
@@ -66,7 +68,9 @@ class ColdTarget:
     reference: str = REFERENCE
 
     def text(self) -> str:
-        to = "the raw pipe" if self.reference == RAW else "the stdlib Pool"
+        to = {RAW: "the raw pipe", "dask": "a bare LocalCluster + Client"}.get(
+            self.reference, "the stdlib Pool"
+        )
         return f"{SHORT[self.series]} at most {self.limit:g}x {to}"
 
 
@@ -82,6 +86,7 @@ COLD_TARGETS = [
     ColdTarget("manymap-parallel", "firstmap", 3.0),
     ColdTarget("manymap-process", "pipewarm", 2.0, RAW),
     ColdTarget("manymap-parallel", "pipewarm", 3.0, RAW),
+    ColdTarget("manymap-dask", "startup", 1.5, "dask"),  # issue 14
 ]
 
 

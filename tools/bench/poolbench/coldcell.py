@@ -58,7 +58,7 @@ class _Ops:
             import pathos.pools
 
             self.make = lambda: pathos.pools.ProcessPool(nodes=WORKERS)
-        elif key.startswith("manymap-") and key != "manymap-parallel":
+        elif key in ("manymap-serial", "manymap-thread", "manymap-process"):
             import manymap.pools.local as local
 
             cls = {
@@ -72,6 +72,18 @@ class _Ops:
             import manymap.pools.rpc as rpc
 
             self.make = lambda: rpc.ParallelPool(WORKERS)
+        elif key == "manymap-dask":
+            import distributed
+
+            import manymap.pools.dask as dask_pools
+
+            self.make = lambda: dask_pools.DaskPool(WORKERS)
+        elif key == "dask":  # a bare LocalCluster + Client, Dask's own map (a task per item)
+            import distributed  # noqa: F401  (imported before the clock)
+
+            from poolbench.contenders import DaskClient
+
+            self.make = lambda: DaskClient(WORKERS)
         else:
             raise SystemExit(f"no cold cell for {key!r}")
 
@@ -81,6 +93,8 @@ class _Ops:
         return list(pool.map(fn, items))
 
     def call(self, pool: Any, fn: Callable[[int], int], arg: int) -> int:
+        if self.key == "dask":
+            return int(pool.call(fn, arg))
         if self.key == "stdlib":
             return int(pool.apply(fn, (arg,)))
         if self.key in ("futures", "loky"):
@@ -88,6 +102,9 @@ class _Ops:
         return int(pool.pipe(fn, arg))
 
     def close(self, pool: Any) -> None:
+        if self.key == "dask":
+            pool.close()
+            return
         if self.key in ("futures", "loky"):
             pool.shutdown(wait=True)
             return

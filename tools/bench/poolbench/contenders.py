@@ -327,3 +327,67 @@ def _manymap_parallel_mixed() -> Contender:
 @contender("pathos-parallel")
 def _pathos_parallel() -> Contender:
     return _pathos("pathos-parallel", "ParallelPool")
+
+
+# manymap-pools-dask (issue 14): DaskPool on its embedded LocalCluster, beside Dask's own
+# client.map (one Dask task per item) on a bare LocalCluster of the same shape.
+
+_DASK_VERSIONS = ("manymap-pools-dask", "dask", "distributed")
+
+
+class DaskClient:
+    """A bare ``LocalCluster`` of ``n`` single-threaded worker processes on 127.0.0.1 and its ``Client``."""
+
+    def __init__(self, n: int) -> None:
+        import distributed
+
+        self.cluster = distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=1,
+            processes=True,
+            host="127.0.0.1",
+            dashboard_address="127.0.0.1:0",
+        )
+        self.client = distributed.Client(self.cluster, set_as_default=False)
+
+    def map(self, fn: Callable[..., Any], items: list[Any]) -> list[Any]:
+        return list(self.client.gather(self.client.map(fn, items, pure=False)))
+
+    def call(self, fn: Callable[..., Any], arg: Any) -> Any:
+        return self.client.submit(fn, arg, pure=False).result()
+
+    def close(self) -> None:
+        self.client.close()
+        self.cluster.close()
+
+
+@contender("manymap-dask")
+def _manymap_dask() -> Contender:
+    dask_pools = _import("manymap.pools.dask")
+    return Contender(
+        key="manymap-dask",
+        label="manymap `DaskPool` (embedded LocalCluster)",
+        short="manymap DaskPool",
+        make=lambda n: dask_pools.DaskPool(n),
+        map=_pathos_like_map,
+        call=_pipe,
+        close=_close_join,
+        kill=lambda pool: pool.terminate(),
+        versions={name: version(name) for name in _DASK_VERSIONS},
+    )
+
+
+@contender("dask")
+def _dask() -> Contender:
+    _import("distributed")
+    return Contender(
+        key="dask",
+        label="Dask `client.map` (a task per item, bare LocalCluster)",
+        short="Dask client.map",
+        make=DaskClient,
+        map=lambda pool, fn, items: pool.map(fn, items),
+        call=lambda pool, fn, arg: pool.call(fn, arg),
+        close=lambda pool: pool.close(),
+        kill=lambda pool: pool.close(),
+        versions={name: version(name) for name in _DASK_VERSIONS},
+    )

@@ -113,6 +113,21 @@ def _target_closure(s: Summary) -> tuple[bool, str] | None:
     )
 
 
+def _target_dask_tiny(s: Summary) -> tuple[bool, str] | None:
+    mine, theirs = s.figure("tiny", "manymap-dask"), s.figure("tiny", "dask")
+    if mine is None or theirs is None:
+        return None
+    return mine <= 0.2 * theirs, f"{fmt_seconds(mine)} vs {fmt_seconds(theirs)} ({mine / theirs:.3f}x)"
+
+
+def _target_dask_cpu(s: Summary) -> tuple[bool, str] | None:
+    over, ideal = s.over_ideal("manymap-dask"), s.ideal()
+    if over is None or ideal is None:
+        return None
+    mine = fmt_seconds(s.median("cpu", "manymap-dask"))
+    return over <= 1.10, f"{over:.3f}x serial / cores ({mine} vs {fmt_seconds(ideal)})"
+
+
 #: The issues' targets. ParallelPool's (issue 6) go here with its contenders:
 #: tiny at most 3x the stdlib Pool, latency under 1 ms per pipe through the
 #: tunnel, cpu within 10% of serial time / cores.
@@ -128,6 +143,9 @@ TARGETS: list[Target] = [
         _target_closure,
         needs=("tiny",),
     ),
+    # issue 14 (startup: the cold table's target)
+    Target("manymap-dask", "tiny", "tiny at most 0.2x Dask's own client.map", _target_dask_tiny),
+    Target("manymap-dask", "cpu", "cpu within 10% of serial time / cores", _target_dask_cpu),
 ]
 
 

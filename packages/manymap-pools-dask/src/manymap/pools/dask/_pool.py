@@ -104,6 +104,22 @@ class DaskPool(EngineWorkerPool):
             )
         if address is not None and not isinstance(address, str):
             raise TypeError(f"address must be a string such as 'tcp://127.0.0.1:8786', got {address!r}")
+        if security is not None and not given:
+            raise ValueError(
+                "DaskPool(security=...) applies to a cluster it joins (address, cluster or "
+                "scheduler_file); the embedded cluster listens on 127.0.0.1 only"
+            )
+        if (
+            address is not None
+            and address.startswith("tls://")
+            and security is None
+            and not _tls_configured()
+        ):
+            raise ValueError(
+                f"DaskPool(address={address!r}) needs security=: a distributed.security.Security "
+                "with the cluster's TLS credentials (CA file, client certificate and key), "
+                "or those set in Dask's configuration (distributed.comm.tls)"
+            )
         self._external = bool(given)
         self._follow = self._external and nodes is None and not options.get("ncpus")
         super().__init__(nodes, **options)
@@ -120,6 +136,7 @@ class DaskPool(EngineWorkerPool):
         self._probes: dict[str, Any] = {}
         self._fetcher: Any = None
         self._pidfds: dict[str, int] = {}  # embedded workers: address -> pidfd
+        self._restarts: list[threading.Thread] = []  # joined workers being restarted
 
     # ----------------------------------------------------------------- size
 
@@ -243,10 +260,15 @@ class DaskPool(EngineWorkerPool):
                 with contextlib.suppress(OSError):
                     signal.pidfd_send_signal(pidfd, signal.SIGKILL)
             return
-        client = self._client
-        threading.Thread(
-            target=_restart_worker, args=(client, worker.ident), name="manymap-dask-restart", daemon=True
-        ).start()
+        restart = threading.Thread(
+            target=_restart_worker,
+            args=(self._client, worker.ident),
+            name="manymap-dask-restart",
+            daemon=True,
+        )
+        self._restarts = [thread for thread in self._restarts if thread.is_alive()]
+        self._restarts.append(restart)
+        restart.start()
 
     def _engine_scale(self, nodes: int) -> None:
         if self._owned is not None:
@@ -302,6 +324,11 @@ class DaskPool(EngineWorkerPool):
         owned, self._owned = self._owned, None
         self._futures.clear()
         self._probes.clear()
+        # A restart asked of a joined cluster ends before its client closes (closing
+        # it would cut the restart short): the pool leaves the cluster whole.
+        restarts, self._restarts = self._restarts, []
+        for restart in restarts:
+            restart.join(_CLOSE_TIMEOUT)
         if client is not None:
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic("all")  # its own leaving is no news to it
@@ -341,6 +368,13 @@ def _start_cluster(nodes: int) -> Any:
             worker_dashboard_address=None,
             silence_logs=logging.CRITICAL,
         )
+
+
+def _tls_configured() -> bool:
+    """Whether Dask's configuration names a CA for TLS (what ``Security()`` reads)."""
+    import dask
+
+    return bool(dask.config.get("distributed.comm.tls.ca-file", None))
 
 
 def _record(address: str, pid: int, host: str, threads: int) -> EngineWorker:
