@@ -34,17 +34,25 @@ class PoolState(enum.Enum):
 class Lifecycle:
     """The lifecycle state of one pool (guarded by the pool's lock)."""
 
-    __slots__ = ("broken", "state", "workers_up")
+    __slots__ = ("_state", "accepting", "broken", "workers_up")
 
     def __init__(self) -> None:
+        #: Whether the pool takes new work: a plain attribute, kept with ``state``,
+        #: because a serial map reads it once per task.
+        self.accepting = True
         self.state = PoolState.NEW
         self.broken: BaseException | None = None  # why a TERMINATED pool broke, if it did
         self.workers_up = False  # _start_workers ran and _join_workers has not
 
     @property
-    def accepting(self) -> bool:
-        """Whether the pool takes new work."""
-        return self.state is PoolState.NEW or self.state is PoolState.RUNNING
+    def state(self) -> PoolState:
+        """Where the pool is in its life."""
+        return self._state
+
+    @state.setter
+    def state(self, state: PoolState) -> None:
+        self._state = state
+        self.accepting = state is PoolState.NEW or state is PoolState.RUNNING
 
     @property
     def running(self) -> bool:

@@ -56,8 +56,12 @@ def _hung(seconds: float, capture: Any) -> None:
 
 
 def live_threads() -> set[threading.Thread]:
-    """The threads of this process that are alive now."""
-    return {thread for thread in threading.enumerate() if thread.is_alive()}
+    """The threads of this process that are alive now, but the one finalizer thread
+    of the process (started the first time a result iterator is dropped unfinished,
+    it serves every pool for the life of the process)."""
+    return {
+        thread for thread in threading.enumerate() if thread.is_alive() and thread.name != "manymap-finalizer"
+    }
 
 
 def live_children() -> set[int]:
