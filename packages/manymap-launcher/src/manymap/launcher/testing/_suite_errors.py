@@ -9,7 +9,6 @@ that task; errors in reading the input; bad arguments refused at once.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -19,20 +18,13 @@ from manymap.launcher import (
 )
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._base import WAIT
+from manymap.launcher.testing._suite_part import SuitePart
 
 __all__ = ["ErrorConformance"]
 
 
-class ErrorConformance:
+class ErrorConformance(SuitePart):
     """Task errors as the caller sees them, as tests (see the module)."""
-
-    nodes: int
-    concurrent: bool
-    slow_task: float
-    timeout: float
-
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
 
     # ---------------------------------------------------------- errors
 

@@ -22,20 +22,13 @@ from manymap.launcher import (
 )
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._base import WAIT
+from manymap.launcher.testing._suite_part import SuitePart
 
 __all__ = ["FutureConformance"]
 
 
-class FutureConformance:
+class FutureConformance(SuitePart):
     """Futures and asyncio, as tests (see the module)."""
-
-    nodes: int
-    concurrent: bool
-    slow_task: float
-    timeout: float
-
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
 
     # ----------------------------------------------- futures and asyncio
 

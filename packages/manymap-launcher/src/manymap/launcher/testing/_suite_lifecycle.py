@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import concurrent.futures
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -22,20 +21,13 @@ from manymap.launcher import (
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._base import WAIT
 from manymap.launcher.testing._guards import eventually, live_children, live_threads
+from manymap.launcher.testing._suite_part import SuitePart
 
 __all__ = ["LifecycleConformance"]
 
 
-class LifecycleConformance:
+class LifecycleConformance(SuitePart):
     """A pool's lifecycle, as tests (see the module)."""
-
-    nodes: int
-    concurrent: bool
-    slow_task: float
-    timeout: float
-
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
 
     # ----------------------------------------------------------- lifecycle
 

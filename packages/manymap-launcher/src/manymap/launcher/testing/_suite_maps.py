@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from typing import Any
 
 from manymap.launcher import (
     AbstractWorkerPool,
@@ -20,20 +19,13 @@ from manymap.launcher import (
 )
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._base import WAIT
+from manymap.launcher.testing._suite_part import SuitePart
 
 __all__ = ["MapConformance"]
 
 
-class MapConformance:
+class MapConformance(SuitePart):
     """The map family and ``pipe``'s results, as tests (see the module)."""
-
-    nodes: int
-    concurrent: bool
-    slow_task: float
-    timeout: float
-
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
 
     # ------------------------------------------------------------ ordering
 

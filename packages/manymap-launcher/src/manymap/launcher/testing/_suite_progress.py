@@ -9,7 +9,6 @@ not break the map, and the counts of ``stats()``.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import pytest
 
@@ -19,20 +18,13 @@ from manymap.launcher import (
     TaskEvent,
 )
 from manymap.launcher.testing import _tasks as tasks
+from manymap.launcher.testing._suite_part import SuitePart
 
 __all__ = ["ProgressConformance"]
 
 
-class ProgressConformance:
+class ProgressConformance(SuitePart):
     """Progress events and stats, as tests (see the module)."""
-
-    nodes: int
-    concurrent: bool
-    slow_task: float
-    timeout: float
-
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
 
     # ------------------------------------------------- progress and stats
 

@@ -9,7 +9,6 @@ cancelling, and ``retries`` re-run a timed-out task.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,20 +21,13 @@ from manymap.launcher import (
 )
 from manymap.launcher.testing import _tasks as tasks
 from manymap.launcher.testing._base import WAIT
+from manymap.launcher.testing._suite_part import SuitePart
 
 __all__ = ["TimeoutConformance"]
 
 
-class TimeoutConformance:
+class TimeoutConformance(SuitePart):
     """Timeouts and retries, as tests (see the module)."""
-
-    nodes: int
-    concurrent: bool
-    slow_task: float
-    timeout: float
-
-    def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
 
     # ------------------------------------------------------------ timeouts
 
