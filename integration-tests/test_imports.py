@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from manymap.launcher.testing import DistributionConformance
 from manymap.launcher.testing._imports import fresh_import_loads, import_cycles, module_graph, module_name
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,7 @@ def test_modules_import_each_other_without_a_cycle(src: Path) -> None:
     assert not cycles, "import cycles: " + "; ".join(" <-> ".join(cycle) for cycle in cycles)
 
 
-DEFERRED = ("asyncio", "dataclasses", "dill", "importlib.metadata", "multiprocess", "paramiko", "ppft")
+DEFERRED = DistributionConformance.FAMILY_DEFERRED
 
 
 @pytest.mark.parametrize("module", ["manymap.launcher", "manymap.pools.local", "manymap.pools.rpc"])

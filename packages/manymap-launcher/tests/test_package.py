@@ -14,12 +14,4 @@ class TestDistribution(DistributionConformance):
     module = "manymap.launcher"
     public_modules = ("manymap.launcher", "manymap.launcher.lowlevel", "manymap.launcher.testing")
     namespaces = ("manymap",)
-    lazy_modules = (
-        "asyncio",
-        "dataclasses",
-        "dill",
-        "importlib.metadata",
-        "multiprocess",
-        "paramiko",
-        "ppft",
-    )
+    lazy_modules = DistributionConformance.FAMILY_DEFERRED

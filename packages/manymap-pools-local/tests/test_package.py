@@ -13,12 +13,4 @@ class TestDistribution(DistributionConformance):
     distribution = "manymap-pools-local"
     module = "manymap.pools.local"
     namespaces = ("manymap", "manymap.pools")
-    lazy_modules = (
-        "asyncio",
-        "dataclasses",
-        "dill",
-        "importlib.metadata",
-        "multiprocess",
-        "paramiko",
-        "ppft",
-    )
+    lazy_modules = DistributionConformance.FAMILY_DEFERRED

@@ -15,12 +15,4 @@ class TestDistribution(DistributionConformance):
     public_modules = ("manymap.pools.rpc", "manymap.pools.rpc.bootstrap")
     scripts = ("manymap-server",)
     namespaces = ("manymap", "manymap.pools")
-    lazy_modules = (
-        "asyncio",
-        "dataclasses",
-        "dill",
-        "importlib.metadata",
-        "multiprocess",
-        "paramiko",
-        "ppft",
-    )
+    lazy_modules = DistributionConformance.FAMILY_DEFERRED

@@ -14,12 +14,4 @@ class TestDistribution(DistributionConformance):
     module = "manymap.serialize"
     scripts = ("manymap-serialize",)
     namespaces = ("manymap",)
-    lazy_modules = (
-        "asyncio",
-        "dataclasses",
-        "dill",
-        "importlib.metadata",
-        "multiprocess",
-        "paramiko",
-        "ppft",
-    )
+    lazy_modules = DistributionConformance.FAMILY_DEFERRED

@@ -52,6 +52,18 @@ class DistributionConformance:
     scripts: tuple[str, ...] = ()
     lazy_modules: tuple[str, ...] = ()
 
+    #: What the packages a plain ``map`` goes through (launcher, serialize, the
+    #: pools) defer: their ``lazy_modules``.
+    FAMILY_DEFERRED = (
+        "asyncio",
+        "dataclasses",
+        "dill",
+        "importlib.metadata",
+        "multiprocess",
+        "paramiko",
+        "ppft",
+    )
+
     def _files(self) -> set[str]:
         files = {str(f) for f in importlib.metadata.files(self.distribution) or ()}
         assert files, f"{self.distribution} lists no installed files"
