@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import time
+from pathlib import Path
 from typing import Any
 
 from manymap.pools.local import ProcessPool
@@ -115,3 +117,12 @@ def nested_leadership(_: Any) -> tuple[int, list[tuple[int, int]]]:
 def process_group(_: Any) -> tuple[int, int]:
     """This process's pid and process group."""
     return os.getpid(), os.getpgid(0)
+
+
+def pid_once_two_met(folder: str) -> int:
+    """Leave this worker's pid in ``folder``, then wait (30 s at most) until two workers have."""
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid()

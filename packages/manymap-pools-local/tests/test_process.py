@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pool_helpers import configure, configured, inner_process_map
+from pool_helpers import configure, configured, inner_process_map, pid_once_two_met
 
 from manymap.launcher import PoolClosedError
 from manymap.launcher.testing import eventually, hang_guard, live_children
@@ -230,12 +230,13 @@ def _children(pid: int) -> set[int]:
     return children
 
 
-def test_resize_keeps_results_right() -> None:
+def test_resize_keeps_results_right(tmp_path: Path) -> None:
     before = live_children()
     with ProcessPool(1) as pool:
         assert pool.map(worker_pid, range(4)) != []
         pool.nodes = 3
-        assert len(set(pool.map(worker_pid, range(60), chunksize=1))) >= 2
+        # Each task waits until two workers have run one: only a grown pool can.
+        assert len(set(pool.map(pid_once_two_met, [str(tmp_path)] * 3, chunksize=1))) >= 2
         pool.ncpus = 1
         assert pool.map(abs, range(-3, 0)) == [3, 2, 1]
     assert eventually(lambda: not (live_children() - before))

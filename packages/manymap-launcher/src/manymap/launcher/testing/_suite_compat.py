@@ -101,6 +101,7 @@ class CompatConformance:
     def test_executor_map_timeout_cancels_what_has_not_started(self, tmp_path: Path) -> None:
         markers = [str(tmp_path / f"task-{i}") for i in range(6)]
         pool = self.make_pool(1)
+        pool.map(tasks.square, [1])  # a started worker: the timeout then counts no start-up
         seconds = self.slow_task if self.concurrent else 0
         results = pool.executor.map(tasks.sleep_once, markers, [seconds] * 6, timeout=self.timeout)
         if self.concurrent:
