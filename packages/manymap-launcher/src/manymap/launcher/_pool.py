@@ -446,6 +446,8 @@ class AbstractWorkerPool(
         return self._lifecycle.accepting
 
     def _ensure_started(self) -> None:
+        if self._lifecycle.workers_up:  # every call after the first
+            return
         with self._start_lock:
             with self._lock:
                 if not self._lifecycle.begin():
