@@ -118,19 +118,12 @@ def info_lines(s: Summary) -> list[str]:
             f"(n={len(quiet_serial)}): {mine / ideal:.3f}x"
         )
     closure, partial = s.figure("closure", key), s.figure("closure-partial", key)
-    tiny = s.figure("tiny", key)
     if closure is not None and partial is not None:
         lines.append(
             f"INFO  manymap ProcessPool closure: lambda {fmt_seconds(closure)} "
             f"vs partial {fmt_seconds(partial)} per item "
             f"over the same {CLOSURE_ITEMS:,} items ({closure / partial:.2f}x: the cost of the closure "
             "by value)"
-            + (
-                f"; partial per item is {partial / (tiny / TINY_ITEMS):.1f}x tiny per item (the map's fixed "
-                f"cost spread over {CLOSURE_ITEMS:,} items instead of {TINY_ITEMS:,})"
-                if tiny
-                else ""
-            )
         )
     return lines
 
