@@ -9,8 +9,10 @@ third-party packages; old and new take turns, which spreads this machine's
 noise over both. It prints, per pair, the median of:
 
 - ``serial-tiny``: ``SerialPool.map`` of 100,000 tiny items;
+- ``thread-map``: ``ThreadPool(2).map`` of 1,000 items;
 - ``process-map``: ``ProcessPool(2).map`` of 1,000 items (module-level function);
 - ``process-lambda``: the same with a new lambda each call (shipped each time);
+- ``process-pipe``: ``ProcessPool(2).pipe``, per call;
 - ``parallel-pipe``: ``ParallelPool(2).pipe`` (local workers), per call.
 
 Not part of ``nox -s bench``: it answers "did a change make a pool slower?",
@@ -42,6 +44,16 @@ if kind == "serial-tiny":
     from manymap.pools.local import SerialPool
     pool = SerialPool()
     figure = median_of(lambda: pool.map(neg, range(100_000)), 9)
+elif kind == "thread-map":
+    from manymap.pools.local import ThreadPool
+    with ThreadPool(2) as pool:
+        pool.map(neg, range(10))
+        figure = median_of(lambda: pool.map(neg, range(1000)), 25)
+elif kind == "process-pipe":
+    from manymap.pools.local import ProcessPool
+    with ProcessPool(2) as pool:
+        pool.map(neg, range(10))
+        figure = median_of(lambda: [pool.pipe(neg, i) for i in range(300)], 9) / 300
 elif kind in ("process-map", "process-lambda"):
     from manymap.pools.local import ProcessPool
     with ProcessPool(2) as pool:
@@ -58,7 +70,7 @@ else:
 print(figure)
 """
 
-KINDS = ("serial-tiny", "process-map", "process-lambda", "parallel-pipe")
+KINDS = ("serial-tiny", "thread-map", "process-map", "process-lambda", "process-pipe", "parallel-pipe")
 
 
 def measure(checkout: Path, kind: str) -> float:
