@@ -117,6 +117,14 @@ class PPWorker:
     def write(self, data: bytes, timeout: float) -> bool:
         """Write ``data`` to the worker; False if it died (or stopped reading for ``timeout``)."""
         view = memoryview(data)
+        try:  # most jobs fit in the pipe at once: no selector to build for them
+            view = view[os.write(self.stdin, view) :]
+        except BlockingIOError:
+            pass
+        except OSError:  # EPIPE: nobody reads
+            return False
+        if not view:
+            return True
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(self.stdin, selectors.EVENT_WRITE)
