@@ -87,7 +87,8 @@ def test_a_worker_holds_its_pipes_and_nothing_else() -> None:
     with ParallelPool(1) as pool:
         held = pool.pipe(_descriptors)
     assert sorted(held) == [0, 1, 2], f"a forked worker holds {held}"
-    assert held[0].startswith("pipe:") and held[1].startswith("pipe:")
+    assert held[0].startswith("pipe:")
+    assert held[1].startswith("pipe:")
     assert held[2] == os.devnull
 
 
