@@ -56,12 +56,13 @@ def _of(pid: int) -> dict[int, str]:
     return found
 
 
-def _template_and_server() -> tuple[int, int]:
-    """In a worker: its parent (the template) and the template's parent (the server)."""
-    template = os.getppid()
-    with open(f"/proc/{template}/stat", encoding="ascii") as stat:
-        server = int(stat.read().rsplit(")", 1)[1].split()[1])
-    return template, server
+def _server_of(pool: ParallelPool) -> int:
+    """The pid of the pool's local server."""
+    assert pool._local is not None
+    assert pool._local.process is not None
+    pid = pool._local.process.pid()
+    assert pid is not None
+    return pid
 
 
 def _holds_secret(digest: str) -> bool:
@@ -94,9 +95,9 @@ def test_a_worker_holds_its_pipes_and_nothing_else() -> None:
 
 def test_the_template_holds_one_socket_to_its_server_and_no_listener() -> None:
     with ParallelPool(1) as pool:
-        template, server = pool.pipe(_template_and_server)
+        template = pool.pipe(os.getppid)  # a worker's parent
         held = _of(template)
-        listening = _of(server)
+        listening = _of(_server_of(pool))
     sockets = [what for what in held.values() if what.startswith("socket:")]
     assert len(sockets) == 1, f"the template holds {held}"
     assert sum(what.startswith("socket:") for what in listening.values()) >= 2  # its listener, its end
@@ -148,6 +149,26 @@ def test_the_server_its_template_and_workers_die_with_the_pools_process() -> Non
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
         owner.stdout.close()
+
+
+@pytest.mark.filterwarnings("ignore:ParallelPool. server localhost is lost:RuntimeWarning")
+def test_a_killed_local_server_takes_its_template_and_workers() -> None:
+    pool = ParallelPool(2)
+    started: list[int] = []
+    try:
+        workers = set(pool.map(lambda _: os.getpid(), range(20), chunksize=1))
+        template = pool.pipe(os.getppid)
+        started = [template, *workers]
+        os.kill(_server_of(pool), signal.SIGKILL)
+        assert eventually(lambda: not any(alive(pid) for pid in started), 30.0), (
+            f"left alive: {[pid for pid in started if alive(pid)]}"
+        )
+    finally:
+        pool.terminate()
+        pool.join()
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_a_killed_server_takes_its_template_and_workers(tmp_path: Path) -> None:
