@@ -3,29 +3,23 @@
 A :class:`~manymap.pools.rpc.bootstrap.ServerLauncher` like
 ``LocalLauncher``, but without ``exec``: the pool's process has imported
 what the server runs, so a fork of it serves at once, where a fresh
-interpreter would first spend hundreds of milliseconds importing. Its ppft
-workers come from a warm template (``_template.py``) that is forked here
-too, beside the server, and handed to it: the first workers are ready one
-fork sooner than if the server forked the template.
+interpreter would first spend hundreds of milliseconds importing. The
+server then forks its ppft workers from a warm template of its own
+(``_template.py``).
 
-How it goes. :meth:`ForkLauncher.launch` forks the server, then the
-template (which watches the server's pidfd: it is our unreaped child, so
-its pid is its own), and writes the template's pid on the server's stdin
-pipe. The server leads a session of its own, closes every descriptor it
-inherited but its two pipes, its end of the template's socket and stderr,
-forgets the parent's signal handlers and garbage (``_forking.py``), builds
-the :class:`~manymap.pools.rpc.RPCServer` with that template and then
-speaks ``start_server``'s protocol: its port as the first line on one
-pipe, the secret read as a line from the other. The secret is made after
-the forks (``LocalNode.start``), so neither the server's memory before it
-reads it nor the template holds it.
+How it goes. :meth:`ForkLauncher.launch` forks; the child leads a session
+of its own, closes every descriptor it inherited but its two pipes and
+stderr, forgets the parent's signal handlers and garbage
+(``_forking.py``), builds the :class:`~manymap.pools.rpc.RPCServer` (which
+forks its template first) and then speaks ``start_server``'s protocol: its
+port as the first line on one pipe, the secret read as a line from the
+other. The secret is made after the fork (``LocalNode.start``), so neither
+the server's memory before it reads it nor its template holds it.
 
 Dying with its owner. The server stops at the end of that pipe, on
 SIGTERM (:meth:`ForkLauncher.close_stdin` sends both: another fork of the
 pool's process may hold a copy of the pipe), and when the pool's process
-ends: it watches a pidfd of it, which no grandchild can hold open. The
-template ends with the server (and kills its workers); :meth:`ForkLauncher.kill`
-reaps both.
+ends: it watches a pidfd of it, which no grandchild can hold open.
 """
 
 from __future__ import annotations
@@ -35,7 +29,6 @@ import importlib
 import os
 import selectors
 import signal
-import socket
 import sys
 import traceback
 from types import FrameType
@@ -44,7 +37,6 @@ from typing import NamedTuple, NoReturn
 from manymap.launcher import ResultTimeoutError
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
-from manymap.pools.rpc._template import Template, fork_template
 
 __all__ = ["ForkLauncher"]
 
@@ -86,7 +78,6 @@ class ForkLauncher:
         self._control = -1  # the server's stdin: the secret, then its end
         self._out = -1  # the server's stdout: its port
         self._buffer = b""
-        self._template = 0  # the pid of the server's worker template (0: none forked here)
         self.returncode: int | None = None
 
     @staticmethod
@@ -106,42 +97,23 @@ class ForkLauncher:
         importlib.import_module(wire.INWORKER)
         control_r, control_w = os.pipe()
         out_r, out_w = os.pipe()
-        server_end, template_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         owner = os.getpid()
         try:
             pid = os.fork()
         except BaseException:
             for fd in (control_r, control_w, out_r, out_w):
                 os.close(fd)
-            server_end.close()
-            template_end.close()
             raise
         if pid == 0:  # pragma: no cover - the server (coverage does not follow os._exit)
             _server_main(
-                control_r,
-                out_w,
-                server_end.fileno(),
-                owner,
-                self.workers,
-                self.max_connections,
-                self.max_tasks_per_worker,
+                control_r, out_w, owner, self.workers, self.max_connections, self.max_tasks_per_worker
             )
         os.close(control_r)
         os.close(out_w)
-        server_end.close()
         self._pid = pid
         self._pidfd = os.pidfd_open(pid)  # our child, unreaped: its own pid
         self._control = control_w
         self._out = out_r
-        # The server's worker template, forked here beside it rather than by it: its
-        # first workers are ready one fork sooner. It dies with the server, which
-        # it watches (our unreaped child: its pid is its own); we reap it in kill().
-        with template_end:
-            try:
-                self._template = fork_template(template_end, pid, self.workers)
-            except OSError:
-                self._template = 0  # the server forks its own
-        self.send(b"%d\n" % self._template)
 
     def pid(self) -> int | None:
         """Its pid; ``None`` before launch."""
@@ -214,9 +186,6 @@ class ForkLauncher:
                 with contextlib.suppress(OSError):
                     os.close(fd)
         self._control = self._out = self._pidfd = -1
-        template, self._template = self._template, 0
-        if template:
-            _reap_template(template)
 
     def _reap(self) -> None:
         assert self._pid is not None
@@ -230,35 +199,11 @@ class ForkLauncher:
             raise RuntimeError(f"{self.name} is not launched")
 
 
-def _reap_template(pid: int) -> None:
-    """Reap the server's template once it ended (it does when the server does), or kill it."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except OSError:
-        return
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(pidfd, selectors.EVENT_READ)
-            if not selector.select(_WAIT):
-                with contextlib.suppress(OSError):
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-    finally:
-        os.close(pidfd)
-
-
 # -------------------------------------------------------------- the server
 
 
 def _server_main(
-    control: int,
-    out: int,
-    template: int,
-    owner: int,
-    workers: int,
-    max_connections: int,
-    max_tasks: int | None,
+    control: int, out: int, owner: int, workers: int, max_connections: int, max_tasks: int | None
 ) -> NoReturn:
     """The forked server: never returns."""
     status = 1
@@ -267,9 +212,9 @@ def _server_main(
         watch = os.pidfd_open(owner)
         if os.getppid() != owner:  # the pool's process is gone already
             os._exit(0)
-        _forking.isolate({control, out, template, watch})
+        _forking.isolate({control, out, watch})
         _forking.fresh_start()
-        status = _serve(control, out, template, watch, workers, max_connections, max_tasks)
+        status = _serve(control, out, watch, workers, max_connections, max_tasks)
     except BaseException:
         with contextlib.suppress(Exception):
             traceback.print_exc(file=sys.stderr)
@@ -278,39 +223,12 @@ def _server_main(
         os._exit(status)
 
 
-def _read_line(fd: int) -> str:
-    """One line from ``fd``, read byte by byte (what follows it is not ours to read)."""
-    line = b""
-    while not line.endswith(b"\n") and len(line) < _LINE:
-        chunk = os.read(fd, 1)
-        if not chunk:
-            break
-        line += chunk
-    return line.decode("utf-8", "replace").strip()
-
-
 def _serve(
-    control: int,
-    out: int,
-    template: int,
-    watch: int,
-    workers: int,
-    max_connections: int,
-    max_tasks: int | None,
+    control: int, out: int, watch: int, workers: int, max_connections: int, max_tasks: int | None
 ) -> int:
     from manymap.pools.rpc._server import RPCServer
 
-    template_pid = int(_read_line(control) or 0)  # the pool's process forked it beside us
-    server = RPCServer(
-        workers=workers,
-        max_connections=max_connections,
-        max_tasks_per_worker=max_tasks,
-        fork_workers=False if template_pid else None,
-    )
-    if template_pid:
-        server._template = Template.adopt(socket.socket(fileno=template), template_pid)
-    else:
-        os.close(template)
+    server = RPCServer(workers=workers, max_connections=max_connections, max_tasks_per_worker=max_tasks)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()
@@ -319,7 +237,13 @@ def _serve(
     signal.signal(signal.SIGINT, stop)
     os.write(out, b"%d\n" % server.port)
     os.close(out)
-    secret = _read_line(control)  # the secret's line only: the rest is the end of the pipe
+    line = b""
+    while not line.endswith(b"\n") and len(line) < _LINE:
+        chunk = os.read(control, 1)  # the secret's line only: the rest is the end of the pipe
+        if not chunk:
+            break
+        line += chunk
+    secret = line.decode("utf-8", "replace").strip()
     if not secret:
         server.stop()
         server.serve_forever()  # stops at once: its template and workers go with it

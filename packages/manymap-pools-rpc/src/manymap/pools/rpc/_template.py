@@ -49,7 +49,7 @@ from typing import NoReturn
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
 
-__all__ = ["Template", "TemplateError", "fork_template"]
+__all__ = ["Template", "TemplateError"]
 
 _ANSWER_WAIT = 30.0  # seconds the template may take to answer (its first spawn waits for its imports)
 _REAP_WAIT = 10.0  # seconds a killed worker may take to exit
@@ -60,21 +60,6 @@ class TemplateError(RuntimeError):
     """The template is gone, or did not answer."""
 
 
-def fork_template(sock: socket.socket, server: int, prefork: int) -> int:
-    """Fork a template that serves requests on ``sock`` (its end of the pair), dies
-    with process ``server`` and forks ``prefork`` workers at once; its pid.
-
-    The server forks its own (:class:`Template`); ParallelPool's local node forks
-    the template beside the server it forks (``_fork_launcher.py``), one fork
-    sooner, and hands it over to that server (:meth:`Template.adopt`).
-    """
-    parent = server == os.getpid()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child (coverage does not follow os._exit)
-        _template_main(sock.fileno(), server, prefork, parent=parent)
-    return pid
-
-
 class Template:
     """The server's side: forks the template now (call it before the server has a
     thread, a client or its secret); the template forks ``prefork`` workers at once,
@@ -82,22 +67,14 @@ class Template:
 
     def __init__(self, prefork: int = 0) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        with theirs:
-            pid = fork_template(theirs, os.getpid(), prefork)
-        self._take(ours, pid)
-
-    @classmethod
-    def adopt(cls, sock: socket.socket, pid: int) -> Template:
-        """The template ``pid`` that was forked for this server (it watches this
-        process), reached on ``sock``."""
-        template = cls.__new__(cls)
-        template._take(sock, pid)
-        return template
-
-    def _take(self, sock: socket.socket, pid: int) -> None:
+        server = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child (coverage does not follow os._exit)
+            _template_main(theirs.fileno(), server, prefork)
+        theirs.close()
         self.pid = pid
-        self._sock = sock
-        self._pidfd = os.pidfd_open(pid)  # ours, or our parent's unreaped child: its own pid
+        self._sock = ours
+        self._pidfd = os.pidfd_open(pid)
         self._lock = threading.Lock()
         self._closed = False
 
@@ -165,18 +142,18 @@ class Template:
                 with contextlib.suppress(OSError):
                     signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(self.pid, 0)  # ours (an adopted one is reaped by the pool's process)
+            os.waitpid(self.pid, 0)
         os.close(self._pidfd)
 
 
 # ------------------------------------------------------------ the template
 
 
-def _template_main(fd: int, server: int, prefork: int, *, parent: bool) -> NoReturn:
+def _template_main(fd: int, server: int, prefork: int) -> NoReturn:
     """The template process: never returns."""
     try:
-        watch = os.pidfd_open(server)  # the server: our parent, or our parent's unreaped child
-        if parent and os.getppid() != server:  # the server is gone already
+        watch = os.pidfd_open(server)
+        if os.getppid() != server:  # the server is gone already
             os._exit(0)
         _forking.isolate({fd, watch})
         _forking.fresh_start()
@@ -283,6 +260,7 @@ def _worker_main(stdin: int, stdout: int) -> NoReturn:
         os.dup2(stdin, 0)
         os.dup2(stdout, 1)
         _forking.isolate({0, 1}, stderr=False)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
         # Fresh file objects: the parent's may hold buffered bytes of their own.
         for fd, mode, name in ((0, "r", "stdin"), (1, "w", "stdout"), (2, "w", "stderr")):
             stream = open(fd, mode, encoding="utf-8", closefd=False)  # noqa: SIM115
