@@ -45,7 +45,7 @@ def test_binds_the_loopback_only_by_default() -> None:
     try:
         assert server._listener.getsockname()[0] == "127.0.0.1"
     finally:
-        server._listener.close()
+        server._shutdown()  # its listener, and the worker template it forked
 
 
 def test_warns_when_bound_elsewhere(tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from manymap.launcher import AuthenticationError, ConnectionLostError
 from manymap.pools.rpc import _deferred
 from manymap.pools.rpc._auth import Connection, ServerBusy, handshake
+from manymap.pools.rpc._fork_launcher import ForkLauncher
 from manymap.pools.rpc._local_launcher import LocalLauncher
 from manymap.pools.rpc.bootstrap import server_command, start_server, stop_server
 
@@ -135,7 +136,14 @@ class DirectNode(Node):
 
 
 class LocalNode(Node):
-    """A manymap-server started on this host for the pool's local workers."""
+    """A manymap-server started on this host for the pool's local workers.
+
+    Where the platform can (Linux), the server is a fork of this process
+    (``_fork_launcher.py``), whose ppft workers are forks of a warm template
+    of its own: no interpreter starts and nothing is imported again, so a
+    local pool serves within milliseconds. Elsewhere it is ``python -m
+    manymap.pools.rpc`` with this process's ``sys.path``.
+    """
 
     def __init__(self, workers: int, *, max_tasks: int | None = None) -> None:
         super().__init__()
@@ -143,19 +151,30 @@ class LocalNode(Node):
         self.label = "localhost"
         self.host = "localhost"
         self.workers = workers
-        self.secret = secrets.token_hex(32)
+        self.secret = ""  # made once the server is forked: its memory never holds it unasked
         self.port = 0
-        self.process: LocalLauncher | None = None
+        self.process: LocalLauncher | ForkLauncher | None = None
 
     def start(self) -> None:
-        command = server_command(
-            sys.executable, workers=self.workers, max_connections=4096, max_tasks_per_worker=self.max_tasks
-        )
-        # The local workers import what this process can: its sys.path, as a forked worker would.
-        path = os.pathsep.join(entry for entry in sys.path if entry and os.path.isdir(entry))
-        self.process = LocalLauncher(
-            command, {**os.environ, "PYTHONPATH": path}, name="the local manymap-server"
-        )
+        if ForkLauncher.available():
+            forked = ForkLauncher(
+                workers=self.workers, max_connections=4096, max_tasks_per_worker=self.max_tasks
+            )
+            self.process = forked
+            forked.launch()
+        else:
+            command = server_command(
+                sys.executable,
+                workers=self.workers,
+                max_connections=4096,
+                max_tasks_per_worker=self.max_tasks,
+            )
+            # The local workers import what this process can: its sys.path, as a forked worker would.
+            path = os.pathsep.join(entry for entry in sys.path if entry and os.path.isdir(entry))
+            self.process = LocalLauncher(
+                command, {**os.environ, "PYTHONPATH": path}, name="the local manymap-server"
+            )
+        self.secret = secrets.token_hex(32)
         self.port = start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
     def connect(self, timeout: float | None = None) -> Connection:

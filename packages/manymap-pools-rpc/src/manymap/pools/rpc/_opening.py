@@ -64,7 +64,9 @@ def open_nodes(
             slots.append(Slot(node, connect_patiently(node)))
             node.workers = int(slots[0].info.get("workers", 1))
             want = local_workers if isinstance(node, LocalNode) else node.workers
-            for _ in range(want - 1):
+            if isinstance(node, LocalNode):  # a place for each on its server: all at once
+                slots.extend(_connect_at_once(node, want - 1))
+            for _ in range(want - len(slots)):
                 try:
                     slots.append(Slot(node, node.connect()))
                 except ServerBusy:  # other clients hold the rest of its workers
@@ -87,6 +89,23 @@ def open_nodes(
     for thread in starters:
         thread.join()  # each step of a start or connect has its own timeout
     return [slot for slots in opened for slot in slots], down, errors
+
+
+def _connect_at_once(node: Node, count: int) -> list[Slot]:
+    """``count`` more connections to ``node``, opened side by side (those that fail are
+    opened one by one after, by the caller)."""
+    opened: list[Slot] = []
+
+    def connect() -> None:
+        with contextlib.suppress(Exception):
+            opened.append(Slot(node, node.connect()))
+
+    threads = [threading.Thread(target=connect, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()  # each connect has its own timeout
+    return opened
 
 
 def warn_down(nodes: list[Node], down: dict[str, str]) -> None:

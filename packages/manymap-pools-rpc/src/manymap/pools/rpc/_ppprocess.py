@@ -1,9 +1,11 @@
 """One ppft worker process of a ``manymap-server``, seen from the server.
 
 The worker runs ppft's worker loop (``_inworker.py``) in a session and process
-group of its own. Its death is seen through a pidfd (``os.pidfd_open``), which
-nothing else can hold open: a task's children inherit the worker's pipes, so
-the end of its stdout only comes when the last of them exits. When the worker
+group of its own: forked from the server's warm template (``_template.py``)
+where there is one, else started as a fresh interpreter. Its death is seen
+through a pidfd (``os.pidfd_open``), which nothing else can hold open: a
+task's children inherit the worker's pipes, so the end of its stdout only
+comes when the last of them exits. When the worker
 dies, times out or is stopped, its whole process group is killed with it:
 what its tasks forked, their ``multiprocessing`` children and subprocesses.
 
@@ -23,9 +25,13 @@ import signal
 import subprocess
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from manymap.launcher.lowlevel import exit_reason
 from manymap.pools.rpc import _wire as wire
+
+if TYPE_CHECKING:
+    from manymap.pools.rpc._template import Template
 
 __all__ = ["WORKER_START", "PPWorker", "describe"]
 
@@ -36,24 +42,36 @@ _REPLY_LIMIT = 1 << 40  # the worker is ours: its replies are not limited
 class PPWorker:
     """One ppft worker process: its pipes, its pidfd, its process group."""
 
-    def __init__(self) -> None:
-        self.process = subprocess.Popen(
-            # Imported by name, not run as __main__: the stub imports the same module.
-            [sys.executable, "-u", "-c", f"from {wire.INWORKER} import main; main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,  # its own group: killed with everything its tasks started
-        )
-        assert self.process.stdout is not None
-        assert self.process.stdin is not None
-        self.pid = self.process.pid
-        self.stdout = self.process.stdout.fileno()
-        self.stdin = self.process.stdin.fileno()
+    def __init__(self, template: Template | None = None) -> None:
+        """Start a worker: forked by ``template`` (its pidfd then always open), or exec'd.
+
+        Raises:
+            TemplateError: the template is gone or did not answer.
+        """
+        self._template = template
+        self.process: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+        if template is not None:
+            self.pid, self.stdin, self.stdout = template.spawn()
+        else:
+            self.process = subprocess.Popen(
+                # Imported by name, not run as __main__: the stub imports the same module.
+                [sys.executable, "-u", "-c", f"from {wire.INWORKER} import main; main()"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,  # its own group: killed with everything its tasks started
+            )
+            assert self.process.stdout is not None
+            assert self.process.stdin is not None
+            self.pid = self.process.pid
+            self.stdout = self.process.stdout.fileno()
+            self.stdin = self.process.stdin.fileno()
         os.set_blocking(self.stdout, False)
         os.set_blocking(self.stdin, False)
         self.pidfd: int | None = None
         with contextlib.suppress(AttributeError, OSError):  # not Linux: the end of stdout says it
+            # A template's worker is the template's child, unreaped until we ask: its own pid.
             self.pidfd = os.pidfd_open(self.pid)
         self.reader = wire.FrameReader.for_fd(self.stdout, _REPLY_LIMIT)
         self._stub = wire.StubCache()  # ppft's csend cache: the stub whole once, by hash after
@@ -99,6 +117,14 @@ class PPWorker:
     def write(self, data: bytes, timeout: float) -> bool:
         """Write ``data`` to the worker; False if it died (or stopped reading for ``timeout``)."""
         view = memoryview(data)
+        try:  # most jobs fit in the pipe at once: no selector to build for them
+            view = view[os.write(self.stdin, view) :]
+        except BlockingIOError:
+            pass
+        except OSError:  # EPIPE: nobody reads
+            return False
+        if not view:
+            return True
         deadline = time.monotonic() + timeout
         with selectors.DefaultSelector() as selector:
             selector.register(self.stdin, selectors.EVENT_WRITE)
@@ -132,29 +158,42 @@ class PPWorker:
     def dead(self) -> bool:
         """Whether the worker has exited (it may still be unreaped)."""
         if self.pidfd is None:
-            return self.process.poll() is not None
+            return self.process is not None and self.process.poll() is not None
         with selectors.DefaultSelector() as selector:
             selector.register(self.pidfd, selectors.EVENT_READ)
             return bool(selector.select(0))
 
     def kill(self) -> int | None:
         """Kill the worker and its process group, reap it, close its pipes; its exit code."""
-        if not self._reaped:
-            self._reaped = True
+        if self._reaped:
+            return self.returncode
+        self._reaped = True
+        with contextlib.suppress(OSError):
+            os.killpg(self.pid, signal.SIGKILL)  # the group: what its tasks started too
+        process = self.process
+        if process is not None:
             with contextlib.suppress(OSError):
-                os.killpg(self.pid, signal.SIGKILL)  # the group: what its tasks started too
-            with contextlib.suppress(OSError):
-                self.process.kill()
+                process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(10.0)
-            for stream in (self.process.stdin, self.process.stdout):
+                process.wait(10.0)
+            self.returncode = process.returncode
+            for stream in (process.stdin, process.stdout):
                 with contextlib.suppress(OSError):
                     if stream is not None:
                         stream.close()
+        else:
             if self.pidfd is not None:
                 with contextlib.suppress(OSError):
-                    os.close(self.pidfd)
-        return self.process.returncode
+                    signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
+            assert self._template is not None
+            self.returncode = self._template.reap(self.pid)
+            for fd in (self.stdin, self.stdout):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        if self.pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self.pidfd)
+        return self.returncode
 
     def exitcode(self) -> int | None:
         """The exit code of a worker seen dead; its group is killed and it is reaped.
@@ -162,7 +201,7 @@ class PPWorker:
         With a pidfd the worker is a zombie until reaped here, so its pid (the
         group's id) cannot have been reused when the group is killed.
         """
-        if self.pidfd is None:  # seen dead by the end of its stdout: let it finish exiting
+        if self.pidfd is None and self.process is not None:  # seen dead by the end of its stdout
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5.0)
         return self.kill()

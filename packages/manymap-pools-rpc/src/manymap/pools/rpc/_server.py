@@ -13,15 +13,19 @@ through the selector's timeout) instead of spinning.
 
 A client that proved the secret gets a thread and a ppft worker of its own
 (``_connection.py``, ``_ppprocess.py``), which proves the server's side of
-the handshake and relays the client's batches to the worker; workers are
-kept started ahead (``workers`` of them; with ``max_tasks_per_worker``,
+the handshake and relays the client's batches to the worker. Workers are
+forked from a warm template (``_template.py``) that the server forks first
+thing as it is built, before it has a thread, a client or its secret (a
+fresh interpreter each where the platform cannot: no fork or pidfds); they
+are kept started ahead (``workers`` of them; with ``max_tasks_per_worker``,
 ``workers`` spares besides those in use, which take the place of retired
 workers at once).
 
 The server stops on :meth:`RPCServer.stop` (also from a signal handler),
 after ``idle_timeout`` seconds with no client, or at the end of the file
 given to :meth:`RPCServer.stop_at_eof` (``--secret-file -``: stdin, i.e. when
-the ssh session or the pool that started it is gone). It then ends every
+the ssh session or the pool that started it is gone), or when the process
+given to :meth:`RPCServer.stop_with` ends. It then ends every
 connection, kills every worker with its process group, and returns.
 """
 
@@ -38,10 +42,12 @@ import threading
 import time
 from typing import Any
 
+from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import Session, check_client, new_nonce
 from manymap.pools.rpc._connection import serve_connection
-from manymap.pools.rpc._ppprocess import PPWorker
+from manymap.pools.rpc._ppprocess import WORKER_START, PPWorker
+from manymap.pools.rpc._template import Template, TemplateError
 
 __all__ = ["DEFAULT_FRAME_LIMIT", "RPCServer"]
 
@@ -84,6 +90,9 @@ class RPCServer:
             runs finishes first), so that what a task changed in its process
             (resource limits, environment, signal handlers, leaks) does not
             reach later tasks (``None``: never).
+        fork_workers: fork the ppft workers from a warm template process
+            (forked as the server is built) rather than start each as a
+            fresh interpreter (``None``: where the platform can, Linux).
     """
 
     def __init__(
@@ -99,7 +108,12 @@ class RPCServer:
         frame_limit: int = DEFAULT_FRAME_LIMIT,
         max_pending: int = 128,
         max_tasks_per_worker: int | None = None,
+        fork_workers: bool | None = None,
     ) -> None:
+        if fork_workers and not _forking.available():
+            raise ValueError(
+                "RPCServer(): fork_workers=True needs os.fork, os.pidfd_open and socket.send_fds"
+            )
         if max_tasks_per_worker is not None and (
             isinstance(max_tasks_per_worker, bool)
             or not isinstance(max_tasks_per_worker, int)
@@ -110,6 +124,9 @@ class RPCServer:
                 f"got {max_tasks_per_worker!r}"
             )
         self.max_tasks_per_worker = max_tasks_per_worker
+        # First: the template is forked before this process holds a secret, a socket or a thread of ours.
+        forking = fork_workers is not False and _forking.available()
+        self._template = Template(prefork=workers or os.cpu_count() or 1) if forking else None
         self.secret = secret or secrets.token_hex(32)
         self.workers = workers or os.cpu_count() or 1
         self.max_connections = max_connections or self.workers
@@ -120,12 +137,19 @@ class RPCServer:
         self.host = socket.gethostname()
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
         self._listener = socket.socket(family, socket.SOCK_STREAM)
-        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._listener.bind((bind, port))
-        self._listener.listen(128)
-        self._listener.setblocking(False)
+        try:
+            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listener.bind((bind, port))
+            self._listener.listen(128)
+            self._listener.setblocking(False)
+        except BaseException:
+            self._listener.close()
+            if self._template is not None:
+                self._template.close()
+            raise
         self.port: int = self._listener.getsockname()[1]
         self._lock = threading.Lock()
+        self._worker_ready = threading.Condition(self._lock)  # a worker went idle, or a start ended
         self._idle: list[PPWorker] = []
         self._active = 0
         self._starting = 0  # workers being started for _idle
@@ -135,6 +159,7 @@ class RPCServer:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._eof_fd: int | None = None
+        self._owner_fd: int | None = None
         self._pending: collections.OrderedDict[socket.socket, _Pending] = collections.OrderedDict()
         self._pending_cap = self.max_pending  # lowered when descriptors run short
         self._listening = True
@@ -150,6 +175,10 @@ class RPCServer:
         """Stop when the file descriptor ``fd`` (a pipe, such as stdin) reaches its end."""
         self._eof_fd = fd
 
+    def stop_with(self, pidfd: int) -> None:
+        """Stop when the process of ``pidfd`` (a pidfd: its owner) ends."""
+        self._owner_fd = pidfd
+
     def serve_forever(self) -> None:
         """Accept and serve clients until stopped or idle for ``idle_timeout``."""
         self._spawn(self._prestart)
@@ -159,6 +188,8 @@ class RPCServer:
             selector.register(self._wake_r, selectors.EVENT_READ, "wake")
             if self._eof_fd is not None:
                 selector.register(self._eof_fd, selectors.EVENT_READ, "eof")
+            if self._owner_fd is not None:
+                selector.register(self._owner_fd, selectors.EVENT_READ, "owner")
             while not self._stopped.is_set():
                 for key, _ in selector.select(self._wait_time()):
                     if key.data == "listen":
@@ -169,6 +200,8 @@ class RPCServer:
                     elif key.data == "eof":
                         if not _read_some(key.fd):
                             self._stopped.set()
+                    elif key.data == "owner":
+                        self._stopped.set()
                     else:
                         self._advance(selector, key.data)
                 self._expire(selector)
@@ -218,6 +251,8 @@ class RPCServer:
 
     def _shutdown(self) -> None:
         self._stopped.set()
+        with self._lock:
+            self._worker_ready.notify_all()
         self._listener.close()
         for pending in list(self._pending.values()):
             pending.sock.close()
@@ -233,6 +268,8 @@ class RPCServer:
             idle, self._idle = self._idle, []
         for worker in idle:
             worker.kill()
+        if self._template is not None:
+            self._template.close()
         fds, self._wake_w = (self._wake_r, self._wake_w), -1  # a late stop() writes nowhere
         for fd in fds:
             with contextlib.suppress(OSError):
@@ -349,32 +386,53 @@ class RPCServer:
             self._starting += missing
         started: list[PPWorker] = []
         try:
-            started = [PPWorker() for _ in range(missing)]  # all at once: they start in parallel
-            for worker in started:
-                worker.ready()
+            for _ in range(missing):  # all at once: they start in parallel
+                started.append(self._new_worker())
+            while started:  # each goes idle as it is ready: a client waiting for one takes it
+                worker = started[0].ready()
+                started.pop(0)
+                with self._lock:
+                    missing -= 1
+                    self._starting -= 1
+                    stale = self._stopped.is_set()
+                    if not stale:
+                        self._idle.append(worker)
+                        self._worker_ready.notify()
+                if stale:
+                    worker.kill()
         except (RuntimeError, OSError, ValueError):
+            pass
+        finally:
             for worker in started:
                 worker.kill()
-            started = []
-        finally:
             with self._lock:
                 self._starting -= missing
-                if self._stopped.is_set():
-                    stale, started = started, []
-                else:
-                    stale = []
-                self._idle.extend(started)
-            for worker in stale:
-                worker.kill()
+                self._worker_ready.notify_all()
 
     def take_worker(self) -> PPWorker:
-        """An idle started worker, or a new one (for a connection's thread)."""
+        """An idle started worker, else one being started ahead once it is ready, else a
+        new one (for a connection's thread)."""
+        deadline = time.monotonic() + WORKER_START
         with self._lock:
+            while not self._idle and self._starting and not self._stopped.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._worker_ready.wait(remaining)
             worker = self._idle.pop() if self._idle else None
         if worker is not None and worker.dead():
             worker.kill()
             worker = None
-        return worker if worker is not None else PPWorker().ready()
+        return worker if worker is not None else self._new_worker().ready()
+
+    def _new_worker(self) -> PPWorker:
+        """A worker starting: forked from the template, or (without one, or once it is
+        gone) a fresh interpreter."""
+        template = self._template
+        if template is not None and template.alive:
+            with contextlib.suppress(TemplateError):
+                return PPWorker(template)
+        return PPWorker()
 
     def replace_worker(self) -> PPWorker:
         """A worker to take the place of one retired after ``max_tasks_per_worker`` tasks

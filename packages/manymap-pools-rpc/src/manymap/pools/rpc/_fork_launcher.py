@@ -1,0 +1,256 @@
+"""``ForkLauncher``: ParallelPool's local ``manymap-server``, forked from the pool's own process.
+
+A :class:`~manymap.pools.rpc.bootstrap.ServerLauncher` like
+``LocalLauncher``, but without ``exec``: the pool's process has imported
+what the server runs, so a fork of it serves at once, where a fresh
+interpreter would first spend hundreds of milliseconds importing. The
+server then forks its ppft workers from a warm template of its own
+(``_template.py``).
+
+How it goes. :meth:`ForkLauncher.launch` forks; the child leads a session
+of its own, closes every descriptor it inherited but its two pipes and
+stderr, forgets the parent's signal handlers and garbage
+(``_forking.py``), builds the :class:`~manymap.pools.rpc.RPCServer` (which
+forks its template first) and then speaks ``start_server``'s protocol: its
+port as the first line on one pipe, the secret read as a line from the
+other. The secret is made after the fork (``LocalNode.start``), so neither
+the server's memory before it reads it nor its template holds it.
+
+Dying with its owner. The server stops at the end of that pipe, on
+SIGTERM (:meth:`ForkLauncher.close_stdin` sends both: another fork of the
+pool's process may hold a copy of the pipe), and when the pool's process
+ends: it watches a pidfd of it, which no grandchild can hold open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import selectors
+import signal
+import sys
+import traceback
+from types import FrameType
+from typing import NamedTuple, NoReturn
+
+from manymap.launcher import ResultTimeoutError
+from manymap.pools.rpc import _forking
+from manymap.pools.rpc import _wire as wire
+
+__all__ = ["ForkLauncher"]
+
+_WAIT = 10.0  # seconds to wait for the process after SIGKILL
+_LINE = 4096  # the longest line read
+
+
+class Ended(NamedTuple):
+    """How the server ended (its stderr is not captured: it is ours)."""
+
+    returncode: int | None
+    stderr: bytes = b""
+
+
+class ForkLauncher:
+    """The local ``manymap-server`` as a fork of this process; ``name`` in messages.
+
+    Args:
+        workers: its ppft workers.
+        max_connections: clients it serves at once.
+        max_tasks_per_worker: tasks after which a worker is replaced (``None``: never).
+        name: what it is called in messages.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int,
+        max_connections: int,
+        max_tasks_per_worker: int | None = None,
+        name: str = "the local manymap-server",
+    ) -> None:
+        self.workers = workers
+        self.max_connections = max_connections
+        self.max_tasks_per_worker = max_tasks_per_worker
+        self.name = name
+        self._pid: int | None = None
+        self._pidfd = -1
+        self._control = -1  # the server's stdin: the secret, then its end
+        self._out = -1  # the server's stdout: its port
+        self._buffer = b""
+        self.returncode: int | None = None
+
+    @staticmethod
+    def available() -> bool:
+        """Whether this platform can fork the server (Linux)."""
+        return _forking.available()
+
+    def launch(self) -> None:
+        """Fork the server (once: a second call does nothing).
+
+        What a ppft worker runs (ppft, dill) is imported here first, once: the
+        server, its template and every worker are then forked warm (this process
+        needs dill anyway to send a lambda or a ``__main__`` function).
+        """
+        if self._pid is not None:
+            return
+        importlib.import_module(wire.INWORKER)
+        control_r, control_w = os.pipe()
+        out_r, out_w = os.pipe()
+        owner = os.getpid()
+        try:
+            pid = os.fork()
+        except BaseException:
+            for fd in (control_r, control_w, out_r, out_w):
+                os.close(fd)
+            raise
+        if pid == 0:  # pragma: no cover - the server (coverage does not follow os._exit)
+            _server_main(
+                control_r, out_w, owner, self.workers, self.max_connections, self.max_tasks_per_worker
+            )
+        os.close(control_r)
+        os.close(out_w)
+        self._pid = pid
+        self._pidfd = os.pidfd_open(pid)  # our child, unreaped: its own pid
+        self._control = control_w
+        self._out = out_r
+
+    def pid(self) -> int | None:
+        """Its pid; ``None`` before launch."""
+        return self._pid
+
+    def readline(self, timeout: float | None = None) -> bytes:
+        """The next line the server wrote, ``b""`` at its end.
+
+        Raises:
+            ResultTimeoutError: no whole line came within ``timeout`` seconds.
+        """
+        self._running()
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._out, selectors.EVENT_READ)
+            while b"\n" not in self._buffer and len(self._buffer) < _LINE:
+                if not selector.select(timeout):
+                    raise ResultTimeoutError(f"localhost: {self.name} wrote no line in {timeout:g} s")
+                chunk = os.read(self._out, _LINE)
+                if not chunk:
+                    break
+                self._buffer += chunk
+        line, newline, self._buffer = self._buffer.partition(b"\n")
+        return line + newline
+
+    def send(self, data: bytes | str) -> None:
+        """Write ``data`` to the server's stdin (a line: the pipe takes it whole)."""
+        self._running()
+        view = memoryview(data.encode() if isinstance(data, str) else data)
+        while view:
+            view = view[os.write(self._control, view) :]
+
+    def close_stdin(self) -> None:
+        """End the server's stdin and ask it to stop (SIGTERM)."""
+        if self._control >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._control)
+            self._control = -1
+        if self._pid is not None and self.returncode is None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
+
+    def response(self, timeout: float | None = None) -> Ended:
+        """Wait at most ``timeout`` seconds for the server to end.
+
+        Raises:
+            ResultTimeoutError: it still runs.
+        """
+        self._running()
+        if self.returncode is None:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._pidfd, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    raise ResultTimeoutError(f"localhost: {self.name} still running after {timeout:g} s")
+            self._reap()
+        return Ended(self.returncode)
+
+    def kill(self) -> None:
+        """SIGKILL the server if it still runs, reap it; close the pipes."""
+        if self._pid is None:
+            return
+        if self.returncode is None:
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+            with selectors.DefaultSelector() as selector:
+                selector.register(self._pidfd, selectors.EVENT_READ)
+                selector.select(_WAIT)
+            self._reap()
+        for fd in (self._control, self._out, self._pidfd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._control = self._out = self._pidfd = -1
+
+    def _reap(self) -> None:
+        assert self._pid is not None
+        with contextlib.suppress(ChildProcessError):
+            pid, status = os.waitpid(self._pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+
+    def _running(self) -> None:
+        if self._pid is None:
+            raise RuntimeError(f"{self.name} is not launched")
+
+
+# -------------------------------------------------------------- the server
+
+
+def _server_main(
+    control: int, out: int, owner: int, workers: int, max_connections: int, max_tasks: int | None
+) -> NoReturn:
+    """The forked server: never returns."""
+    status = 1
+    try:
+        os.setsid()  # a Ctrl-C at the pool's terminal is the pool's to handle
+        watch = os.pidfd_open(owner)
+        if os.getppid() != owner:  # the pool's process is gone already
+            os._exit(0)
+        _forking.isolate({control, out, watch})
+        _forking.fresh_start()
+        status = _serve(control, out, watch, workers, max_connections, max_tasks)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc(file=sys.stderr)
+            sys.stderr.flush()
+    finally:
+        os._exit(status)
+
+
+def _serve(
+    control: int, out: int, watch: int, workers: int, max_connections: int, max_tasks: int | None
+) -> int:
+    from manymap.pools.rpc._server import RPCServer
+
+    server = RPCServer(workers=workers, max_connections=max_connections, max_tasks_per_worker=max_tasks)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        server.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    os.write(out, b"%d\n" % server.port)
+    os.close(out)
+    line = b""
+    while not line.endswith(b"\n") and len(line) < _LINE:
+        chunk = os.read(control, 1)  # the secret's line only: the rest is the end of the pipe
+        if not chunk:
+            break
+        line += chunk
+    secret = line.decode("utf-8", "replace").strip()
+    if not secret:
+        server.stop()
+        server.serve_forever()  # stops at once: its template and workers go with it
+        return 2
+    server.secret = secret
+    os.set_blocking(control, False)
+    server.stop_at_eof(control)
+    server.stop_with(watch)
+    server.serve_forever()
+    return 0

@@ -1,0 +1,202 @@
+"""The local server forked from the pool's process, the ppft workers forked from the
+server's warm template: what each holds, and that each dies with its owner.
+
+Real processes, real SIGKILL; every wait is bounded (``eventually``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from rpc_helpers import WAIT, ServerProcess
+
+from manymap.launcher.testing import eventually
+from manymap.launcher.testing._faults import alive, descendants
+from manymap.pools.rpc import ParallelPool, RPCServer, _forking
+
+pytestmark = pytest.mark.skipif(not _forking.available(), reason="no fork / pidfd / SCM_RIGHTS here")
+
+_HEX64 = re.compile(rb"[0-9a-f]{64}")
+
+
+def _descriptors() -> dict[int, str]:
+    """This process's open descriptors and what each is (the listing's own left out)."""
+    listing = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        found = {}
+        for name in os.listdir(listing):
+            fd = int(name)
+            if fd != listing:
+                try:
+                    found[fd] = os.readlink(f"/proc/self/fd/{fd}")
+                except OSError:
+                    continue  # closed meanwhile (the listing's own scandir)
+        return found
+    finally:
+        os.close(listing)
+
+
+def _of(pid: int) -> dict[int, str]:
+    """Process ``pid``'s open descriptors and what each is."""
+    found = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+    return found
+
+
+def _server_of(pool: ParallelPool) -> int:
+    """The pid of the pool's local server."""
+    assert pool._local is not None
+    assert pool._local.process is not None
+    pid = pool._local.process.pid()
+    assert pid is not None
+    return pid
+
+
+def _holds_secret(digest: str) -> bool:
+    """Whether this process's memory holds a 64-hex-digit string whose sha256 is ``digest``."""
+    with open("/proc/self/maps", encoding="ascii") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if "r" not in fields[1] or (len(fields) > 5 and fields[5].startswith("[v")):
+                continue
+            start, end = (int(part, 16) for part in fields[0].split("-"))
+            try:
+                mem.seek(start)
+                chunk = mem.read(end - start)
+            except (OSError, OverflowError, ValueError):
+                continue
+            for match in _HEX64.finditer(chunk):
+                if hashlib.sha256(match.group()).hexdigest() == digest:
+                    return True
+    return False
+
+
+def test_a_worker_holds_its_pipes_and_nothing_else() -> None:
+    with ParallelPool(1) as pool:
+        held = pool.pipe(_descriptors)
+    assert sorted(held) == [0, 1, 2], f"a forked worker holds {held}"
+    assert held[0].startswith("pipe:")
+    assert held[1].startswith("pipe:")
+    assert held[2] == os.devnull
+
+
+def test_the_template_holds_one_socket_to_its_server_and_no_listener() -> None:
+    with ParallelPool(1) as pool:
+        template = pool.pipe(os.getppid)  # a worker's parent
+        held = _of(template)
+        listening = _of(_server_of(pool))
+    sockets = [what for what in held.values() if what.startswith("socket:")]
+    assert len(sockets) == 1, f"the template holds {held}"
+    assert sum(what.startswith("socket:") for what in listening.values()) >= 2  # its listener, its end
+    assert held[0] == held[1] == os.devnull
+
+
+def test_no_worker_holds_the_pools_secret() -> None:
+    with ParallelPool(1) as pool:
+        assert pool.pipe(abs, -1) == 1  # started
+        assert pool._local is not None
+        digest = hashlib.sha256(pool._local.secret.encode()).hexdigest()
+        assert not pool.pipe(_holds_secret, digest)
+        assert _holds_secret(digest)  # the check finds it where it is: here
+
+
+_OWNER = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from manymap.launcher.testing._faults import descendants
+    from manymap.pools.rpc import ParallelPool
+
+    pool = ParallelPool(2)
+    assert pool.map(abs, range(-4, 0)) == [4, 3, 2, 1]
+    while len(descendants(os.getpid())) < 4:  # the server, its template, two workers
+        time.sleep(0.01)
+    print(json.dumps(sorted(descendants(os.getpid()))), flush=True)
+    time.sleep(600)
+    """
+)
+
+
+def test_the_server_its_template_and_workers_die_with_the_pools_process() -> None:
+    owner = subprocess.Popen([sys.executable, "-c", _OWNER], stdout=subprocess.PIPE, text=True)
+    assert owner.stdout is not None
+    started: list[int] = []
+    try:
+        started = json.loads(owner.stdout.readline())
+        assert len(started) >= 4
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(WAIT)
+        assert eventually(lambda: not any(alive(pid) for pid in started), 30.0), (
+            f"left alive: {[pid for pid in started if alive(pid)]}"
+        )
+    finally:
+        if owner.poll() is None:
+            owner.kill()
+            owner.wait(WAIT)
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        owner.stdout.close()
+
+
+@pytest.mark.filterwarnings("ignore:ParallelPool. server localhost is lost:RuntimeWarning")
+def test_a_killed_local_server_takes_its_template_and_workers() -> None:
+    pool = ParallelPool(2)
+    started: list[int] = []
+    try:
+        workers = set(pool.map(lambda _: os.getpid(), range(20), chunksize=1))
+        template = pool.pipe(os.getppid)
+        started = [template, *workers]
+        os.kill(_server_of(pool), signal.SIGKILL)
+        assert eventually(lambda: not any(alive(pid) for pid in started), 30.0), (
+            f"left alive: {[pid for pid in started if alive(pid)]}"
+        )
+    finally:
+        pool.terminate()
+        pool.join()
+        for pid in started:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_killed_server_takes_its_template_and_workers(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, workers=2)
+    started: set[int] = set()
+    try:
+        pid = server.process.pid
+        assert eventually(lambda: len(descendants(pid)) >= 3, WAIT)  # the template, two workers
+        started = descendants(pid)
+        server.kill()
+        assert eventually(lambda: not any(alive(p) for p in started), 30.0), (
+            f"left alive: {[p for p in started if alive(p)]}"
+        )
+    finally:
+        for p in started:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+        server.stop()
+
+
+def test_a_server_without_its_template_starts_workers_by_exec() -> None:
+    server = RPCServer(workers=1, fork_workers=False)
+    try:
+        assert server._template is None
+        worker = server.take_worker()
+        try:
+            assert worker.process is not None  # a fresh interpreter
+        finally:
+            worker.kill()
+    finally:
+        server._shutdown()
