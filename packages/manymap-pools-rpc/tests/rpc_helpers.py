@@ -165,3 +165,18 @@ class Listener:
         self.thread.join(WAIT)
         for thread in self.threads:
             thread.join(WAIT)
+
+
+def first_draws_once_two_met(folder: str) -> tuple[int, float, float]:
+    """This worker's pid and its first draws of ``random`` and numpy's global generator,
+    taken once two workers have come (30 s at most), so that two siblings answer."""
+    import random
+    import time
+
+    import numpy
+
+    Path(folder, str(os.getpid())).touch()
+    deadline = time.monotonic() + 30
+    while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return os.getpid(), random.random(), float(numpy.random.random())

@@ -17,7 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from rpc_helpers import WAIT, ServerProcess
+from rpc_helpers import WAIT, ServerProcess, first_draws_once_two_met
 
 from manymap.launcher.testing import eventually
 from manymap.launcher.testing._faults import alive, descendants
@@ -91,6 +91,18 @@ def test_a_worker_holds_its_pipes_and_nothing_else() -> None:
     assert held[0].startswith("pipe:")
     assert held[1].startswith("pipe:")
     assert held[2] == os.devnull
+
+
+def test_sibling_workers_draw_different_random_numbers(tmp_path: Path) -> None:
+    # numpy is loaded in the pool's process, so the template and every worker
+    # forked from it start with one generator state unless each reseeds.
+    import numpy  # noqa: F401
+
+    with ParallelPool(2) as pool:
+        draws = pool.map(first_draws_once_two_met, [str(tmp_path)] * 2, chunksize=1)
+    assert len({pid for pid, _, _ in draws}) == 2, f"one worker ran both tasks: {draws}"
+    assert draws[0][1] != draws[1][1], "two forked workers drew the same random.random()"
+    assert draws[0][2] != draws[1][2], "two forked workers drew the same numpy.random.random()"
 
 
 def test_the_template_holds_one_socket_to_its_server_and_no_listener() -> None:
