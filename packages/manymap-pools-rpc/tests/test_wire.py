@@ -168,6 +168,21 @@ def test_a_bulk_frame_is_sealed_in_pieces_without_copying_its_body() -> None:
     assert bytes(server.open(b"".join(pieces)[wire.LENGTH.size :])) == b"R" + body
 
 
+def test_without_poly1305_a_bulk_frame_fails_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from manymap.pools.rpc import _auth
+
+    def unsupported(key: bytes) -> None:
+        raise UnsupportedAlgorithm("poly1305 is not supported by this version of OpenSSL")
+
+    monkeypatch.setattr(_auth, "_poly1305", [unsupported])  # as an OpenSSL in FIPS mode answers
+    client, _ = _sessions()
+    assert client.seal((b"small",))  # HMAC-SHA256 alone: no Poly1305 needed
+    with pytest.raises(RuntimeError, match=r"needs Poly1305 of the cryptography package.*not supported"):
+        client.seal((bytes(BULK),))
+
+
 def test_send_buffers_writes_every_piece_in_turn(pair: tuple[socket.socket, socket.socket]) -> None:
     left, right = pair
     pieces = [b"ab", b"", memoryview(b"cdef")[1:], bytearray(b"g" * 300_000)] + [b"h"] * 100

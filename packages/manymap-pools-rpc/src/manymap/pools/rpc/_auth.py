@@ -66,12 +66,26 @@ _PAD = bytes(wire.PROOF - 16)  # after a Poly1305 tag: every tag has one size
 _poly1305: list[Callable[[bytes], Poly1305]] = []  # imported on the first bulk frame: it costs 20 ms
 
 
-def _one_time_mac(key: bytes) -> Poly1305:
-    if not _poly1305:
-        from cryptography.hazmat.primitives.poly1305 import Poly1305
+_NO_POLY1305 = "a frame of 64 KiB or more needs Poly1305 of the cryptography package, which fails here"
 
+
+def _one_time_mac(key: bytes) -> Poly1305:
+    """Poly1305 under the one-time ``key``.
+
+    Raises:
+        RuntimeError: this cryptography cannot (an OpenSSL without Poly1305,
+            such as one in FIPS mode): the connection ends, saying why.
+    """
+    if not _poly1305:
+        try:
+            from cryptography.hazmat.primitives.poly1305 import Poly1305
+        except ImportError as error:
+            raise RuntimeError(f"{_NO_POLY1305}: {error}") from error
         _poly1305.append(Poly1305)
-    return _poly1305[0](key)
+    try:
+        return _poly1305[0](key)
+    except Exception as error:  # cryptography's UnsupportedAlgorithm
+        raise RuntimeError(f"{_NO_POLY1305}: {error}") from error
 
 
 class ServerBusy(ManymapError):
