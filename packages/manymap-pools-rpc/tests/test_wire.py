@@ -166,6 +166,8 @@ def test_a_bulk_frame_is_sealed_in_pieces_without_copying_its_body() -> None:
     assert pieces[2] is body  # not copied into a frame
     assert bytes(pieces[-1][16:]) == bytes(wire.PROOF - 16)  # Poly1305's 16 bytes, padded
     assert bytes(server.open(b"".join(pieces)[wire.LENGTH.size :])) == b"R" + body
+    (small,) = client.wrap((b"R", b"small"))  # a small frame: one piece, one write
+    assert bytes(server.open(small[wire.LENGTH.size :])) == b"Rsmall"
 
 
 def test_without_poly1305_a_bulk_frame_fails_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:

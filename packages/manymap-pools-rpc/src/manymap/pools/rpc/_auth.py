@@ -141,12 +141,14 @@ class Session:
         return poly.finalize() + _PAD
 
     def wrap(self, parts: wire.Parts) -> list[wire.Buffer]:
-        """One frame on the wire, in pieces to write in turn (nothing copied): its
-        length, ``parts`` (a ``_wire.pack_*`` body), their tag."""
+        """One frame on the wire, in pieces to write in turn: its length, ``parts`` (a
+        ``_wire.pack_*`` body), their tag; nothing copied when the body is of
+        :data:`BULK` bytes or more, one piece when it is smaller (one write)."""
         size = sum(len(part) for part in parts)
         tag = self._tag(self._send_mac, self._send_bulk, self._sent, parts, size)
         self._sent += 1
-        return [wire.LENGTH.pack(size + len(tag)), *parts, tag]
+        pieces = [wire.LENGTH.pack(size + len(tag)), *parts, tag]
+        return pieces if size >= BULK else [b"".join(pieces)]
 
     def seal(self, parts: wire.Parts) -> bytes:
         """One frame on the wire: ``parts`` (a ``_wire.pack_*`` body) and their tag."""
