@@ -13,7 +13,14 @@ noise over both. It prints, per pair, the median of:
 - ``process-map``: ``ProcessPool(2).map`` of 1,000 items (module-level function);
 - ``process-lambda``: the same with a new lambda each call (shipped each time);
 - ``process-pipe``: ``ProcessPool(2).pipe``, per call;
-- ``parallel-pipe``: ``ParallelPool(2).pipe`` (local workers), per call.
+- ``parallel-pipe``: ``ParallelPool(2).pipe`` (local workers), per call;
+- ``payload-ratio``: ``ParallelPool(2).map`` of 40 arrays of 8 MB (local
+  workers), as a ratio to ``multiprocessing.Pool(2).map`` of the same arrays
+  in the same process (the two take turns, median of 3 each; the payload
+  row of ``bench_pools.py``);
+- ``ssh-payload-ratio``: the same with the ParallelPool's two workers on a
+  server started over ssh (a private sshd on 127.0.0.1, tools/testhosts),
+  whose Python also runs the checkout's sources.
 
 Not part of ``nox -s bench``: it answers "did a change make a pool slower?",
 which the benchmark's ratios to other libraries cannot resolve below its noise.
@@ -62,15 +69,63 @@ elif kind in ("process-map", "process-lambda"):
             figure = median_of(lambda: pool.map(neg, range(1000)), 25)
         else:
             figure = median_of(lambda: pool.map((lambda k: lambda x: x + k)(time.time()), range(1000)), 25)
-else:
+elif kind == "parallel-pipe":
     from manymap.pools.rpc import ParallelPool
     with ParallelPool(2) as pool:
         pool.map(neg, range(10))
         figure = median_of(lambda: [pool.pipe(neg, i) for i in range(300)], 9) / 300
+else:
+    import multiprocessing, os, shutil, stat, tempfile
+    from pathlib import Path
+    import numpy as np
+    from manymap.pools.rpc import ParallelPool
+    arrays = [np.random.default_rng(i).random(1_000_000) for i in range(40)]
+    directory = Path(tempfile.mkdtemp(prefix="manymap-compare-"))
+    server = None
+    try:
+        if kind == "ssh-payload-ratio":
+            import manymap_testhosts as testhosts
+            server = testhosts.SSHServer(directory / "sshd", testhosts.Keyring(directory / "keys"))
+            server.start()
+            python = directory / "python"  # the remote server runs this checkout's sources too
+            sources = os.environ["PYTHONPATH"]
+            python.write_text(f'#!/bin/sh\nPYTHONPATH={sources} exec {sys.executable} "$@"\n')
+            python.chmod(python.stat().st_mode | stat.S_IXUSR)
+            config = str(server.ssh_config)
+            make = lambda: ParallelPool(
+                0, servers=[server.alias], ssh_config=config, python=str(python), server_workers=2
+            )
+        else:
+            make = lambda: ParallelPool(2)
+        with multiprocessing.Pool(2) as stdlib, make() as pool:
+            times = {"stdlib": [], "manymap": []}
+            for p in (stdlib, pool):
+                p.map(np.negative, [np.ones(1000)] * 8)
+            for _ in range(3):
+                for name, p in (("stdlib", stdlib), ("manymap", pool)):
+                    start = time.perf_counter()
+                    out = p.map(np.negative, arrays)
+                    times[name].append(time.perf_counter() - start)
+                    assert len(out) == 40 and out[7][9] == -arrays[7][9]
+                    del out
+        figure = statistics.median(times["manymap"]) / statistics.median(times["stdlib"])
+    finally:
+        if server is not None:
+            server.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 print(figure)
 """
 
-KINDS = ("serial-tiny", "thread-map", "process-map", "process-lambda", "process-pipe", "parallel-pipe")
+KINDS = (
+    "serial-tiny",
+    "thread-map",
+    "process-map",
+    "process-lambda",
+    "process-pipe",
+    "parallel-pipe",
+    "payload-ratio",
+    "ssh-payload-ratio",
+)
 
 
 def measure(checkout: Path, kind: str) -> float:
@@ -95,13 +150,11 @@ def main() -> None:
     args = parser.parse_args()
     for kind in args.only.split(","):
         ratios = []
+        show = (lambda v: f"{v:8.2f}x") if kind.endswith("ratio") else (lambda v: f"{v * 1e6:10.1f} us")
         for _ in range(args.pairs):
             old, new = measure(args.old, kind), measure(args.new, kind)
             ratios.append(new / old)
-            print(
-                f"{kind:15} old {old * 1e6:10.1f} us  new {new * 1e6:10.1f} us  new/old {new / old:.2f}",
-                flush=True,
-            )
+            print(f"{kind:15} old {show(old)}  new {show(new)}  new/old {new / old:.2f}", flush=True)
         ratios.sort()
         print(
             f"{kind:15} median new/old over {args.pairs} pairs: {ratios[len(ratios) // 2]:.2f}\n", flush=True

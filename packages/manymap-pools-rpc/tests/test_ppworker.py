@@ -9,6 +9,7 @@ import selectors
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import ppft.transport
 import pytest
@@ -96,8 +97,9 @@ def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
         for key, value in ((1, -3), (1, -4)):
             known = bool(jobs)
             body = b"" if known else function
-            jobs.append(worker.job(b"".join(wire.pack_batch(key, False, body, dumps(({}, [value]))))))
-            assert worker.write(jobs[-1], 10.0)
+            pieces = worker.job(b"".join(wire.pack_batch(key, False, body, dumps(({}, [value])))))
+            jobs.append(b"".join(pieces))
+            assert worker.write(pieces, 10.0)
             frames: list[bytearray] = []
             with selectors.DefaultSelector() as selector:
                 selector.register(worker.stdout, selectors.EVENT_READ)
@@ -108,5 +110,38 @@ def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
             assert loads(result) == ([abs(value)], {})
         assert jobs[0][8:9] == b"N"
         assert jobs[1][8:9] == b"H"
+    finally:
+        worker.kill()
+
+
+def test_a_large_batch_passes_the_workers_pipes_both_ways() -> None:
+    """An 8 MB batch goes to the worker in pieces (uncopied) through pipes grown to
+    PIPE_SIZE where the system allows, and its 8 MB outcome comes back as a view of
+    the reply."""
+    import fcntl
+
+    from manymap.pools.rpc._ppprocess import PIPE_SIZE, PPWorker
+    from manymap.serialize import dumps, loads
+
+    worker = PPWorker().ready()
+    try:
+        allowed = Path("/proc/sys/fs/pipe-max-size")
+        if hasattr(fcntl, "F_GETPIPE_SZ") and allowed.exists() and int(allowed.read_text()) >= PIPE_SIZE:
+            assert fcntl.fcntl(worker.stdin, fcntl.F_GETPIPE_SZ) == PIPE_SIZE
+            assert fcntl.fcntl(worker.stdout, fcntl.F_GETPIPE_SZ) == PIPE_SIZE
+        data = bytes(range(256)) * (8 * 4096)
+        batch = wire.pack_batch(1, False, dumps(bytes), dumps(({}, [data])))
+        assert worker.write(worker.job(b"".join(batch)), 30.0)
+        frames: list[bytearray] = []
+        with selectors.DefaultSelector() as selector:
+            selector.register(worker.stdout, selectors.EVENT_READ)
+            while not frames:
+                assert selector.select(30.0), "no reply from the ppft worker"
+                frames = worker.reader.pump()
+        result, out = worker.reply(frames[0])
+        assert isinstance(result, memoryview)
+        assert result.obj is frames[0]
+        assert loads(result) == ([data], {})
+        assert out == ""
     finally:
         worker.kill()

@@ -12,13 +12,14 @@ import os
 import pickle
 import socket
 import struct
+import threading
 from collections.abc import Iterator
 
 import ppft.transport
 import pytest
 
 from manymap.pools.rpc import _wire as wire
-from manymap.pools.rpc._auth import Session, TagError, check_client, new_nonce, proof
+from manymap.pools.rpc._auth import BULK, Session, TagError, check_client, new_nonce, proof
 
 # Fixed bytes, not random ones: the parameters' ids must be the same in every
 # pytest process (pytest-xdist compares what each one collected).
@@ -66,7 +67,7 @@ def test_handshake_frames_round_trip(pair: tuple[socket.socket, socket.socket]) 
 
 def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
     """Byte for byte what protocol 2 sends: a peer of the same version still understands it."""
-    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC2" + NONCE
+    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC3" + NONCE
     assert b"".join(wire.pack_prove(NONCE, PROOF)) == b"P" + NONCE + PROOF
     assert b"".join(wire.pack_accept(PROOF)) == b"OK" + PROOF
     assert b"".join(wire.pack_refuse("why")) == b"NOwhy"
@@ -77,7 +78,8 @@ def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
     ("body", "match"),
     [
         (b"MMRPC1" + NONCE, "another version"),
-        (b"MMRPC2" + NONCE[:-1], "another version"),
+        (b"MMRPC2" + NONCE, "another version"),
+        (b"MMRPC3" + NONCE[:-1], "another version"),
         (b"SSH-2.0-OpenSSH", "not a manymap-server$"),
         (b"", "not a manymap-server$"),
     ],
@@ -126,6 +128,74 @@ def test_a_whole_handshake_through_the_wire_proves_both_ends() -> None:
     assert wire.unpack_info(client_session.open(sealed[wire.LENGTH.size :])) == {"host": "h"}
     with pytest.raises(TagError):  # a replay: the sequence number moved on
         client_session.open(sealed[wire.LENGTH.size :])
+
+
+def _sessions() -> tuple[Session, Session]:
+    """A client's and a server's session of one connection."""
+    server_nonce, client_nonce = new_nonce(), new_nonce()
+    client = Session("s3cret", server_nonce, client_nonce, client=True)
+    return client, Session("s3cret", server_nonce, client_nonce, client=False)
+
+
+@pytest.mark.parametrize("size", [0, BULK - 1, BULK, 3 * BULK + 5], ids=["empty", "small", "bulk", "larger"])
+def test_tagged_frames_of_every_size_pass_and_any_change_is_caught(size: int) -> None:
+    client, server = _sessions()
+    body = os.urandom(size)
+    for _ in range(2):  # a second frame: another sequence number, another key
+        sealed = bytearray(client.seal((body[: size // 2], body[size // 2 :])))
+        assert len(sealed) == wire.LENGTH.size + size + wire.PROOF
+        assert bytes(server.open(sealed[wire.LENGTH.size :])) == body
+    sealed = bytearray(client.seal((body,)))
+    changed = [bytearray(sealed[wire.LENGTH.size :]) for _ in range(2)]
+    changed[0][-1] ^= 1  # the tag
+    changed[1][size // 2 if size else -1] ^= 1  # the body (or the tag of an empty one)
+    for frame in changed:
+        with pytest.raises(TagError):
+            server.open(frame)
+    assert bytes(server.open(sealed[wire.LENGTH.size :])) == body  # unchanged: it passes
+    with pytest.raises(TagError):  # a replay: the sequence number moved on
+        server.open(sealed[wire.LENGTH.size :])
+    with pytest.raises(TagError):  # reflected to its sender: the other direction's keys
+        client.open(bytes(client.seal((body,)))[wire.LENGTH.size :])
+
+
+def test_a_bulk_frame_is_sealed_in_pieces_without_copying_its_body() -> None:
+    client, server = _sessions()
+    body = bytearray(os.urandom(BULK))
+    pieces = client.wrap((b"R", body))
+    assert pieces[2] is body  # not copied into a frame
+    assert bytes(pieces[-1][16:]) == bytes(wire.PROOF - 16)  # Poly1305's 16 bytes, padded
+    assert bytes(server.open(b"".join(pieces)[wire.LENGTH.size :])) == b"R" + body
+    (small,) = client.wrap((b"R", b"small"))  # a small frame: one piece, one write
+    assert bytes(server.open(small[wire.LENGTH.size :])) == b"Rsmall"
+
+
+def test_without_poly1305_a_bulk_frame_fails_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+
+    from manymap.pools.rpc import _auth
+
+    def unsupported(key: bytes) -> None:
+        raise UnsupportedAlgorithm("poly1305 is not supported by this version of OpenSSL")
+
+    monkeypatch.setattr(_auth, "_poly1305", [unsupported])  # as an OpenSSL in FIPS mode answers
+    client, _ = _sessions()
+    assert client.seal((b"small",))  # HMAC-SHA256 alone: no Poly1305 needed
+    with pytest.raises(RuntimeError, match=r"needs Poly1305 of the cryptography package.*not supported"):
+        client.seal((bytes(BULK),))
+
+
+def test_send_buffers_writes_every_piece_in_turn(pair: tuple[socket.socket, socket.socket]) -> None:
+    left, right = pair
+    pieces = [b"ab", b"", memoryview(b"cdef")[1:], bytearray(b"g" * 300_000)] + [b"h"] * 100
+    sender = threading.Thread(target=wire.send_buffers, args=(left, pieces))
+    sender.start()
+    expected = b"".join(pieces)
+    got = bytearray()
+    while len(got) < len(expected):
+        got += right.recv(1 << 20)
+    sender.join(10.0)
+    assert bytes(got) == expected
 
 
 # -------------------------------------------------------------- tagged bodies
@@ -196,13 +266,46 @@ def test_jobs_round_trip_as_ppfts_csend_sends_the_stub() -> None:
     known: dict[bytes, bytes] = {}
     for payload in (b"first", b"second"):
         stub = cache.next()
-        job = wire.pack_job(stub, payload)
+        job = b"".join(wire.pack_job(stub, payload))
         reader = _pipe_reader(job)
         frames = reader.pump()
         assert wire.unpack_job(frames[0], frames[1], known) == (wire.STUB_NAME, payload)
     first, later = wire.StubCache().next(), cache.next()
     assert first[:1] == b"N"
     assert later == b"H" + ppft.transport.CPipeTransport.hash(None, first[1:]).encode()  # ppft's key
+
+
+def test_a_jobs_argument_is_a_real_pickle_and_the_worker_reads_it_uncopied() -> None:
+    payload = os.urandom(100_000)
+    pieces = wire.pack_job(wire.StubCache().next(), payload)
+    assert pieces[3] is payload  # not copied into the job
+    frames = _pipe_reader(b"".join(pieces)).pump()
+    assert pickle.loads(frames[1]) == (bytearray(payload),)  # what any unpickler reads
+    (view,) = wire.unpack_args(frames[1])  # what the worker loop reads: a view, not a copy
+    assert isinstance(view, memoryview)
+    assert view.obj is frames[1]
+    assert view == payload
+    assert wire.unpack_args(pickle.dumps(("other", 1))) == ("other", 1)  # anything else: pickle's
+
+
+def test_replies_go_in_pieces_around_the_outcome_and_come_back_as_a_view() -> None:
+    outcome = os.urandom(100_000)
+    pieces = wire.pack_reply(((outcome, 7), "printed ✓ \udcff\n"), 5)
+    assert isinstance(pieces, list)
+    assert pieces[1] is outcome
+    body = bytearray(b"".join(pieces))
+    assert pickle.loads(body) == ((outcome, 7), "printed ✓ \udcff\n")  # a real pickle
+    result, tasks, out = wire.unpack_reply(body)
+    assert isinstance(result, memoryview)
+    assert result.obj is body
+    assert result == outcome
+    assert (tasks, out) == (7, "printed ✓ \udcff\n")
+    for other in ((None, "Traceback ...\n"), ((b"x", 2**40), "")):  # pickled whole
+        packed = wire.pack_reply(other, 5)
+        assert isinstance(packed, bytes)
+        assert pickle.loads(packed) == other
+    with pytest.raises(wire.FrameError, match="not a ppft reply"):  # the rest is not a reply's
+        wire.unpack_reply(b"".join(pieces[:2]) + b"J\0\0\0\0.")
 
 
 def test_a_job_with_an_unknown_stub_is_refused() -> None:

@@ -14,7 +14,10 @@ round trip without changing what goes over the pipe (``_wire.py``):
 - the envelope around a job (the stub's name and source, the argument
   tuple, the ``(result, output)`` reply) goes through the stdlib pickle,
   not dill's pure-Python pickler: it holds only strings and bytes, since
-  manymap's own payload is already serialized.
+  manymap's own payload is already serialized; and the batch in the
+  argument tuple and the outcome in the reply are not copied on the way
+  (:data:`ENVELOPE`: ``_wire.unpack_args`` and ``_wire.pack_reply``, the
+  pickles the server writes and reads around them).
 
 The batches. Every job is a call of the stub (``_wire.STUB``, a tiny
 function ppft ships once per worker as source text and caches by hash); the
@@ -33,8 +36,8 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import sys
+import types
 
 import ppft.__main__ as ppft_worker
 import ppft.transport
@@ -43,7 +46,7 @@ from manymap.launcher.lowlevel import run_loaded
 from manymap.pools.rpc import _wire as wire
 from manymap.serialize import FunctionCache, encode_results, loads
 
-__all__ = ["OneWritePipe", "main", "run_batch", "run_counted"]
+__all__ = ["ENVELOPE", "OneWritePipe", "main", "run_batch", "run_counted"]
 
 _functions = FunctionCache()
 
@@ -51,12 +54,12 @@ _functions = FunctionCache()
 # ------------------------------------------------------------- the batches
 
 
-def run_batch(payload: bytes) -> bytes:
+def run_batch(payload: wire.Buffer) -> bytes:
     """Run one batch and return its serialized outcome."""
     return run_counted(payload)[0]
 
 
-def run_counted(payload: bytes) -> tuple[bytes, int]:
+def run_counted(payload: wire.Buffer) -> tuple[bytes, int]:
     """Run one batch: its serialized outcome, and how many tasks it ran (1 for a
     batch that could not be loaded: the worker tried)."""
     _rewind_output()
@@ -87,19 +90,29 @@ class OneWritePipe(ppft.transport.CPipeTransport):  # type: ignore[misc]
     """ppft's cached pipe transport, flushing once per :meth:`send`: the worker's
     side of the pipe (the server writes ppft's framing itself, ``_wire.pack_job``)."""
 
-    def send(self, *messages: bytes | str) -> None:
-        """Write ``messages`` in ppft's framing; small ones leave in one write, large ones uncopied."""
+    def send(self, *messages: bytes | str | list[wire.Buffer]) -> None:
+        """Write ``messages`` (one may be in pieces, :data:`ENVELOPE`'s) in ppft's framing;
+        small ones leave in one write, large ones uncopied."""
         for message in messages:
-            data = message.encode() if isinstance(message, str) else message
-            self.wb.write(wire.LENGTH.pack(len(data)))
-            self.wb.write(data)
+            if isinstance(message, list):
+                pieces = message
+            else:
+                pieces = [message.encode() if isinstance(message, str) else message]
+            self.wb.write(wire.LENGTH.pack(sum(len(piece) for piece in pieces)))
+            for piece in pieces:
+                self.wb.write(piece)
         self.w.flush()
+
+
+#: The ``pickle`` of ppft's worker loop: the argument tuple of a job and the reply,
+#: around the batch and its outcome without copying them (stdlib pickle else).
+ENVELOPE = types.SimpleNamespace(loads=wire.unpack_args, dumps=wire.pack_reply)
 
 
 def main() -> None:
     """Run the worker loop on stdin and stdout until stdin ends."""
     sys.path.append(os.path.dirname(ppft_worker.__file__))  # as ``python -m ppft`` does
-    ppft_worker.pickle = pickle
+    ppft_worker.pickle = ENVELOPE
     worker = ppft_worker._WorkerProcess()  # greets the server over ppft's own transport
     worker.t = OneWritePipe(sys.stdin, sys.__stdout__)
     worker.run()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import itertools
 import socket
 import sys
 import time
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from manymap.launcher.lowlevel import ManagedWorker
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import Session
+from manymap.pools.rpc._stream import IOV, views
 from manymap.serialize import loads
 
 if TYPE_CHECKING:
@@ -72,11 +74,11 @@ class Slot(ManagedWorker):
     def send(self, parts: wire.Parts) -> bool:
         """Queue one tagged frame of ``parts`` (a ``_wire.pack_*`` body) and send what
         the socket takes now; True if some waits."""
-        self.outbox.append(memoryview(self.session.seal(parts)))
+        self.outbox.extend(views(self.session.wrap(parts)))
         return self.flush()
 
     def flush(self) -> bool:
-        """Send what the socket takes of the outbox; True if some still waits.
+        """Send what the socket takes of the outbox (in pieces, uncopied); True if some still waits.
 
         Raises:
             OSError: the connection is gone.
@@ -84,7 +86,7 @@ class Slot(ManagedWorker):
         outbox = self.outbox
         while outbox:
             try:
-                sent = self.sock.send(outbox[0])
+                sent = self.sock.sendmsg(list(itertools.islice(outbox, IOV)))
             except (BlockingIOError, InterruptedError):
                 self.stalled = True
                 return True
@@ -93,10 +95,13 @@ class Slot(ManagedWorker):
                 # merely buffered by the kernel prove nothing, a frozen server's too).
                 self.heard = time.monotonic()
                 self.stalled = False
-            if sent == len(outbox[0]):
+            while sent:
+                head = outbox[0]
+                if sent < len(head):
+                    outbox[0] = head[sent:]
+                    break
+                sent -= len(head)
                 outbox.popleft()
-            else:
-                outbox[0] = outbox[0][sent:]
         return False
 
     def receive(self) -> list[memoryview]:

@@ -1,5 +1,10 @@
 """Frames cut from a byte stream as it arrives, in ppft's framing: an 8-byte
-big-endian length, then the body. What a body holds is ``_wire.py``'s."""
+big-endian length, then the body. What a body holds is ``_wire.py``'s.
+
+A frame goes out as a list of pieces (its length, the parts of its body, its
+tag), written in turn by ``sendmsg`` / ``writev`` (:func:`send_buffers`,
+:func:`advance`): an 8 MB array in a batch is never copied to make a frame.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,21 @@ import socket
 import struct
 from collections.abc import Callable
 
-__all__ = ["LENGTH", "FrameError", "FrameReader", "frame"]
+__all__ = [
+    "IOV",
+    "LENGTH",
+    "Buffer",
+    "FrameError",
+    "FrameReader",
+    "advance",
+    "frame",
+    "send_buffers",
+    "views",
+]
 
+Buffer = bytes | bytearray | memoryview
 LENGTH = struct.Struct("!Q")
+IOV = 64  # pieces handed to one sendmsg / writev
 _CHUNK = 1 << 18  # bytes read at once into the reader's scratch buffer
 
 
@@ -22,6 +39,37 @@ class FrameError(ConnectionError):
 def frame(*parts: bytes | bytearray | memoryview) -> bytes:
     """One frame on the wire: the length of ``parts``, then ``parts``."""
     return b"".join((LENGTH.pack(sum(len(part) for part in parts)), *parts))
+
+
+def views(pieces: list[Buffer]) -> list[memoryview]:
+    """``pieces`` as byte views, the empty ones left out."""
+    found = []
+    for piece in pieces:
+        view = memoryview(piece)
+        if view.ndim != 1 or view.itemsize != 1:
+            view = view.cast("B")
+        if view.nbytes:
+            found.append(view)
+    return found
+
+
+def advance(pieces: list[memoryview], count: int) -> list[memoryview]:
+    """What is left of ``pieces`` once their first ``count`` bytes are written."""
+    index = 0
+    while index < len(pieces) and count >= len(pieces[index]):
+        count -= len(pieces[index])
+        index += 1
+    rest = pieces[index:]
+    if count and rest:
+        rest[0] = rest[0][count:]
+    return rest
+
+
+def send_buffers(sock: socket.socket, pieces: list[Buffer]) -> None:
+    """Write ``pieces`` in turn, uncopied, on a blocking socket (its timeout holds for each write)."""
+    left = views(pieces)
+    while left:
+        left = advance(left, sock.sendmsg(left[:IOV]))
 
 
 class FrameReader:

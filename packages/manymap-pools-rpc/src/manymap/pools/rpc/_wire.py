@@ -37,6 +37,10 @@ pickled, sent as ppft's ``csend`` does: whole the first time, by hash after,
 :class:`StubCache`) and its argument tuple ``(batch,)`` (:func:`pack_job`);
 the reply is ``(outcome, stdout)`` pickled (:func:`unpack_reply`), the
 outcome the stub's ``(result, tasks run)`` or ``None`` when the stub failed.
+The argument tuple and a reply with an outcome are pickles written around
+the batch or the result, never copying them (:func:`pack_job`,
+:func:`pack_reply`), and read as views of what arrived
+(:func:`unpack_args`, :func:`unpack_reply`); any unpickler reads them too.
 
 Every ``unpack_*`` raises :class:`FrameError` for a frame that is not what it
 must be: too short, too long, of another kind.
@@ -51,7 +55,7 @@ import socket
 import struct
 from typing import Any, NamedTuple
 
-from manymap.pools.rpc._stream import LENGTH, FrameError, FrameReader, frame
+from manymap.pools.rpc._stream import LENGTH, Buffer, FrameError, FrameReader, frame, send_buffers
 from manymap.serialize import FUNCTION_CACHE  # client, server and worker clear their caches at this many
 
 __all__ = [
@@ -63,6 +67,7 @@ __all__ = [
     "PROOF",
     "Accepted",
     "Batch",
+    "Buffer",
     "Done",
     "FrameError",
     "FrameReader",
@@ -86,9 +91,12 @@ __all__ = [
     "pack_pong",
     "pack_prove",
     "pack_refuse",
+    "pack_reply",
     "pack_run",
+    "send_buffers",
     "send_plain",
     "unpack_answer",
+    "unpack_args",
     "unpack_batch",
     "unpack_greeting",
     "unpack_hello",
@@ -100,10 +108,9 @@ __all__ = [
     "unpack_verdict",
 ]
 
-Buffer = bytes | bytearray | memoryview
 Parts = tuple[Buffer, ...]
 
-HELLO, PROVE, OK, NO = b"MMRPC2", b"P", b"OK", b"NO"
+HELLO, PROVE, OK, NO = b"MMRPC3", b"P", b"OK", b"NO"
 RUN, DONE, LOST, PING, PONG = b"R", b"D", b"L", b"?", b"!"
 HANDSHAKE_LIMIT = 4096  # bytes a frame may have before the peer is authenticated
 NONCE = 32  # bytes of each side's nonce
@@ -112,6 +119,14 @@ INWORKER = "manymap.pools.rpc._inworker"  # the module that runs inside the ppft
 STUB_NAME = "manymap_rpc_batch"
 STUB = f"def {STUB_NAME}(payload):\n    from {INWORKER} import run_counted\n    return run_counted(payload)\n"
 
+# The pickles of the ppft pipe's large messages, written and read without copying the
+# payload (``pack_job``, ``pack_reply``): protocol 5, the payload as one BYTEARRAY8 or
+# BINBYTES8 opcode and its little-endian length, then the rest.
+_ARGS_HEAD, _ARGS_TAIL = b"\x80\x05\x96", b"\x85."  # PROTO 5, BYTEARRAY8 ...; TUPLE1, STOP
+_REPLY_HEAD = b"\x80\x05\x8e"  # PROTO 5, BINBYTES8 (the outcome's bytes) ...
+_STAND_IN = b"\x80\x05C\x00"  # PROTO 5, SHORT_BINBYTES of 0: the outcome's place when the rest is read
+_SIZE = struct.Struct("<Q")
+_TASKS = struct.Struct("<i")
 _TOKEN = struct.Struct("!Q")
 _DONE = struct.Struct("!QdI")
 _LOST = struct.Struct("!Qi")
@@ -129,7 +144,7 @@ def send_plain(sock: socket.socket, parts: Parts) -> None:
 
 def _kind(body: Buffer, kind: bytes, size: int, what: str, *, exact: bool = True) -> None:
     if bytes(body[: len(kind)]) != kind or (len(body) != size if exact else len(body) < size):
-        raise FrameError(f"not a {what} frame of manymap-rpc protocol 2 ({len(body)} bytes)")
+        raise FrameError(f"not a {what} frame of manymap-rpc protocol 3 ({len(body)} bytes)")
 
 
 # ---------------------------------------------------------------- handshake
@@ -285,7 +300,7 @@ def unpack_request(body: Buffer) -> Run | Ping:
     if kind == PING:
         _kind(view, PING, 1, "ping")
         return Ping()
-    raise FrameError(f"not a client frame of manymap-rpc protocol 2 (kind {kind!r})")
+    raise FrameError(f"not a client frame of manymap-rpc protocol 3 (kind {kind!r})")
 
 
 def unpack_answer(body: Buffer) -> Done | Lost | Pong:
@@ -307,7 +322,7 @@ def unpack_answer(body: Buffer) -> Done | Lost | Pong:
     if kind == PONG:
         _kind(view, PONG, 1, "pong")
         return Pong()
-    raise FrameError(f"not a server frame of manymap-rpc protocol 2 (kind {kind!r})")
+    raise FrameError(f"not a server frame of manymap-rpc protocol 3 (kind {kind!r})")
 
 
 class Batch(NamedTuple):
@@ -370,9 +385,41 @@ class StubCache:
         return b"N" + self.stub
 
 
-def pack_job(stub: bytes, payload: Buffer) -> bytes:
-    """A job: the stub (:meth:`StubCache.next`) and its argument ``(payload,)``."""
-    return frame(stub) + frame(pickle.dumps((bytes(payload),), pickle.HIGHEST_PROTOCOL))
+def pack_job(stub: bytes, payload: Buffer) -> list[Buffer]:
+    """A job, as pieces to write in turn: the stub (:meth:`StubCache.next`) and its
+    argument ``(payload,)``, pickled around ``payload`` without copying it (a tuple of
+    a ``bytearray`` to any unpickler; :func:`unpack_args` gives a view of it)."""
+    size = len(payload)
+    head = _ARGS_HEAD + _SIZE.pack(size)
+    return [frame(stub), LENGTH.pack(len(head) + size + len(_ARGS_TAIL)), head, payload, _ARGS_TAIL]
+
+
+def unpack_args(data: Buffer) -> Any:
+    """The argument tuple of a job, as the worker loop unpickles it: ``(payload,)``, a
+    view of ``data`` for one :func:`pack_job` wrote, else whatever ``data`` pickles."""
+    view = memoryview(data)
+    start = len(_ARGS_HEAD) + _SIZE.size
+    if bytes(view[: len(_ARGS_HEAD)]) == _ARGS_HEAD and len(view) >= start + len(_ARGS_TAIL):
+        (size,) = _SIZE.unpack_from(view, len(_ARGS_HEAD))
+        if start + size + len(_ARGS_TAIL) == len(view) and bytes(view[start + size :]) == _ARGS_TAIL:
+            return (view[start : start + size],)
+    return pickle.loads(view)
+
+
+def pack_reply(reply: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes | list[Buffer]:
+    """What the worker loop sends back, pickled: a ``((outcome bytes, tasks run),
+    output)`` reply as pieces around the outcome (uncopied), anything else whole."""
+    try:
+        (outcome, tasks), out = reply
+        if not isinstance(outcome, bytes | bytearray | memoryview) or not isinstance(out, str):
+            raise TypeError
+        count = _TASKS.pack(tasks)
+    except (TypeError, ValueError, struct.error):
+        return pickle.dumps(reply, protocol)
+    text = out.encode("utf-8", "surrogatepass")
+    # BININT tasks, TUPLE2, BINUNICODE8 output, TUPLE2, STOP
+    tail = b"J" + count + b"\x86\x8d" + _SIZE.pack(len(text)) + text + b"\x86."
+    return [_REPLY_HEAD + _SIZE.pack(len(outcome)), outcome, tail]
 
 
 def unpack_job(stub: Buffer, args: Buffer, known: dict[bytes, bytes]) -> tuple[str, bytes]:
@@ -390,12 +437,12 @@ def unpack_job(stub: Buffer, args: Buffer, known: dict[bytes, bytes]) -> tuple[s
         (payload,) = pickle.loads(args)
     except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as error:
         raise FrameError(f"not a job: {error}") from error
-    if not isinstance(name, str) or not isinstance(payload, bytes):
+    if not isinstance(name, str) or not isinstance(payload, bytes | bytearray):
         raise FrameError("not a job: a stub name and a bytes payload expected")
-    return name, payload
+    return name, bytes(payload)
 
 
-def unpack_reply(body: Buffer) -> tuple[bytes, int, str]:
+def unpack_reply(body: Buffer) -> tuple[Buffer, int, str]:
     """The result, tasks run and output of a ppft worker's reply (the worker is ours:
     its reply is trusted as far as unpickling goes).
 
@@ -403,8 +450,9 @@ def unpack_reply(body: Buffer) -> tuple[bytes, int, str]:
         FrameError: not a reply, or the stub failed outside the task (ppft's
             traceback is in the text).
     """
+    view = memoryview(body)
     try:
-        outcome, out = pickle.loads(body)
+        outcome, out = pickle.loads(view) if (found := _outcome(view)) is None else found
     except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as error:
         raise FrameError(f"not a ppft reply: {error}") from error
     if not isinstance(out, str):
@@ -412,11 +460,29 @@ def unpack_reply(body: Buffer) -> tuple[bytes, int, str]:
     if not (
         isinstance(outcome, tuple)
         and len(outcome) == 2
-        and isinstance(outcome[0], bytes)
+        and isinstance(outcome[0], bytes | memoryview)
         and isinstance(outcome[1], int)
     ):
         raise FrameError(f"the ppft worker failed outside the task: {out.strip()}")
     return outcome[0], outcome[1], out
+
+
+def _outcome(view: memoryview) -> tuple[Any, Any] | None:
+    """A reply :func:`pack_reply` wrote in pieces, its outcome a view of ``view`` (None: another one).
+
+    Raises:
+        UnpicklingError: what follows the outcome is not the rest of such a reply.
+    """
+    start = len(_REPLY_HEAD) + _SIZE.size
+    if bytes(view[: len(_REPLY_HEAD)]) != _REPLY_HEAD or len(view) < start:
+        return None
+    (size,) = _SIZE.unpack_from(view, len(_REPLY_HEAD))
+    if start + size > len(view):
+        return None
+    outcome, out = pickle.loads(_STAND_IN + bytes(view[start + size :]))  # the rest: a few bytes
+    if not (isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] == b""):
+        raise pickle.UnpicklingError("not a reply of the worker's")
+    return (view[start : start + size], outcome[1]), out
 
 
 def _sized(data: bytes, size: int, what: str) -> bytes:
