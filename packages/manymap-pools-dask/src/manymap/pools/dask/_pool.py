@@ -180,6 +180,17 @@ class DaskPool(EngineWorkerPool):
         where = "embedded" if not self._external else (self._address or "joined")
         return f"<DaskPool nodes={self.nodes} {where} {self._state}>"
 
+    def _pickled_config(self) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+        args, kwargs, attributes = super()._pickled_config()
+        cluster = kwargs.get("cluster")
+        if cluster is not None:  # a cluster object does not travel: its scheduler's address does
+            kwargs = {name: value for name, value in kwargs.items() if name != "cluster"}
+            kwargs["address"] = cluster.scheduler_address
+            security = kwargs.get("security") or getattr(cluster, "security", None)
+            if security is not None:
+                kwargs["security"] = security
+        return args, kwargs, attributes
+
     # ----------------------------------------------------- serialization
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
@@ -422,6 +433,15 @@ def _on_event(inbox: EngineInbox, event: Any) -> None:
 
 
 def _restart_worker(client: Any, address: str) -> None:
-    """Restart a worker of a joined cluster through its nanny (a helper thread)."""
-    with contextlib.suppress(Exception):
-        client.restart_workers([address], timeout=_CLOSE_TIMEOUT, raise_for_error=False)
+    """Replace a worker of a joined cluster whose task is past its timeout (a helper
+    thread): its nanny kills its process at once and starts a new one. Dask's own
+    ``restart_workers`` first asks the busy worker to close and waits for the
+    nanny's kill timeout (about 8 s end to end here); it is the fallback when the
+    nanny cannot run the kill (no nanny, or one without this package)."""
+    from manymap.pools.dask import _worker
+
+    try:
+        client.run(_worker.kill_worker, workers=[address], nanny=True)
+    except Exception:  # no nanny, or one that cannot: Dask's own restart
+        with contextlib.suppress(Exception):
+            client.restart_workers([address], timeout=_CLOSE_TIMEOUT, raise_for_error=False)

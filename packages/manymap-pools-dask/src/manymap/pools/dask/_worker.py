@@ -38,7 +38,7 @@ from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import TaskFailure, run_calls
 from manymap.serialize import dumps, loads, make_shippable
 
-__all__ = ["MISSING", "OwnedWorker", "identify", "run_batch", "shared"]
+__all__ = ["MISSING", "OwnedWorker", "identify", "kill_worker", "run_batch", "shared"]
 
 #: The answer of a worker that does not hold the function of a batch.
 MISSING = "missing-function"
@@ -116,6 +116,15 @@ def identify() -> tuple[int, str, int]:
 
         threads = get_worker().state.nthreads
     return os.getpid(), socket.gethostname(), threads
+
+
+def kill_worker(dask_worker: Any) -> int:
+    """Run on a worker's nanny (``client.run(..., nanny=True)``): SIGKILL its worker
+    process, which the nanny then replaces (it restarts a worker that exits
+    unexpectedly). Returns the pid killed."""
+    pid: int = dask_worker.pid
+    os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def _flush() -> None:
