@@ -95,8 +95,9 @@ PACKAGES: dict[str, Package] = {
     "manymap-pools-dask": Package(
         requires=("manymap-launcher", "manymap-serialize"),
         # schwimmbad: the conformance suite runs the schwimmbad program; asyncssh and
-        # cryptography: SSHCluster over the test hosts, with TLS credentials made for the test.
-        test_requires=("numpy", "schwimmbad", "asyncssh", "cryptography", TESTHOSTS),
+        # cryptography: SSHCluster over the test hosts, with TLS credentials made for the test;
+        # dask-jobqueue: its job queue cluster that runs the jobs here.
+        test_requires=("numpy", "schwimmbad", "asyncssh", "cryptography", "dask-jobqueue>=0.9", TESTHOSTS),
         workers=2,
     ),
     "manymap": Package(
@@ -263,8 +264,16 @@ def integration(session: nox.Session) -> None:
     """Run the cross-package tests with every distribution installed together, the real
     clients (integration-tests/clients/), and the test fixtures' own tests (tools/testhosts)."""
     # pathos (in CLIENTS) also runs the migration guide's "before" blocks (integration-tests/test_docs.py).
-    # manymap-pools-dask (the optional extra manymap[dask]): its docs' examples run here too.
-    install_local(session, [*closure("manymap"), "manymap-pools-dask"], *PYTEST, *CLIENTS, TESTHOSTS)
+    # manymap-pools-dask (the optional extra manymap[dask]): its docs' examples run here too
+    # (dask-jobqueue: the SLURM / PBS ones).
+    install_local(
+        session,
+        [*closure("manymap"), "manymap-pools-dask"],
+        *PYTEST,
+        *CLIENTS,
+        "dask-jobqueue>=0.9",
+        TESTHOSTS,
+    )
     env = {
         # A missing client library or pathos example is a failure here, not a skip.
         "MANYMAP_REQUIRE_CLIENTS": "1",

@@ -52,7 +52,7 @@ def _names(text: str | None, known: Sequence[str], what: str) -> list[str] | Non
 
 def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) -> int:
     """Run the benchmark; ``tasks`` are the ``__main__`` script's functions, ``doc`` its docstring."""
-    workload_names = ["tiny", "cpu", "payload", "latency", "closure", "cold"]
+    workload_names = ["tiny", "tiny-dask", "cpu", "payload", "latency", "closure", "cold"]
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
     parser.add_argument("--repeat", type=int, default=5, help="rounds, median taken (default 5, min 3)")
     parser.add_argument("--quick", action="store_true", help="one round: a smoke check, not a result")
@@ -119,6 +119,8 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
         for round_no in range(1, rounds + 1):
             shift = (round_no - 1) % len(contenders)
             for c in contenders[shift:] + contenders[:shift]:
+                if not workload.runs(c.key):
+                    continue
                 todo = [sr for sr in workload.series if results[sr.name][c.key].status == "ok"]
                 if todo:
                     measure_round(c, workload, todo, results, watchdog, args.timeout, round_no)

@@ -20,6 +20,8 @@ from poolbench.config import (
     CLOSURE_ITEMS,
     CPU_TASK_SECONDS,
     CPU_TASKS,
+    DASK_KEYS,
+    DASK_TINY_ITEMS,
     LATENCY_CALLS,
     LATENCY_ROUNDS,
     PAYLOAD_ARRAYS,
@@ -62,6 +64,11 @@ class Workload:
     warm: Callable[[Contender, Pool], None]
     series: list[Series]
     rounds: int = 1  # rounds per --repeat: more for the cheap ones whose figure varies from pool to pool
+    only: tuple[str, ...] = ()  # the contenders that run it (default: every one)
+    skip: tuple[str, ...] = ()  # contenders that do not
+
+    def runs(self, key: str) -> bool:
+        return (not self.only or key in self.only) and key not in self.skip
 
 
 def _expect(expected: Sequence[Any]) -> Callable[[Any], None]:
@@ -95,6 +102,7 @@ def make_workloads(spin_n: int, tasks: Tasks) -> dict[str, Workload]:
     )
     _warm = warm_up(tasks)
     tiny_items = list(range(TINY_ITEMS))
+    dask_items = list(range(DASK_TINY_ITEMS))
     closure_items = list(range(CLOSURE_ITEMS))
     cpu_items = [spin_n] * CPU_TASKS
     spin_result = spin(spin_n)
@@ -141,6 +149,22 @@ def make_workloads(spin_n: int, tasks: Tasks) -> dict[str, Workload]:
                     inner=SHORT_INNER,
                 )
             ],
+            skip=("dask",),  # 100,000 Dask tasks outlast the timeout: see tiny-dask
+        ),
+        "tiny-dask": Workload(
+            "tiny-dask",
+            f"tiny-dask: map x*x, {DASK_TINY_ITEMS:,} ints",
+            _warm,
+            [
+                Series(
+                    "tiny-dask",
+                    lambda c, pool: c.map(pool, square, dask_items),
+                    _expect([x * x for x in dask_items]),
+                    inner=SHORT_INNER,
+                    reference=("tiny-dask", "dask"),  # the ratio is to Dask's own client.map
+                )
+            ],
+            only=DASK_KEYS,
         ),
         "cpu": Workload(
             "cpu",

@@ -44,9 +44,9 @@ from typing import Any, ClassVar
 from manymap.launcher import AbstractWorkerPool, ConnectionLostError
 from manymap.launcher._engine import EngineInbox
 from manymap.launcher.lowlevel import Batch, EngineOutcome, EngineWorker, EngineWorkerPool, Job, TaskFailure
-from manymap.pools.dask import _worker
 from manymap.pools.dask._fetch import Fetcher
-from manymap.serialize import FunctionPayloads, dumps, encode_batch, loads
+from manymap.pools.dask._shared import SHARE_MIN_SIZE, SharedBatch, SharedData, digest, encode_batches
+from manymap.serialize import FunctionPayloads, loads
 
 __all__ = ["DaskPool"]
 
@@ -84,6 +84,11 @@ class DaskPool(EngineWorkerPool):
     """
 
     node_aliases: ClassVar[tuple[str, ...]] = ("ncpus",)
+    #: A task function, or an out-of-band buffer of the arguments (a NumPy array,
+    #: a ``pickle.PickleBuffer``) found in several batches, of this many bytes or
+    #: more goes to the cluster once per map as a Dask task of its own (its
+    #: workers fetch it from each other), not with every batch.
+    share_min_size: ClassVar[int] = SHARE_MIN_SIZE
 
     def __init__(
         self,
@@ -132,6 +137,8 @@ class DaskPool(EngineWorkerPool):
         self._scheduler_address = address or "?"
         self._pool_id = uuid.uuid4().hex
         self._functions = FunctionPayloads()
+        self._shared = SharedData(self._pool_id)
+        self._function_digests: dict[int, str] = {}  # key of a large function payload -> its hash
         self._futures: dict[int, Any] = {}
         self._probes: dict[str, Any] = {}
         self._fetcher: Any = None
@@ -173,18 +180,36 @@ class DaskPool(EngineWorkerPool):
         where = "embedded" if not self._external else (self._address or "joined")
         return f"<DaskPool nodes={self.nodes} {where} {self._state}>"
 
+    def _pickled_config(self) -> tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]]:
+        args, kwargs, attributes = super()._pickled_config()
+        cluster = kwargs.get("cluster")
+        if cluster is not None:  # a cluster object does not travel: its scheduler's address does
+            kwargs = {name: value for name, value in kwargs.items() if name != "cluster"}
+            kwargs["address"] = cluster.scheduler_address
+            security = kwargs.get("security") or getattr(cluster, "security", None)
+            if security is not None:
+                kwargs["security"] = security
+        return args, kwargs, attributes
+
     # ----------------------------------------------------- serialization
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         if job.payload is None:
             job.payload = self._functions.payload(job.function)
-        for batch in batches:
-            batch.payload = encode_batch(_dumps, job.kwargs, batch.items, batch.indices[0], job.star)
+        if len(job.payload) >= self.share_min_size:  # hashed here, not on the manager thread
+            key = self._functions.key(job.payload)
+            if key not in self._function_digests:
+                if len(self._function_digests) >= 64:
+                    self._function_digests.clear()
+                self._function_digests[key] = digest(job.payload)
+        encode_batches(batches, job.kwargs, job.star, self._shared.__contains__, self.share_min_size)
 
     def _engine_function_key(self, job: Job) -> Any:
         return self._functions.key(job.payload)
 
     def _engine_decode(self, result: Any) -> EngineOutcome:
+        from manymap.pools.dask import _worker  # (imports distributed: only once a pool runs)
+
         if result[0] == "error":  # Dask could not run the engine task at all
             return EngineOutcome(None, {0: TaskFailure(result[1], "")})
         if result[0] == _worker.MISSING:
@@ -197,6 +222,8 @@ class DaskPool(EngineWorkerPool):
 
     def _engine_open(self) -> list[EngineWorker]:
         import distributed
+
+        from manymap.pools.dask import _worker
 
         self._fetcher = Fetcher(self._inbox, _record)
 
@@ -231,14 +258,27 @@ class DaskPool(EngineWorkerPool):
         if client is None or client.status not in ("running", "newly-created"):
             self._lost_scheduler()
             raise ConnectionLostError(f"the Dask scheduler at {self._scheduler_address} is not connected")
+        from manymap.pools.dask import _worker
+
         job = batch.job
+        sent: Any = None
+        if function:
+            sent = job.payload
+            if len(sent) >= self.share_min_size:  # on the cluster once, fetched by each worker
+                name = self._function_digests.get(self._functions.key(sent)) or digest(sent)
+                sent = self._shared.future(client, name, sent)
+        data, buffers = batch.payload, None
+        if isinstance(data, SharedBatch):
+            buffers = [self._shared.future(client, name, buffer) for name, buffer in data.buffers]
+            data = data.data
         future = client.submit(
             _worker.run_batch,
             self._pool_id,
             self._functions.key(job.payload),
-            job.payload if function else None,
-            batch.payload,
+            sent,
+            data,
             job.star,
+            buffers,
             key=f"manymap-{self._pool_id[:8]}-{token}",
             workers=[worker.ident],
             allow_other_workers=False,
@@ -286,6 +326,8 @@ class DaskPool(EngineWorkerPool):
     def _probe(self, address: str) -> None:
         if address in self._engine_workers or address in self._probes or self._client is None:
             return
+        from manymap.pools.dask import _worker
+
         future = self._client.submit(
             _worker.identify,
             key=f"manymap-probe-{self._pool_id[:8]}-{uuid.uuid4().hex[:8]}",
@@ -324,6 +366,7 @@ class DaskPool(EngineWorkerPool):
         owned, self._owned = self._owned, None
         self._futures.clear()
         self._probes.clear()
+        self._shared.clear()
         # A restart asked of a joined cluster ends before its client closes (closing
         # it would cut the restart short): the pool leaves the cluster whole.
         restarts, self._restarts = self._restarts, []
@@ -343,10 +386,6 @@ class DaskPool(EngineWorkerPool):
         if owned is not None:
             with contextlib.suppress(Exception):
                 owned.close(timeout=_CLOSE_TIMEOUT)
-
-
-def _dumps(obj: Any, name: str) -> bytes:
-    return dumps(obj, name=name)
 
 
 def _start_cluster(nodes: int) -> Any:
@@ -394,6 +433,15 @@ def _on_event(inbox: EngineInbox, event: Any) -> None:
 
 
 def _restart_worker(client: Any, address: str) -> None:
-    """Restart a worker of a joined cluster through its nanny (a helper thread)."""
-    with contextlib.suppress(Exception):
-        client.restart_workers([address], timeout=_CLOSE_TIMEOUT, raise_for_error=False)
+    """Replace a worker of a joined cluster whose task is past its timeout (a helper
+    thread): its nanny kills its process at once and starts a new one. Dask's own
+    ``restart_workers`` first asks the busy worker to close and waits for the
+    nanny's kill timeout (about 8 s end to end here); it is the fallback when the
+    nanny cannot run the kill (no nanny, or one without this package)."""
+    from manymap.pools.dask import _worker
+
+    try:
+        client.run(_worker.kill_worker, workers=[address], nanny=True)
+    except Exception:  # no nanny, or one that cannot: Dask's own restart
+        with contextlib.suppress(Exception):
+            client.restart_workers([address], timeout=_CLOSE_TIMEOUT, raise_for_error=False)

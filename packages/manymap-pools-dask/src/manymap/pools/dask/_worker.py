@@ -38,7 +38,7 @@ from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import TaskFailure, run_calls
 from manymap.serialize import dumps, loads, make_shippable
 
-__all__ = ["MISSING", "OwnedWorker", "identify", "run_batch"]
+__all__ = ["MISSING", "OwnedWorker", "identify", "kill_worker", "run_batch", "shared"]
 
 #: The answer of a worker that does not hold the function of a batch.
 MISSING = "missing-function"
@@ -47,8 +47,13 @@ _functions: OrderedDict[tuple[str, int], Callable[..., Any] | TaskFailure] = Ord
 _lock = threading.Lock()
 
 
-def run_batch(pool: str, key: int, function: bytes | None, data: bytes, star: bool) -> tuple[Any, ...]:
+def run_batch(
+    pool: str, key: int, function: bytes | None, data: bytes, star: bool, buffers: list[bytes] | None = None
+) -> tuple[Any, ...]:
     """Run one batch on this worker.
+
+    ``function`` and each of ``buffers`` (the batch's out-of-band buffers, in
+    order) may have come as a shared payload: Dask hands over its bytes.
 
     Returns ``("done", payload, duration, pid)`` where ``payload`` holds
     ``(values, failures)`` (``values`` is ``None`` when the batch could not be
@@ -63,7 +68,8 @@ def run_batch(pool: str, key: int, function: bytes | None, data: bytes, star: bo
         values, failures = None, {0: loaded}
     else:
         try:
-            kwargs, items = loads(data)
+            # a copy of each shared buffer: the batch's own, writable, as in band
+            kwargs, items = loads(data, buffers=[bytearray(buffer) for buffer in buffers or ()])
         except Exception as error:
             values, failures = None, {0: TaskFailure.capture(error)}
         else:
@@ -96,6 +102,12 @@ def _function(pool: str, key: int, function: bytes | None) -> Callable[..., Any]
     return loaded
 
 
+def shared(data: bytes) -> bytes:
+    """A shared payload's Dask task: its bytes, kept on the worker for the batches
+    that need them (see ``_shared.py``)."""
+    return data
+
+
 def identify() -> tuple[int, str, int]:
     """This worker's pid, host name and number of threads."""
     threads = 1
@@ -104,6 +116,15 @@ def identify() -> tuple[int, str, int]:
 
         threads = get_worker().state.nthreads
     return os.getpid(), socket.gethostname(), threads
+
+
+def kill_worker(dask_worker: Any) -> int:
+    """Run on a worker's nanny (``client.run(..., nanny=True)``): SIGKILL its worker
+    process, which the nanny then replaces (it restarts a worker that exits
+    unexpectedly). Returns the pid killed."""
+    pid: int = dask_worker.pid
+    os.kill(pid, signal.SIGKILL)
+    return pid
 
 
 def _flush() -> None:
