@@ -79,7 +79,8 @@ class Job:
         self._listener = listener
         self._cond = threading.Condition(scheduler.lock)
         self._emitting = 0  # threads inside _emit: the bar is closed only once they are out
-        self._emit_cond = threading.Condition()
+        # guards _emitting; only a job with a listener emits (and it never gains one)
+        self._emit_cond = threading.Condition() if listener is not None else None
         self._ready: deque[Batch] = deque()
         self.queued = False  # listed in the scheduler's queue of jobs with ready batches
         self._fed = 0  # tasks made ready so far
@@ -413,8 +414,10 @@ class Job:
         listener = self._listener
         close = getattr(listener, "close", None)
         if close is not None:
-            with self._emit_cond:  # another thread may still be reporting its last tasks
-                self._emit_cond.wait_for(lambda: not self._emitting, timeout=_EMIT_WAIT)
+            emit_cond = self._emit_cond
+            assert emit_cond is not None, "a job with a listener has its _emit_cond"
+            with emit_cond:  # another thread may still be reporting its last tasks
+                emit_cond.wait_for(lambda: not self._emitting, timeout=_EMIT_WAIT)
             try:
                 close()
             except Exception as error:  # a broken progress consumer must not break the pool
@@ -446,9 +449,10 @@ class Job:
 
     def _emit(self, events: list[TaskEvent]) -> None:
         listener = self._listener
-        if listener is None:
+        emit_cond = self._emit_cond
+        if listener is None or emit_cond is None:
             return
-        with self._emit_cond:
+        with emit_cond:
             self._emitting += 1
         try:
             for event in events:
@@ -459,10 +463,10 @@ class Job:
                     _listener_failed(listener, error)
                     return
         finally:
-            with self._emit_cond:
+            with emit_cond:
                 self._emitting -= 1
                 if not self._emitting:
-                    self._emit_cond.notify_all()
+                    emit_cond.notify_all()
 
 
 def cancelled_error(text: str) -> BaseException:

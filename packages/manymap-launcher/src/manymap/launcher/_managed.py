@@ -175,6 +175,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     def _doomed_workers(self, workers: Iterable[W]) -> list[W]:
         """Those of ``workers`` running tasks of the interrupted jobs (see :meth:`_doomed_jobs`)."""
+        if not self._doomed:  # the common case, every manager round
+            return []
         doomed = self._doomed_jobs()
         return [worker for worker in workers if worker.batch is not None and worker.batch.job in doomed]
 

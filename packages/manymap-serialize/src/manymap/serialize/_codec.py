@@ -53,8 +53,6 @@ class PoolCodec(Generic[T]):
         encoded: T = encode_batch(self._encode, kwargs, items, first, star)
         return encoded
 
-    @staticmethod
-    def must_send(known: set[int], key: int) -> bool:
-        """Whether a worker that was sent the function keys ``known`` lacks ``key``
-        (if so, it counts as sent): :func:`~manymap.serialize.must_send`."""
-        return must_send(known, key)
+    #: Whether a worker that was sent the function keys ``known`` lacks ``key``
+    #: (if so, it counts as sent): :func:`~manymap.serialize.must_send` itself.
+    must_send = staticmethod(must_send)
