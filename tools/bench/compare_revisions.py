@@ -24,12 +24,20 @@ noise over both. It prints, per pair, the median of:
 
 Not part of ``nox -s bench``: it answers "did a change make a pool slower?",
 which the benchmark's ratios to other libraries cannot resolve below its noise.
+
+``--instructions`` counts instead of timing (needs ``valgrind``): the
+instructions the calling process executes per call (its threads included,
+the workers left out), from two runs under callgrind, with and without
+the calls. A loaded machine moves that count by a few percent, not by half
+as it moves the clock. Kinds: ``serial-tiny``, ``thread-map``,
+``process-map``, ``process-pipe``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -116,6 +124,23 @@ else:
 print(figure)
 """
 
+CALLS = r"""
+import sys
+from operator import neg
+from manymap.pools.local import ProcessPool, SerialPool, ThreadPool
+kind, calls = sys.argv[1], int(sys.argv[2])
+if kind == "serial-tiny":
+    pool = SerialPool()
+    for _ in range(calls):
+        pool.map(neg, range(100_000))
+else:
+    with (ThreadPool if kind == "thread-map" else ProcessPool)(2) as pool:
+        pool.map(neg, range(10))
+        for i in range(calls):
+            pool.pipe(neg, i) if kind == "process-pipe" else pool.map(neg, range(1000))
+"""
+COUNTED = {"serial-tiny": 5, "thread-map": 200, "process-map": 200, "process-pipe": 300}  # calls per count
+
 KINDS = (
     "serial-tiny",
     "thread-map",
@@ -128,11 +153,15 @@ KINDS = (
 )
 
 
-def measure(checkout: Path, kind: str) -> float:
+def _sources(checkout: Path) -> str:
     sources = os.pathsep.join(str(path) for path in sorted(checkout.glob("packages/*/src")))
     if not sources:
         raise SystemExit(f"{checkout} holds no packages/*/src")
-    env = {**os.environ, "PYTHONPATH": sources}
+    return sources
+
+
+def measure(checkout: Path, kind: str) -> float:
+    env = {**os.environ, "PYTHONPATH": _sources(checkout)}
     done = subprocess.run(
         [sys.executable, "-c", PROBE, kind], env=env, capture_output=True, text=True, timeout=300, check=False
     )
@@ -141,18 +170,52 @@ def measure(checkout: Path, kind: str) -> float:
     return float(done.stdout.split()[-1])
 
 
+def instructions(checkout: Path, kind: str) -> float:
+    """Instructions the calling process executes per call of ``kind`` (valgrind's callgrind)."""
+    env = {**os.environ, "PYTHONPATH": _sources(checkout)}
+    counts = []
+    valgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    for calls in (0, COUNTED[kind]):
+        done = subprocess.run(
+            [*valgrind, sys.executable, "-c", CALLS, kind, str(calls)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        # Forked workers run under valgrind too and report their own counts:
+        # the calling process is the first pid valgrind names.
+        first = re.search(r"==(\d+)==", done.stderr)
+        count = first and re.search(rf"=={first.group(1)}== Collected\s*:\s*(\d+)", done.stderr)
+        if done.returncode != 0 or not count:
+            raise SystemExit(f"{kind} at {checkout} failed under valgrind:\n{done.stderr[-2000:]}")
+        counts.append(int(count.group(1)))
+    return (counts[1] - counts[0]) / COUNTED[kind]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--pairs", type=int, default=5)
-    parser.add_argument("--only", default=",".join(KINDS), help=f"comma-separated: {','.join(KINDS)}")
+    parser.add_argument("--only", default=None, help=f"comma-separated: {','.join(KINDS)}")
+    parser.add_argument("--instructions", action="store_true", help="count instructions per call (valgrind)")
     args = parser.parse_args()
-    for kind in args.only.split(","):
+    kinds = args.only.split(",") if args.only else list(COUNTED if args.instructions else KINDS)
+    if args.instructions and (unknown := [kind for kind in kinds if kind not in COUNTED]):
+        raise SystemExit(f"--instructions counts {', '.join(COUNTED)}, not {', '.join(unknown)}")
+    probe = instructions if args.instructions else measure
+    for kind in kinds:
         ratios = []
-        show = (lambda v: f"{v:8.2f}x") if kind.endswith("ratio") else (lambda v: f"{v * 1e6:10.1f} us")
+        if args.instructions:
+            show = lambda v: f"{v:12,.0f} instructions"  # noqa: E731
+        elif kind.endswith("ratio"):
+            show = lambda v: f"{v:8.2f}x"  # noqa: E731
+        else:
+            show = lambda v: f"{v * 1e6:10.1f} us"  # noqa: E731
         for _ in range(args.pairs):
-            old, new = measure(args.old, kind), measure(args.new, kind)
+            old, new = probe(args.old, kind), probe(args.new, kind)
             ratios.append(new / old)
             print(f"{kind:15} old {show(old)}  new {show(new)}  new/old {new / old:.2f}", flush=True)
         ratios.sort()
