@@ -58,10 +58,15 @@ class DistributionConformance:
         "asyncio",
         "dataclasses",
         "dill",
+        "hashlib",
+        "hmac",
         "importlib.metadata",
+        "json",
         "multiprocess",
         "paramiko",
         "ppft",
+        "secrets",
+        "subprocess",
     )
 
     def _files(self) -> set[str]:

@@ -16,7 +16,6 @@ import abc
 import contextlib
 import os
 import re
-import secrets
 import socket
 import sys
 import threading
@@ -143,6 +142,8 @@ class LocalNode(Node):
         self.label = "localhost"
         self.host = "localhost"
         self.workers = workers
+        import secrets  # loaded by the first pool, not by the package (import time)
+
         self.secret = secrets.token_hex(32)
         self.port = 0
         self.process: LocalLauncher | None = None
@@ -226,6 +227,8 @@ class SshNode(Node):
         self.python = python
         self.want_workers = workers
         self.env = dict(env or {})
+        import secrets  # loaded by the first pool, not by the package (import time)
+
         self.secret = secrets.token_hex(32)
         self.pipe: Any = None
         self.tunnel: Any = None

@@ -31,7 +31,6 @@ import collections
 import contextlib
 import errno
 import os
-import secrets
 import selectors
 import socket
 import threading
@@ -110,6 +109,8 @@ class RPCServer:
                 f"got {max_tasks_per_worker!r}"
             )
         self.max_tasks_per_worker = max_tasks_per_worker
+        import secrets  # loaded by the first server, not by the package (import time)
+
         self.secret = secret or secrets.token_hex(32)
         self.workers = workers or os.cpu_count() or 1
         self.max_connections = max_connections or self.workers
