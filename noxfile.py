@@ -412,7 +412,8 @@ def bench(session: nox.Session) -> None:
     session.run(
         "python",
         "-c",
-        "import compileall, sysconfig; compileall.compile_dir(sysconfig.get_path('purelib'), quiet=1, workers=0)",
+        "import compileall, sysconfig; "
+        "compileall.compile_dir(sysconfig.get_path('purelib'), quiet=1, workers=0)",
         silent=True,
     )
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
