@@ -60,7 +60,6 @@ from manymap.launcher.lowlevel import (
     exit_reason,
 )
 from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
-from manymap.pools.local._worker import worker_main
 from manymap.serialize import PoolCodec
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -225,6 +224,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                 self._tell_stop(worker)
 
     def _spawn(self) -> None:
+        from manymap.pools.local._worker import worker_main  # the worker's side, loaded on first use
+
         serial = next(self._serials)
         parent_end, child_end = self._context.Pipe(duplex=True)
         inherited: list[int] = []
