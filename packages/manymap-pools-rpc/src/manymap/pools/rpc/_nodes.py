@@ -271,7 +271,8 @@ class SshNode(Node):
                 stop_server(pipe, 0.0)
 
 
-_HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+# Compiled by the first parse (re caches it), not at import time.
+_HOST_PORT = r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$"
 
 
 def parse_server(
@@ -300,7 +301,7 @@ def parse_server(
             env=spec.env,
             max_tasks=max_tasks,
         )
-    match = _HOST_PORT.match(spec)
+    match = re.match(_HOST_PORT, spec)
     if match and not spec.startswith("ssh://"):
         return DirectNode(match["host"].strip("[]"), int(match["port"]), secret)
     registered = None if spec.startswith("ssh://") else find_host(spec)
