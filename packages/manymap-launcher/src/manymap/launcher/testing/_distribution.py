@@ -56,10 +56,12 @@ class DistributionConformance:
     #: pools) defer: their ``lazy_modules``.
     FAMILY_DEFERRED = (
         "asyncio",
+        "copy",
         "dataclasses",
         "dill",
         "hashlib",
         "hmac",
+        "importlib",
         "importlib.metadata",
         "json",
         "multiprocess",

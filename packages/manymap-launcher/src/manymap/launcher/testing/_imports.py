@@ -143,9 +143,9 @@ def import_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
 def fresh_import_loads(module: str, watched: Iterable[str], *, timeout: float = 120.0) -> set[str]:
     """Which of ``watched`` (module names) ``import module`` loads in a new interpreter."""
     names = sorted(set(watched))
-    code = (  # json is imported after the look: it is one of the watched modules
-        "import importlib, sys\n"
-        f"importlib.import_module({module!r})\n"
+    code = (  # importlib and json are imported after the look: both are watched modules
+        "import sys\n"
+        f"__import__({module!r})\n"
         f"loaded = [n for n in {names!r} if n in sys.modules]\n"
         "import json\n"
         "print(json.dumps(loaded))\n"
