@@ -235,7 +235,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             for _ in range(self.nodes - len(serving)):
                 self._spawn()
         finally:
-            self._staffed.set()
+            if not self._staffed.is_set():  # once: the constructor waits for the first staffing
+                self._staffed.set()
         for worker in serving[self.nodes :]:
             if worker.batch is None:
                 self._tell_stop(worker)
