@@ -414,6 +414,17 @@ def bench(session: nox.Session) -> None:
         scripts = [by_name[name] for name in wanted]
     # TESTHOSTS: the ssh rows' private sshd; manymap-pools-dask: the DaskPool rows.
     install_local(session, [*closure("manymap"), "manymap-pools-dask"], *BENCH, TESTHOSTS)
+    # Byte-compile what was installed, as pip does: uv does not, and where
+    # PYTHONDONTWRITEBYTECODE is set no import caches its .pyc either, so every
+    # cold cell would compile the family (and dill, ppft, ...) from source while
+    # the stdlib's modules come precompiled.
+    session.run(
+        "python",
+        "-c",
+        "import compileall, sysconfig; "
+        "compileall.compile_dir(sysconfig.get_path('purelib'), quiet=1, workers=0)",
+        silent=True,
+    )
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     env = {"MANYMAP_BENCH_DIR": str(BENCH_DIR), "PYTHONHASHSEED": "0"}
     for script in scripts:

@@ -20,6 +20,8 @@ Standard library only.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from manymap.launcher import _public
 from manymap.launcher.__about__ import __version__
 from manymap.launcher._calls import PoolCalls
@@ -37,8 +39,6 @@ from manymap.launcher._errors import (
     WorkerLostError,
 )
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
-from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
-from manymap.launcher._launcher import AbstractLauncher
 from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
@@ -77,3 +77,27 @@ __all__ = [
 
 
 _public.show_public_paths(globals())
+
+if TYPE_CHECKING:
+    from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
+    from manymap.launcher._launcher import AbstractLauncher
+
+#: Public names loaded on first access (import time): a plain ``map`` uses neither
+#: the executor view nor the launchers' base (ssh pipes, copiers and tunnels do).
+_LAZY = {
+    "AbstractLauncher": "manymap.launcher._launcher",
+    "ExecutorShutdownError": "manymap.launcher._executor",
+    "PoolExecutor": "manymap.launcher._executor",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value

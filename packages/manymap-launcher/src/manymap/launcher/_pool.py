@@ -14,7 +14,8 @@ watchdog's (``_watchdog.py``), batch sizes ``_batching.py``'s.
 
 A concrete pool supplies only its scheduling core, five methods:
 
-- :meth:`_start_workers` starts the workers (lazily, at the first call);
+- :meth:`_start_workers` starts the workers (lazily, at the first call, or
+  when built if the pool calls :meth:`_ensure_started` itself);
 - the workers get work with :meth:`_wait_batch` (blocking, for a worker
   thread) or :meth:`_take_batch` (non-blocking, for a dispatcher), run it
   with :func:`~manymap.launcher.lowlevel.run_calls` and report through the batch;
@@ -38,14 +39,13 @@ import os
 import threading
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from manymap.launcher._batch import Batch
 from manymap.launcher._calls import PoolCalls
 from manymap.launcher._compat_mp import MultiprocessingPoolMethods
 from manymap.launcher._config import PicklesAsConfig
 from manymap.launcher._errors import PoolClosedError
-from manymap.launcher._executor import PoolExecutor
 from manymap.launcher._job import Job
 from manymap.launcher._lifecycle import Lifecycle, PoolState
 from manymap.launcher._nodes import NodesAlias, check_nodes, pick_nodes
@@ -55,6 +55,9 @@ from manymap.launcher._scheduler import PoolScheduler
 from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
 from manymap.launcher._submit import JobSubmission
+
+if TYPE_CHECKING:
+    from manymap.launcher._executor import PoolExecutor
 
 __all__ = ["AbstractWorkerPool", "NodesAlias"]
 
@@ -341,6 +344,8 @@ class AbstractWorkerPool(
         Its ``map`` returns an iterator and takes ``timeout`` as a deadline for
         the whole map, as the stdlib's; shutting it down shuts the pool down.
         """
+        from manymap.launcher._executor import PoolExecutor  # loaded on first use (import time)
+
         return PoolExecutor(self)
 
     def __enter__(self: T) -> T:

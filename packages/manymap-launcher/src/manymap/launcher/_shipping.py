@@ -15,7 +15,6 @@ or run at all comes back as one failure, copied to each of its tasks
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -99,6 +98,8 @@ def for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:
 
 
 def _copied(failure: TaskFailure) -> TaskFailure:
+    import copy  # only a failed batch of several tasks needs it (import time)
+
     error = failure.error
     try:
         clone = copy.copy(error)

@@ -41,8 +41,6 @@ The qualified names of ``_load_value``, ``_load_class`` and
 
 from __future__ import annotations
 
-import importlib
-import importlib.machinery
 import io
 import os
 import pickle
@@ -189,6 +187,8 @@ def _findable(name: str) -> bool:
     if top in sys.builtin_module_names:
         return True
     try:
+        import importlib.machinery  # loaded by the first look, not by the package (import time)
+
         return importlib.machinery.PathFinder.find_spec(top) is not None
     except (ImportError, ValueError):
         return False
@@ -420,6 +420,8 @@ def _load_value(blob: bytes) -> Any:
 def _load_module_globals(name: str) -> dict[str, Any]:
     """Reconstructor of the globals of a by-value function: its module's own. Wire format name."""
     try:
+        import importlib
+
         module = importlib.import_module(name)
     except Exception as exc:
         raise ImportError(

@@ -14,7 +14,6 @@ locks, sockets, ...: `manymap.serialize._bound`), which is refused.
 
 from __future__ import annotations
 
-import importlib
 import pickle
 import sys
 from collections.abc import Callable
@@ -75,6 +74,8 @@ def _reduce_module(module: ModuleType) -> Any:
     name = module.__name__
     if name in _MAIN_MODULES or sys.modules.get(name) is not module or module.__spec__ is None:
         return NotImplemented  # pickle then fails with "cannot pickle 'module' object"
+    import importlib  # the first module pickled loads it, not the package (import time)
+
     return (importlib.import_module, (name,))
 
 

@@ -56,12 +56,19 @@ class DistributionConformance:
     #: pools) defer: their ``lazy_modules``.
     FAMILY_DEFERRED = (
         "asyncio",
+        "copy",
         "dataclasses",
         "dill",
+        "hashlib",
+        "hmac",
+        "importlib",
         "importlib.metadata",
+        "json",
         "multiprocess",
         "paramiko",
         "ppft",
+        "secrets",
+        "subprocess",
     )
 
     def _files(self) -> set[str]:

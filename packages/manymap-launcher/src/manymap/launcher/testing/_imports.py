@@ -143,10 +143,12 @@ def import_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
 def fresh_import_loads(module: str, watched: Iterable[str], *, timeout: float = 120.0) -> set[str]:
     """Which of ``watched`` (module names) ``import module`` loads in a new interpreter."""
     names = sorted(set(watched))
-    code = (
-        "import importlib, json, sys\n"
-        f"importlib.import_module({module!r})\n"
-        f"print(json.dumps([n for n in {names!r} if n in sys.modules]))\n"
+    code = (  # importlib and json are imported after the look: both are watched modules
+        "import sys\n"
+        f"__import__({module!r})\n"
+        f"loaded = [n for n in {names!r} if n in sys.modules]\n"
+        "import json\n"
+        "print(json.dumps(loaded))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=False

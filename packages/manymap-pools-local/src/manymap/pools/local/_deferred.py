@@ -5,8 +5,11 @@ first one created imports it, so a ThreadPool or SerialPool map never loads
 it. (Not later, when workers start: importing ``multiprocess`` registers its
 exit handler, which must come before the exit hook of an executor view of
 the pool, so that ``atexit``, last in first out, lets the executor finish its
-work first.) ``ctypes`` is imported only in a worker, for ``prctl``. Every deferred import of the package is a
-function here.
+work first.) ``ctypes`` is imported only in a worker, for ``prctl``; ``mmap``
+by the first large buffer that goes through shared memory (``_shm.py``) and
+the worker's main loop (``_worker.py``) when the first worker starts (in
+``_process.py``). Every other deferred import of the package is a function
+here.
 """
 
 from __future__ import annotations

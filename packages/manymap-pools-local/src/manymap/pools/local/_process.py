@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -60,7 +61,6 @@ from manymap.launcher.lowlevel import (
     exit_reason,
 )
 from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
-from manymap.pools.local._worker import worker_main
 from manymap.serialize import PoolCodec
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -106,6 +106,11 @@ class _Worker(ManagedWorker):
 
 class ProcessPool(ManagedWorkerPool[_Worker]):
     """A pool of worker processes (pathos' ``ProcessPool``, without the hangs).
+
+    Its workers start when it is built, as :class:`multiprocessing.pool.Pool`'s
+    do: the constructor returns once they are forked, and they finish starting
+    while the caller prepares its first call. (A copy unpickled from a task
+    argument starts them when first used.)
 
     Args:
         nodes: number of processes (default: the number of cores, or inside
@@ -160,6 +165,14 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         self._start_failures = 0
         self._finalizer: Any = None
         self._shm_prefix = ""
+        # The workers start now, as multiprocessing.Pool's do, not with the first call:
+        # the manager thread forks them; the pool is handed out once they are forked
+        # (not yet ready: they finish starting while the caller prepares its first map).
+        # A copy unpickled from a task argument is configuration: it starts when used.
+        self._staffed = threading.Event()
+        if not self._from_config:
+            self._ensure_started()
+            self._staffed.wait(_JOIN)  # bounded: a manager that fails to staff breaks the pool
 
     @property
     def context(self) -> str:
@@ -218,13 +231,19 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         serving = [worker for worker in self._workers if not worker.stopping]
         if self._killing or (self._closing and self._draining):
             return
-        for _ in range(self.nodes - len(serving)):
-            self._spawn()
+        try:
+            for _ in range(self.nodes - len(serving)):
+                self._spawn()
+        finally:
+            if not self._staffed.is_set():  # once: the constructor waits for the first staffing
+                self._staffed.set()
         for worker in serving[self.nodes :]:
             if worker.batch is None:
                 self._tell_stop(worker)
 
     def _spawn(self) -> None:
+        from manymap.pools.local._worker import worker_main  # the worker's side, loaded on first use
+
         serial = next(self._serials)
         parent_end, child_end = self._context.Pipe(duplex=True)
         inherited: list[int] = []

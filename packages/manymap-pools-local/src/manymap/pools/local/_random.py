@@ -7,7 +7,6 @@ share a stream. These helpers seed or fetch a generator explicitly.
 
 from __future__ import annotations
 
-import importlib
 import os
 import random
 import time
@@ -41,6 +40,8 @@ def random_state(module: str | ModuleType = "random", new: bool = False, seed: A
     Returns:
         The generator (the module itself for the global one).
     """
+    import importlib  # loaded by the first call, not by the package (import time)
+
     if isinstance(module, str):
         module = importlib.import_module("numpy.random" if module == "numpy" else module)
     elif module.__name__ == "numpy":

@@ -20,11 +20,14 @@ files of owners that no longer exist (:func:`sweep`).
 from __future__ import annotations
 
 import contextlib
-import mmap
 import os
 import pickle
 import tempfile
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import mmap
 
 __all__ = ["MIN_SHARED", "PREFIX", "attach", "discard", "discard_prefix", "export", "owned_by", "sweep"]
 
@@ -65,6 +68,8 @@ def export(buffers: Sequence[pickle.PickleBuffer], prefix: str) -> list[str]:
 
 def attach(names: Sequence[str]) -> list[mmap.mmap | bytearray]:
     """Map the named files (unlinking them) as buffers for ``loads(buffers=...)``."""
+    import mmap  # loaded by the first large buffer, not by the package (import time)
+
     buffers: list[mmap.mmap | bytearray] = []
     try:
         for name in names:

@@ -17,13 +17,29 @@ itself (as ``manymap.core.serve`` does): its command line, its port, its secret.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from manymap.launcher.lowlevel import show_public_paths
 from manymap.pools.rpc.__about__ import __version__
 from manymap.pools.rpc._nodes import RemoteHost
 from manymap.pools.rpc._pool import ParallelPool
-from manymap.pools.rpc._server import RPCServer
+
+if TYPE_CHECKING:
+    from manymap.pools.rpc._server import RPCServer
 
 __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
 
 
 show_public_paths(globals())
+
+
+def __getattr__(name: str) -> Any:
+    # The server side (RPCServer, its connections, its ppft workers, subprocess) is
+    # loaded when first used: a ParallelPool never needs it in this process.
+    if name == "RPCServer":
+        from manymap.pools.rpc._server import RPCServer
+
+        RPCServer.__module__ = __name__
+        globals()[name] = RPCServer
+        return RPCServer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

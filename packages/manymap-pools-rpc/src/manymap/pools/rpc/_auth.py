@@ -30,9 +30,6 @@ touches ends the connection (:class:`TagError`).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 import selectors
 import socket
 import struct
@@ -95,11 +92,15 @@ class ServerBusy(ManymapError):
 def proof(secret: str, role: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
     """What ``role`` (``b"client"`` or ``b"server"``) sends to prove it knows ``secret``
     on the connection of these two nonces."""
+    import hmac  # the handshake's modules load with the first connection (import time)
+
     return hmac.digest(secret.encode(), _LABEL + role + server_nonce + client_nonce, "sha256")
 
 
 def new_nonce() -> bytes:
     """A fresh random nonce."""
+    import secrets
+
     return secrets.token_bytes(wire.NONCE)
 
 
@@ -114,6 +115,9 @@ class Session:
     """
 
     def __init__(self, secret: str, server_nonce: bytes, client_nonce: bytes, *, client: bool) -> None:
+        import hashlib
+        import hmac
+
         master = hmac.digest(secret.encode(), _LABEL + b"session" + server_nonce + client_nonce, "sha256")
         upstream = hmac.digest(master, b"client to server", "sha256")
         downstream = hmac.digest(master, b"server to client", "sha256")
@@ -135,6 +139,8 @@ class Session:
             for part in parts:
                 mac.update(part)
             return bytes(mac.digest())
+        import hmac
+
         poly = _one_time_mac(hmac.digest(bulk_key, _SEQ.pack(seq), "sha256"))
         for part in parts:
             poly.update(part)
@@ -169,7 +175,7 @@ class Session:
         view = memoryview(frame)
         body = view[: len(frame) - wire.PROOF]
         tag = self._tag(self._receive_mac, self._receive_bulk, self._received, (body,), len(body))
-        if not hmac.compare_digest(tag, view[len(frame) - wire.PROOF :]):
+        if not _same(tag, view[len(frame) - wire.PROOF :]):
             raise TagError("a frame whose tag does not hold: not from the authenticated peer")
         self._received += 1
         return body
@@ -183,7 +189,7 @@ def check_client(secret: str, server_nonce: bytes, body: bytes) -> tuple[Session
         FrameError: ``body`` is not a client's proof.
     """
     client_nonce, theirs = wire.unpack_prove(body)
-    if not hmac.compare_digest(theirs, proof(secret, b"client", server_nonce, client_nonce)):
+    if not _same(theirs, proof(secret, b"client", server_nonce, client_nonce)):
         return None
     session = Session(secret, server_nonce, client_nonce, client=False)
     return session, proof(secret, b"server", server_nonce, client_nonce)
@@ -197,6 +203,13 @@ class Connection(NamedTuple):
     session: Session
     reader: wire.FrameReader
     leftover: list[bytearray]  # frames that arrived with the handshake's last one
+
+
+def _same(a: bytes | memoryview, b: bytes | memoryview) -> bool:
+    """``hmac.compare_digest(a, b)`` (hmac imported on first use)."""
+    import hmac
+
+    return hmac.compare_digest(a, b)
 
 
 def _next_frame(
@@ -241,7 +254,7 @@ def handshake(sock: socket.socket, secret: str, host: str, port: int | None, tim
             raise ConnectionLostError(str(error), host=host, port=port) from None
         if isinstance(verdict, wire.Accepted):
             theirs = proof(secret, b"server", server_nonce, client_nonce)
-            if not hmac.compare_digest(verdict.proof, theirs):
+            if not _same(verdict.proof, theirs):
                 raise AuthenticationError(
                     "the server did not prove that it knows the secret: it is not the "
                     "manymap-server it claims to be, or holds another secret; nothing was sent to it",

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import selectors
-import subprocess
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from manymap.launcher import ResultTimeoutError
+
+if TYPE_CHECKING:
+    import subprocess
 
 __all__ = ["LocalLauncher"]
 
@@ -41,6 +43,8 @@ class LocalLauncher:
 
     def launch(self) -> None:
         """Start the command."""
+        import subprocess  # loaded by the first launch, not by the package (import time)
+
         self.process = subprocess.Popen(
             self.argv,
             stdin=subprocess.PIPE,
@@ -87,6 +91,8 @@ class LocalLauncher:
         Raises:
             ResultTimeoutError: it still runs.
         """
+        import subprocess
+
         process = self._running()
         try:
             return Ended(process.wait(timeout))

@@ -16,7 +16,6 @@ import abc
 import contextlib
 import os
 import re
-import secrets
 import socket
 import sys
 import threading
@@ -174,6 +173,8 @@ class LocalNode(Node):
             self.process = LocalLauncher(
                 command, {**os.environ, "PYTHONPATH": path}, name="the local manymap-server"
             )
+        import secrets  # loaded by the first pool, not by the package (import time)
+
         self.secret = secrets.token_hex(32)
         self.port = start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
@@ -245,6 +246,8 @@ class SshNode(Node):
         self.python = python
         self.want_workers = workers
         self.env = dict(env or {})
+        import secrets  # loaded by the first pool, not by the package (import time)
+
         self.secret = secrets.token_hex(32)
         self.pipe: Any = None
         self.tunnel: Any = None
@@ -287,7 +290,8 @@ class SshNode(Node):
                 stop_server(pipe, 0.0)
 
 
-_HOST_PORT = re.compile(r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$")
+# Compiled by the first parse (re caches it), not at import time.
+_HOST_PORT = r"^(?P<host>[^/@\s]+|\[[0-9a-fA-F:]+\]):(?P<port>\d{1,5})$"
 
 
 def parse_server(
@@ -316,7 +320,7 @@ def parse_server(
             env=spec.env,
             max_tasks=max_tasks,
         )
-    match = _HOST_PORT.match(spec)
+    match = re.match(_HOST_PORT, spec)
     if match and not spec.startswith("ssh://"):
         return DirectNode(match["host"].strip("[]"), int(match["port"]), secret)
     registered = None if spec.startswith("ssh://") else find_host(spec)

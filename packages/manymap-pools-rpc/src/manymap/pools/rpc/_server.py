@@ -35,7 +35,6 @@ import collections
 import contextlib
 import errno
 import os
-import secrets
 import selectors
 import socket
 import threading
@@ -127,6 +126,8 @@ class RPCServer:
         # First: the template is forked before this process holds a secret, a socket or a thread of ours.
         forking = fork_workers is not False and _forking.available()
         self._template = Template(prefork=workers or os.cpu_count() or 1) if forking else None
+        import secrets  # loaded by the first server, not by the package (import time)
+
         self.secret = secret or secrets.token_hex(32)
         self.workers = workers or os.cpu_count() or 1
         self.max_connections = max_connections or self.workers

@@ -48,8 +48,6 @@ must be: too short, too long, of another kind.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import pickle
 import socket
 import struct
@@ -214,11 +212,15 @@ def unpack_verdict(body: Buffer) -> Accepted | Refused:
 
 def pack_info(info: dict[str, Any]) -> Parts:
     """The server's info (host, workers, pid, worker pid): the first tagged body."""
+    import json  # hashlib and json load with the first connection, not with the package
+
     return (json.dumps(info).encode(),)
 
 
 def unpack_info(body: Buffer) -> dict[str, Any]:
     """The server's info."""
+    import json
+
     try:
         info = json.loads(bytes(body))
     except ValueError as error:
@@ -373,6 +375,8 @@ class StubCache:
     its md5 (ppft's cache key) after. One per worker."""
 
     def __init__(self, stub: bytes | None = None) -> None:
+        import hashlib
+
         self.stub = pickle.dumps((STUB_NAME, [STUB], ())) if stub is None else stub
         self._digest = hashlib.md5(self.stub).hexdigest().encode()
         self._sent = False
@@ -427,6 +431,8 @@ def unpack_job(stub: Buffer, args: Buffer, known: dict[bytes, bytes]) -> tuple[s
     reads; ``known``: the stubs seen so far, by hash)."""
     kind, rest = bytes(stub[:1]), bytes(stub[1:])
     if kind == b"N":
+        import hashlib
+
         known[hashlib.md5(rest).hexdigest().encode()] = rest
     elif kind == b"H" and rest in known:
         rest = known[rest]
