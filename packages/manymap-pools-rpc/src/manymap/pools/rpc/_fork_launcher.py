@@ -25,7 +25,6 @@ ends: it watches a pidfd of it, which no grandchild can hold open.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import selectors
 import signal
@@ -94,7 +93,7 @@ class ForkLauncher:
         """
         if self._pid is not None:
             return
-        importlib.import_module(wire.INWORKER)
+        __import__(wire.INWORKER)  # (not importlib: it stays out of the package's import)
         control_r, control_w = os.pipe()
         out_r, out_w = os.pipe()
         owner = os.getpid()
