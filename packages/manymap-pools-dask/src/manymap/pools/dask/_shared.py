@@ -34,7 +34,6 @@ older ones are released (Dask keeps one while a task that needs it waits).
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import pickle
 from collections import OrderedDict
@@ -66,6 +65,8 @@ class SharedBatch:
 
 def digest(data: Any) -> str:
     """The name of ``data`` (any contiguous buffer) on the cluster: a hash of its content."""
+    import hashlib  # by the first large payload, not by the package (import time)
+
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
