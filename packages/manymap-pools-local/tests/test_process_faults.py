@@ -17,7 +17,7 @@ import pytest
 from pool_helpers import big_results, file_limit, lower_file_limit, nested_pool_then_sleep
 
 from manymap.launcher import AsyncResult, WorkerLostError
-from manymap.launcher.testing import _fault_tasks, eventually, hang_guard
+from manymap.launcher.testing import _fault_tasks, eventually, hang_guard, kill_started
 from manymap.launcher.testing._faults import alive, descendants
 from manymap.pools.local import ProcessPool, _procs
 
@@ -133,12 +133,7 @@ def test_files_of_an_owner_killed_mid_map_are_swept_by_the_next_pool(tmp_path: P
             assert pool.map(abs, [-3]) == [3]
         assert shm_files() & left == set(), "the files of a killed owner were not swept"
     finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait(WAIT)
-        for pid in started:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_started(owner, started, WAIT)
 
 
 def test_process_state_a_task_changes_stays_unless_workers_are_recycled() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from rpc_helpers import WAIT, ServerProcess, first_draws_once_two_met
 
-from manymap.launcher.testing import eventually
+from manymap.launcher.testing import eventually, kill_started
 from manymap.launcher.testing._faults import alive, descendants
 from manymap.pools.rpc import ParallelPool, RPCServer, _forking
 
@@ -154,12 +154,7 @@ def test_the_server_its_template_and_workers_die_with_the_pools_process() -> Non
             f"left alive: {[pid for pid in started if alive(pid)]}"
         )
     finally:
-        if owner.poll() is None:
-            owner.kill()
-            owner.wait(WAIT)
-        for pid in started:
-            if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+        kill_started(owner, started, WAIT)
         owner.stdout.close()
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._inworker import OneWritePipe
+from manymap.pools.rpc._ppprocess import PPWorker
 
 STUB = "def add(a, b):\n    print('adding', a, b)\n    return a + b\n"
 
@@ -46,6 +47,17 @@ def run(transport: ppft.transport.CPipeTransport, *args: object) -> tuple[object
     transport.send(pickle.dumps(args, pickle.HIGHEST_PROTOCOL))
     result: tuple[object, str] = pickle.loads(transport.receive())
     return result
+
+
+def _first_reply(worker: PPWorker) -> bytearray:
+    """The first frame the ppft ``worker`` answers (30 s at most)."""
+    frames: list[bytearray] = []
+    with selectors.DefaultSelector() as selector:
+        selector.register(worker.stdout, selectors.EVENT_READ)
+        while not frames:
+            assert selector.select(30.0), "no reply from the ppft worker"
+            frames = worker.reader.pump()
+    return frames[0]
 
 
 def test_runs_ppft_jobs_with_their_output(
@@ -87,7 +99,6 @@ def test_the_servers_one_write_send_is_what_ppft_sends(
 def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
     """PPWorker (the server's side) sends jobs as ppft's csend does: the stub's
     source the first time, its hash after; the replies are ppft's."""
-    from manymap.pools.rpc._ppprocess import PPWorker
     from manymap.serialize import dumps, loads
 
     worker = PPWorker().ready()
@@ -100,13 +111,7 @@ def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
             pieces = worker.job(b"".join(wire.pack_batch(key, False, body, dumps(({}, [value])))))
             jobs.append(b"".join(pieces))
             assert worker.write(pieces, 10.0)
-            frames: list[bytearray] = []
-            with selectors.DefaultSelector() as selector:
-                selector.register(worker.stdout, selectors.EVENT_READ)
-                while not frames:
-                    assert selector.select(30.0), "no reply from the ppft worker"
-                    frames = worker.reader.pump()
-            result, _ = worker.reply(frames[0])
+            result, _ = worker.reply(_first_reply(worker))
             assert loads(result) == ([abs(value)], {})
         assert jobs[0][8:9] == b"N"
         assert jobs[1][8:9] == b"H"
@@ -120,7 +125,7 @@ def test_a_large_batch_passes_the_workers_pipes_both_ways() -> None:
     the reply."""
     import fcntl
 
-    from manymap.pools.rpc._ppprocess import PIPE_SIZE, PPWorker
+    from manymap.pools.rpc._ppprocess import PIPE_SIZE
     from manymap.serialize import dumps, loads
 
     worker = PPWorker().ready()
@@ -132,15 +137,10 @@ def test_a_large_batch_passes_the_workers_pipes_both_ways() -> None:
         data = bytes(range(256)) * (8 * 4096)
         batch = wire.pack_batch(1, False, dumps(bytes), dumps(({}, [data])))
         assert worker.write(worker.job(b"".join(batch)), 30.0)
-        frames: list[bytearray] = []
-        with selectors.DefaultSelector() as selector:
-            selector.register(worker.stdout, selectors.EVENT_READ)
-            while not frames:
-                assert selector.select(30.0), "no reply from the ppft worker"
-                frames = worker.reader.pump()
-        result, out = worker.reply(frames[0])
+        frame = _first_reply(worker)
+        result, out = worker.reply(frame)
         assert isinstance(result, memoryview)
-        assert result.obj is frames[0]
+        assert result.obj is frame
         assert loads(result) == ([data], {})
         assert out == ""
     finally:

@@ -10,7 +10,7 @@
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
 - guards: :func:`hang_guard`, :func:`live_threads`, :func:`live_children`,
-  :func:`eventually`;
+  :func:`eventually`, :func:`kill_started`;
 - terminals: :func:`run_in_terminal` runs a command on a real pty of a given
   width and :class:`TerminalScreen` replays what it drew (progress bars).
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from manymap.launcher.testing._guards import eventually, hang_guard, live_children, live_threads
+from manymap.launcher.testing._guards import eventually, hang_guard, kill_started, live_children, live_threads
 from manymap.launcher.testing._reference import ReferencePool
 from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, run_in_terminal
 
@@ -39,6 +39,7 @@ __all__ = [
     "cpython_executor_tests",
     "eventually",
     "hang_guard",
+    "kill_started",
     "live_children",
     "live_threads",
     "run_in_terminal",
@@ -57,6 +58,7 @@ for _obj in (
     TerminalScreen,
     eventually,
     hang_guard,
+    kill_started,
     live_children,
     live_threads,
     run_in_terminal,

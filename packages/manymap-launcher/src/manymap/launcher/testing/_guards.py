@@ -12,10 +12,12 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 __all__ = ["HANG_SECONDS", "eventually", "hang_guard", "live_children", "live_threads"]
@@ -101,3 +103,17 @@ def eventually(predicate: Callable[[], bool], timeout: float = 10.0, interval: f
         if time.monotonic() >= deadline:
             return False
         time.sleep(interval)
+
+
+def kill_started(owner: subprocess.Popen[Any], pids: Iterable[int], timeout: float = 10.0) -> None:
+    """End what a test started, whatever became of the test: ``owner`` (killed and
+    reaped if it still runs) and every one of ``pids`` still there (SIGKILL, by pid).
+
+    For a ``finally:`` after a test that starts a process which starts others.
+    """
+    if owner.poll() is None:
+        owner.kill()
+        owner.wait(timeout)
+    for pid in pids:
+        with contextlib.suppress(OSError):  # gone already
+            os.kill(pid, signal.SIGKILL)
