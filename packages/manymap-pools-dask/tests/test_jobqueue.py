@@ -97,9 +97,10 @@ def test_the_pool_runs_on_the_jobs_and_leaves_them_running(job_cluster: Any) -> 
     jobs = dict(job_cluster.workers)  # job name -> the job (its worker process)
     assert len(jobs) == JOBS
     with DaskPool(cluster=job_cluster) as pool:
-        assert pool.nodes == JOBS  # every thread of the cluster
         assert pool.map(tasks.square, range(20), chunksize=1) == [x * x for x in range(20)]
-        assert len(pool.stats().workers) == JOBS
+        # every thread of the cluster, once the scheduler has told the pool of each worker
+        wait_until(lambda: pool.nodes == JOBS, WAIT, "the pool to know every job's worker")
+        assert 1 <= len(pool.stats().workers) <= JOBS  # whichever of them ran the tasks
         assert pool.scheduler_address == job_cluster.scheduler_address
     assert dict(job_cluster.workers) == jobs  # the pool stopped no job
     assert worker_count(job_cluster) == JOBS
