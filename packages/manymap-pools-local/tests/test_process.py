@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import mmap
 import os
-import pickle
 import random
 import signal
 import subprocess
@@ -47,26 +46,6 @@ def test_thread_pool_inside_a_forked_process_pool() -> None:
         warm.map(abs, range(4))
         with ProcessPool(2, context="fork") as outer:
             assert outer.map(inner_thread_map, [2, 3]) == [[2, 1], [3, 2, 1]]
-
-
-def test_workers_start_when_the_pool_is_built() -> None:
-    """As multiprocessing.Pool's, so that the first map does not pay the forks (issue 15);
-    a copy unpickled from a task argument is configuration and starts none. (Forked
-    workers: a spawning pool also starts multiprocess's resource tracker, a child too.)"""
-    before = live_children()
-    pool = ProcessPool(2, context="fork")
-    try:
-        assert eventually(lambda: len(live_children() - before) == 2), "no workers before the first call"
-        assert "running" in repr(pool)
-        copy = pickle.loads(pickle.dumps(pool))
-        assert "new" in repr(copy)
-        assert len(live_children() - before) == 2
-        copy.close()
-        copy.join()
-    finally:
-        pool.close()
-        pool.join()
-    assert eventually(lambda: not (live_children() - before))
 
 
 def default_size(_: Any) -> int:

@@ -235,8 +235,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             for _ in range(self.nodes - len(serving)):
                 self._spawn()
         finally:
-            if not self._staffed.is_set():  # once: the constructor waits for the first staffing
-                self._staffed.set()
+            self._staffed.set()
         for worker in serving[self.nodes :]:
             if worker.batch is None:
                 self._tell_stop(worker)
