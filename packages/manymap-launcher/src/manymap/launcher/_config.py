@@ -4,10 +4,9 @@
 to every worker: a pool is pickled as its class and the arguments it was
 constructed with (plus ``nodes`` if it was assigned since), never as its
 workers, locks or threads. Unpickling constructs a new pool from them, which
-starts no worker until it is first used (even a pool that starts its
-workers when a caller builds it, as ``ProcessPool`` does: such a pool reads
-``_from_config``) and is closed like any pool: when it is garbage-collected,
-or at the interpreter's exit. So a worker that unpickles the same payload again (a
+starts no worker until it is first used (every pool starts its workers
+lazily) and is closed like any pool: when it is garbage-collected, or at the
+interpreter's exit. So a worker that unpickles the same payload again (a
 worker caches a task function) keeps using the one pool it built.
 
 The copy is always a new, open pool, whatever the state of the original
@@ -28,8 +27,6 @@ class PicklesAsConfig:
     """Mixin: remember the constructor's arguments, pickle as them."""
 
     _init_args: tuple[tuple[Any, ...], dict[str, Any]]
-    #: True while and after the pool is rebuilt from its pickled configuration.
-    _from_config: bool = False
 
     def __new__(cls: type[P], *args: Any, **kwargs: Any) -> P:
         pool = super().__new__(cls)
@@ -49,9 +46,7 @@ class PicklesAsConfig:
 
 
 def _rebuild(cls: type[P], args: tuple[Any, ...], kwargs: dict[str, Any], attributes: dict[str, Any]) -> P:
-    pool = cls.__new__(cls, *args, **kwargs)
-    pool._from_config = True  # a copy is configuration: no worker until it is used
-    pool.__init__(*args, **kwargs)  # type: ignore[misc]
+    pool = cls(*args, **kwargs)
     for name, value in attributes.items():
         setattr(pool, name, value)
     return pool

@@ -14,8 +14,7 @@ watchdog's (``_watchdog.py``), batch sizes ``_batching.py``'s.
 
 A concrete pool supplies only its scheduling core, five methods:
 
-- :meth:`_start_workers` starts the workers (lazily, at the first call, or
-  when built if the pool calls :meth:`_ensure_started` itself);
+- :meth:`_start_workers` starts the workers (lazily, at the first call);
 - the workers get work with :meth:`_wait_batch` (blocking, for a worker
   thread) or :meth:`_take_batch` (non-blocking, for a dispatcher), run it
   with :func:`~manymap.launcher.lowlevel.run_calls` and report through the batch;

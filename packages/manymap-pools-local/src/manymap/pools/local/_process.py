@@ -45,7 +45,6 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -107,11 +106,6 @@ class _Worker(ManagedWorker):
 class ProcessPool(ManagedWorkerPool[_Worker]):
     """A pool of worker processes (pathos' ``ProcessPool``, without the hangs).
 
-    Its workers start when it is built, as :class:`multiprocessing.pool.Pool`'s
-    do: the constructor returns once they are forked, and they finish starting
-    while the caller prepares its first call. (A copy unpickled from a task
-    argument starts them when first used.)
-
     Args:
         nodes: number of processes (default: the number of cores, or inside
             another pool's worker that worker's share); aliases ``ncpus``,
@@ -165,14 +159,6 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         self._start_failures = 0
         self._finalizer: Any = None
         self._shm_prefix = ""
-        # The workers start now, as multiprocessing.Pool's do, not with the first call:
-        # the manager thread forks them; the pool is handed out once they are forked
-        # (not yet ready: they finish starting while the caller prepares its first map).
-        # A copy unpickled from a task argument is configuration: it starts when used.
-        self._staffed = threading.Event()
-        if not self._from_config:
-            self._ensure_started()
-            self._staffed.wait(_JOIN)  # bounded: a manager that fails to staff breaks the pool
 
     @property
     def context(self) -> str:
@@ -231,11 +217,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         serving = [worker for worker in self._workers if not worker.stopping]
         if self._killing or (self._closing and self._draining):
             return
-        try:
-            for _ in range(self.nodes - len(serving)):
-                self._spawn()
-        finally:
-            self._staffed.set()
+        for _ in range(self.nodes - len(serving)):
+            self._spawn()
         for worker in serving[self.nodes :]:
             if worker.batch is None:
                 self._tell_stop(worker)
