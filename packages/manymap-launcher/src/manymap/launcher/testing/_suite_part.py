@@ -19,4 +19,5 @@ class SuitePart:
     timeout: float
 
     def make_pool(self, nodes: int = 2, **options: Any) -> AbstractWorkerPool:
-        raise NotImplementedError
+        """The pool under test; the package's subclass of the suite defines it."""
+        raise NotImplementedError(f"{type(self).__name__} must define make_pool(nodes, **options)")
