@@ -6,7 +6,8 @@ thread, as a cluster engine's callbacks do. A stopped worker leaves (its
 tasks are lost) and a new one joins, as a restarted engine worker does. It
 passes the whole conformance suite; the tests below cover what is the base's
 own: batches in flight never exceed ``nodes`` or the threads known, and a
-worker that leaves loses its batches.
+worker that leaves loses its batches. ``QueuingEngine`` is the same engine
+with ``queue_ahead``: its workers take their tasks in order, as Dask's do.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
+import time
 from typing import Any
 
 import pytest
 
-from manymap.launcher import WorkerLostError
+from manymap.launcher import EventKind, TaskEvent, WorkerLostError
 from manymap.launcher.lowlevel import Batch, EngineOutcome, EngineWorker, EngineWorkerPool, run_calls
 from manymap.launcher.testing import PoolConformance
 from manymap.launcher.testing import _tasks as tasks
@@ -36,6 +38,19 @@ class ThreadEngine(EngineWorkerPool):
         self.most_in_flight = 0
         self._running = 0
         self._count_lock = threading.Lock()
+        self.started: list[int] = []  # engine tasks, as their workers began them
+        self.finished: set[int] = set()  # engine tasks whose function returned
+        self.deliver = threading.Event()  # cleared: results are held, see release()
+        self.deliver.set()
+        self.held: list[tuple[Any, int, Any]] = []
+
+    def release(self) -> None:
+        """Deliver the results held since ``deliver`` was cleared, and the next ones."""
+        with self._count_lock:
+            self.deliver.set()
+            held, self.held = self.held, []
+        for inbox, token, result in held:
+            inbox.put("done", token, result)
 
     def _spawn(self) -> EngineWorker:
         ident = f"thread-{next(self._serials)}"
@@ -53,11 +68,17 @@ class ThreadEngine(EngineWorkerPool):
             with self._count_lock:
                 self._running += 1
                 self.most_in_flight = max(self.most_in_flight, self._running)
+            self.started.append(token)
             try:
                 result = run_calls(batch.function, batch.items, star=batch.star, kwargs=batch.kwargs)
             finally:
                 with self._count_lock:
                     self._running -= 1
+            with self._count_lock:
+                self.finished.add(token)
+                if not self.deliver.is_set():  # a result still on its way to the pool
+                    self.held.append((inbox, token, result))
+                    continue
             inbox.put("done", token, result)
 
     def _engine_open(self) -> list[EngineWorker]:
@@ -91,6 +112,27 @@ class ThreadEngine(EngineWorkerPool):
         self._queues.clear()
 
 
+class QueuingEngine(ThreadEngine):
+    """``ThreadEngine`` whose busy workers hold the next batch of their map."""
+
+    queue_ahead = True
+
+    def _engine_in_order(self, token: int) -> bool:
+        return True  # a worker thread takes its queue in order
+
+    def _engine_finished(self, token: int) -> bool:
+        return token in self.finished
+
+    def kill(self, worker: EngineWorker) -> None:
+        """What a dead worker did not start is gone with it; a new worker joins."""
+        jobs = self._queues.pop(worker.ident)
+        while not jobs.empty():
+            jobs.get_nowait()
+        jobs.put(_STOP)
+        self._inbox.put("left", worker.ident, f"{worker.name} died")
+        self._inbox.put("joined", self._spawn())
+
+
 class TestThreadEngine(PoolConformance):
     pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 
@@ -115,4 +157,74 @@ def test_a_worker_that_leaves_loses_its_batch() -> None:
         pool._inbox.put("left", worker.ident, "it was unplugged")
         with pytest.raises(WorkerLostError, match="it was unplugged"):
             handle.get(30)
+        pool.terminate()
+
+
+class TestQueuingEngine(PoolConformance):
+    pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
+
+    def make_pool(self, nodes: int = 2, **options: Any) -> QueuingEngine:
+        return QueuingEngine(nodes, **options)
+
+
+def _when(condition: Any, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the engine did not get there"
+        time.sleep(0.005)
+
+
+def test_a_busy_worker_holds_one_batch_of_its_map_and_never_runs_more() -> None:
+    with QueuingEngine(2) as pool:
+        assert pool.map(tasks.sleep_then, range(12), [0.02] * 12, chunksize=1) == list(range(12))
+        assert pool.most_in_flight <= 2
+        held = pool.amap(tasks.sleep_then, range(8), [0.3] * 8, chunksize=1)
+        _when(lambda: sum(len(w.queued) for w in pool._engine_workers.values()) == 2)
+        assert all(len(w.queued) <= 1 for w in pool._engine_workers.values())
+        assert held.get(30) == list(range(8))
+        # a timeout counts a task's own run time: nothing is held behind it
+        timed = pool.amap(tasks.sleep_then, range(6), [0.2] * 6, chunksize=1, timeout=20)
+        _when(lambda: sum(len(w.running) for w in pool._engine_workers.values()) == 2)
+        assert not any(w.queued for w in pool._engine_workers.values())
+        assert timed.get(30) == list(range(6))
+
+
+def test_a_batch_held_by_a_worker_that_dies_goes_back_unrun_and_uncharged() -> None:
+    events: list[TaskEvent] = []
+    with QueuingEngine(1) as pool:
+        assert pool.map(tasks.square, range(2)) == [0, 1]
+        handle = pool.amap(
+            tasks.sleep_then, range(4), [30.0, 0, 0, 0], chunksize=1, progress=events.append
+        )
+        worker = next(iter(pool._engine_workers.values()))
+        _when(lambda: len(worker.queued) == 1)
+        pool.kill(worker)
+        with pytest.raises(WorkerLostError, match="died") as caught:
+            handle.get(30)
+        assert caught.value.index == 0
+        charged = {event.index for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)}
+        assert charged == {0}  # task 1 was held, not started: it went back, then the map stopped
+        assert 1 not in {event.index for event in events if event.kind is EventKind.STARTED}
+        pool.terminate()
+
+
+def test_a_batch_held_behind_one_that_finished_counts_as_started() -> None:
+    """The worker finished a batch, then died before the pool heard of it: the
+    batch it held may have begun, so it is lost as a running one is, never run
+    again unseen."""
+    events: list[TaskEvent] = []
+    with QueuingEngine(1) as pool:
+        assert pool.map(tasks.square, range(2)) == [0, 1]
+        before = len(pool.started)
+        pool.deliver.clear()
+        handle = pool.amap(tasks.sleep_then, range(3), [0, 30.0, 0], chunksize=1, progress=events.append)
+        worker = next(iter(pool._engine_workers.values()))
+        _when(lambda: len(pool.started) == before + 2)  # task 0 finished, unheard; task 1 began
+        assert len(worker.queued) == 1
+        pool.kill(worker)
+        with pytest.raises(WorkerLostError, match="died"):
+            handle.get(30)
+        charged = {event.index for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)}
+        assert 1 in charged  # it had started: charged, not run again
+        pool.release()
         pool.terminate()

@@ -4,12 +4,15 @@ manymap.serialize (never Dask's pickling), the embedded cluster bound to
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from manymap.launcher import SerializationError
+from manymap.launcher import EventKind, SerializationError, TaskEvent
+from manymap.launcher.testing import _fault_tasks as fault_tasks
 from manymap.launcher.testing import _tasks as tasks
 from manymap.pools.dask import DaskPool
 
@@ -62,3 +65,27 @@ def test_a_tls_address_needs_security() -> None:
         DaskPool(address="tls://10.0.0.1:8786")
     with pytest.raises(ValueError, match="applies to a cluster it joins"):
         DaskPool(2, security=object())
+
+
+def test_a_batch_queued_on_a_worker_that_dies_runs_again_uncharged(tmp_path: Path) -> None:
+    """A busy worker holds the next batch in its Dask queue; killed, it had not
+    started that batch: the batch goes back to the queue, runs once elsewhere,
+    and only the task that killed the worker is charged (retried)."""
+    events: list[TaskEvent] = []
+    with DaskPool(2) as pool:
+        assert pool.queue_ahead
+        found = pool.map(
+            fault_tasks.count_run,
+            [str(tmp_path)] * 8,
+            range(8),
+            [0] * 8,
+            [True] * 8,
+            chunksize=1,
+            retries=1,
+            progress=events.append,
+        )
+    assert found == [x * x for x in range(8)]
+    runs = [sum(entry.startswith(f"run-{x}-") for entry in os.listdir(tmp_path)) for x in range(8)]
+    assert runs == [2, 1, 1, 1, 1, 1, 1, 1]
+    charged = {event.index for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)}
+    assert charged == {0}

@@ -8,8 +8,20 @@ thread:
 - The engine's workers are :class:`EngineWorker` records, each with a number
   of threads. The manager hands a ready batch to a worker with a free thread
   (one engine task per batch, pinned to that worker), and never has more
-  batches in flight than ``nodes`` or than the threads it knows: a task's
+  batches running than ``nodes`` or than the threads it knows: a task's
   timeout then counts its own run time, not time queued in the engine.
+- Queuing ahead (``queue_ahead``): an engine round trip costs milliseconds,
+  so a worker whose every thread runs a batch of one map without a timeout
+  is sent that map's next batch to hold in the engine's queue, one at most,
+  while at least as many batches as there are workers wait. It starts the
+  moment a thread is free, with no round trip between. The pool counts it
+  started once the engine reports a batch of that worker done. If the worker
+  is lost first, the engine says whether a batch of that worker had finished
+  (then the queued one may have started: it is lost as a running one is);
+  if none had, the queued batch goes back to the queue unrun and uncharged.
+- A worker lost after the engine heard a batch of it finish did not die in
+  that batch: only its result went with it, so the batch runs again,
+  uncharged (``retries`` and the poison count are for the batch it died in).
 - Everything the engine reports (a result, a worker that joined or left, a
   scheduler that is gone) arrives from the engine's own threads through an
   :class:`EngineInbox`: a queue plus the manager's doorbell. The inbox holds
@@ -58,7 +70,7 @@ class EngineWorker:
         info: whatever else the subclass keeps about it (a pid, say).
     """
 
-    __slots__ = ("host", "ident", "info", "known", "name", "running", "stopping", "threads")
+    __slots__ = ("host", "ident", "info", "known", "name", "queued", "running", "stopping", "threads")
 
     def __init__(self, ident: str, name: str, host: str, threads: int, info: Any = None) -> None:
         self.ident = ident
@@ -67,11 +79,15 @@ class EngineWorker:
         self.threads = max(1, threads)
         self.info = info
         self.running: dict[int, Batch] = {}  # token -> the batch its engine task runs
+        self.queued: dict[int, Batch] = {}  # token -> a batch held in the engine's queue behind them
         self.known: set[Any] = set()  # function keys the worker was sent
         self.stopping = False  # being killed or restarted: no new work
 
     def __repr__(self) -> str:
-        return f"<EngineWorker {self.name} threads={self.threads} running={len(self.running)}>"
+        return (
+            f"<EngineWorker {self.name} threads={self.threads} running={len(self.running)}"
+            f" queued={len(self.queued)}>"
+        )
 
 
 class EngineOutcome:
@@ -140,6 +156,10 @@ class EngineWorkerPool(
     Other kinds go to :meth:`_engine_event`.
     """
 
+    #: Whether a busy worker is sent the next batch of its map to hold (see the
+    #: module's text). Needs :meth:`_engine_in_order` and :meth:`_engine_finished`.
+    queue_ahead: bool = False
+
     def __init__(self, nodes: int | None = None, **options: Any) -> None:
         super().__init__(nodes, **options)
         self._engine_workers: dict[str, EngineWorker] = {}
@@ -185,6 +205,16 @@ class EngineWorkerPool(
         """An event of a kind this base does not know (manager thread)."""
         raise ValueError(f"unknown engine event {kind!r}")
 
+    def _engine_in_order(self, token: int) -> bool:
+        """Whether engine task ``token`` runs as soon as its worker has a free thread,
+        ahead of any task submitted after it (it waits for no data)."""
+        return False
+
+    def _engine_finished(self, token: int) -> bool:
+        """Whether the engine has heard that task ``token`` finished on its worker
+        (its outcome may not have reached the pool yet)."""
+        return False
+
     def _engine_function_key(self, job: Job) -> Any:
         """What identifies ``job``'s function on a worker (default: the job's payload)."""
         return job.payload
@@ -225,16 +255,38 @@ class EngineWorkerPool(
     def _dispatch(self) -> None:
         if self._closing and self._killing:
             return
-        room = self.nodes - len(self._engine_tokens)
+        workers = self._engine_workers.values()
+        room = self.nodes - len(self._engine_tokens) + sum(len(worker.queued) for worker in workers)
         while room > 0:
             worker = self._free_worker()
             if worker is None:
-                return
+                break
             batch = self._take_batch()
             if batch is None:
                 return
             self._submit(worker, batch)
             room -= 1
+        if self.queue_ahead:
+            for worker in list(workers):
+                self._queue_ahead(worker)
+
+    def _queue_ahead(self, worker: EngineWorker) -> None:
+        """Send ``worker`` the next batch of the map its threads all run, to hold."""
+        if worker.queued or worker.stopping or len(worker.running) < worker.threads:
+            return
+        job = None
+        for token, batch in worker.running.items():
+            if job not in (None, batch.job) or not self._engine_in_order(token):
+                return
+            job = batch.job
+        if job is None or job.options.timeout is not None or job.stopped():
+            return
+        if job.ready_batches < len(self._engine_workers):  # the last ones go to free workers
+            return
+        with self._lock:
+            batch = self._scheduler.take_from(job)
+        if batch is not None:
+            self._submit(worker, batch, queued=True)
 
     def _free_worker(self) -> EngineWorker | None:
         best: EngineWorker | None = None
@@ -245,7 +297,7 @@ class EngineWorkerPool(
                 best = worker
         return best
 
-    def _submit(self, worker: EngineWorker, batch: Batch, *, restart: bool = True) -> None:
+    def _submit(self, worker: EngineWorker, batch: Batch, *, restart: bool = True, queued: bool = False) -> None:
         job = batch.job
         if job.stopped():  # cancelled since it was taken: settle it unrun
             batch.lose("its map was stopped before the batch was sent")
@@ -254,9 +306,9 @@ class EngineWorkerPool(
             self._encode(job, [batch])
         key = self._engine_function_key(job)
         token = next(self._token_serials)
-        worker.running[token] = batch
+        (worker.queued if queued else worker.running)[token] = batch
         self._engine_tokens[token] = (worker, batch)
-        if restart:
+        if restart and not queued:
             batch.start(worker.name, worker.host)
         try:
             self._engine_submit(worker, token, batch, key not in worker.known)
@@ -288,15 +340,65 @@ class EngineWorkerPool(
     def _settle_token(self, token: int) -> tuple[EngineWorker, Batch] | None:
         found = self._engine_tokens.pop(token, None)
         if found is not None:
-            found[0].running.pop(token, None)
+            worker, batch = found
+            if worker.running.pop(token, None) is None and worker.queued.pop(token, None) is not None:
+                self._start(worker, batch)  # it ran: its outcome overtook its predecessor's
             self._engine_release(token)
         return found
+
+    def _start(self, worker: EngineWorker, batch: Batch) -> None:
+        if batch.started_at is None:
+            batch.start(worker.name, worker.host)
+
+    def _promote(self, worker: EngineWorker) -> None:
+        """A thread of ``worker`` is free: the batch it held queued runs now."""
+        while worker.queued and len(worker.running) < worker.threads:
+            token = next(iter(worker.queued))
+            batch = worker.queued.pop(token)
+            worker.running[token] = batch
+            self._start(worker, batch)
+
+    def _lose_queued(self, worker: EngineWorker, reason: str) -> None:
+        """``worker`` is lost: what it held queued either may have started (a batch of
+        it had finished) and is lost, or goes back to the queue unrun."""
+        if not worker.queued:
+            return
+        started = any(self._engine_finished(token) for token in worker.running)
+        for token in list(worker.queued):
+            found = self._settle_token_queued(worker, token)
+            if found is None:
+                continue
+            if started:
+                self._start(worker, found)
+                found.lose(reason)
+            else:
+                found.job.put_back(found)
+
+    def _lose_running(self, token: int, reason: str) -> None:
+        """The worker of engine task ``token`` is lost. If the engine had heard the task
+        finish, it did not die in it: only its result was lost with it, and the
+        batch runs again uncharged. Otherwise the batch is lost (charged)."""
+        finished = self._engine_finished(token)
+        found = self._settle_token(token)
+        if found is not None:
+            if finished:
+                found[1].job.put_back(found[1])
+            else:
+                found[1].lose(reason)
+
+    def _settle_token_queued(self, worker: EngineWorker, token: int) -> Batch | None:
+        batch = worker.queued.pop(token, None)
+        if batch is not None:
+            self._engine_tokens.pop(token, None)
+            self._engine_release(token)
+        return batch
 
     def _done(self, token: int, result: Any) -> None:
         found = self._settle_token(token)
         if found is None:
             return  # a task already settled (lost, timed out, stopped)
         worker, batch = found
+        self._promote(worker)
         try:
             outcome = self._engine_decode(result)
         except Exception as error:
@@ -304,7 +406,7 @@ class EngineWorkerPool(
             return
         if outcome.missing_function:
             worker.known.discard(self._engine_function_key(batch.job))
-            self._submit(worker, batch, restart=False)
+            self._submit(worker, batch, restart=False, queued=len(worker.running) >= worker.threads)
             return
         if outcome.values is None:  # the batch could not be loaded or run at all
             failure = outcome.failures[0]
@@ -313,10 +415,13 @@ class EngineWorkerPool(
         batch.finish(outcome.values, outcome.failures, duration=outcome.duration)
 
     def _task_lost(self, token: int, reason: str) -> None:
-        found = self._settle_token(token)
-        if found is not None:
-            found[0].stopping = True  # its worker is gone too: no more work until the engine says
-            found[1].lose(reason)
+        found = self._engine_tokens.get(token)
+        if found is None:
+            return
+        found[0].stopping = True  # its worker is gone too: no more work until the engine says
+        self._lose_queued(found[0], reason)  # (first: it asks whether a running batch had finished)
+        if token in self._engine_tokens:  # (not if it was the queued one)
+            self._lose_running(token, reason)
 
     def _joined(self, worker: EngineWorker) -> None:
         if worker.ident not in self._engine_workers:
@@ -326,10 +431,9 @@ class EngineWorkerPool(
         worker = self._engine_workers.pop(ident, None)
         if worker is None:
             return
+        self._lose_queued(worker, reason)
         for token in list(worker.running):
-            found = self._settle_token(token)
-            if found is not None:
-                found[1].lose(f"{reason}")
+            self._lose_running(token, reason)
 
     def _stop_batch(self, batch: Batch) -> None:
         for worker in self._engine_workers.values():
@@ -351,6 +455,9 @@ class EngineWorkerPool(
                 self._stop_worker(worker)
 
     def _stop_all(self) -> None:
+        for worker in self._engine_workers.values():
+            worker.running.update(worker.queued)  # all lost alike: the pool is terminated
+            worker.queued.clear()
         for token in list(self._engine_tokens):
             found = self._settle_token(token)
             if found is not None:

@@ -139,6 +139,11 @@ class Job:
         """Whether batches wait for a worker."""
         return bool(self._ready)
 
+    @property
+    def ready_batches(self) -> int:
+        """How many batches wait for a worker."""
+        return len(self._ready)
+
     def stopped(self) -> bool:
         """Whether the job hands out no more tasks: a failure, a cancellation."""
         return self._stop_reason is not None
@@ -233,6 +238,26 @@ class Job:
             return WorkerLostError(text, index=index, worker=worker, exitcode=exitcode)
 
         self._settle_lost(batch, culprit, lost, counts_as_death=True)
+
+    def put_back(self, batch: Batch) -> None:
+        """Put a batch back at the front of the queue, its attempt uncharged: no worker
+        began it, or its worker was lost after it finished (with its result). A
+        stopped job drops it instead."""
+        with self._cond:
+            if batch.settled or self._complete:
+                return
+            batch.settled = True
+            self._inflight -= len(batch)
+            if self._stop_reason is None:
+                again = Batch(self, batch.indices, batch.items, batch.attempt)
+                again.payload = batch.payload
+                self._requeue(again)
+            else:
+                self._settled += len(batch)
+                self._dropped += len(batch)
+            self._cond.notify_all()
+            done = self._check_complete()
+        self._announce([], done)
 
     def time_out(self, batch: Batch) -> bool:
         """Fail (or retry) a batch whose task ran past its timeout. Returns whether it did."""

@@ -182,6 +182,14 @@ class PoolScheduler:
                 return batch
         return None
 
+    def take_from(self, job: Job) -> Batch | None:
+        """The next ready batch of ``job``, now in flight, or ``None`` (under the lock)."""
+        batch = job.take()
+        if job.queued and not job.has_ready:
+            self.queue.remove(job)
+            job.queued = False
+        return batch
+
     def wait(self) -> Batch | None:
         """The next ready batch, waiting for one; ``None`` once the pool is
         terminated, or closed with nothing left (takes the lock)."""

@@ -4,9 +4,16 @@ How it works. The scheduling is manymap's own
 (:class:`manymap.launcher.lowlevel.EngineWorkerPool`): one manager thread hands each
 ready batch to a Dask worker with a free thread, as one Dask task pinned to
 that worker (``workers=[address]``, ``allow_other_workers=False``,
-``pure=False``, ``retries=0``), and never has more batches in flight than
+``pure=False``, ``retries=0``), and never has more batches running than
 ``nodes``; so a task's timeout counts its own run time, not time queued in
 Dask, and the pool knows which worker runs what.
+
+- A Dask round trip costs 10 ms or more, so a busy worker also holds the
+  next batch of its map in its Dask queue, when that map has no timeout
+  (``queue_ahead``): it starts the moment the batch before it ends. A Dask
+  worker runs the tasks it holds in the order they came, unless one waits for
+  data; so a worker running a batch that waits for a shared payload is sent
+  nothing to hold.
 
 - The function and the data are manymap.serialize payloads (bytes),
   encoded in the caller's thread, so what cannot be serialized fails before
@@ -89,6 +96,7 @@ class DaskPool(EngineWorkerPool):
     #: more goes to the cluster once per map as a Dask task of its own (its
     #: workers fetch it from each other), not with every batch.
     share_min_size: ClassVar[int] = SHARE_MIN_SIZE
+    queue_ahead = True
 
     def __init__(
         self,
@@ -140,6 +148,7 @@ class DaskPool(EngineWorkerPool):
         self._shared = SharedData(self._pool_id)
         self._function_digests: dict[int, str] = {}  # key of a large function payload -> its hash
         self._futures: dict[int, Any] = {}
+        self._waiting: set[int] = set()  # tokens of tasks that take shared payloads (Dask futures)
         self._probes: dict[str, Any] = {}
         self._fetcher: Any = None
         self._pidfds: dict[str, int] = {}  # embedded workers: address -> pidfd
@@ -286,10 +295,20 @@ class DaskPool(EngineWorkerPool):
             retries=0,
         )
         self._futures[token] = future
+        if buffers or not isinstance(sent, (bytes, type(None))):
+            self._waiting.add(token)
         future.add_done_callback(functools.partial(self._fetcher.task_done, token))
 
     def _engine_release(self, token: int) -> None:
         self._futures.pop(token, None)  # dropping the future releases the task in Dask
+        self._waiting.discard(token)
+
+    def _engine_in_order(self, token: int) -> bool:
+        return token in self._futures and token not in self._waiting
+
+    def _engine_finished(self, token: int) -> bool:
+        future = self._futures.get(token)  # ("lost": it finished, then its data was lost)
+        return future is None or future.status in ("finished", "lost")
 
     def _engine_stop_worker(self, worker: EngineWorker) -> None:
         if self._owned is not None:
@@ -365,6 +384,7 @@ class DaskPool(EngineWorkerPool):
         client, self._client = self._client, None
         owned, self._owned = self._owned, None
         self._futures.clear()
+        self._waiting.clear()
         self._probes.clear()
         self._shared.clear()
         # A restart asked of a joined cluster ends before its client closes (closing

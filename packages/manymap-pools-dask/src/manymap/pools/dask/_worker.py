@@ -45,6 +45,7 @@ MISSING = "missing-function"
 _CACHE = 256  # functions a worker keeps, over every pool that uses it
 _functions: OrderedDict[tuple[str, int], Callable[..., Any] | TaskFailure] = OrderedDict()
 _lock = threading.Lock()
+_REPORT_WAIT = 0.1  # seconds a batch waits for its worker's reports to go out
 
 
 def run_batch(
@@ -59,6 +60,7 @@ def run_batch(
     ``(values, failures)`` (``values`` is ``None`` when the batch could not be
     loaded; then ``failures[0]`` says why), or ``(MISSING,)``.
     """
+    _reports_sent()
     loaded = _function(pool, key, function)
     if loaded is None:
         return (MISSING,)
@@ -125,6 +127,28 @@ def kill_worker(dask_worker: Any) -> int:
     pid: int = dask_worker.pid
     os.kill(pid, signal.SIGKILL)
     return pid
+
+
+def _reports_sent(limit: float = _REPORT_WAIT) -> None:
+    """Wait, ``limit`` seconds at most, until this worker has sent the scheduler
+    what it has to report: the end of the batch before this one, above all.
+
+    A worker holds the pool's next batch queued and starts it the moment the
+    one before ends, before its worker has sent that end on (Dask sends
+    reports in bursts, 2 ms apart). If this batch then kills the worker, the
+    scheduler must know that the one before had finished, or the pool
+    charges the loss to the wrong batch. (A closed stream, or no worker:
+    nothing to wait for.)
+    """
+    try:
+        from distributed import get_worker
+
+        stream = get_worker().batched_stream
+    except Exception:
+        return
+    deadline = time.monotonic() + limit
+    while stream.buffer and not stream.please_stop and time.monotonic() < deadline:
+        time.sleep(0.0005)
 
 
 def _flush() -> None:
