@@ -193,9 +193,7 @@ def test_a_batch_held_by_a_worker_that_dies_goes_back_unrun_and_uncharged() -> N
     events: list[TaskEvent] = []
     with QueuingEngine(1) as pool:
         assert pool.map(tasks.square, range(2)) == [0, 1]
-        handle = pool.amap(
-            tasks.sleep_then, range(4), [30.0, 0, 0, 0], chunksize=1, progress=events.append
-        )
+        handle = pool.amap(tasks.sleep_then, range(4), [30.0, 0, 0, 0], chunksize=1, progress=events.append)
         worker = next(iter(pool._engine_workers.values()))
         _when(lambda: len(worker.queued) == 1)
         pool.kill(worker)

@@ -284,9 +284,9 @@ class EngineWorkerPool(
         if job.ready_batches < len(self._engine_workers):  # the last ones go to free workers
             return
         with self._lock:
-            batch = self._scheduler.take_from(job)
-        if batch is not None:
-            self._submit(worker, batch, queued=True)
+            held = self._scheduler.take_from(job)
+        if held is not None:
+            self._submit(worker, held, queued=True)
 
     def _free_worker(self) -> EngineWorker | None:
         best: EngineWorker | None = None
@@ -297,7 +297,9 @@ class EngineWorkerPool(
                 best = worker
         return best
 
-    def _submit(self, worker: EngineWorker, batch: Batch, *, restart: bool = True, queued: bool = False) -> None:
+    def _submit(
+        self, worker: EngineWorker, batch: Batch, *, restart: bool = True, queued: bool = False
+    ) -> None:
         job = batch.job
         if job.stopped():  # cancelled since it was taken: settle it unrun
             batch.lose("its map was stopped before the batch was sent")

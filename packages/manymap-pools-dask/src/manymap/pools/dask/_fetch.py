@@ -33,9 +33,14 @@ class Fetcher:
             _THREADS, thread_name_prefix="manymap-dask-fetch"
         )
         self._closed = False
+        #: Tokens whose task Dask reported finished. Kept apart from the future's
+        #: status, which a failed fetch turns back to pending (Dask reschedules it).
+        self.finished: set[int] = set()
 
     def task_done(self, token: int, future: Any) -> None:
         """Done-callback of an engine task (Dask's callback thread): fetch it."""
+        if future.status == "finished":
+            self.finished.add(token)
         self._submit(self._fetch_task, token, future)
 
     def probe_done(self, address: str, future: Any) -> None:

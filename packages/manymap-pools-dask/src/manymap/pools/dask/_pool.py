@@ -8,9 +8,10 @@ that worker (``workers=[address]``, ``allow_other_workers=False``,
 ``nodes``; so a task's timeout counts its own run time, not time queued in
 Dask, and the pool knows which worker runs what.
 
-- A Dask round trip costs 10 ms or more, so a busy worker also holds the
-  next batch of its map in its Dask queue, when that map has no timeout
-  (``queue_ahead``): it starts the moment the batch before it ends. A Dask
+- A Dask round trip costs 10 ms or more, so with ``queue_ahead`` (off by
+  default) a busy worker also holds the next batch of its map in its Dask
+  queue, when that map has no timeout: it starts the moment the batch
+  before it ends. A Dask
   worker runs the tasks it holds in the order they came, unless one waits for
   data; so a worker running a batch that waits for a shared payload is sent
   nothing to hold.
@@ -96,7 +97,8 @@ class DaskPool(EngineWorkerPool):
     #: more goes to the cluster once per map as a Dask task of its own (its
     #: workers fetch it from each other), not with every batch.
     share_min_size: ClassVar[int] = SHARE_MIN_SIZE
-    queue_ahead = True
+    #: Off by default: see "What the pool pins" in the docs' Dask page.
+    queue_ahead = False
 
     def __init__(
         self,
@@ -255,7 +257,8 @@ class DaskPool(EngineWorkerPool):
                 ) from error
         else:
             self._owned = _start_cluster(self.nodes)
-            self._client = client_class(self._owned, set_as_default=False)
+            # (results straight from the workers, not through the scheduler: all on 127.0.0.1)
+            self._client = client_class(self._owned, set_as_default=False, direct_to_workers=True)
             self._client.register_plugin(_worker.OwnedWorker(os.getpid()))
         self._scheduler_address = self._client.scheduler.address
         self._client.subscribe_topic("all", functools.partial(_on_event, self._inbox))
@@ -302,11 +305,17 @@ class DaskPool(EngineWorkerPool):
     def _engine_release(self, token: int) -> None:
         self._futures.pop(token, None)  # dropping the future releases the task in Dask
         self._waiting.discard(token)
+        if self._fetcher is not None:
+            self._fetcher.finished.discard(token)
 
     def _engine_in_order(self, token: int) -> bool:
         return token in self._futures and token not in self._waiting
 
     def _engine_finished(self, token: int) -> bool:
+        # Its done-callback may not have run yet, and a failed fetch of its result
+        # turns the status back to pending: either says it finished.
+        if self._fetcher is not None and token in self._fetcher.finished:
+            return True
         future = self._futures.get(token)  # ("lost": it finished, then its data was lost)
         return future is None or future.status in ("finished", "lost")
 
