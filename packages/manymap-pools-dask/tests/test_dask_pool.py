@@ -67,28 +67,26 @@ def test_a_tls_address_needs_security() -> None:
         DaskPool(2, security=object())
 
 
-class QueuingDaskPool(DaskPool):
-    queue_ahead = True
-
-
-def test_a_batch_queued_on_a_worker_that_dies_runs_again_uncharged(tmp_path: Path) -> None:
-    """A busy worker holds the next batch in its Dask queue; killed, it had not
-    started that batch: the batch goes back to the queue, runs once elsewhere,
-    and only the task that killed the worker is charged (retried)."""
+def test_a_batch_held_by_a_worker_that_dies_runs_later_unrun_and_uncharged(tmp_path: Path) -> None:
+    """A busy worker holds the next batch of its map in its Dask queue; killed
+    in the batch it runs, it had not started the one it held: that batch goes
+    back to the queue whole and runs once elsewhere; the batch it died in runs
+    again task by task, uncharged, and the map succeeds."""
     events: list[TaskEvent] = []
-    with QueuingDaskPool(2) as pool:
+    with DaskPool(2) as pool:
+        assert pool.queue_ahead
         found = pool.map(
             fault_tasks.count_run,
             [str(tmp_path)] * 16,
-            range(8),
-            [0] * 8,
-            [True] * 8,
-            chunksize=1,
-            retries=1,
+            range(16),
+            [0] * 16,
+            [True] * 16,
+            chunksize=2,
             progress=events.append,
         )
-    assert found == [x * x for x in range(8)]
-    runs = [sum(entry.startswith(f"run-{x}-") for entry in os.listdir(tmp_path)) for x in range(8)]
-    assert runs == [2, 1, 1, 1, 1, 1, 1, 1]
-    charged = {event.index for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)}
-    assert charged == {0}
+    assert found == [x * x for x in range(16)]
+    runs = [sum(entry.startswith(f"run-{x}-") for entry in os.listdir(tmp_path)) for x in range(16)]
+    assert runs == [2] + [1] * 15
+    assert not [event for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)]
+    starts = [sum(e.kind is EventKind.STARTED and e.index == x for e in events) for x in range(16)]
+    assert starts == [2, 2] + [1] * 14  # 0-1: the batch it died in, then one by one

@@ -14,7 +14,12 @@ thread:
   so a worker whose every thread runs a batch of one map without a timeout
   is sent that map's next batch to hold in the engine's queue, one at most,
   while at least as many batches as there are workers wait. It starts the
-  moment a thread is free, with no round trip between. The pool counts it
+  moment a thread is free, with no round trip between. Only batches of two
+  tasks or more are held, or held behind: a lost batch of several tasks is
+  never charged (its tasks run again one by one, which finds the culprit),
+  so a loss the engine reports late, which can make the pool take a batch
+  that began for one that did not or the reverse, never charges a task
+  that did not kill the worker. The pool counts it
   started once the engine reports a batch of that worker done. If the worker
   is lost first, the engine says whether a batch of that worker had finished
   (then the queued one may have started: it is lost as a running one is);
@@ -276,10 +281,10 @@ class EngineWorkerPool(
             return
         job = None
         for token, batch in worker.running.items():
-            if job not in (None, batch.job) or not self._engine_in_order(token):
+            if job not in (None, batch.job) or len(batch) < 2 or not self._engine_in_order(token):
                 return
             job = batch.job
-        if job is None or job.options.timeout is not None or job.stopped():
+        if job is None or job.options.timeout is not None or job.stopped() or job.next_batch_size < 2:
             return
         if job.ready_batches < len(self._engine_workers):  # the last ones go to free workers
             return

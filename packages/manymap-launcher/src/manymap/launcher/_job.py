@@ -144,6 +144,11 @@ class Job:
         """How many batches wait for a worker."""
         return len(self._ready)
 
+    @property
+    def next_batch_size(self) -> int:
+        """How many tasks the next ready batch holds (0: none is ready)."""
+        return len(self._ready[0]) if self._ready else 0
+
     def stopped(self) -> bool:
         """Whether the job hands out no more tasks: a failure, a cancellation."""
         return self._stop_reason is not None
