@@ -17,7 +17,6 @@ from __future__ import annotations
 import enum
 import io
 import os
-import shutil
 import sys
 import threading
 import time
@@ -263,6 +262,8 @@ def _columns(stream: IO[str]) -> int:
     try:
         return os.get_terminal_size(stream.fileno()).columns or 80
     except (AttributeError, ValueError, OSError, io.UnsupportedOperation):
+        import shutil  # (it loads the compression modules: only when a bar needs it)
+
         return shutil.get_terminal_size().columns
 
 

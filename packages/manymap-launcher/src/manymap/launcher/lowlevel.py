@@ -24,8 +24,9 @@ the pools' public base, result handles, errors and progress events.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from manymap.launcher._batch import Batch
-from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
 from manymap.launcher._errors import add_note, annotate_task_error
 from manymap.launcher._exits import exit_reason
 from manymap.launcher._job import Job
@@ -37,6 +38,9 @@ from manymap.launcher._shipping import BatchCodec, ManagedWorker
 from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
+
+if TYPE_CHECKING:
+    from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
 
 __all__ = [
     "Batch",
@@ -64,3 +68,17 @@ __all__ = [
 
 
 show_public_paths(globals(), private="manymap.launcher._")
+
+#: Names loaded on first access: only an engine pool (DaskPool) uses them.
+_ENGINE = ("EngineInbox", "EngineOutcome", "EngineWorker", "EngineWorkerPool")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ENGINE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from manymap.launcher import _engine
+
+    value = getattr(_engine, name)
+    value.__module__ = __name__
+    globals()[name] = value
+    return value

@@ -67,8 +67,11 @@ class DistributionConformance:
         "multiprocess",
         "paramiko",
         "ppft",
+        "random",
         "secrets",
+        "shutil",
         "subprocess",
+        "tempfile",
     )
 
     def _files(self) -> set[str]:

@@ -50,8 +50,15 @@ import uuid
 from typing import Any, ClassVar
 
 from manymap.launcher import AbstractWorkerPool, ConnectionLostError
-from manymap.launcher._engine import EngineInbox
-from manymap.launcher.lowlevel import Batch, EngineOutcome, EngineWorker, EngineWorkerPool, Job, TaskFailure
+from manymap.launcher.lowlevel import (
+    Batch,
+    EngineInbox,
+    EngineOutcome,
+    EngineWorker,
+    EngineWorkerPool,
+    Job,
+    TaskFailure,
+)
 from manymap.pools.dask._fetch import Fetcher
 from manymap.pools.dask._shared import SHARE_MIN_SIZE, SharedBatch, SharedData, digest, encode_batches
 from manymap.serialize import FunctionPayloads, loads

@@ -8,7 +8,6 @@ share a stream. These helpers seed or fetch a generator explicitly.
 from __future__ import annotations
 
 import os
-import random
 import time
 from types import ModuleType
 from typing import Any
@@ -18,6 +17,8 @@ __all__ = ["random_seed", "random_state"]
 
 def random_seed(seed: Any = None) -> None:
     """Seed ``random`` and, when numpy is installed, ``numpy.random`` with ``seed``."""
+    import random  # loaded by the first call, not by the package (import time)
+
     random.seed(seed)
     try:
         import numpy

@@ -20,9 +20,9 @@ files of owners that no longer exist (:func:`sweep`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import pickle
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,15 @@ MIN_SHARED = 256 * 1024
 #: Every shared-memory file of manymap starts with this.
 PREFIX = "manymap-"
 
-_DIRECTORY = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+@functools.cache
+def _directory() -> str:
+    """Where the files go: ``/dev/shm``, or the temporary directory where there is none."""
+    if os.path.isdir("/dev/shm"):
+        return "/dev/shm"
+    import tempfile  # (it loads random: only on a host without /dev/shm)
+
+    return tempfile.gettempdir()
 
 
 def owned_by(pid: int) -> str:
@@ -51,7 +59,7 @@ def export(buffers: Sequence[pickle.PickleBuffer], prefix: str) -> list[str]:
     try:
         for number, buffer in enumerate(buffers):
             name = f"{prefix}{number}"
-            fd = os.open(os.path.join(_DIRECTORY, name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+            fd = os.open(os.path.join(_directory(), name), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
             names.append(name)
             try:
                 view = buffer.raw()
@@ -73,7 +81,7 @@ def attach(names: Sequence[str]) -> list[mmap.mmap | bytearray]:
     buffers: list[mmap.mmap | bytearray] = []
     try:
         for name in names:
-            path = os.path.join(_DIRECTORY, name)
+            path = os.path.join(_directory(), name)
             fd = os.open(path, os.O_RDWR)
             try:
                 os.unlink(path)
@@ -91,7 +99,7 @@ def discard(names: Sequence[str]) -> None:
     """Unlink shared-memory files whose receiver never took them."""
     for name in names:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(os.path.join(_DIRECTORY, name))
+            os.unlink(os.path.join(_directory(), name))
 
 
 def discard_prefix(prefix: str) -> None:
@@ -111,12 +119,12 @@ def sweep() -> None:
             dead[pid] = not _alive(pid)
         if dead[pid]:
             with contextlib.suppress(OSError):  # another user's file: not ours to remove
-                os.unlink(os.path.join(_DIRECTORY, name))
+                os.unlink(os.path.join(_directory(), name))
 
 
 def _listing() -> list[str]:
     try:
-        return [name for name in os.listdir(_DIRECTORY) if name.startswith(PREFIX)]
+        return [name for name in os.listdir(_directory()) if name.startswith(PREFIX)]
     except OSError:
         return []
 
