@@ -274,6 +274,30 @@ def test_many_pipes_share_one_connection(profile: HostProfile, no_leaks: None) -
         assert [p.response(timeout=30).stdout for p in pipes] == [f"{i}\n".encode() for i in range(8)]
 
 
+def test_more_pipes_at_once_than_max_sessions_wait_for_a_slot(profile: HostProfile, no_leaks: None) -> None:
+    """The test sshd keeps OpenSSH's MaxSessions (10 per connection). Fourteen pipes
+    launched at once from fourteen threads over one connection: the server refuses
+    the sessions past ten until earlier ones end, and each refused open tries again
+    (never an error, never another pipe's refusal read as its own)."""
+    with connect(profile) as connection:
+        pipes = [Pipe(connection, ["sh", "-c", f"sleep 0.5; echo {index}"]) for index in range(14)]
+        errors: list[BaseException] = []
+
+        def launch(pipe: Pipe) -> None:
+            try:
+                pipe.launch()
+            except BaseException as error:  # reported below, in the test's thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=launch, args=(pipe,)) for pipe in pipes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors
+        assert [p.response(timeout=30).stdout for p in pipes] == [f"{i}\n".encode() for i in range(14)]
+
+
 def test_background_flag_names_the_new_class(profile: HostProfile) -> None:
     for option in ({"background": True}, {"log": "/tmp/x"}):
         with pytest.raises(TypeError, match=r"manymap\.secure\.DetachedCommand"):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import weakref
 from types import TracebackType
 from typing import Any
@@ -51,6 +52,10 @@ class _Client:
         self.refs = 0
         self.lost_reason: str | None = None
         self._closed = threading.Event()
+        # One session open at a time: paramiko keeps one pending error per transport,
+        # so two opens at once can take each other's refusal (one then reads only
+        # "Unable to open channel").
+        self.opening = threading.Lock()
         self._jump: Connection | None = None
         self._keepalive: threading.Thread | None = None
         self.client = paramiko.SSHClient()
@@ -116,6 +121,8 @@ class _Client:
             transport = self.client.get_transport()
             if transport is None or not transport.is_active():
                 return
+            if not self.opening.acquire(blocking=False):
+                continue  # a session is being opened: that is a probe of its own
             try:
                 probe = transport.open_session(timeout=patience)
             except paramiko.ChannelException:
@@ -126,6 +133,8 @@ class _Client:
                 self.lost_reason = f"no answer to keepalive probes for {patience:g} s: the connection is lost"
                 transport.close()
                 return
+            finally:
+                self.opening.release()
             probe.close()
 
     def close(self) -> None:
@@ -274,18 +283,28 @@ class Connection:
         """
         client = self._live_client()
         limit = timeout if timeout is not None else self.profile.connect_timeout
-        try:
-            return client.transport.open_session(timeout=limit)
-        except paramiko.ChannelException as error:
-            raise ConnectionLostError(
-                f"the server refused a new session ({error.text}); too many at once for its MaxSessions?",
-                host=self.profile.hostname,
-                port=self.profile.port,
-            ) from None
-        except (paramiko.SSHException, OSError, EOFError) as error:
-            raise ConnectionLostError(
-                f"cannot open an ssh session: {error}", host=self.profile.hostname, port=self.profile.port
-            ) from None
+        deadline = time.monotonic() + limit
+        pause = 0.01
+        while True:
+            try:
+                with client.opening:
+                    return client.transport.open_session(timeout=max(0.1, deadline - time.monotonic()))
+            except paramiko.ChannelException as error:
+                # Refused: the server's MaxSessions (10 by default) is reached. Sessions
+                # just closed free their slots a moment later: try again until the limit.
+                if time.monotonic() + pause >= deadline:
+                    raise ConnectionLostError(
+                        f"the server refused a new session ({error.text}) for {limit:g} s; "
+                        "too many at once for its MaxSessions?",
+                        host=self.profile.hostname,
+                        port=self.profile.port,
+                    ) from None
+            except (paramiko.SSHException, OSError, EOFError) as error:
+                raise ConnectionLostError(
+                    f"cannot open an ssh session: {error}", host=self.profile.hostname, port=self.profile.port
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def open_channel(self, host: str, port: int, timeout: float | None = None) -> paramiko.Channel:
         """A ``direct-tcpip`` channel to ``host:port`` as seen from the ssh server.
@@ -297,9 +316,10 @@ class Connection:
         client = self._live_client()
         limit = timeout if timeout is not None else self.profile.connect_timeout
         try:
-            return client.transport.open_channel(
-                "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=limit
-            )
+            with client.opening:  # (see _Client.opening)
+                return client.transport.open_channel(
+                    "direct-tcpip", (host, port), ("127.0.0.1", 0), timeout=limit
+                )
         except paramiko.ChannelException:
             raise
         except (paramiko.SSHException, OSError, EOFError) as error:
