@@ -23,13 +23,12 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError
-from manymap.pools.rpc import _deferred
+from manymap.pools.rpc import _deferred, bootstrap
 from manymap.pools.rpc._auth import Connection, ServerBusy, handshake
-from manymap.pools.rpc._fork_launcher import ForkLauncher
-from manymap.pools.rpc._local_launcher import LocalLauncher
-from manymap.pools.rpc.bootstrap import server_command, start_server, stop_server
 
 if TYPE_CHECKING:
+    from manymap.pools.rpc._fork_launcher import ForkLauncher
+    from manymap.pools.rpc._local_launcher import LocalLauncher
     from manymap.secure import HostProfile
 
 __all__ = [
@@ -155,6 +154,10 @@ class LocalNode(Node):
         self.process: LocalLauncher | ForkLauncher | None = None
 
     def start(self) -> None:
+        # (the launchers load with the first local node, not with the package)
+        from manymap.pools.rpc._fork_launcher import ForkLauncher
+        from manymap.pools.rpc._local_launcher import LocalLauncher
+
         if ForkLauncher.available():
             forked = ForkLauncher(
                 workers=self.workers, max_connections=4096, max_tasks_per_worker=self.max_tasks
@@ -162,7 +165,7 @@ class LocalNode(Node):
             self.process = forked
             forked.launch()
         else:
-            command = server_command(
+            command = bootstrap.server_command(
                 sys.executable,
                 workers=self.workers,
                 max_connections=4096,
@@ -176,7 +179,7 @@ class LocalNode(Node):
         import secrets  # loaded by the first pool, not by the package (import time)
 
         self.secret = secrets.token_hex(32)
-        self.port = start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
+        self.port = bootstrap.start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
     def connect(self, timeout: float | None = None) -> Connection:
         return _tcp("127.0.0.1", self.port, self.secret, timeout)
@@ -184,7 +187,7 @@ class LocalNode(Node):
     def stop(self) -> None:
         process, self.process = self.process, None
         if process is not None:
-            stop_server(process, 10.0)
+            bootstrap.stop_server(process, 10.0)
 
 
 @runtime_checkable
@@ -255,12 +258,12 @@ class SshNode(Node):
     def start(self) -> None:
         from manymap.secure import Pipe, Tunnel
 
-        command = server_command(
+        command = bootstrap.server_command(
             self.python, workers=self.want_workers or None, max_tasks_per_worker=self.max_tasks
         )
         name = f"manymap-server on {self.label}"
         self.pipe = Pipe(self.profile, command, env=self.env, stdin_open=True, name=name)
-        port = start_server(
+        port = bootstrap.start_server(
             self.pipe, self.secret, where=self.label, host=self.profile.hostname, port=self.profile.port
         )
         self.tunnel = Tunnel(self.profile, port, name=name)
@@ -287,7 +290,7 @@ class SshNode(Node):
                 tunnel.kill()
         if pipe is not None:
             with contextlib.suppress(Exception):
-                stop_server(pipe, 0.0)
+                bootstrap.stop_server(pipe, 0.0)
 
 
 # Compiled by the first parse (re caches it), not at import time.
