@@ -74,7 +74,7 @@ def test_a_batch_held_by_a_worker_that_dies_runs_later_unrun_and_uncharged(tmp_p
     again task by task, uncharged, and the map succeeds."""
     events: list[TaskEvent] = []
     with DaskPool(2) as pool:
-        assert pool.queue_ahead
+        pool.queue_ahead = True
         found = pool.map(
             fault_tasks.count_run,
             [str(tmp_path)] * 16,

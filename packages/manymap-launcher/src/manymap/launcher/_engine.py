@@ -19,7 +19,10 @@ thread:
   never charged (its tasks run again one by one, which finds the culprit),
   so a loss the engine reports late, which can make the pool take a batch
   that began for one that did not or the reverse, never charges a task
-  that did not kill the worker. The pool counts it
+  that did not kill the worker. The price: a held batch that kills its
+  worker takes with it the result of the batch before, if the pool had not
+  fetched it yet, and that batch runs again (uncharged). So it is for tasks
+  that may run twice, and off unless a pool turns it on. The pool counts it
   started once the engine reports a batch of that worker done. If the worker
   is lost first, the engine says whether a batch of that worker had finished
   (then the queued one may have started: it is lost as a running one is);

@@ -8,10 +8,10 @@ that worker (``workers=[address]``, ``allow_other_workers=False``,
 ``nodes``; so a task's timeout counts its own run time, not time queued in
 Dask, and the pool knows which worker runs what.
 
-- A Dask round trip costs 10 ms or more, so a busy worker also holds the
-  next batch of its map in its Dask queue, when that map has no timeout and
-  both batches have several tasks (``queue_ahead``): it starts the moment
-  the batch before it ends. A Dask
+- A Dask round trip costs 10 ms or more. With ``queue_ahead`` (off by
+  default) a busy worker also holds the next batch of its map in its Dask
+  queue, when that map has no timeout and both batches have several tasks:
+  it starts the moment the batch before it ends. A Dask
   worker runs the tasks it holds in the order they came, unless one waits for
   data; so a worker running a batch that waits for a shared payload is sent
   nothing to hold.
@@ -104,7 +104,10 @@ class DaskPool(EngineWorkerPool):
     #: more goes to the cluster once per map as a Dask task of its own (its
     #: workers fetch it from each other), not with every batch.
     share_min_size: ClassVar[int] = SHARE_MIN_SIZE
-    queue_ahead = True
+    #: Off by default: a held batch that kills its worker can take the result of
+    #: the batch before it (not fetched yet) with it, and that batch then runs
+    #: again. See "What the pool pins" in the docs' Dask page.
+    queue_ahead = False
 
     def __init__(
         self,
