@@ -15,14 +15,13 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-import time
 from typing import Any
 
 import pytest
 
 from manymap.launcher import EventKind, TaskEvent, WorkerLostError
 from manymap.launcher.lowlevel import Batch, EngineOutcome, EngineWorker, EngineWorkerPool, run_calls
-from manymap.launcher.testing import PoolConformance
+from manymap.launcher.testing import PoolConformance, eventually
 from manymap.launcher.testing import _tasks as tasks
 
 _STOP = object()
@@ -167,13 +166,6 @@ class TestQueuingEngine(PoolConformance):
         return QueuingEngine(nodes, **options)
 
 
-def _when(condition: Any, seconds: float = 10.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "the engine did not get there"
-        time.sleep(0.005)
-
-
 def _starts(events: list[TaskEvent], index: int) -> int:
     return sum(event.kind is EventKind.STARTED and event.index == index for event in events)
 
@@ -189,17 +181,17 @@ def test_a_busy_worker_holds_one_batch_of_its_map_and_never_runs_more() -> None:
         assert pool.map(tasks.sleep_then, range(24), [0.01] * 24, chunksize=2) == list(range(24))
         assert pool.most_in_flight <= 2
         handle = pool.amap(tasks.sleep_then, range(16), [0.15] * 16, chunksize=2)
-        _when(lambda: held() == 2)
+        assert eventually(lambda: held() == 2)
         assert all(len(worker.queued) <= 1 for worker in pool._engine_workers.values())
         assert handle.get(30) == list(range(16))
         # batches of one task are neither held nor held behind (see _engine.py)
         handle = pool.amap(tasks.sleep_then, range(8), [0.1] * 8, chunksize=1)
-        _when(lambda: running() == 2)
+        assert eventually(lambda: running() == 2)
         assert held() == 0
         assert handle.get(30) == list(range(8))
         # a timeout counts a task's own run time: nothing is held behind it
         handle = pool.amap(tasks.sleep_then, range(12), [0.1] * 12, chunksize=2, timeout=20)
-        _when(lambda: running() == 2)
+        assert eventually(lambda: running() == 2)
         assert held() == 0
         assert handle.get(30) == list(range(12))
 
@@ -212,9 +204,9 @@ def test_a_batch_held_by_a_worker_that_dies_goes_back_unrun_and_uncharged() -> N
             tasks.sleep_then, range(8), [0, 30.0, 0, 0, 0, 0, 0, 0], chunksize=2, progress=events.append
         )
         worker = next(iter(pool._engine_workers.values()))
-        _when(lambda: len(worker.queued) == 1)  # tasks 0-1 run (1 sleeps), 2-3 held
+        assert eventually(lambda: len(worker.queued) == 1)  # tasks 0-1 run (1 sleeps), 2-3 held
         pool.kill(worker)
-        _when(lambda: _starts(events, 1) == 2)  # task 1 again, alone, on the new worker
+        assert eventually(lambda: _starts(events, 1) == 2)  # task 1 again, alone, on the new worker
         # 0-1 were lost: run again one by one, uncharged; 2-3 went back whole, unstarted
         assert not [event for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)]
         assert (_starts(events, 0), _starts(events, 2), _starts(events, 3)) == (2, 0, 0)
@@ -236,11 +228,11 @@ def test_a_batch_held_behind_one_that_finished_counts_as_started() -> None:
             tasks.sleep_then, range(6), [0, 0, 30.0, 0, 0, 0], chunksize=2, progress=events.append
         )
         worker = next(iter(pool._engine_workers.values()))
-        _when(lambda: len(pool.started) == before + 2)  # tasks 0-1 finished, unheard; 2-3 began
+        assert eventually(lambda: len(pool.started) == before + 2)  # tasks 0-1 finished, unheard; 2-3 began
         assert len(worker.queued) == 1
         pool.kill(worker)
         pool.release()  # (the old worker's result, delivered now, is of a batch settled)
-        _when(lambda: _starts(events, 2) == 2)  # counted as begun; then again, alone
+        assert eventually(lambda: _starts(events, 2) == 2)  # counted as begun; then again, alone
         assert not [event for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)]
         assert _starts(events, 0) == 2
         assert not handle.ready()

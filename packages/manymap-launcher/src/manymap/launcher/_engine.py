@@ -14,19 +14,19 @@ thread:
   so a worker whose every thread runs a batch of one map without a timeout
   is sent that map's next batch to hold in the engine's queue, one at most,
   while at least as many batches as there are workers wait. It starts the
-  moment a thread is free, with no round trip between. Only batches of two
-  tasks or more are held, or held behind: a lost batch of several tasks is
-  never charged (its tasks run again one by one, which finds the culprit),
-  so a loss the engine reports late, which can make the pool take a batch
-  that began for one that did not or the reverse, never charges a task
-  that did not kill the worker. The price: a held batch that kills its
-  worker takes with it the result of the batch before, if the pool had not
-  fetched it yet, and that batch runs again (uncharged). So it is for tasks
-  that may run twice, and off unless a pool turns it on. The pool counts it
+  moment a thread is free, with no round trip between. The pool counts it
   started once the engine reports a batch of that worker done. If the worker
   is lost first, the engine says whether a batch of that worker had finished
   (then the queued one may have started: it is lost as a running one is);
   if none had, the queued batch goes back to the queue unrun and uncharged.
+  Only batches of two tasks or more are held, or held behind: a lost batch
+  of several tasks is never charged (its tasks run again one by one, which
+  finds the culprit), so a loss the engine reports late, which can make the
+  pool take a batch that began for one that did not or the reverse, never
+  charges a task that did not kill the worker. The price: a held batch that
+  kills its worker takes with it the result of the batch before, if the
+  pool had not fetched it yet, and that batch runs again (uncharged). So it
+  is for tasks that may run twice, and off unless a pool turns it on.
 - A worker lost after the engine heard a batch of it finish did not die in
   that batch: only its result went with it, so the batch runs again,
   uncharged (``retries`` and the poison count are for the batch it died in).
@@ -347,12 +347,14 @@ class EngineWorkerPool(
                 self._engine_event(kind, *args)
         self._stop_doomed()
 
-    def _settle_token(self, token: int) -> tuple[EngineWorker, Batch] | None:
+    def _settle_token(self, token: int, *, ran: bool = True) -> tuple[EngineWorker, Batch] | None:
+        """Forget engine task ``token``; a batch it held queued counts as begun if ``ran``
+        (an outcome that overtook its predecessor's: it did run)."""
         found = self._engine_tokens.pop(token, None)
         if found is not None:
             worker, batch = found
-            if worker.running.pop(token, None) is None and worker.queued.pop(token, None) is not None:
-                self._start(worker, batch)  # it ran: its outcome overtook its predecessor's
+            if worker.running.pop(token, None) is None and worker.queued.pop(token, None) is not None and ran:
+                self._start(worker, batch)
             self._engine_release(token)
         return found
 
@@ -375,14 +377,13 @@ class EngineWorkerPool(
             return
         started = any(self._engine_finished(token) for token in worker.running)
         for token in list(worker.queued):
-            found = self._settle_token_queued(worker, token)
+            found = self._settle_token(token, ran=started)
             if found is None:
                 continue
             if started:
-                self._start(worker, found)
-                found.lose(reason)
+                found[1].lose(reason)
             else:
-                found.job.put_back(found)
+                found[1].job.put_back(found[1])
 
     def _lose_running(self, token: int, reason: str) -> None:
         """The worker of engine task ``token`` is lost. If the engine had heard the task
@@ -395,13 +396,6 @@ class EngineWorkerPool(
                 found[1].job.put_back(found[1])
             else:
                 found[1].lose(reason)
-
-    def _settle_token_queued(self, worker: EngineWorker, token: int) -> Batch | None:
-        batch = worker.queued.pop(token, None)
-        if batch is not None:
-            self._engine_tokens.pop(token, None)
-            self._engine_release(token)
-        return batch
 
     def _done(self, token: int, result: Any) -> None:
         found = self._settle_token(token)

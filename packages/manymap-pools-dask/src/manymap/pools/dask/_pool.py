@@ -300,6 +300,7 @@ class DaskPool(EngineWorkerPool):
             data,
             job.star,
             buffers,
+            token in worker.queued,  # held behind a running batch (queue_ahead)
             key=f"manymap-{self._pool_id[:8]}-{token}",
             workers=[worker.ident],
             allow_other_workers=False,

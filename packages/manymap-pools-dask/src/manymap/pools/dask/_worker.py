@@ -49,18 +49,27 @@ _REPORT_WAIT = 0.1  # seconds a batch waits for its worker's reports to go out
 
 
 def run_batch(
-    pool: str, key: int, function: bytes | None, data: bytes, star: bool, buffers: list[bytes] | None = None
+    pool: str,
+    key: int,
+    function: bytes | None,
+    data: bytes,
+    star: bool,
+    buffers: list[bytes] | None = None,
+    held: bool = False,
 ) -> tuple[Any, ...]:
     """Run one batch on this worker.
 
     ``function`` and each of ``buffers`` (the batch's out-of-band buffers, in
     order) may have come as a shared payload: Dask hands over its bytes.
+    ``held``: the worker held the batch behind another (``queue_ahead``); it
+    starts once the worker has reported the end of that one (:func:`_reports_sent`).
 
     Returns ``("done", payload, duration, pid)`` where ``payload`` holds
     ``(values, failures)`` (``values`` is ``None`` when the batch could not be
     loaded; then ``failures[0]`` says why), or ``(MISSING,)``.
     """
-    _reports_sent()
+    if held:
+        _reports_sent()
     loaded = _function(pool, key, function)
     if loaded is None:
         return (MISSING,)
