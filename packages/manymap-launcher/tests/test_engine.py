@@ -42,6 +42,7 @@ class ThreadEngine(EngineWorkerPool):
         self.deliver = threading.Event()  # cleared: results are held, see release()
         self.deliver.set()
         self.held: list[tuple[Any, int, Any]] = []
+        self.sizes: list[int] = []  # tasks per engine task, as submitted
 
     def release(self) -> None:
         """Deliver the results held since ``deliver`` was cleared, and the next ones."""
@@ -85,6 +86,7 @@ class ThreadEngine(EngineWorkerPool):
         return [self._spawn() for _ in range(self.nodes)]
 
     def _engine_submit(self, worker: EngineWorker, token: int, batch: Batch, function: bool) -> None:
+        self.sizes.append(len(batch))
         self._queues[worker.ident].put((token, batch))
 
     def _engine_release(self, token: int) -> None:
@@ -146,6 +148,25 @@ def test_batches_in_flight_never_exceed_nodes() -> None:
         assert len(pool._engine_workers) == 4
         assert pool.map(tasks.sleep_then, range(12), [0.02] * 12, chunksize=1) == list(range(12))
         assert pool.most_in_flight <= 2
+
+
+def test_automatic_batches_taper_so_that_the_workers_end_together() -> None:
+    """The batches of an automatic map of known input shrink toward its end
+    (``_batching.batch_sizes``), so no worker ends a whole batch after the
+    other, unless its tasks are known to be cheap; a chosen chunksize and a
+    timeout's one-task batches stay as asked."""
+    with ThreadEngine(2) as pool:
+        assert pool.map(tasks.square, range(64)) == [x * x for x in range(64)]
+        assert pool.sizes == [8, 8, 8, 8, 8, 6, 5, 4, 3, 2, 2, 2]  # first call: the cost is unknown
+        pool.sizes.clear()
+        pool.map(tasks.square, range(64))  # known to be cheap: a batch each, which end soon anyway
+        assert len(set(pool.sizes)) == 1, pool.sizes
+        pool.sizes.clear()
+        pool.map(tasks.square, range(64), chunksize=8)
+        assert pool.sizes == [8] * 8
+        pool.sizes.clear()
+        pool.map(tasks.square, range(6), timeout=30)
+        assert pool.sizes == [1] * 6
 
 
 def test_a_worker_that_leaves_loses_its_batch() -> None:

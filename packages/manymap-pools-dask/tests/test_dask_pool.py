@@ -74,7 +74,6 @@ def test_a_batch_held_by_a_worker_that_dies_runs_later_unrun_and_uncharged(tmp_p
     again task by task, uncharged, and the map succeeds."""
     events: list[TaskEvent] = []
     with DaskPool(2) as pool:
-        pool.queue_ahead = True
         found = pool.map(
             fault_tasks.count_run,
             [str(tmp_path)] * 16,
@@ -90,3 +89,29 @@ def test_a_batch_held_by_a_worker_that_dies_runs_later_unrun_and_uncharged(tmp_p
     assert not [event for event in events if event.kind in (EventKind.RETRIED, EventKind.FAILED)]
     starts = [sum(e.kind is EventKind.STARTED and e.index == x for e in events) for x in range(16)]
     assert starts == [2, 2] + [1] * 14  # 0-1: the batch it died in, then one by one
+
+
+def _deadly_with_a_large_result(directory: str, x: int) -> bytes:
+    fault_tasks.count_run(directory, x, 5, True)
+    return bytes(20_000)  # over what a held batch hands over through the scheduler
+
+
+@pytest.mark.parametrize("large", [False, True], ids=["handed-over", "fetched-first"])
+def test_a_held_batch_that_kills_its_worker_takes_only_itself(tmp_path: Path, large: bool) -> None:
+    """One worker runs the batch of tasks 0-3 and holds 4-7, whose task 5 kills
+    it at once. Dask keeps 0-3's result on the worker until the pool fetches
+    it, a round trip later; so the held batch first hands that result over
+    (small) or waits until it was fetched (large). 0-3 run once, and only the
+    batch the worker died in runs again."""
+    with DaskPool(1) as pool:
+        assert pool.queue_ahead  # (DaskPool's default)
+        args = ([str(tmp_path)] * 8, range(8))
+        if large:
+            found = pool.map(_deadly_with_a_large_result, *args, chunksize=4)
+            assert found == [bytes(20_000)] * 8
+        else:
+            found = pool.map(fault_tasks.count_run, *args, [5] * 8, [True] * 8, chunksize=4)
+            assert found == [x * x for x in range(8)]
+    runs = [sum(entry.startswith(f"run-{x}-") for entry in os.listdir(tmp_path)) for x in range(8)]
+    assert runs[:4] == [1] * 4, runs
+    assert runs[5] == 2, runs

@@ -23,10 +23,14 @@ thread:
   of several tasks is never charged (its tasks run again one by one, which
   finds the culprit), so a loss the engine reports late, which can make the
   pool take a batch that began for one that did not or the reverse, never
-  charges a task that did not kill the worker. The price: a held batch that
-  kills its worker takes with it the result of the batch before, if the
-  pool had not fetched it yet, and that batch runs again (uncharged). So it
-  is for tasks that may run twice, and off unless a pool turns it on.
+  charges a task that did not kill the worker. The price, unless the
+  engine side pays it: a held batch that kills its worker takes with it the
+  result of the batch before, if the pool had not fetched it yet, and that
+  batch runs again (uncharged). So it is off in this base; a pool whose
+  held batches first hand that result over (DaskPool's do) turns it on.
+- Tapering: the automatic batches of a map of known input whose batches may
+  be long shrink toward its end (``_batching.batch_sizes``), so the
+  workers end close together, not a batch apart.
 - A worker lost after the engine heard a batch of it finish did not die in
   that batch: only its result went with it, so the batch runs again,
   uncharged (``retries`` and the poison count are for the batch it died in).
@@ -60,8 +64,10 @@ from collections.abc import Callable
 from typing import Any
 
 from manymap.launcher._batch import Batch
+from manymap.launcher._batching import tapers
 from manymap.launcher._job import Job
 from manymap.launcher._managed import ManagedWorkerPool
+from manymap.launcher._options import TaskOptions
 from manymap.launcher._shipping import ManagedWorker
 
 __all__ = ["EngineInbox", "EngineOutcome", "EngineWorker", "EngineWorkerPool"]
@@ -250,6 +256,12 @@ class EngineWorkerPool(
 
     def _capacity(self) -> int:
         return self.nodes
+
+    def _taper(self, options: TaskOptions, chunksize: int, function: Callable[..., Any]) -> int:
+        # automatic batches only (none with a timeout: one task each), that may be long
+        if options.chunksize is not None or options.timeout is not None:
+            return 0
+        return self._capacity() if tapers(chunksize, self._scheduler.stats.task_seconds(function)) else 0
 
     # -------------------------------------------------------- the manager
 

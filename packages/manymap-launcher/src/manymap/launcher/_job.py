@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from manymap.launcher._batch import Batch
+from manymap.launcher._batching import batch_sizes
 from manymap.launcher._errors import TaskTimeoutError, WorkerLostError, add_note, annotate_task_error
 from manymap.launcher._events import EventKind, ProgressListener, TaskEvent
 from manymap.launcher._warnings import warn_user
@@ -67,6 +68,7 @@ class Job:
         options: TaskOptions,
         chunksize: int,
         listener: ProgressListener | None,
+        taper: int = 0,
     ) -> None:
         self.id = next(_job_ids)
         self.scheduler = scheduler
@@ -75,6 +77,7 @@ class Job:
         self.kwargs = kwargs
         self.options = options
         self.chunksize = chunksize
+        self.taper = taper  # workers its last batches are tapered over (0: all of chunksize)
         self.payload: Any = None  # the pool's encoding of the function, see AbstractWorkerPool._encode
         self._listener = listener
         self._cond = threading.Condition(scheduler.lock)
@@ -104,12 +107,13 @@ class Job:
         Runs in the caller's thread, outside the lock, so that what cannot
         be serialized is refused before anything is queued.
         """
-        size = self.chunksize
-        batches = [
-            Batch(self, range(start + offset, start + offset + len(chunk)), chunk)
-            for offset in range(0, len(items), size)
-            for chunk in (items[offset : offset + size],)
-        ]
+        batches = []
+        offset = 0
+        for size in batch_sizes(len(items), self.chunksize, self.taper):
+            batches.append(
+                Batch(self, range(start + offset, start + offset + size), items[offset : offset + size])
+            )
+            offset += size
         self.scheduler.encode(self, batches)
         return batches
 

@@ -13,7 +13,7 @@ abandons its job so that nothing runs on unseen.
 
 :class:`JobSubmission` is a base of
 :class:`~manymap.launcher.AbstractWorkerPool`; pools override its hooks
-(``_chunksize``, ``_read_ahead``, ``_capacity``, ``_lazy``, ``_amap``).
+(``_chunksize``, ``_taper``, ``_read_ahead``, ``_capacity``, ``_lazy``, ``_amap``).
 """
 
 from __future__ import annotations
@@ -97,6 +97,11 @@ class JobSubmission:
             batch_seconds=self.batch_seconds,
         )
 
+    def _taper(self, options: TaskOptions, chunksize: int, function: Callable[..., Any]) -> int:
+        """Workers the automatic batches (``chunksize`` tasks) of a map with known
+        input are tapered over (``_batching.batch_sizes``); 0, the default: none."""
+        return 0
+
     def _capacity(self) -> int:
         """The workers that batches are spread over: ``nodes``, unless the pool has others too."""
         return self._nodes
@@ -124,13 +129,15 @@ class JobSubmission:
         check_callable(method, function)
         options = self._options(overrides, method)
         self._check_open(method)
+        chunksize = self._chunksize(options, len(items), function)
         job = EagerJob(
             self._scheduler,
             function,
             star=star,
             kwargs=kwargs,
             options=options,
-            chunksize=self._chunksize(options, len(items), function),
+            chunksize=chunksize,
+            taper=self._taper(options, chunksize, function),
             listener=self._listener(options, len(items), method),
             handle=handle,
             single=single,

@@ -8,10 +8,13 @@ that worker (``workers=[address]``, ``allow_other_workers=False``,
 ``nodes``; so a task's timeout counts its own run time, not time queued in
 Dask, and the pool knows which worker runs what.
 
-- A Dask round trip costs 10 ms or more. With ``queue_ahead`` (off by
+- A Dask round trip costs 10 ms or more. So (``queue_ahead``, on by
   default) a busy worker also holds the next batch of its map in its Dask
   queue, when that map has no timeout and both batches have several tasks:
-  it starts the moment the batch before it ends. A Dask
+  it starts the moment the batch before it ends, after it has handed over
+  that batch's result (``_worker._hand_over``, read back by
+  :func:`_on_handed_over`), so that if it kills the worker it takes only
+  itself. A Dask
   worker runs the tasks it holds in the order they came, unless one waits for
   data; so a worker running a batch that waits for a shared payload is sent
   nothing to hold.
@@ -59,6 +62,7 @@ from manymap.launcher.lowlevel import (
     Job,
     TaskFailure,
 )
+from manymap.pools.dask._batched import send_soon
 from manymap.pools.dask._fetch import Fetcher
 from manymap.pools.dask._shared import SHARE_MIN_SIZE, SharedBatch, SharedData, digest, encode_batches
 from manymap.serialize import FunctionPayloads, loads
@@ -70,6 +74,7 @@ EMBEDDED_CONFIG: dict[str, Any] = {
     "distributed.scheduler.allowed-failures": 0,  # a lost task is ours to retry, not Dask's
     "distributed.worker.daemon": False,  # a task may start processes of its own
     "distributed.worker.multiprocessing-method": "forkserver",  # fast worker (re)starts
+    "distributed.worker.profile.enabled": False,  # its sampler (every 10 ms) slows the tasks
 }
 _CLOSE_TIMEOUT = 10  # seconds Dask gets to close a client or a cluster
 
@@ -104,10 +109,9 @@ class DaskPool(EngineWorkerPool):
     #: more goes to the cluster once per map as a Dask task of its own (its
     #: workers fetch it from each other), not with every batch.
     share_min_size: ClassVar[int] = SHARE_MIN_SIZE
-    #: Off by default: a held batch that kills its worker can take the result of
-    #: the batch before it (not fetched yet) with it, and that batch then runs
-    #: again. See "What the pool pins" in the docs' Dask page.
-    queue_ahead = False
+    #: On: a held batch first hands over the result of the batch before it
+    #: (see ``_worker._hand_over``), so killing its worker takes only itself.
+    queue_ahead = True
 
     def __init__(
         self,
@@ -271,6 +275,9 @@ class DaskPool(EngineWorkerPool):
             self._client.register_plugin(_worker.OwnedWorker(os.getpid()))
         self._scheduler_address = self._client.scheduler.address
         self._client.subscribe_topic("all", functools.partial(_on_event, self._inbox))
+        self._client.subscribe_topic(
+            _worker.HANDED_OVER, functools.partial(_on_handed_over, self._inbox, self._pool_id)
+        )
         found = self._client.run(_worker.identify)
         return [_record(address, *info) for address, info in found.items()]
 
@@ -300,17 +307,23 @@ class DaskPool(EngineWorkerPool):
             data,
             job.star,
             buffers,
-            token in worker.queued,  # held behind a running batch (queue_ahead)
-            key=f"manymap-{self._pool_id[:8]}-{token}",
+            # held (queue_ahead): the engine tasks it waits behind, whose results it hands over
+            tuple(self._key(running) for running in worker.running) if token in worker.queued else (),
+            key=self._key(token),
             workers=[worker.ident],
             allow_other_workers=False,
             pure=False,
             retries=0,
         )
         self._futures[token] = future
+        send_soon(client)
         if buffers or not isinstance(sent, (bytes, type(None))):
             self._waiting.add(token)
         future.add_done_callback(functools.partial(self._fetcher.task_done, token))
+
+    def _key(self, token: int) -> str:
+        """The Dask key of engine task ``token``."""
+        return f"manymap-{self._pool_id[:8]}-{token}"
 
     def _engine_release(self, token: int) -> None:
         self._futures.pop(token, None)  # dropping the future releases the task in Dask
@@ -412,8 +425,11 @@ class DaskPool(EngineWorkerPool):
         for restart in restarts:
             restart.join(_CLOSE_TIMEOUT)
         if client is not None:
+            from manymap.pools.dask import _worker
+
             with contextlib.suppress(Exception):
                 client.unsubscribe_topic("all")  # its own leaving is no news to it
+                client.unsubscribe_topic(_worker.HANDED_OVER)
             with contextlib.suppress(Exception):
                 client.close(timeout=_CLOSE_TIMEOUT)
         pidfds, self._pidfds = self._pidfds, {}
@@ -469,6 +485,16 @@ def _on_event(inbox: EngineInbox, event: Any) -> None:
         inbox.put("left", message["worker"], f"Dask removed worker {message['worker']}")
     elif action == "add-worker" and "worker" in message:
         inbox.put("appeared", message["worker"])
+
+
+def _on_handed_over(inbox: EngineInbox, pool: str, event: Any) -> None:
+    """A result a held batch handed over (Dask's loop thread): the outcome of its
+    engine task, if of this pool (``_worker._hand_over``)."""
+    _, message = event
+    with contextlib.suppress(TypeError, ValueError):
+        owner, key, result = message
+        if owner == pool:
+            inbox.put("done", int(key.rsplit("-", 1)[1]), tuple(result))
 
 
 def _restart_worker(client: Any, address: str) -> None:

@@ -38,14 +38,20 @@ from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import TaskFailure, run_calls
 from manymap.serialize import dumps, loads, make_shippable
 
-__all__ = ["MISSING", "OwnedWorker", "identify", "kill_worker", "run_batch", "shared"]
+__all__ = ["HANDED_OVER", "MISSING", "OwnedWorker", "identify", "kill_worker", "run_batch", "shared"]
 
 #: The answer of a worker that does not hold the function of a batch.
 MISSING = "missing-function"
 _CACHE = 256  # functions a worker keeps, over every pool that uses it
 _functions: OrderedDict[tuple[str, int], Callable[..., Any] | TaskFailure] = OrderedDict()
 _lock = threading.Lock()
-_REPORT_WAIT = 0.1  # seconds a batch waits for its worker's reports to go out
+_HAND_OVER_WAIT = 10.0  # seconds a held batch waits for the scheduler to take a result
+#: The scheduler's event topic on which a held batch hands over the result of
+#: the batch before it (one topic for every pool: the scheduler keeps only its
+#: last 1,000 events, see :func:`_hand_over`).
+HANDED_OVER = "manymap-handed-over"
+HAND_OVER_MAX = 8192  # bytes of payload: a larger result waits to be fetched instead
+_RELEASE_WAIT = 30.0  # seconds a held batch waits for a large result before it to be fetched
 
 
 def run_batch(
@@ -55,21 +61,22 @@ def run_batch(
     data: bytes,
     star: bool,
     buffers: list[bytes] | None = None,
-    held: bool = False,
+    behind: tuple[str, ...] = (),
 ) -> tuple[Any, ...]:
     """Run one batch on this worker.
 
     ``function`` and each of ``buffers`` (the batch's out-of-band buffers, in
     order) may have come as a shared payload: Dask hands over its bytes.
-    ``held``: the worker held the batch behind another (``queue_ahead``); it
-    starts once the worker has reported the end of that one (:func:`_reports_sent`).
+    ``behind``: the worker held this batch behind the engine tasks of these
+    keys (``queue_ahead``); it first makes sure that what they finished
+    cannot be lost with this worker (:func:`_hand_over`).
 
     Returns ``("done", payload, duration, pid)`` where ``payload`` holds
     ``(values, failures)`` (``values`` is ``None`` when the batch could not be
     loaded; then ``failures[0]`` says why), or ``(MISSING,)``.
     """
-    if held:
-        _reports_sent()
+    if behind:
+        _hand_over(pool, behind)
     loaded = _function(pool, key, function)
     if loaded is None:
         return (MISSING,)
@@ -138,26 +145,74 @@ def kill_worker(dask_worker: Any) -> int:
     return pid
 
 
-def _reports_sent(limit: float = _REPORT_WAIT) -> None:
-    """Wait, ``limit`` seconds at most, until this worker has sent the scheduler
-    what it has to report: the end of the batch before this one, above all.
+def _hand_over(pool: str, behind: tuple[str, ...]) -> None:
+    """Before a held batch runs: put the results of the batches it was held
+    behind out of this worker's reach, so that this batch, if it kills the
+    worker, takes only itself.
 
-    A worker holds the pool's next batch queued and starts it the moment the
-    one before ends, before its worker has sent that end on (Dask sends
-    reports in bursts, 2 ms apart). If this batch then kills the worker, the
-    scheduler must know that the one before had finished, or the pool
-    charges the loss to the wrong batch. (A closed stream, or no worker:
-    nothing to wait for.)
+    Dask keeps a task's result on its worker until the client fetches it,
+    a round trip after the task ends; a held batch starts at once. So a
+    small result (at most :data:`HAND_OVER_MAX` bytes of payload) is given to
+    the scheduler as an event of the topic :data:`HANDED_OVER`, which the
+    pool reads as that batch's outcome (whichever of the event and the fetch
+    comes first counts). It goes by the scheduler's ``log_event`` call, which
+    answers once the scheduler has queued the event for the pool's client:
+    ahead of the news of this worker's loss, on the same connection. (Not by
+    the worker's stream of reports: the nanny can report the worker's death
+    on a connection of its own while the stream's last bytes are unread.) A
+    larger result is waited for until the client has fetched it and let it
+    go. A batch still running (a worker of several threads) has no result
+    yet: it is lost with the worker as any running batch is. Whatever goes
+    wrong here (no answer within ``_HAND_OVER_WAIT``) only costs the old
+    risk: the batch before may run again.
     """
     try:
         from distributed import get_worker
+        from distributed.utils import sync
 
-        stream = get_worker().batched_stream
+        worker = get_worker()
+        large: list[str] = sync(
+            worker.loop, _give_scheduler, worker, pool, behind, callback_timeout=_HAND_OVER_WAIT
+        )
     except Exception:
         return
-    deadline = time.monotonic() + limit
-    while stream.buffer and not stream.please_stop and time.monotonic() < deadline:
-        time.sleep(0.0005)
+    for key in large:
+        _released(worker, key)
+
+
+async def _give_scheduler(worker: Any, pool: str, behind: tuple[str, ...]) -> list[str]:
+    """On the worker's loop (which owns its data): hand the small results of
+    ``behind`` to the scheduler; the keys of the large ones."""
+    large = []
+    for key in behind:
+        task = worker.state.tasks.get(key)
+        if task is None or task.state != "memory":
+            continue  # still running, or fetched and let go already
+        result = worker.data[key]
+        if _payload_size(result) <= HAND_OVER_MAX:
+            await worker.scheduler.log_event(topic=HANDED_OVER, msg=(pool, key, result))
+        else:
+            large.append(key)
+    return large
+
+
+def _payload_size(result: Any) -> float:
+    """Bytes of payload in a :func:`run_batch` result (anything else: infinite)."""
+    if not isinstance(result, tuple):
+        return float("inf")
+    return sum(len(part) for part in result if isinstance(part, bytes))
+
+
+def _released(worker: Any, key: str) -> None:
+    """Wait until the worker no longer holds the result ``key`` (the client has it),
+    this task was cancelled, or ``_RELEASE_WAIT`` seconds passed."""
+    own = worker.state.tasks.get(worker.get_current_task())
+    deadline = time.monotonic() + _RELEASE_WAIT
+    while time.monotonic() < deadline:
+        task = worker.state.tasks.get(key)
+        if task is None or task.state != "memory" or (own is not None and own.state != "executing"):
+            return
+        time.sleep(0.002)
 
 
 def _flush() -> None:
