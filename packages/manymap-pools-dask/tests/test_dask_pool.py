@@ -91,6 +91,27 @@ def test_a_batch_held_by_a_worker_that_dies_runs_later_unrun_and_uncharged(tmp_p
     assert starts == [2, 2] + [1] * 14  # 0-1: the batch it died in, then one by one
 
 
+def test_small_outcomes_are_handed_over_through_the_scheduler_and_large_ones_fetched(pool: DaskPool) -> None:
+    """A batch's outcome of at most HAND_OVER_MAX bytes goes to the pool as a
+    scheduler event of its topic (no fetch from the worker); a larger one
+    stays on the worker until the pool fetches it."""
+    from manymap.pools.dask import _worker
+
+    def handed() -> list[object]:
+        events = pool._client.get_events(_worker.HANDED_OVER)
+        return [message for _, message in events if message[0] == pool._pool_id]
+
+    before = len(handed())
+    assert pool.map(tasks.square, range(8), chunksize=2) == [x * x for x in range(8)]
+    assert len(handed()) - before == 4  # one per batch
+    before = len(handed())
+    assert (
+        pool.map(bytes, [_worker.HAND_OVER_MAX + 1] * 2, chunksize=1)
+        == [bytes(_worker.HAND_OVER_MAX + 1)] * 2
+    )
+    assert len(handed()) == before
+
+
 def _deadly_with_a_large_result(directory: str, x: int) -> bytes:
     fault_tasks.count_run(directory, x, 5, True)
     return bytes(20_000)  # over what a held batch hands over through the scheduler

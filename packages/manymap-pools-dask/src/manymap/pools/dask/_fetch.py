@@ -36,9 +36,16 @@ class Fetcher:
         #: Tokens whose task Dask reported finished. Kept apart from the future's
         #: status, which a failed fetch turns back to pending (Dask reschedules it).
         self.finished: set[int] = set()
+        #: Tokens whose outcome the worker handed over (``_worker._hand_over``):
+        #: nothing to fetch.
+        self.handed: set[int] = set()
 
     def task_done(self, token: int, future: Any) -> None:
-        """Done-callback of an engine task (Dask's callback thread): fetch it."""
+        """Done-callback of an engine task (Dask's callback thread): fetch it,
+        unless its outcome was handed over."""
+        if token in self.handed:
+            self.handed.discard(token)
+            return
         if future.status == "finished":
             self.finished.add(token)
         self._submit(self._fetch_task, token, future)

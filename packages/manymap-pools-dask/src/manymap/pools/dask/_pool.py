@@ -11,10 +11,12 @@ Dask, and the pool knows which worker runs what.
 - A Dask round trip costs 10 ms or more. So (``queue_ahead``, on by
   default) a busy worker also holds the next batch of its map in its Dask
   queue, when that map has no timeout and both batches have several tasks:
-  it starts the moment the batch before it ends, after it has handed over
-  that batch's result (``_worker._hand_over``, read back by
-  :func:`_on_handed_over`), so that if it kills the worker it takes only
-  itself. A Dask
+  it starts the moment the batch before it ends, once that batch's result
+  cannot be lost with the worker (``_worker._secure``), so that if it kills
+  the worker it takes only itself.
+- A batch hands a small outcome over through the scheduler as it ends
+  (``_worker._hand_over``, read back by :func:`_on_handed_over`): the pool
+  need not fetch it. A Dask
   worker runs the tasks it holds in the order they came, unless one waits for
   data; so a worker running a batch that waits for a shared payload is sent
   nothing to hold.
@@ -276,7 +278,7 @@ class DaskPool(EngineWorkerPool):
         self._scheduler_address = self._client.scheduler.address
         self._client.subscribe_topic("all", functools.partial(_on_event, self._inbox))
         self._client.subscribe_topic(
-            _worker.HANDED_OVER, functools.partial(_on_handed_over, self._inbox, self._pool_id)
+            _worker.HANDED_OVER, functools.partial(_on_handed_over, self._inbox, self._fetcher, self._pool_id)
         )
         found = self._client.run(_worker.identify)
         return [_record(address, *info) for address, info in found.items()]
@@ -330,6 +332,7 @@ class DaskPool(EngineWorkerPool):
         self._waiting.discard(token)
         if self._fetcher is not None:
             self._fetcher.finished.discard(token)
+            self._fetcher.handed.discard(token)
 
     def _engine_in_order(self, token: int) -> bool:
         return token in self._futures and token not in self._waiting
@@ -487,14 +490,17 @@ def _on_event(inbox: EngineInbox, event: Any) -> None:
         inbox.put("appeared", message["worker"])
 
 
-def _on_handed_over(inbox: EngineInbox, pool: str, event: Any) -> None:
-    """A result a held batch handed over (Dask's loop thread): the outcome of its
-    engine task, if of this pool (``_worker._hand_over``)."""
+def _on_handed_over(inbox: EngineInbox, fetcher: Fetcher, pool: str, event: Any) -> None:
+    """A result a batch handed over (Dask's loop thread, before the news that its
+    task ended): the outcome of its engine task, not to be fetched, if of this
+    pool (``_worker._hand_over``)."""
     _, message = event
     with contextlib.suppress(TypeError, ValueError):
         owner, key, result = message
         if owner == pool:
-            inbox.put("done", int(key.rsplit("-", 1)[1]), tuple(result))
+            token = int(key.rsplit("-", 1)[1])
+            fetcher.handed.add(token)
+            inbox.put("done", token, tuple(result))
 
 
 def _restart_worker(client: Any, address: str) -> None:

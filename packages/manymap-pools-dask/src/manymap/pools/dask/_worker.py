@@ -10,7 +10,8 @@ checked on arrival.
 :func:`run_batch` loads the function once per worker and pool (a worker is
 shared by pools and clients, so the cache is keyed by the pool's id), runs
 the batch with :func:`manymap.launcher.run_calls` and returns the outcome as
-a payload. A worker that does not hold the function (it was restarted, or
+a payload, which it first hands to the pool through the scheduler when it is
+small (:func:`_hand_over`). A worker that does not hold the function (it was restarted, or
 evicted it) answers :data:`MISSING` and the pool sends it again.
 
 :class:`OwnedWorker` is the worker plugin of an embedded cluster: each
@@ -51,6 +52,8 @@ _HAND_OVER_WAIT = 10.0  # seconds a held batch waits for the scheduler to take a
 #: last 1,000 events, see :func:`_hand_over`).
 HANDED_OVER = "manymap-handed-over"
 HAND_OVER_MAX = 8192  # bytes of payload: a larger result waits to be fetched instead
+_HANDED_KEPT = 1024  # keys of results this worker handed over, the newest
+_handed: OrderedDict[Any, None] = OrderedDict()  # (Dask keys)
 _RELEASE_WAIT = 30.0  # seconds a held batch waits for a large result before it to be fetched
 
 
@@ -69,17 +72,18 @@ def run_batch(
     order) may have come as a shared payload: Dask hands over its bytes.
     ``behind``: the worker held this batch behind the engine tasks of these
     keys (``queue_ahead``); it first makes sure that what they finished
-    cannot be lost with this worker (:func:`_hand_over`).
+    cannot be lost with this worker (:func:`_secure`). A small outcome is
+    handed over to the pool before it is returned (:func:`_hand_over`).
 
     Returns ``("done", payload, duration, pid)`` where ``payload`` holds
     ``(values, failures)`` (``values`` is ``None`` when the batch could not be
     loaded; then ``failures[0]`` says why), or ``(MISSING,)``.
     """
     if behind:
-        _hand_over(pool, behind)
+        _secure(pool, behind)
     loaded = _function(pool, key, function)
     if loaded is None:
-        return (MISSING,)
+        return _hand_over(pool, (MISSING,))
     started = time.perf_counter()
     values: list[Any] | None
     if isinstance(loaded, TaskFailure):
@@ -99,7 +103,7 @@ def run_batch(
         make_shippable(values, failures)
         payload = dumps((values, failures), name="the results")
     _flush()
-    return ("done", payload, duration, os.getpid())
+    return _hand_over(pool, ("done", payload, duration, os.getpid()))
 
 
 def _function(pool: str, key: int, function: bytes | None) -> Callable[..., Any] | TaskFailure | None:
@@ -145,27 +149,62 @@ def kill_worker(dask_worker: Any) -> int:
     return pid
 
 
-def _hand_over(pool: str, behind: tuple[str, ...]) -> None:
-    """Before a held batch runs: put the results of the batches it was held
-    behind out of this worker's reach, so that this batch, if it kills the
-    worker, takes only itself.
+def _hand_over(pool: str, result: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Give the outcome ``result`` of the running batch to the pool now, if it is
+    small (at most :data:`HAND_OVER_MAX` bytes of payload); returns it.
 
-    Dask keeps a task's result on its worker until the client fetches it,
-    a round trip after the task ends; a held batch starts at once. So a
-    small result (at most :data:`HAND_OVER_MAX` bytes of payload) is given to
-    the scheduler as an event of the topic :data:`HANDED_OVER`, which the
-    pool reads as that batch's outcome (whichever of the event and the fetch
-    comes first counts). It goes by the scheduler's ``log_event`` call, which
-    answers once the scheduler has queued the event for the pool's client:
-    ahead of the news of this worker's loss, on the same connection. (Not by
-    the worker's stream of reports: the nanny can report the worker's death
-    on a connection of its own while the stream's last bytes are unread.) A
-    larger result is waited for until the client has fetched it and let it
-    go. A batch still running (a worker of several threads) has no result
-    yet: it is lost with the worker as any running batch is. Whatever goes
-    wrong here (no answer within ``_HAND_OVER_WAIT``) only costs the old
-    risk: the batch before may run again.
+    Dask keeps a task's result on its worker until the client fetches it:
+    the client hears that the task ended, asks the scheduler where the
+    result is and fetches it from the worker, a few round trips. And a
+    worker that dies meanwhile (killed by the batch it held next) takes the
+    result with it. So a small result goes to the scheduler as an event of
+    the topic :data:`HANDED_OVER`, which the pool reads as the batch's
+    outcome and does not fetch. It goes by the scheduler's ``log_event``
+    call, whose answer says that the scheduler has queued the event for the
+    pool's client, ahead of the end of this task and of any news of this
+    worker's loss, on the same connection. (Not by the worker's stream of
+    reports: the nanny can report the worker's death on a connection of its
+    own while the stream's last bytes are unread.) If the call fails, or
+    gets no answer within ``_HAND_OVER_WAIT``, the result is fetched as usual.
     """
+    if _payload_size(result) > HAND_OVER_MAX:
+        return result
+    try:
+        from distributed import get_worker
+        from distributed.utils import sync
+
+        worker = get_worker()
+        key = worker.get_current_task()
+        sync(
+            worker.loop,
+            worker.scheduler.log_event,
+            topic=HANDED_OVER,
+            msg=(pool, key, result),
+            callback_timeout=_HAND_OVER_WAIT,
+        )
+    except Exception:
+        return result
+    with _lock:
+        _handed[key] = None
+        while len(_handed) > _HANDED_KEPT:
+            _handed.popitem(last=False)
+    return result
+
+
+def _secure(pool: str, behind: tuple[str, ...]) -> None:
+    """Before a held batch runs: make sure that the results of the batches it was
+    held behind cannot be lost with this worker, so that this batch, if it
+    kills the worker, takes only itself. A small one was handed over as its
+    batch ended (:func:`_hand_over`), or is handed over now if that failed;
+    a larger one is waited for until the client has fetched it and let it go
+    (at most ``_RELEASE_WAIT`` seconds). A batch still running (a worker of
+    several threads) has no result yet: it is lost with the worker as any
+    running batch is.
+    """
+    with _lock:
+        behind = tuple(key for key in behind if key not in _handed)
+    if not behind:
+        return
     try:
         from distributed import get_worker
         from distributed.utils import sync
