@@ -101,15 +101,28 @@ def test_small_outcomes_are_handed_over_through_the_scheduler_and_large_ones_fet
         events = pool._client.get_events(_worker.HANDED_OVER)
         return [message for _, message in events if message[0] == pool._pool_id]
 
-    before = len(handed())
-    assert pool.map(tasks.square, range(8), chunksize=2) == [x * x for x in range(8)]
-    assert len(handed()) - before == 4  # one per batch
-    before = len(handed())
-    assert (
-        pool.map(bytes, [_worker.HAND_OVER_MAX + 1] * 2, chunksize=1)
-        == [bytes(_worker.HAND_OVER_MAX + 1)] * 2
-    )
-    assert len(handed()) == before
+    fetched: list[int] = []
+    fetch = pool._fetcher._fetch_task
+
+    def counted(token: int, future: object) -> None:
+        fetched.append(token)
+        fetch(token, future)
+
+    pool._fetcher._fetch_task = counted
+    try:
+        before = len(handed())
+        assert pool.map(tasks.square, range(8), chunksize=2) == [x * x for x in range(8)]
+        assert len(handed()) - before == 4  # one per batch
+        assert fetched == []  # (the pool did not fetch them)
+        before = len(handed())
+        assert (
+            pool.map(bytes, [_worker.HAND_OVER_MAX + 1] * 2, chunksize=1)
+            == [bytes(_worker.HAND_OVER_MAX + 1)] * 2
+        )
+        assert len(handed()) == before
+        assert len(fetched) == 2
+    finally:
+        pool._fetcher._fetch_task = fetch
 
 
 def _deadly_with_a_large_result(directory: str, x: int) -> bytes:

@@ -336,8 +336,7 @@ class DaskPool(EngineWorkerPool):
         self._futures.pop(token, None)  # dropping the future releases the task in Dask
         self._waiting.discard(token)
         if self._fetcher is not None:
-            self._fetcher.finished.discard(token)
-            self._fetcher.handed.discard(token)
+            self._fetcher.finished.discard(token)  # (handed: its done-callback takes it out)
 
     def _engine_in_order(self, token: int) -> bool:
         return token in self._futures and token not in self._waiting
