@@ -101,6 +101,7 @@ def test_small_outcomes_are_handed_over_through_the_scheduler_and_large_ones_fet
         events = pool._client.get_events(_worker.HANDED_OVER)
         return [message for _, message in events if message[0] == pool._pool_id]
 
+    assert pool.pipe(tasks.square, 3) == 9  # (the pool started)
     fetched: list[int] = []
     fetch = pool._fetcher._fetch_task
 
@@ -125,11 +126,6 @@ def test_small_outcomes_are_handed_over_through_the_scheduler_and_large_ones_fet
         pool._fetcher._fetch_task = fetch
 
 
-def _deadly_with_a_large_result(directory: str, x: int) -> bytes:
-    fault_tasks.count_run(directory, x, 5, True)
-    return bytes(20_000)  # over what a held batch hands over through the scheduler
-
-
 @pytest.mark.parametrize("large", [False, True], ids=["handed-over", "fetched-first"])
 def test_a_held_batch_that_kills_its_worker_takes_only_itself(tmp_path: Path, large: bool) -> None:
     """One worker runs the batch of tasks 0-3 and holds 4-7, whose task 5 kills
@@ -137,11 +133,16 @@ def test_a_held_batch_that_kills_its_worker_takes_only_itself(tmp_path: Path, la
     it, a round trip later; so the held batch first hands that result over
     (small) or waits until it was fetched (large). 0-3 run once, and only the
     batch the worker died in runs again."""
+
+    def deadly_with_a_large_result(directory: str, x: int) -> bytes:  # (nested: sent by value)
+        fault_tasks.count_run(directory, x, 5, True)
+        return bytes(20_000)  # over what a batch hands over through the scheduler
+
     with DaskPool(1) as pool:
         assert pool.queue_ahead  # (DaskPool's default)
         args = ([str(tmp_path)] * 8, range(8))
         if large:
-            found = pool.map(_deadly_with_a_large_result, *args, chunksize=4)
+            found = pool.map(deadly_with_a_large_result, *args, chunksize=4)
             assert found == [bytes(20_000)] * 8
         else:
             found = pool.map(fault_tasks.count_run, *args, [5] * 8, [True] * 8, chunksize=4)
