@@ -116,8 +116,9 @@ class DaskPool(EngineWorkerPool):
     #: more goes to the cluster once per map as a Dask task of its own (its
     #: workers fetch it from each other), not with every batch.
     share_min_size: ClassVar[int] = SHARE_MIN_SIZE
-    #: On: a held batch first hands over the result of the batch before it
-    #: (see ``_worker._hand_over``), so killing its worker takes only itself.
+    #: On: a held batch first makes sure that the result of the batch before it
+    #: cannot be lost with its worker (``_worker._secure``), so killing its
+    #: worker takes only itself.
     queue_ahead = True
 
     def __init__(

@@ -11,8 +11,8 @@ checked on arrival.
 shared by pools and clients, so the cache is keyed by the pool's id), runs
 the batch with :func:`manymap.launcher.run_calls` and returns the outcome as
 a payload, which it first hands to the pool through the scheduler when it is
-small (:func:`_hand_over`). A worker that does not hold the function (it was restarted, or
-evicted it) answers :data:`MISSING` and the pool sends it again.
+small (:func:`_hand_over`). A worker that does not hold the function (it was
+restarted, or evicted it) answers :data:`MISSING` and the pool sends it again.
 
 :class:`OwnedWorker` is the worker plugin of an embedded cluster: each
 worker leads a process group holding what its tasks start, and dies with that
@@ -46,10 +46,10 @@ MISSING = "missing-function"
 _CACHE = 256  # functions a worker keeps, over every pool that uses it
 _functions: OrderedDict[tuple[str, int], Callable[..., Any] | TaskFailure] = OrderedDict()
 _lock = threading.Lock()
-_HAND_OVER_WAIT = 10.0  # seconds a held batch waits for the scheduler to take a result
-#: The scheduler's event topic on which a held batch hands over the result of
-#: the batch before it (one topic for every pool: the scheduler keeps only its
-#: last 1,000 events, see :func:`_hand_over`).
+_HAND_OVER_WAIT = 10.0  # seconds a batch waits for the scheduler to take its result
+#: The scheduler's event topic on which a batch hands over its small outcome
+#: (one topic for every pool: the scheduler keeps only its last 1,000 events,
+#: see :func:`_hand_over`).
 HANDED_OVER = "manymap-handed-over"
 HAND_OVER_MAX = 8192  # bytes of payload: a larger result waits to be fetched instead
 _HANDED_KEPT = 1024  # keys of results this worker handed over, the newest
