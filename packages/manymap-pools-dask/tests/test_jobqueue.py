@@ -33,6 +33,13 @@ def worker_count(cluster: Any) -> int:
     return len(cluster.scheduler_info.get("workers", {}))
 
 
+def all_up(cluster: Any) -> bool:
+    """Every job's worker is known to the scheduler, and every job to the cluster
+    object (which lists a job only once its start has returned, after its worker
+    may have joined the scheduler)."""
+    return worker_count(cluster) == JOBS and len(cluster.workers) == JOBS
+
+
 @pytest.fixture(scope="module")
 def job_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     import dask
@@ -57,7 +64,7 @@ def job_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     )
     try:
         cluster.scale(jobs=JOBS)
-        wait_until(lambda: worker_count(cluster) == JOBS, WAIT, "the job queue's workers")
+        wait_until(lambda: all_up(cluster), WAIT, "the job queue's workers")
         yield cluster
     finally:
         cluster.close(timeout=30)
@@ -75,7 +82,7 @@ class _Jobs:
     def _cluster(self, job_cluster: Any) -> None:
         type(self).cluster = job_cluster
         # a worker restarted by an earlier test is back
-        wait_until(lambda: worker_count(job_cluster) == JOBS, WAIT, "the job queue's workers")
+        wait_until(lambda: all_up(job_cluster), WAIT, "the job queue's workers")
 
     def make_pool(self, nodes: int = 2, **options: Any) -> DaskPool:
         return DaskPool(nodes, cluster=self.cluster, **options)
@@ -93,7 +100,7 @@ class TestJobQueueFaults(_Jobs, FaultConformance):
 
 
 def test_the_pool_runs_on_the_jobs_and_leaves_them_running(job_cluster: Any) -> None:
-    wait_until(lambda: worker_count(job_cluster) == JOBS, WAIT, "the job queue's workers")
+    wait_until(lambda: all_up(job_cluster), WAIT, "the job queue's workers")
     jobs = dict(job_cluster.workers)  # job name -> the job (its worker process)
     assert len(jobs) == JOBS
     with DaskPool(cluster=job_cluster) as pool:
