@@ -13,13 +13,12 @@ Dask, and the pool knows which worker runs what.
   queue, when that map has no timeout and both batches have several tasks:
   it starts the moment the batch before it ends, once that batch's result
   cannot be lost with the worker (``_worker._secure``), so that if it kills
-  the worker it takes only itself.
+  the worker it takes only itself. A Dask worker runs the tasks it holds in
+  the order they came, unless one waits for data; so a worker running a
+  batch that waits for a shared payload is sent nothing to hold.
 - A batch hands a small outcome over through the scheduler as it ends
   (``_worker._hand_over``, read back by :func:`_on_handed_over`): the pool
-  need not fetch it. A Dask
-  worker runs the tasks it holds in the order they came, unless one waits for
-  data; so a worker running a batch that waits for a shared payload is sent
-  nothing to hold.
+  need not fetch it.
 
 - The function and the data are manymap.serialize payloads (bytes),
   encoded in the caller's thread, so what cannot be serialized fails before
@@ -435,9 +434,9 @@ class DaskPool(EngineWorkerPool):
         if client is not None:
             from manymap.pools.dask import _worker
 
-            with contextlib.suppress(Exception):
-                client.unsubscribe_topic("all")  # its own leaving is no news to it
-                client.unsubscribe_topic(_worker.HANDED_OVER)
+            for topic in ("all", _worker.HANDED_OVER):  # ("all": its own leaving is no news to it)
+                with contextlib.suppress(Exception):
+                    client.unsubscribe_topic(topic)
             with contextlib.suppress(Exception):
                 client.close(timeout=_CLOSE_TIMEOUT)
         pidfds, self._pidfds = self._pidfds, {}
