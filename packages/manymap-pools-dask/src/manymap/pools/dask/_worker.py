@@ -169,25 +169,13 @@ def _hand_over(pool: str, result: tuple[Any, ...]) -> tuple[Any, ...]:
     """
     if _payload_size(result) > HAND_OVER_MAX:
         return result
-    try:
+    with contextlib.suppress(Exception):
         from distributed import get_worker
         from distributed.utils import sync
 
         worker = get_worker()
-        key = worker.get_current_task()
-        sync(
-            worker.loop,
-            worker.scheduler.log_event,
-            topic=HANDED_OVER,
-            msg=(pool, key, result),
-            callback_timeout=_HAND_OVER_WAIT,
-        )
-    except Exception:
-        return result
-    with _lock:
-        _handed[key] = None
-        while len(_handed) > _HANDED_KEPT:
-            _handed.popitem(last=False)
+        key = worker.get_current_task()  # (in the task's thread: the loop's has no task)
+        sync(worker.loop, _give, worker, pool, key, result, callback_timeout=_HAND_OVER_WAIT)
     return result
 
 
@@ -227,12 +215,22 @@ async def _give_scheduler(worker: Any, pool: str, behind: tuple[str, ...]) -> li
         task = worker.state.tasks.get(key)
         if task is None or task.state != "memory":
             continue  # still running, or fetched and let go already
-        result = worker.data[key]
-        if _payload_size(result) <= HAND_OVER_MAX:
-            await worker.scheduler.log_event(topic=HANDED_OVER, msg=(pool, key, result))
-        else:
+        if not await _give(worker, pool, key, worker.data[key]):
             large.append(key)
     return large
+
+
+async def _give(worker: Any, pool: str, key: Any, result: Any) -> bool:
+    """On the worker's loop: give the result ``key`` to the scheduler as an event
+    of :data:`HANDED_OVER` and remember it, if it is small; whether it was."""
+    if _payload_size(result) > HAND_OVER_MAX:
+        return False
+    await worker.scheduler.log_event(topic=HANDED_OVER, msg=(pool, key, result))
+    with _lock:
+        _handed[key] = None
+        while len(_handed) > _HANDED_KEPT:
+            _handed.popitem(last=False)
+    return True
 
 
 def _payload_size(result: Any) -> float:
