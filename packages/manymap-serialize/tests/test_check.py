@@ -74,10 +74,10 @@ def test_plain_data_ships_by_pickle() -> None:
 def test_lambda_ships_by_value_and_is_named() -> None:
     report = check([1, lambda x: x])
     assert report.ok
-    assert report.method == "dill by value"
+    assert report.method == "by value"
     assert len(report.by_value) == 1
     assert report.by_value[0].endswith("test_lambda_ships_by_value_and_is_named.<locals>.<lambda>")
-    assert "dill by value for" in str(report)
+    assert "by value for" in str(report)
     assert report.by_value[0] in str(report)
 
 

@@ -19,7 +19,7 @@ HEADER = b"\x93MMS" + bytes([FORMAT_VERSION])
 
 
 def test_every_payload_starts_with_magic_and_format_version() -> None:
-    assert FORMAT_VERSION == 1
+    assert FORMAT_VERSION == 2
     for value in (None, 1, [1, 2], lambda: 1):
         assert dumps(value).startswith(HEADER)
 
@@ -42,7 +42,7 @@ def test_plain_data_payload_is_header_plus_the_stdlib_pickle(value: Any) -> None
     assert dumps(value) == HEADER + pickle.dumps(value, protocol=5)
 
 
-def test_plain_data_never_imports_dill(run_python: RunPython) -> None:
+def test_plain_data_and_functions_never_import_dill(run_python: RunPython) -> None:
     code = textwrap.dedent(
         """
         import sys
@@ -52,7 +52,14 @@ def test_plain_data_never_imports_dill(run_python: RunPython) -> None:
         assert copy(value) == value
         assert check(value).method == "pickle"
         assert "dill" not in sys.modules, "dill was imported for plain data"
-        loads(dumps(lambda: 1))
+        k = 2
+        def work(x):
+            return x * k
+        assert loads(dumps([lambda: 1, work]))[1](3) == 6
+        assert "dill" not in sys.modules, "dill was imported for a function by value"
+        class Point:
+            pass
+        loads(dumps(Point))
         assert "dill" in sys.modules
         print("ok")
         """

@@ -89,7 +89,7 @@ def test_lambda_round_trips_by_value() -> None:
     assert loaded is not square
     assert loaded(7) == 49
     report = check(square)
-    assert report.method == "dill by value"
+    assert report.method == "by value"
     assert any("<lambda>" in name for name in report.by_value)
 
 
@@ -181,7 +181,7 @@ class Slotted:
 def test_main_functions_go_by_value_even_though_pickle_would_take_them_by_reference() -> None:
     main = _main_namespace(MAIN_SOURCE)
     report = check(main["scaled"])
-    assert report.method == "dill by value"
+    assert report.method == "by value"
     assert "__main__.scaled" in report.by_value
     loaded = loads(dumps(main["scaled"]))
     assert loaded is not main["scaled"]

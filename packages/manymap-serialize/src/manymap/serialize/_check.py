@@ -2,7 +2,7 @@
 
 Data flow. `check()` first serializes the object for real (into a byte
 counter, not a buffer) with the by-value log switched on. If that works, the
-report says ``pickle`` or ``dill by value`` and lists what went by value.
+report says ``pickle`` or ``by value`` and lists what went by value.
 
 If it fails, a search finds the first part to blame: starting at the object,
 it serializes each child on its own, in the order pickle would meet them,
@@ -13,9 +13,10 @@ Children are container items (dict keys too), object state (``__dict__`` and
 classes that go by value their closure cells, the globals their code uses
 (only for ``__main__`` functions: an importable module's globals are not
 sent), defaults and class attributes. Process-bound state (an open file, a
-lock, ...) has no children: it is refused as a whole. Inside a by-value part children are probed
-with dill, as they will be shipped. The search is bounded in depth and never
-visits an object twice, so cycles are safe.
+lock, ...) has no children: it is refused as a whole. Each part is probed
+as it will be shipped: inside a class that goes by value, with dill;
+elsewhere, functions by value included, with the stdlib pickler. The search
+is bounded in depth and never visits an object twice, so cycles are safe.
 """
 
 from __future__ import annotations
@@ -24,13 +25,14 @@ import copyreg
 import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import CodeType, FunctionType
+from types import FunctionType
 from typing import Any
 
 from manymap.launcher import SerializationError
 from manymap.serialize._bound import bound_kind
 from manymap.serialize._byvalue import by_value_kind, dill_dumps, globals_by_reference, set_log
 from manymap.serialize._format import HEADER_SIZE, PICKLE_PROTOCOL
+from manymap.serialize._functions import global_names
 from manymap.serialize._pickler import _Pickler, write
 
 __all__ = ["MAX_DEPTH", "CheckReport", "check", "serialization_error"]
@@ -53,7 +55,7 @@ class CheckReport:
         name: how the object was named.
         ok: whether it can be serialized.
         method: ``"pickle"`` (everything by reference, no dill) or
-            ``"dill by value"`` (some functions or classes go by value);
+            ``"by value"`` (some functions or classes go by value);
             ``None`` when it cannot be serialized.
         by_value: qualified names of the functions and classes that go by
             value (for example ``"__main__.work"``).
@@ -89,7 +91,7 @@ class CheckReport:
         if self.ok:
             if self.by_value:
                 return (
-                    f"{self.name} can be serialized: dill by value for {', '.join(self.by_value)}; "
+                    f"{self.name} can be serialized: by value for {', '.join(self.by_value)}; "
                     "everything else by pickle"
                 )
             return f"{self.name} can be serialized: pickle (everything by reference, no dill)"
@@ -147,7 +149,7 @@ def check(obj: Any, name: str = "obj") -> CheckReport:
         return CheckReport(
             name=name,
             ok=True,
-            method="dill by value" if log else "pickle",
+            method="by value" if log else "pickle",
             by_value=tuple(log),
             nbytes=HEADER_SIZE + counter.nbytes,
         )
@@ -273,7 +275,7 @@ def _children(obj: Any, in_dill: bool) -> Iterator[tuple[str, Any, bool]]:
             yield f".<item #{index}>", item, in_dill
     elif cls is FunctionType:
         if by_value_kind(obj) is not None:
-            yield from _function_children(obj)
+            yield from _function_children(obj, in_dill)
     elif isinstance(obj, type):
         if by_value_kind(obj) is not None:
             yield from _class_children(obj)
@@ -286,38 +288,27 @@ def _children(obj: Any, in_dill: bool) -> Iterator[tuple[str, Any, bool]]:
         yield from _reduce_children(obj, in_dill)
 
 
-def _function_children(func: FunctionType) -> Iterator[tuple[str, Any, bool]]:
+def _function_children(func: FunctionType, in_dill: bool) -> Iterator[tuple[str, Any, bool]]:
+    # A function goes by value in the stream it is met in: its parts go through dill
+    # only inside a class that goes by value through dill.
     code = func.__code__
     for var, cell in zip(code.co_freevars, func.__closure__ or (), strict=True):
         try:
             value = cell.cell_contents
         except ValueError:  # an empty cell
             continue
-        yield f".<closure {var}>", value, True
+        yield f".<closure {var}>", value, in_dill
     globals_ = func.__globals__
     if not globals_by_reference(func):  # else the far side uses its module's own
-        for var in _global_names(code):
+        for var in global_names(code):
             if var in globals_:
-                yield f".<global {var}>", globals_[var], True
+                yield f".<global {var}>", globals_[var], in_dill
     for index, default in enumerate(func.__defaults__ or ()):
-        yield f".__defaults__[{index}]", default, True
+        yield f".__defaults__[{index}]", default, in_dill
     for key, default in (func.__kwdefaults__ or {}).items():
-        yield f".__kwdefaults__[{key!r}]", default, True
+        yield f".__kwdefaults__[{key!r}]", default, in_dill
     for key, value in func.__dict__.items():
-        yield f".{key}", value, True
-
-
-def _global_names(code: CodeType) -> Iterator[str]:
-    """Names a code object (and the code nested in it) may read from its globals."""
-    seen: set[str] = set()
-    stack = [code]
-    while stack:
-        current = stack.pop()
-        for var in current.co_names:
-            if var not in seen:
-                seen.add(var)
-                yield var
-        stack.extend(const for const in current.co_consts if isinstance(const, CodeType))
+        yield f".{key}", value, in_dill
 
 
 def _class_children(cls: type) -> Iterator[tuple[str, Any, bool]]:

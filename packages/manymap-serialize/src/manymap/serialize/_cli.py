@@ -16,9 +16,9 @@ __all__ = ["main"]
 PROG = "manymap-serialize"
 
 _DESCRIPTION = """\
-Tools for manymap's serialization: the stdlib pickle fast path, dill by value
-only for what pickle cannot ship by reference (lambdas, closures, functions
-and classes from __main__), a versioned wire format.
+Tools for manymap's serialization: the stdlib pickle fast path, by value only
+for what pickle cannot ship by reference (lambdas, closures, functions and
+classes from __main__; classes through dill), a versioned wire format.
 """
 
 _CHECK_DESCRIPTION = """\

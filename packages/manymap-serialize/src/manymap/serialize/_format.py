@@ -6,10 +6,11 @@ stripped on the way in with a memoryview slice, so neither side copies the
 payload to add or remove it.
 
 What the format version covers: the header itself, the pickle protocol, and
-the names of the reconstructors that by-value parts refer to
-(``manymap.serialize._byvalue._load_value``, ``_load_class`` and
+the names and arguments of the reconstructors that by-value parts refer to
+(``manymap.serialize._functions._make_function`` and ``_fill_function``;
+``manymap.serialize._byvalue._load_value``, ``_load_class`` and
 ``_load_module_globals``). Changing any of them means bumping
-`FORMAT_VERSION`.
+`FORMAT_VERSION`. Version 2 added the functions by value without dill.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ __all__ = ["FORMAT_VERSION", "HEADER", "HEADER_SIZE", "MAGIC", "FormatVersionErr
 MAGIC = b"\x93MMS"
 """The first bytes of every manymap-serialize payload."""
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The payload format this version of manymap-serialize writes and reads."""
 
 PICKLE_PROTOCOL = 5

@@ -2,9 +2,10 @@
 
 The C pickler handles the builtin containers and scalars itself and calls
 `_Pickler.reducer_override` only for other objects; that hook answers
-``NotImplemented`` (ordinary pickling by reference) except for functions and
-classes the far side cannot import, which go by value through dill
-(`manymap.serialize._byvalue`), for modules, which go by reference to
+``NotImplemented`` (ordinary pickling by reference) except for functions the
+far side cannot import, which go by value in the same stream
+(`manymap.serialize._functions`), classes it cannot import, which go by value
+through dill (`manymap.serialize._byvalue`), for modules, which go by reference to
 ``importlib.import_module``, and for state bound to this process (open files,
 locks, sockets, ...: `manymap.serialize._bound`), which is refused.
 
@@ -31,6 +32,7 @@ from manymap.serialize._byvalue import (
     not_importable,
 )
 from manymap.serialize._format import PICKLE_PROTOCOL
+from manymap.serialize._functions import reduce_function
 
 __all__ = ["BufferCallback", "write"]
 
@@ -50,7 +52,8 @@ class _Pickler(pickle.Pickler):
         if cls is FunctionType:
             if not_importable(obj):
                 log_by_value(obj)
-                return (_load_value, (dill_dumps(obj),))
+                reduced = reduce_function(obj)  # type: ignore[arg-type]
+                return reduced if reduced is not None else (_load_value, (dill_dumps(obj),))
         elif isinstance(obj, type):
             kind = class_kind(obj)
             if kind is not None:
