@@ -4,6 +4,7 @@ worker recycling, initializers and Ctrl-C."""
 from __future__ import annotations
 
 import mmap
+import multiprocessing
 import os
 import random
 import signal
@@ -137,6 +138,26 @@ def fail_to_configure() -> None:
 def test_initializer(context: str) -> None:
     with ProcessPool(2, context=context, initializer=configure, initargs=("ready",)) as pool:
         assert pool.map(configured, range(4)) == [["ready"]] * 4
+
+
+@pytest.mark.parametrize("context", ["spawn", "forkserver"])
+def test_an_initializer_by_value_and_a_lock_reach_a_started_worker(context: str) -> None:
+    # The start method pickles a worker's arguments with the stdlib pickler: the
+    # initializer (a closure here) goes by value, its arguments as the stdlib Pool
+    # sends them, so a multiprocessing lock is shared, not copied.
+    lock = multiprocessing.get_context(context).Lock()
+    label = "set by a closure"
+
+    def setup(shared: Any) -> None:
+        configure(label)
+        with shared:
+            pass
+
+    with ProcessPool(1, context=context, initializer=setup, initargs=(lock,)) as pool:
+        with lock:  # held here: a worker whose copy were unrelated would not wait
+            result = pool.amap(configured, range(2))
+            assert not result.wait(0.5)
+        assert result.get(30) == [[label]] * 2
 
 
 def test_failing_initializer_breaks_the_pool() -> None:

@@ -2,7 +2,7 @@
 
 - :class:`SerialPool`: every task in the caller's thread;
 - :class:`ThreadPool`: worker threads;
-- :class:`ProcessPool`: worker processes (on multiprocess) with their own
+- :class:`ProcessPool`: worker processes (on the stdlib's ``multiprocessing``) with their own
   scheduler: a worker that dies, a task over its timeout, an argument that
   cannot be serialized are errors naming the task, never hangs.
 

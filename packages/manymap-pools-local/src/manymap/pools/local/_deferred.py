@@ -1,11 +1,11 @@
 """What the package imports only when a call first needs it, never at import time.
 
-``multiprocess`` (which imports dill) is needed only by a ProcessPool: the
-first one created imports it, so a ThreadPool or SerialPool map never loads
-it. (Not later, when workers start: importing ``multiprocess`` registers its
-exit handler, which must come before the exit hook of an executor view of
-the pool, so that ``atexit``, last in first out, lets the executor finish its
-work first.) ``ctypes`` is imported only in a worker, for ``prctl``; ``mmap``
+``multiprocessing`` (its context, connection and util modules) is needed
+only by a ProcessPool: the first one created imports it, so a ThreadPool or
+SerialPool map never loads it. (Not later, when workers start: importing
+``multiprocessing.util`` registers its exit handler, which must come before
+the exit hook of an executor view of the pool, so that ``atexit``, last in
+first out, lets the executor finish its work first.) ``ctypes`` is imported only in a worker, for ``prctl``; ``mmap``
 by the first large buffer that goes through shared memory (``_shm.py``) and
 the worker's main loop (``_worker.py``) when the first worker starts (in
 ``_process.py``). Every other deferred import of the package is a function
@@ -17,18 +17,17 @@ from __future__ import annotations
 import functools
 from types import ModuleType
 
-__all__ = ["multiprocess", "prctl"]
+__all__ = ["multiprocessing", "prctl"]
 
 
 @functools.cache
-def multiprocess() -> ModuleType:
-    """The ``multiprocess`` package, its ``connection`` and ``util`` modules loaded."""
-    import multiprocess
-    import multiprocess.connection
-    import multiprocess.util
+def multiprocessing() -> ModuleType:
+    """The ``multiprocessing`` package, its ``connection`` and ``util`` modules loaded."""
+    import multiprocessing
+    import multiprocessing.connection
+    import multiprocessing.util
 
-    module: ModuleType = multiprocess  # untyped package
-    return module
+    return multiprocessing
 
 
 def prctl(option: int, value: int) -> None:

@@ -3,7 +3,7 @@
 How it works. One manager thread per pool owns every worker process
 (:class:`manymap.launcher.lowlevel.ManagedWorkerPool`). Each worker has its own duplex
 pipe and a death signal: a pidfd of the worker (``_procs.py``), which no
-process the worker's tasks start can hold open, or the ``multiprocess``
+process the worker's tasks start can hold open, or the ``multiprocessing``
 sentinel where there is no pidfd or the forkserver reports the death. The
 manager waits on all of them at once,
 plus a doorbell that other threads ring when work is queued, a task must be
@@ -60,7 +60,7 @@ from manymap.launcher.lowlevel import (
     exit_reason,
 )
 from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
-from manymap.serialize import PoolCodec
+from manymap.serialize import PoolCodec, dumps, loads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
 
@@ -146,9 +146,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         for name, value in (("maxtasksperchild", maxtasksperchild), ("poison", poison)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        # multiprocess is imported by the first ProcessPool, not by the package: before any
-        # executor view registers its exit hook, which must run before multiprocess's.
-        self._context = _deferred.multiprocess().get_context(context)
+        # multiprocessing is imported by the first ProcessPool, not by the package: before any
+        # executor view registers its exit hook, which must run before multiprocessing's.
+        self._context = _deferred.multiprocessing().get_context(context)
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
@@ -176,7 +176,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         _shm.sweep()  # what killed owners left
         self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
-        self._finalizer = _deferred.multiprocess().util.Finalize(
+        self._finalizer = _deferred.multiprocessing().util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
         )
         self._start_manager()  # which starts the workers in its first round
@@ -237,11 +237,14 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         # so that killing that group takes them too.
         leader = _nesting.current().depth == 0
         child = self.context != "forkserver"  # a forkserver's workers are its children, not ours
+        initializer: Any = self._initializer
+        if initializer is not None and self.context != "fork":
+            initializer = _ByValue(initializer)
         process = self._context.Process(
             target=worker_main,
             args=(
                 child_end,
-                self._initializer,
+                initializer,
                 self._initargs,
                 self._maxtasks,
                 inherited,
@@ -372,6 +375,25 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             finalizer.cancel()
 
 
+class _ByValue:
+    """A function that a spawned or forkserver worker gets through manymap.serialize.
+
+    The start method pickles a worker's arguments with the stdlib pickler, which
+    cannot ship a lambda or a closure; an initializer goes by value instead, as
+    tasks do. Its arguments stay with the start method's pickler, so that
+    ``multiprocessing`` locks, queues and shared values reach the worker as
+    they do with the stdlib Pool.
+    """
+
+    __slots__ = ("function",)
+
+    def __init__(self, function: Callable[..., object]) -> None:
+        self.function = function
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return loads, (dumps(self.function, name="initializer"),)
+
+
 def _kill(worker: _Worker) -> None:
     """Kill ``worker`` with its descendants and its process group."""
     pid = worker.process.pid
@@ -393,7 +415,7 @@ def _wait_exit(worker: _Worker) -> int | None:
             if code is not None or time.monotonic() >= deadline:
                 break
             waitable = worker.pidfd if worker.pidfd is not None else process.sentinel
-            _deferred.multiprocess().connection.wait([waitable], _EXIT_SLICE)
+            _deferred.multiprocessing().connection.wait([waitable], _EXIT_SLICE)
         if code is not None or attempt:
             break
         _kill(worker)

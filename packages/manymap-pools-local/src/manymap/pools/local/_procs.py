@@ -1,7 +1,7 @@
 """Process control for ProcessPool workers: death seen through what no grandchild
 can hold open, and a worker killed with everything it started.
 
-A worker's pipe and its ``multiprocess`` sentinel are inherited by every
+A worker's pipe and its ``multiprocessing`` sentinel are inherited by every
 process a task forks (a nested pool, ``os.fork()``, a
 ``multiprocessing.Process``), so they close only when the last of those
 exits. The pool therefore waits on a *pidfd* of the worker
