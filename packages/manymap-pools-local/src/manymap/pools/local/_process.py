@@ -59,7 +59,7 @@ from manymap.launcher.lowlevel import (
     add_note,
     exit_reason,
 )
-from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
+from manymap.pools.local import _channel, _deferred, _nesting, _procs, _shm, _wire
 from manymap.serialize import PoolCodec, dumps, loads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -227,7 +227,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         from manymap.pools.local._worker import worker_main  # the worker's side, loaded on first use
 
         serial = next(self._serials)
-        parent_end, child_end = self._context.Pipe(duplex=True)
+        parent_end, child_end = _channel.channel_pair()
         inherited: list[int] = []
         if self.context == "fork":  # the child gets copies of these: it must not hold them
             assert self._doorbell is not None
@@ -415,7 +415,7 @@ def _wait_exit(worker: _Worker) -> int | None:
             if code is not None or time.monotonic() >= deadline:
                 break
             waitable = worker.pidfd if worker.pidfd is not None else process.sentinel
-            _deferred.multiprocessing().connection.wait([waitable], _EXIT_SLICE)
+            _procs.wait_readable(waitable, _EXIT_SLICE)
         if code is not None or attempt:
             break
         _kill(worker)

@@ -28,7 +28,7 @@ import time
 
 from manymap.pools.local import _deferred
 
-__all__ = ["become_leader", "kill_group", "kill_tree", "open_pidfd", "watch_owner"]
+__all__ = ["become_leader", "kill_group", "kill_tree", "open_pidfd", "wait_readable", "watch_owner"]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _OWNER_POLL = 0.25  # seconds between checks of the owner where there is no pidfd
@@ -47,13 +47,20 @@ def open_pidfd(pid: int) -> int | None:
     return fd
 
 
+def wait_readable(fd: int, timeout: float) -> bool:
+    """Wait at most ``timeout`` seconds for ``fd`` (a pidfd or sentinel) to become readable."""
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        return bool(selector.select(timeout))
+
+
 def become_leader(*, group: bool) -> None:
     """Make this worker a child subreaper and, if ``group``, the leader of its own
     process group (best effort: where the OS has neither, nothing changes)."""
     if group:
         with contextlib.suppress(OSError):
             os.setpgid(0, 0)
-    with contextlib.suppress(OSError, AttributeError):
+    with contextlib.suppress(OSError, AttributeError, ImportError):
         _deferred.prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
 

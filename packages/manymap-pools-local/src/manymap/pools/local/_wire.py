@@ -49,7 +49,7 @@ FUNCTION, RUN, STOP, DONE, INIT_FAILED, READY = range(6)
 SPLIT = 64 * 1024  # bytes of data above which it gets a frame of its own
 _LENGTH = struct.Struct("!I")
 
-Connection = Any  # a multiprocessing Connection: send_bytes / recv_bytes / poll / close
+Connection = Any  # a worker's _channel.Channel: send_bytes / recv_bytes / poll / close
 Encoded = tuple[bytes, list[pickle.PickleBuffer]]  # a payload and its large buffers (not yet exported)
 
 

@@ -1,0 +1,56 @@
+"""A worker's channel: whole messages, however the kernel splits them, and a clear end."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from manymap.pools.local._channel import channel_pair
+
+
+def test_messages_of_every_size_arrive_whole_and_in_order() -> None:
+    left, right = channel_pair()
+    sizes = [0, 1, 7, 64 * 1024, 64 * 1024 + 1, 5 * 1024 * 1024]  # the large ones exceed the socket buffer
+    messages = [os.urandom(size) for size in sizes]
+    writer = threading.Thread(target=lambda: [left.send_bytes(m) for m in messages])
+    writer.start()
+    try:
+        for message in messages:
+            assert right.poll(10)
+            assert bytes(right.recv_bytes()) == message
+        assert not right.poll(0)  # nothing read past the last message
+    finally:
+        writer.join()
+        left.close()
+        right.close()
+
+
+def test_a_closed_end_reads_as_the_end_and_a_half_message_says_so() -> None:
+    left, right = channel_pair()
+    left.send_bytes(b"last")
+    left.close()
+    assert right.recv_bytes() == b"last"
+    assert right.poll(0)  # the end of the channel is readable
+    with pytest.raises(EOFError, match="closed"):
+        right.recv_bytes()
+    right.close()
+    assert right.closed
+    with pytest.raises(OSError, match="closed"):
+        right.fileno()
+
+    left, right = channel_pair()
+    os.write(left.fileno(), (100).to_bytes(8, "big") + b"only part")  # a writer that died mid-message
+    left.close()
+    with pytest.raises(EOFError, match="in the middle of a message"):
+        right.recv_bytes()
+    right.close()
+
+
+def test_writing_to_a_closed_peer_is_an_os_error() -> None:
+    left, right = channel_pair()
+    right.close()
+    with pytest.raises(OSError):
+        left.send_bytes(b"x" * (1024 * 1024))
+    left.close()
