@@ -159,6 +159,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         self._start_failures = 0
         self._finalizer: Any = None
         self._shm_prefix = ""
+        self._swept = False
 
     @property
     def context(self) -> str:
@@ -173,9 +174,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     # --------------------------------------------- the launcher's hooks
 
     def _start_workers(self) -> None:
-        _shm.sweep()  # what killed owners left
         self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
+        self._swept = False
         self._finalizer = _deferred.multiprocessing().util.Finalize(
             None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
         )
@@ -219,6 +220,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             return
         for _ in range(self.nodes - len(serving)):
             self._spawn()
+        if not self._swept:  # once per start, while the first workers start up
+            self._swept = True
+            _shm.sweep()  # what killed owners left
         for worker in serving[self.nodes :]:
             if worker.batch is None:
                 self._tell_stop(worker)
@@ -340,14 +344,17 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                     )
                 )
 
-    def _forget(self, worker: _Worker) -> None:
+    def _forget(self, worker: _Worker, *, discard: bool = True) -> None:
+        """Close ``worker``'s channels; unless ``discard`` is false (the caller
+        does it for several), unlink what its own nested pools left."""
         self._remove_channel(worker.conn.fileno())
         self._remove_channel(worker.pidfd if worker.pidfd is not None else worker.process.sentinel)
         worker.conn.close()
         if worker.pidfd is not None:
             os.close(worker.pidfd)
             worker.pidfd = None
-        _shm.discard_prefix(_shm.owned_by(worker.process.pid))  # what its own nested pools left
+        if discard:
+            _shm.discard_prefix(_shm.owned_by(worker.process.pid))
 
     def _tell_stop(self, worker: _Worker) -> None:
         worker.stopping = True
@@ -361,15 +368,17 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                 _kill(worker)
             else:
                 self._tell_stop(worker)
+        prefixes = [self._shm_prefix]
         for worker in list(self._workers):
             code = _wait_exit(worker)
             if worker.batch is not None:
                 _shm.discard(worker.names)
                 worker.batch.lose(exit_reason(code) + " as the pool was terminated")
                 worker.batch = None
-            self._forget(worker)
+            self._forget(worker, discard=False)
+            prefixes.append(_shm.owned_by(worker.process.pid))
         self._workers.clear()
-        _shm.discard_prefix(self._shm_prefix)
+        _shm.discard_prefix(*prefixes)  # one look at the directory for them all
         finalizer, self._finalizer = self._finalizer, None
         if finalizer is not None:
             finalizer.cancel()

@@ -102,9 +102,9 @@ def discard(names: Sequence[str]) -> None:
             os.unlink(os.path.join(_directory(), name))
 
 
-def discard_prefix(prefix: str) -> None:
-    """Unlink every shared-memory file whose name starts with ``prefix``."""
-    discard([name for name in _listing() if name.startswith(prefix)])
+def discard_prefix(*prefixes: str) -> None:
+    """Unlink every shared-memory file whose name starts with one of ``prefixes``."""
+    discard([name for name in _listing() if name.startswith(prefixes)])
 
 
 def sweep() -> None:

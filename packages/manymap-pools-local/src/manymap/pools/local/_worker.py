@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import random
 import signal
 import sys
 import time
@@ -99,8 +98,12 @@ def worker_main(
 
 
 def _reseed() -> None:
-    """Give this worker its own random streams (forked workers share the parent's)."""
-    random.seed()
+    """Give this worker its own random streams (forked workers share the parent's).
+
+    Only the modules the worker already has: one imported later seeds itself."""
+    random = sys.modules.get("random")
+    if random is not None:
+        random.seed()
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
