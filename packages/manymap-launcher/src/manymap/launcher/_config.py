@@ -16,11 +16,14 @@ pathos does, not the pool.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["PicklesAsConfig"]
 
-P = TypeVar("P", bound="PicklesAsConfig")
+if TYPE_CHECKING:  # a string bound compiles its text: the process's first compile() costs about 1 ms
+    from typing import TypeVar
+
+    P = TypeVar("P", bound="PicklesAsConfig")
 
 
 class PicklesAsConfig:

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import abc
 from types import TracebackType
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from manymap.launcher._errors import ResultTimeoutError
 
 __all__ = ["AbstractLauncher"]
 
-L = TypeVar("L", bound="AbstractLauncher[Any]")
 R = TypeVar("R")
+if TYPE_CHECKING:  # a string bound compiles its text: the process's first compile() costs about 1 ms
+    L = TypeVar("L", bound="AbstractLauncher[Any]")
 
 
 class AbstractLauncher(abc.ABC, Generic[R]):

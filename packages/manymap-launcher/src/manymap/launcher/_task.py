@@ -23,7 +23,10 @@ from manymap.launcher._rebuild import portable_error
 __all__ = ["TaskFailure", "run_calls", "run_loaded"]
 
 
-class TaskFailure(NamedTuple):
+# The fields in NamedTuple's call form, with the types as objects: the class form's
+# annotations are strings here (annotations are postponed), and NamedTuple compiles
+# each one, which costs the first import about 1 ms.
+class TaskFailure(NamedTuple("TaskFailure", [("error", BaseException), ("traceback", str)])):
     """An exception raised by a task, with its traceback as text.
 
     The text travels with the exception because a traceback object cannot
@@ -34,8 +37,7 @@ class TaskFailure(NamedTuple):
     traceback instead, so that only its own task fails.
     """
 
-    error: BaseException
-    traceback: str
+    __slots__ = ()
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled to cross to the caller: an exception that would not load

@@ -24,23 +24,24 @@ the pools' public base, result handles, errors and progress events.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from manymap.launcher._batch import Batch
 from manymap.launcher._errors import add_note, annotate_task_error
 from manymap.launcher._exits import exit_reason
 from manymap.launcher._job import Job
-from manymap.launcher._managed import Doorbell, ManagedWorkerPool
 from manymap.launcher._nodes import NodesAlias
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._public import show_public_paths
-from manymap.launcher._shipping import BatchCodec, ManagedWorker
 from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
 
 if TYPE_CHECKING:
     from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
+    from manymap.launcher._managed import Doorbell, ManagedWorkerPool
+    from manymap.launcher._shipping import BatchCodec, ManagedWorker
 
 __all__ = [
     "Batch",
@@ -69,16 +70,27 @@ __all__ = [
 
 show_public_paths(globals(), private="manymap.launcher._")
 
-#: Names loaded on first access: only an engine pool (DaskPool) uses them.
-_ENGINE = ("EngineInbox", "EngineOutcome", "EngineWorker", "EngineWorkerPool")
+#: Names loaded on first access, and their modules: only pools of worker processes
+#: (ProcessPool, ParallelPool) and engine pools (DaskPool) use them.
+_DEFERRED = {
+    "EngineInbox": "_engine",
+    "EngineOutcome": "_engine",
+    "EngineWorker": "_engine",
+    "EngineWorkerPool": "_engine",
+    "Doorbell": "_managed",
+    "ManagedWorkerPool": "_managed",
+    "BatchCodec": "_shipping",
+    "ManagedWorker": "_shipping",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _ENGINE:
+    module_name = _DEFERRED.get(name)
+    if module_name is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from manymap.launcher import _engine
-
-    value = getattr(_engine, name)
+    qualified = f"manymap.launcher.{module_name}"
+    __import__(qualified)  # (not importlib, which the family defers)
+    value = getattr(sys.modules[qualified], name)
     value.__module__ = __name__
     globals()[name] = value
     return value

@@ -52,7 +52,7 @@ class _Pickler(pickle.Pickler):
         if cls is FunctionType:
             if not_importable(obj):
                 log_by_value(obj)
-                reduced = reduce_function(obj)  # type: ignore[arg-type]
+                reduced = reduce_function(obj)
                 return reduced if reduced is not None else (_load_value, (dill_dumps(obj),))
         elif isinstance(obj, type):
             kind = class_kind(obj)

@@ -2,9 +2,11 @@
 
 - :class:`SerialPool`: every task in the caller's thread;
 - :class:`ThreadPool`: worker threads;
-- :class:`ProcessPool`: worker processes (on the stdlib's ``multiprocessing``) with their own
-  scheduler: a worker that dies, a task over its timeout, an argument that
-  cannot be serialized are errors naming the task, never hangs.
+- :class:`ProcessPool`: worker processes (the stdlib's ``multiprocessing``)
+  with their own scheduler: a worker that dies, a task over its timeout, an
+  argument that cannot be serialized are errors naming the task, never
+  hangs. It is loaded when first named, so that importing the package for
+  a ThreadPool or SerialPool does not load it.
 
 All three have the whole pool contract of
 :class:`manymap.launcher.AbstractWorkerPool` and pass its conformance suite.
@@ -12,12 +14,16 @@ All three have the whole pool contract of
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from manymap.launcher.lowlevel import show_public_paths
 from manymap.pools.local.__about__ import __version__
-from manymap.pools.local._process import CONTEXTS, ProcessPool
 from manymap.pools.local._random import random_seed, random_state
 from manymap.pools.local._serial import SerialPool
 from manymap.pools.local._thread import ThreadPool
+
+if TYPE_CHECKING:
+    from manymap.pools.local._process import CONTEXTS, ProcessPool
 
 __all__ = [
     "CONTEXTS",
@@ -31,3 +37,18 @@ __all__ = [
 
 
 show_public_paths(globals())
+
+#: Loaded on first access: a ThreadPool or SerialPool never needs the process
+#: machinery (its pipes, shared memory, process control, serialization).
+_PROCESS = ("CONTEXTS", "ProcessPool")
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PROCESS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from manymap.pools.local import _process
+
+    values = {loaded: getattr(_process, loaded) for loaded in _PROCESS}
+    show_public_paths({"__name__": __name__, "__all__": list(_PROCESS), **values})
+    globals().update(values)
+    return values[name]

@@ -21,14 +21,14 @@ from typing import NamedTuple
 __all__ = ["WorkerSettings", "current", "enter_worker", "for_workers_of"]
 
 
-class WorkerSettings(NamedTuple):
+# NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
+class WorkerSettings(NamedTuple("WorkerSettings", [("depth", int), ("cpu_share", int | None)])):
     """What a worker learns from its start arguments about its place in nested pools."""
 
-    depth: int = 0
-    cpu_share: int | None = None
+    __slots__ = ()
 
 
-_current = WorkerSettings()
+_current = WorkerSettings(0, None)
 
 
 def current() -> WorkerSettings:

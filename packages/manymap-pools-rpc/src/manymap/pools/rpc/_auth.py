@@ -195,14 +195,23 @@ def check_client(secret: str, server_nonce: bytes, body: bytes) -> tuple[Session
     return session, proof(secret, b"server", server_nonce, client_nonce)
 
 
-class Connection(NamedTuple):
-    """An authenticated connection to a server."""
+# NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
+class Connection(
+    NamedTuple(
+        "Connection",
+        [
+            ("sock", socket.socket),
+            ("info", dict[str, Any]),
+            ("session", Session),
+            ("reader", wire.FrameReader),
+            ("leftover", list[bytearray]),
+        ],
+    )
+):
+    """An authenticated connection to a server (``leftover``: frames that arrived
+    with the handshake's last one)."""
 
-    sock: socket.socket
-    info: dict[str, Any]
-    session: Session
-    reader: wire.FrameReader
-    leftover: list[bytearray]  # frames that arrived with the handshake's last one
+    __slots__ = ()
 
 
 def _same(a: bytes | memoryview, b: bytes | memoryview) -> bool:

@@ -178,16 +178,18 @@ def unpack_prove(body: Buffer) -> tuple[bytes, bytes]:
     return bytes(body[start : start + NONCE]), bytes(body[start + NONCE :])
 
 
-class Accepted(NamedTuple):
+# The messages are NamedTuples in the call form (types as objects, not strings compiled
+# at import): see manymap.launcher's TaskFailure.
+class Accepted(NamedTuple("Accepted", [("proof", bytes)])):
     """The server let the client in: its proof."""
 
-    proof: bytes
+    __slots__ = ()
 
 
-class Refused(NamedTuple):
+class Refused(NamedTuple("Refused", [("reason", str)])):
     """The server refused the client: why."""
 
-    reason: str
+    __slots__ = ()
 
 
 def pack_accept(proof: bytes) -> Parts:
@@ -233,36 +235,36 @@ def unpack_info(body: Buffer) -> dict[str, Any]:
 # ------------------------------------------------------------ tagged bodies
 
 
-class Run(NamedTuple):
+class Run(NamedTuple("Run", [("token", int), ("payload", memoryview)])):
     """Run a batch (``payload``: :func:`pack_batch`'s) and answer with ``token``."""
 
-    token: int
-    payload: memoryview
+    __slots__ = ()
 
 
-class Ping(NamedTuple):
+class Ping(NamedTuple("Ping", [])):
     """Is the server there?"""
 
+    __slots__ = ()
 
-class Pong(NamedTuple):
+
+class Pong(NamedTuple("Pong", [])):
     """The server is there."""
 
+    __slots__ = ()
 
-class Done(NamedTuple):
+
+class Done(
+    NamedTuple("Done", [("token", int), ("duration", float), ("output", str), ("result", memoryview)])
+):
     """A batch's outcome (``result``: serialized ``(values, failures)``) and output."""
 
-    token: int
-    duration: float
-    output: str
-    result: memoryview
+    __slots__ = ()
 
 
-class Lost(NamedTuple):
+class Lost(NamedTuple("Lost", [("token", int), ("exitcode", int), ("reason", str)])):
     """The worker died running batch ``token`` (0: idle)."""
 
-    token: int
-    exitcode: int
-    reason: str
+    __slots__ = ()
 
 
 def pack_run(token: int, batch: Parts) -> Parts:
@@ -327,14 +329,13 @@ def unpack_answer(body: Buffer) -> Done | Lost | Pong:
     raise FrameError(f"not a server frame of manymap-rpc protocol 3 (kind {kind!r})")
 
 
-class Batch(NamedTuple):
+class Batch(
+    NamedTuple("Batch", [("key", int), ("star", bool), ("function", memoryview), ("data", memoryview)])
+):
     """A batch as the worker gets it: the function under ``key`` (empty: cached there)
     and ``data``, the serialized ``(kwargs, items)``."""
 
-    key: int
-    star: bool
-    function: memoryview
-    data: memoryview
+    __slots__ = ()
 
 
 def pack_batch(key: int, star: bool, function: Buffer, data: Buffer) -> Parts:
