@@ -5,9 +5,10 @@ is needed only to look a host name up in the installed host registries;
 ``manymap.secure`` (paramiko) only when an ssh host is used, and ``ppft``
 only inside a ppft worker process: those two are imported where they are
 used, in functions, and this package's import never loads them. So are the
-standard modules only a connection or a server needs: ``hashlib``, ``hmac``
-and ``secrets`` (the handshake, ``_auth.py``; the secrets, ``_nodes.py`` and
-``_server.py``), ``json`` (the server's info, ``_wire.py``) and
+standard modules only a connection or a server needs: ``hashlib`` and
+``hmac`` (the handshake, ``_auth.py``; secrets and nonces come from
+``os.urandom``, as ``secrets.token_bytes`` does, without that module's
+imports), ``json`` (the server's info, ``_wire.py``) and
 ``subprocess`` (the local server's launch, ``_local_launcher.py``); and
 ``RPCServer`` with its connections and ppft workers is loaded on first
 access (the package's ``__getattr__``). Every other deferred import of the

@@ -35,7 +35,6 @@ from typing import NamedTuple, NoReturn
 
 from manymap.launcher import ResultTimeoutError
 from manymap.pools.rpc import _forking
-from manymap.pools.rpc import _wire as wire
 
 __all__ = ["ForkLauncher"]
 
@@ -43,11 +42,11 @@ _WAIT = 10.0  # seconds to wait for the process after SIGKILL
 _LINE = 4096  # the longest line read
 
 
-class Ended(NamedTuple):
+# NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
+class Ended(NamedTuple("Ended", [("returncode", int | None), ("stderr", bytes)])):
     """How the server ended (its stderr is not captured: it is ours)."""
 
-    returncode: int | None
-    stderr: bytes = b""
+    __slots__ = ()
 
 
 class ForkLauncher:
@@ -87,13 +86,12 @@ class ForkLauncher:
     def launch(self) -> None:
         """Fork the server (once: a second call does nothing).
 
-        What a ppft worker runs (ppft, dill) is imported here first, once: the
-        server, its template and every worker are then forked warm (this process
-        needs dill anyway to send a lambda or a ``__main__`` function).
+        The server's template imports what a ppft worker runs (``_inworker``:
+        ppft without dill) once, while the server starts, and forks every worker
+        warm from it; this process never imports ppft.
         """
         if self._pid is not None:
             return
-        __import__(wire.INWORKER)  # (not importlib: it stays out of the package's import)
         control_r, control_w = os.pipe()
         out_r, out_w = os.pipe()
         owner = os.getpid()
@@ -167,7 +165,7 @@ class ForkLauncher:
                 if not selector.select(timeout):
                     raise ResultTimeoutError(f"localhost: {self.name} still running after {timeout:g} s")
             self._reap()
-        return Ended(self.returncode)
+        return Ended(self.returncode, b"")
 
     def kill(self) -> None:
         """SIGKILL the server if it still runs, reap it; close the pipes."""
@@ -225,9 +223,15 @@ def _server_main(
 def _serve(
     control: int, out: int, watch: int, workers: int, max_connections: int, max_tasks: int | None
 ) -> int:
+    from manymap.pools.rpc._template import Template
+
+    # The template first: it imports what a worker runs while this process imports the server.
+    template = Template(prefork=workers or os.cpu_count() or 1)
     from manymap.pools.rpc._server import RPCServer
 
-    server = RPCServer(workers=workers, max_connections=max_connections, max_tasks_per_worker=max_tasks)
+    server = RPCServer(
+        workers=workers, max_connections=max_connections, max_tasks_per_worker=max_tasks, template=template
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         server.stop()

@@ -38,15 +38,41 @@ import io
 import os
 import sys
 import types
-
-import ppft.__main__ as ppft_worker
-import ppft.transport
+from typing import Any
 
 from manymap.launcher.lowlevel import run_loaded
 from manymap.pools.rpc import _wire as wire
 from manymap.serialize import FunctionCache, encode_results, loads
 
 __all__ = ["ENVELOPE", "OneWritePipe", "main", "run_batch", "run_counted"]
+
+
+def _import_ppft_worker() -> tuple[Any, Any]:
+    """ppft's worker loop (``ppft.__main__``) and its pipe transport class, imported without dill.
+
+    ppft's worker module and its package import dill as their pickle, 20 to 30
+    ms of each worker's (or the template's) start; this worker never uses it
+    (:data:`ENVELOPE` replaces the loop's pickle). So ppft is imported with
+    dill blocked, when dill is not loaded already, and its modules then leave
+    ``sys.modules``: this loop keeps the ones it holds, and a task that
+    imports ppft itself (pathos inside a task) gets a fresh one, dill and
+    all, as in any process.
+    """
+    blocked = "dill" not in sys.modules
+    if blocked:
+        sys.modules["dill"] = None  # type: ignore[assignment]  # "import dill" raises ImportError
+    try:
+        import ppft.__main__ as worker_module
+        import ppft.transport as transport
+    finally:
+        if blocked and sys.modules.get("dill", False) is None:
+            del sys.modules["dill"]
+        for name in [name for name in sys.modules if name == "ppft" or name.startswith("ppft.")]:
+            del sys.modules[name]
+    return worker_module, transport.CPipeTransport
+
+
+ppft_worker, _CPipeTransport = _import_ppft_worker()
 
 _functions = FunctionCache()
 
@@ -86,7 +112,7 @@ def _rewind_output() -> None:
 # ------------------------------------------------------------- the process
 
 
-class OneWritePipe(ppft.transport.CPipeTransport):  # type: ignore[misc]
+class OneWritePipe(_CPipeTransport):  # type: ignore[misc,valid-type]
     """ppft's cached pipe transport, flushing once per :meth:`send`: the worker's
     side of the pipe (the server writes ppft's framing itself, ``_wire.pack_job``)."""
 

@@ -25,11 +25,11 @@ __all__ = ["LocalLauncher"]
 _WAIT = 10.0  # seconds to wait for the process after SIGKILL
 
 
-class Ended(NamedTuple):
+# NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
+class Ended(NamedTuple("Ended", [("returncode", int | None), ("stderr", bytes)])):
     """How the command ended (its stderr is not captured: it is ours)."""
 
-    returncode: int | None
-    stderr: bytes = b""
+    __slots__ = ()
 
 
 class LocalLauncher:
@@ -95,7 +95,7 @@ class LocalLauncher:
 
         process = self._running()
         try:
-            return Ended(process.wait(timeout))
+            return Ended(process.wait(timeout), b"")
         except subprocess.TimeoutExpired:
             raise ResultTimeoutError(f"localhost: {self.name} still running after {timeout:g} s") from None
 

@@ -99,9 +99,27 @@ class Node(abc.ABC):
         return f"<{type(self).__name__} {self.label}>"
 
 
+def _connect(host: str, port: int, timeout: float) -> socket.socket:
+    """``socket.create_connection((host, port), timeout)``, but a numeric IPv4 address
+    (a local server's) is connected to without a name lookup, which loads the
+    idna codec (about 1 ms of the first connection)."""
+    try:
+        socket.inet_pton(socket.AF_INET, host)
+    except OSError:
+        return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(timeout)
+        sock.connect((host, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def _tcp(host: str, port: int, secret: str, timeout: float | None) -> Connection:
     try:
-        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT if timeout is None else timeout)
+        sock = _connect(host, port, CONNECT_TIMEOUT if timeout is None else timeout)
     except OSError as error:
         raise ConnectionLostError(
             f"cannot connect to manymap-server: {error}", host=host, port=port
@@ -176,9 +194,8 @@ class LocalNode(Node):
             self.process = LocalLauncher(
                 command, {**os.environ, "PYTHONPATH": path}, name="the local manymap-server"
             )
-        import secrets  # loaded by the first pool, not by the package (import time)
 
-        self.secret = secrets.token_hex(32)
+        self.secret = os.urandom(32).hex()  # what secrets.token_hex(32) is, without its imports
         self.port = bootstrap.start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
     def connect(self, timeout: float | None = None) -> Connection:
@@ -249,9 +266,8 @@ class SshNode(Node):
         self.python = python
         self.want_workers = workers
         self.env = dict(env or {})
-        import secrets  # loaded by the first pool, not by the package (import time)
 
-        self.secret = secrets.token_hex(32)
+        self.secret = os.urandom(32).hex()  # what secrets.token_hex(32) is, without its imports
         self.pipe: Any = None
         self.tunnel: Any = None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from manymap.launcher.lowlevel import Batch, warn_user
@@ -61,11 +61,16 @@ def open_nodes(
     def open_node(node: Node, slots: list[Slot]) -> None:
         try:
             node.ensure_started()
-            slots.append(Slot(node, connect_patiently(node)))
+            # The local server has a place for each of its workers: all connections at once,
+            # the first with the others (each waits for its worker as its server starts).
+            others = _connecting(node, local_workers - 1) if isinstance(node, LocalNode) else None
+            try:
+                slots.append(Slot(node, connect_patiently(node)))
+            finally:
+                if others is not None:
+                    slots.extend(others())
             node.workers = int(slots[0].info.get("workers", 1))
             want = local_workers if isinstance(node, LocalNode) else node.workers
-            if isinstance(node, LocalNode):  # a place for each on its server: all at once
-                slots.extend(_connect_at_once(node, want - 1))
             for _ in range(want - len(slots)):
                 try:
                     slots.append(Slot(node, node.connect()))
@@ -91,9 +96,10 @@ def open_nodes(
     return [slot for slots in opened for slot in slots], down, errors
 
 
-def _connect_at_once(node: Node, count: int) -> list[Slot]:
-    """``count`` more connections to ``node``, opened side by side (those that fail are
-    opened one by one after, by the caller)."""
+def _connecting(node: Node, count: int) -> Callable[[], list[Slot]]:
+    """Start opening ``count`` connections to ``node`` side by side; the function
+    returned waits for them and gives those that opened (the caller opens the
+    rest one by one)."""
     opened: list[Slot] = []
 
     def connect() -> None:
@@ -103,9 +109,13 @@ def _connect_at_once(node: Node, count: int) -> list[Slot]:
     threads = [threading.Thread(target=connect, daemon=True) for _ in range(count)]
     for thread in threads:
         thread.start()
-    for thread in threads:
-        thread.join()  # each connect has its own timeout
-    return opened
+
+    def wait() -> list[Slot]:
+        for thread in threads:
+            thread.join()  # each connect has its own timeout
+        return opened
+
+    return wait
 
 
 def warn_down(nodes: list[Node], down: dict[str, str]) -> None:

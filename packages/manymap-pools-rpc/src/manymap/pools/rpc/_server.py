@@ -92,6 +92,9 @@ class RPCServer:
         fork_workers: fork the ppft workers from a warm template process
             (forked as the server is built) rather than start each as a
             fresh interpreter (``None``: where the platform can, Linux).
+        template: a template forked already, for this server to use (the
+            local pool's server forks it before it imports this module, so
+            that the template's imports overlap the server's start).
     """
 
     def __init__(
@@ -108,6 +111,7 @@ class RPCServer:
         max_pending: int = 128,
         max_tasks_per_worker: int | None = None,
         fork_workers: bool | None = None,
+        template: Template | None = None,
     ) -> None:
         if fork_workers and not _forking.available():
             raise ValueError(
@@ -125,10 +129,11 @@ class RPCServer:
         self.max_tasks_per_worker = max_tasks_per_worker
         # First: the template is forked before this process holds a secret, a socket or a thread of ours.
         forking = fork_workers is not False and _forking.available()
-        self._template = Template(prefork=workers or os.cpu_count() or 1) if forking else None
-        import secrets  # loaded by the first server, not by the package (import time)
+        if template is None and forking:
+            template = Template(prefork=workers or os.cpu_count() or 1)
+        self._template = template
 
-        self.secret = secret or secrets.token_hex(32)
+        self.secret = secret or os.urandom(32).hex()  # secrets.token_hex(32), without its imports
         self.workers = workers or os.cpu_count() or 1
         self.max_connections = max_connections or self.workers
         self.idle_timeout = idle_timeout
