@@ -125,6 +125,33 @@ def test_no_worker_holds_the_pools_secret() -> None:
         assert _holds_secret(digest)  # the check finds it where it is: here
 
 
+_NO_PPFT_HERE = textwrap.dedent(
+    """
+    import sys
+    from manymap.pools.rpc import ParallelPool
+
+    def ppft_pickle():
+        import ppft  # a task's own import of ppft: a whole one
+        return ppft._pp.pickle.__name__
+
+    with ParallelPool(2) as pool:
+        assert not any(pool.map(lambda _: "ppft" in sys.modules, range(8), chunksize=1))
+        assert pool.pipe(ppft_pickle) == "dill", "a task got the worker loop's ppft"
+    assert "ppft" not in sys.modules, "the pool's process imported ppft"
+    assert "dill" not in sys.modules, "the pool's process imported dill"
+    print("ok")
+    """
+)
+
+
+def test_the_pools_process_never_imports_ppft_and_a_task_gets_a_whole_one() -> None:
+    # The template imports ppft's worker loop without dill (its pickle, unused there) and
+    # then forgets ppft, so that a task importing ppft gets it as any process would.
+    done = subprocess.run([sys.executable, "-c", _NO_PPFT_HERE], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ok"
+
+
 _OWNER = textwrap.dedent(
     """
     import json, os, sys, time
