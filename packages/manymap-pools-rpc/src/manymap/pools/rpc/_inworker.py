@@ -48,28 +48,41 @@ __all__ = ["ENVELOPE", "OneWritePipe", "main", "run_batch", "run_counted"]
 
 
 def _import_ppft_worker() -> tuple[Any, Any]:
-    """ppft's worker loop (``ppft.__main__``) and its pipe transport class, imported without dill.
+    """ppft's worker loop (``ppft.__main__``) and its pipe transport class, loaded alone.
 
-    ppft's worker module and its package import dill as their pickle, 20 to 30
-    ms of each worker's (or the template's) start; this worker never uses it
-    (:data:`ENVELOPE` replaces the loop's pickle). So ppft is imported with
-    dill blocked, when dill is not loaded already, and its modules then leave
-    ``sys.modules``: this loop keeps the ones it holds, and a task that
-    imports ppft itself (pathos inside a task) gets a fresh one, dill and
-    all, as in any process.
+    The loop needs three of ppft's modules (``__main__``, ``transport``,
+    ``common``). Importing them as ``ppft.*`` runs ppft's package first, which
+    loads its whole client and server, and both the package and the loop
+    import dill as their pickle, which this worker never uses (:data:`ENVELOPE`
+    replaces the loop's): 30 ms of every worker's (or the template's) start,
+    against 3 ms for the three modules. So they are loaded from ppft's
+    directory as modules of a package of our own, :data:`_PPFT_COPY`, whose
+    ``__init__`` is not ppft's, with dill blocked for that import when it is
+    not loaded already. The ``ppft`` package itself is not imported: a task
+    that imports it gets all of it, dill and all, as in any process.
     """
+    import importlib.util
+
+    spec = importlib.util.find_spec("ppft")  # finds it without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError("manymap-server's workers need ppft: pip install ppft", name="ppft")
+    package = types.ModuleType(_PPFT_COPY, "ppft's worker-side modules, loaded without ppft's package")
+    package.__path__ = list(spec.submodule_search_locations)
+    sys.modules[_PPFT_COPY] = package
     blocked = "dill" not in sys.modules
     if blocked:
         sys.modules["dill"] = None  # type: ignore[assignment]  # "import dill" raises ImportError
     try:
-        import ppft.__main__ as worker_module
-        import ppft.transport as transport
+        worker_module = importlib.import_module(f"{_PPFT_COPY}.__main__")
+        transport = importlib.import_module(f"{_PPFT_COPY}.transport")
     finally:
         if blocked and sys.modules.get("dill", False) is None:
             del sys.modules["dill"]
-        for name in [name for name in sys.modules if name == "ppft" or name.startswith("ppft.")]:
-            del sys.modules[name]
     return worker_module, transport.CPipeTransport
+
+
+#: The package name ppft's worker-side modules are loaded under (see `_import_ppft_worker`).
+_PPFT_COPY = f"{__name__}_ppft"
 
 
 ppft_worker, _CPipeTransport = _import_ppft_worker()

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError
 from manymap.pools.rpc import _deferred, bootstrap
-from manymap.pools.rpc._auth import Connection, ServerBusy, handshake
+from manymap.pools.rpc._auth import Connection, ServerBusy, handshake, load_modules
 
 if TYPE_CHECKING:
     from manymap.pools.rpc._fork_launcher import ForkLauncher
@@ -181,6 +181,7 @@ class LocalNode(Node):
                 workers=self.workers, max_connections=4096, max_tasks_per_worker=self.max_tasks
             )
             self.process = forked
+            load_modules()  # before the fork: the server, its template and workers inherit them
             forked.launch()
         else:
             command = bootstrap.server_command(
