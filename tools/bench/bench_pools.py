@@ -39,8 +39,8 @@ The cold table (``--only cold`` runs it alone; a full run runs it after the
 warm one): for every manymap pool (SerialPool, ThreadPool, ProcessPool, local
 ParallelPool), the stdlib Pool, ProcessPoolExecutor, loky, pathos'
 ProcessPool, and a raw ``multiprocessing.Pipe`` ping-pong (the physical
-floor): the import of the pool's module, start-up (build, map 10 items,
-close), the first map of 100,000 tiny items on a fresh pool, the first 300
+floor): the import of the pool (its ``from ... import``), start-up (build,
+map 10 items, close), the first map of 100,000 tiny items on a fresh pool, the first 300
 ``pipe`` calls and 300 more; each cell a fresh process, the median of
 ``--cold-repeat`` (default 3), with issue 15's targets beside the ratios.
 

@@ -26,19 +26,20 @@ from poolbench.units import fmt_ratio, fmt_seconds
 
 RAW = "raw-pipe"
 CELL_TIMEOUT = 120.0  # seconds a cell's process may take before it is killed and recorded as hung
-#: contender -> the module its import cell times
+#: contender -> the statement its import cell times: what a script writes to get the pool
+#: (a package that loads a pool class when first named pays for it here)
 IMPORTS = {
-    "stdlib": "multiprocessing.pool",
-    "futures": "concurrent.futures.process",
-    "loky": "loky",
-    "pathos-process": "pathos.pools",
-    "manymap-process": "manymap.pools.local",
-    "manymap-thread": "manymap.pools.local",
-    "manymap-serial": "manymap.pools.local",
-    "manymap-parallel": "manymap.pools.rpc",
-    "manymap-dask": "manymap.pools.dask",
-    "dask": "distributed",
-    RAW: "multiprocessing",
+    "stdlib": "from multiprocessing.pool import Pool",
+    "futures": "from concurrent.futures import ProcessPoolExecutor",
+    "loky": "from loky import ProcessPoolExecutor",
+    "pathos-process": "from pathos.pools import ProcessPool",
+    "manymap-process": "from manymap.pools.local import ProcessPool",
+    "manymap-thread": "from manymap.pools.local import ThreadPool",
+    "manymap-serial": "from manymap.pools.local import SerialPool",
+    "manymap-parallel": "from manymap.pools.rpc import ParallelPool",
+    "manymap-dask": "from manymap.pools.dask import DaskPool",
+    "dask": "from distributed import Client, LocalCluster",
+    RAW: "from multiprocessing import Pipe, Process",
 }
 COLD_KEYS = list(IMPORTS)
 #: cells not run: Dask's own client.map of the first map's 100,000 items (a Dask task
@@ -47,7 +48,7 @@ SKIPPED = {("dask", "firstmap")}
 MEASURES = ("import", "startup", "firstmap", "pipes")
 #: series -> column title; "pipewarm" comes from the pipes cell (300 more calls on the same pool)
 TITLES = {
-    "import": "import of the pool's module",
+    "import": "import of the pool (the `from ... import` a script writes)",
     "startup": "start-up: build, map 10 items, close",
     "firstmap": "first map on a fresh pool: 100,000 tiny items",
     "pipes": "first 300 `pipe` calls on a fresh pool",
@@ -79,8 +80,8 @@ class ColdTarget:
 
 #: Issue 15's targets, as ratios in one run.
 COLD_TARGETS = [
-    ColdTarget("manymap-process", "import", 1.5),  # import manymap.pools.local
-    ColdTarget("manymap-parallel", "import", 1.5),  # import manymap.pools.rpc
+    ColdTarget("manymap-process", "import", 1.5),  # from manymap.pools.local import ProcessPool
+    ColdTarget("manymap-parallel", "import", 1.5),  # from manymap.pools.rpc import ParallelPool
     ColdTarget("manymap-thread", "startup", 0.5),
     ColdTarget("manymap-serial", "startup", 0.5),
     ColdTarget("manymap-process", "startup", 1.0),
@@ -125,10 +126,10 @@ class ColdResults:
         return None if ratio is None else (ratio <= target.limit, ratio)
 
 
-def _import_cell(module: str) -> dict[str, float]:
+def _import_cell(statement: str) -> dict[str, float]:
     code = (
         "import time, json\nstart = time.perf_counter()\n"
-        f"import {module}\n"
+        f"{statement}\n"
         "print(json.dumps({'seconds': time.perf_counter() - start}))"
     )
     return _run([sys.executable, "-c", code])
@@ -221,10 +222,12 @@ def cold_notes(r: ColdResults) -> list[str]:
     out = [
         f"Each cell: a fresh process per sample, the median of {r.repeat} · its ratio to the "
         "`multiprocessing.Pool` of the same run (the last column: to the raw pipe). Pools have "
-        f"{config.WORKERS} workers and their library's default start method. The pool's module is "
-        "imported before the clock starts (the import column times it alone, in a `python -c` of its "
-        "own); start-up times building the pool, a map of 10 items, close and join; first map and the "
-        "pipe calls start right after the pool is built (its workers may still be starting).",
+        f"{config.WORKERS} workers and their library's default start method. The pool is "
+        "imported before the clock starts (the import column times that import alone, the `from ... "
+        "import` a script writes, in a `python -c` of its own: a pool class a package loads when first "
+        "named is paid for there); start-up times building the pool, a map of 10 items, close and "
+        "join; first map and the pipe calls start right after the pool is built (its workers may "
+        "still be starting).",
         "raw `multiprocessing.Pipe`: one child process and a ping-pong on a pipe, the physical floor "
         "(start-up: start it, 10 items there and back, join; map: the 100,000 items there and back in "
         "one message; pipe calls: one round trip each).",
@@ -242,7 +245,7 @@ def cold_target_lines(r: ColdResults) -> list[str]:
         if target.key not in r.keys:
             continue
         label = r.labels.get(target.key, target.key).replace("`", "")
-        what = f"import {IMPORTS[target.key]}" if target.series == "import" else label
+        what = f"{label}: {IMPORTS[target.key]}" if target.series == "import" else label
         verdict = r.verdict(target)
         if verdict is None:
             lines.append(f"MISS  {what}: {target.text()} — cannot tell (a figure is missing)")

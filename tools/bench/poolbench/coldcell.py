@@ -6,7 +6,7 @@ makes a pool's start-up or first map look cheaper than it is in a user's
 script. It prints one JSON line: ``{"seconds": ...}`` (and ``"warm"`` for the
 pipe cell: the seconds of 300 more calls on the same, now warm, pool).
 
-Measures (the pool's module is imported before the clock starts, except in
+Measures (the pool's class is imported before the clock starts, except in
 ``import``, which the parent times in a ``python -c`` of its own):
 
 - ``startup``: build the pool, ``map`` 10 items, close and join it;
