@@ -86,9 +86,9 @@ class ForkLauncher:
     def launch(self) -> None:
         """Fork the server (once: a second call does nothing).
 
-        The server's template imports what a ppft worker runs (``_inworker``:
-        ppft without dill) once, while the server starts, and forks every worker
-        warm from it; this process never imports ppft.
+        The server's template loads what a ppft worker runs (``_inworker``:
+        ppft's worker loop alone, without dill) once, while the server starts,
+        and forks every worker warm from it; this process never imports ppft.
         """
         if self._pid is not None:
             return
