@@ -159,6 +159,9 @@ def _template_main(fd: int, server: int, prefork: int) -> NoReturn:
         _forking.fresh_start()
         with contextlib.suppress(Exception):  # warm: a worker that cannot import it fails itself
             __import__(wire.INWORKER)
+        # A process's first compile() costs about 1 ms (its forks' do not); each worker's
+        # first job compiles the stub ppft sends as source.
+        compile(wire.STUB, "<string>", "exec")
         _serve(socket.socket(fileno=fd), watch, prefork)
     finally:
         os._exit(0)
