@@ -91,6 +91,11 @@ _LAZY = {
 }
 
 
+def __dir__() -> list[str]:
+    # The names loaded on first access too, before they are (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     module = _LAZY.get(name)
     if module is None:

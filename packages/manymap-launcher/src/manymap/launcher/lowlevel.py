@@ -84,6 +84,11 @@ _DEFERRED = {
 }
 
 
+def __dir__() -> list[str]:
+    # The names loaded on first access too, before they are (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     module_name = _DEFERRED.get(name)
     if module_name is None:

@@ -71,6 +71,11 @@ if TYPE_CHECKING:
     from manymap.serialize._check import CheckReport, check
 
 
+def __dir__() -> list[str]:
+    # The names loaded on first access too, before they are (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     # check() and CheckReport are loaded when first used (import time: _deferred.py).
     if name in _deferred.LAZY_NAMES:

@@ -67,6 +67,11 @@ for _obj in (
 del _obj
 
 
+def __dir__() -> list[str]:
+    # The names loaded on first access too, before they are (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     # The suites import pytest: load them only when asked for.
     if name == "PoolConformance":

@@ -130,6 +130,15 @@ class DistributionConformance:
                     wrong.append(f"{module_name}.{name} reads as {where}.{obj.__qualname__}")
         assert not wrong, "public names showing a private path: " + "; ".join(wrong)
 
+    def test_dir_lists_every_public_name_before_it_is_loaded(self) -> None:
+        """``dir()`` of a fresh import lists all of ``__all__``, names loaded on first
+        access included (tab completion and ``help()`` see them)."""
+        for module_name in self.public_modules or (self.module,):
+            code = f"import {module_name} as m; print(sorted(set(m.__all__) - set(dir(m))))"
+            done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+            assert done.returncode == 0, done.stderr
+            assert done.stdout.strip() == "[]", f"dir({module_name}) misses {done.stdout.strip()}"
+
     def test_scripts_print_their_version(self) -> None:
         """Each installed console script answers ``--version`` with the distribution and its version."""
         about = importlib.import_module(f"{self.module}.__about__")

@@ -43,6 +43,11 @@ show_public_paths(globals())
 _PROCESS = ("CONTEXTS", "ProcessPool")
 
 
+def __dir__() -> list[str]:
+    # The names loaded on first access too, before they are (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     if name not in _PROCESS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -33,6 +33,11 @@ __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
 show_public_paths(globals())
 
 
+def __dir__() -> list[str]:
+    # The names loaded on first access too, before they are (tab completion, help()).
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     # The server side (RPCServer, its connections, its ppft workers, subprocess) is
     # loaded when first used: a ParallelPool never needs it in this process.
