@@ -20,7 +20,7 @@ Standard library only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from manymap.launcher import _public
 from manymap.launcher.__about__ import __version__
@@ -90,19 +90,4 @@ _LAZY = {
     "PoolExecutor": "manymap.launcher._executor",
 }
 
-
-def __dir__() -> list[str]:
-    # The names loaded on first access too, before they are (tab completion, help()).
-    return sorted({*globals(), *__all__})
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    value.__module__ = __name__
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = _public.load_on_access(globals(), _LAZY)

@@ -1,17 +1,24 @@
-"""Public names show their public path.
+"""Public names show their public path, and may load when first named.
 
 A class or function defined in a private module (``manymap.launcher._errors``)
 and re-exported by its package would show the private path in tracebacks,
 reprs and pickles. :func:`show_public_paths` renames the module of every
 name a package lists in ``__all__`` to the package itself; every package of
 the family calls it at the end of its ``__init__``.
+
+A package whose public name needs a heavy module that a plain ``map`` does
+not (``ProcessPool``'s process machinery for a ThreadPool script, ``check``'s
+search, the RPC server) loads it when the name is first asked for:
+:func:`load_on_access` makes the package's ``__getattr__`` and ``__dir__``.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["show_public_paths"]
+__all__ = ["load_on_access", "show_public_paths"]
 
 
 def show_public_paths(namespace: dict[str, Any], private: str | None = None) -> None:
@@ -32,3 +39,37 @@ def show_public_paths(namespace: dict[str, Any], private: str | None = None) -> 
         own = isinstance(obj, type) or (callable(obj) and hasattr(obj, "__code__"))
         if own and obj.__module__.startswith(prefix):
             obj.__module__ = package
+
+
+def load_on_access(
+    namespace: dict[str, Any], where: Mapping[str, str]
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """A package's ``__getattr__`` and ``__dir__`` for public names loaded on first access.
+
+    ``where`` maps each such name to the private module that defines it. The
+    first access to one imports that module and takes every name ``where``
+    maps to it: each shows the package as its ``__module__`` (as
+    :func:`show_public_paths` does) and is kept in ``namespace``, so later
+    lookups are plain. ``__dir__`` lists them before they are loaded (tab
+    completion, ``help()``). Use::
+
+        __getattr__, __dir__ = load_on_access(globals(), {"Name": "package._module"})
+    """
+    package = namespace["__name__"]
+
+    def load(name: str) -> Any:
+        module_name = where.get(name)
+        if module_name is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        __import__(module_name)  # (not importlib, which the family defers)
+        module = sys.modules[module_name]
+        loaded = {other: getattr(module, other) for other, home in where.items() if home == module_name}
+        private = module_name.rpartition(".")[0] + "._"
+        show_public_paths({"__name__": package, "__all__": list(loaded), **loaded}, private=private)
+        namespace.update(loaded)
+        return loaded[name]
+
+    def listing() -> list[str]:
+        return sorted({*namespace, *namespace["__all__"]})
+
+    return load, listing

@@ -19,13 +19,13 @@ the pools' public base, result handles, errors and progress events.
 - :class:`NodesAlias`: ``nodes`` under another name (``ncpus = NodesAlias()``);
 - for the family's packages: :func:`warn_user` (warnings at the caller's
   line), :func:`show_public_paths` (public names show their public path),
+  :func:`load_on_access` (public names loaded when first named),
   :func:`add_note` and :func:`annotate_task_error`.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from manymap.launcher._batch import Batch
 from manymap.launcher._errors import add_note, annotate_task_error
@@ -33,7 +33,7 @@ from manymap.launcher._exits import exit_reason
 from manymap.launcher._job import Job
 from manymap.launcher._nodes import NodesAlias
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._public import show_public_paths
+from manymap.launcher._public import load_on_access, show_public_paths
 from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
@@ -61,6 +61,7 @@ __all__ = [
     "add_note",
     "annotate_task_error",
     "exit_reason",
+    "load_on_access",
     "run_calls",
     "run_loaded",
     "show_public_paths",
@@ -73,29 +74,14 @@ show_public_paths(globals(), private="manymap.launcher._")
 #: Names loaded on first access, and their modules: only pools of worker processes
 #: (ProcessPool, ParallelPool) and engine pools (DaskPool) use them.
 _DEFERRED = {
-    "EngineInbox": "_engine",
-    "EngineOutcome": "_engine",
-    "EngineWorker": "_engine",
-    "EngineWorkerPool": "_engine",
-    "Doorbell": "_managed",
-    "ManagedWorkerPool": "_managed",
-    "BatchCodec": "_shipping",
-    "ManagedWorker": "_shipping",
+    "EngineInbox": "manymap.launcher._engine",
+    "EngineOutcome": "manymap.launcher._engine",
+    "EngineWorker": "manymap.launcher._engine",
+    "EngineWorkerPool": "manymap.launcher._engine",
+    "Doorbell": "manymap.launcher._managed",
+    "ManagedWorkerPool": "manymap.launcher._managed",
+    "BatchCodec": "manymap.launcher._shipping",
+    "ManagedWorker": "manymap.launcher._shipping",
 }
 
-
-def __dir__() -> list[str]:
-    # The names loaded on first access too, before they are (tab completion, help()).
-    return sorted({*globals(), *__all__})
-
-
-def __getattr__(name: str) -> Any:
-    module_name = _DEFERRED.get(name)
-    if module_name is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    qualified = f"manymap.launcher.{module_name}"
-    __import__(qualified)  # (not importlib, which the family defers)
-    value = getattr(sys.modules[qualified], name)
-    value.__module__ = __name__
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = load_on_access(globals(), _DEFERRED)

@@ -30,11 +30,10 @@ exception cannot be sent back (:func:`make_shippable`).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from manymap.launcher import SerializationError
-from manymap.launcher.lowlevel import show_public_paths
-from manymap.serialize import _deferred
+from manymap.launcher.lowlevel import load_on_access, show_public_paths
 from manymap.serialize.__about__ import __version__
 from manymap.serialize._cache import FUNCTION_CACHE, FunctionCache, must_send
 from manymap.serialize._codec import PoolCodec
@@ -70,16 +69,7 @@ show_public_paths(globals())
 if TYPE_CHECKING:
     from manymap.serialize._check import CheckReport, check
 
-
-def __dir__() -> list[str]:
-    # The names loaded on first access too, before they are (tab completion, help()).
-    return sorted({*globals(), *__all__})
-
-
-def __getattr__(name: str) -> Any:
-    # check() and CheckReport are loaded when first used (import time: _deferred.py).
-    if name in _deferred.LAZY_NAMES:
-        value = _deferred.lazy_name(name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# check() and CheckReport (the failure search: dataclasses, inspect) are loaded when first named.
+__getattr__, __dir__ = load_on_access(
+    globals(), {"CheckReport": "manymap.serialize._check", "check": "manymap.serialize._check"}
+)

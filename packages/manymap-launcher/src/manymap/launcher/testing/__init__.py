@@ -17,8 +17,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from manymap.launcher._public import load_on_access, show_public_paths
 from manymap.launcher.testing._guards import eventually, hang_guard, kill_started, live_children, live_threads
 from manymap.launcher.testing._reference import ReferencePool
 from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, run_in_terminal
@@ -46,48 +47,16 @@ __all__ = [
 ]
 
 
-def _public(obj: Any) -> Any:
-    """Name this package as ``obj``'s module, not the private one defining it."""
-    if obj.__module__.startswith(f"{__name__}._"):
-        obj.__module__ = __name__
-    return obj
+show_public_paths(globals())
 
-
-for _obj in (
-    ReferencePool,
-    TerminalScreen,
-    eventually,
-    hang_guard,
-    kill_started,
-    live_children,
-    live_threads,
-    run_in_terminal,
-):
-    _public(_obj)
-del _obj
-
-
-def __dir__() -> list[str]:
-    # The names loaded on first access too, before they are (tab completion, help()).
-    return sorted({*globals(), *__all__})
-
-
-def __getattr__(name: str) -> Any:
-    # The suites import pytest: load them only when asked for.
-    if name == "PoolConformance":
-        from manymap.launcher.testing._suite import PoolConformance
-
-        return _public(PoolConformance)
-    if name == "FaultConformance":
-        from manymap.launcher.testing._faults import FaultConformance
-
-        return _public(FaultConformance)
-    if name == "cpython_executor_tests":  # imports nothing heavy, but only when asked for
-        from manymap.launcher.testing._cpython import cpython_executor_tests
-
-        return _public(cpython_executor_tests)
-    if name == "DistributionConformance":
-        from manymap.launcher.testing._distribution import DistributionConformance
-
-        return _public(DistributionConformance)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The suites import pytest: they load only when asked for (so does the CPython suite's
+# loader, which imports nothing heavy).
+__getattr__, __dir__ = load_on_access(
+    globals(),
+    {
+        "PoolConformance": "manymap.launcher.testing._suite",
+        "FaultConformance": "manymap.launcher.testing._faults",
+        "cpython_executor_tests": "manymap.launcher.testing._cpython",
+        "DistributionConformance": "manymap.launcher.testing._distribution",
+    },
+)

@@ -14,9 +14,9 @@ All three have the whole pool contract of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from manymap.launcher.lowlevel import show_public_paths
+from manymap.launcher.lowlevel import load_on_access, show_public_paths
 from manymap.pools.local.__about__ import __version__
 from manymap.pools.local._random import random_seed, random_state
 from manymap.pools.local._serial import SerialPool
@@ -38,22 +38,9 @@ __all__ = [
 
 show_public_paths(globals())
 
-#: Loaded on first access: a ThreadPool or SerialPool never needs the process
-#: machinery (its pipes, shared memory, process control, serialization).
-_PROCESS = ("CONTEXTS", "ProcessPool")
-
-
-def __dir__() -> list[str]:
-    # The names loaded on first access too, before they are (tab completion, help()).
-    return sorted({*globals(), *__all__})
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _PROCESS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    from manymap.pools.local import _process
-
-    values = {loaded: getattr(_process, loaded) for loaded in _PROCESS}
-    show_public_paths({"__name__": __name__, "__all__": list(_PROCESS), **values})
-    globals().update(values)
-    return values[name]
+# Loaded on first access: a ThreadPool or SerialPool never needs the process
+# machinery (its pipes, shared memory, process control, serialization).
+__getattr__, __dir__ = load_on_access(
+    globals(),
+    {"CONTEXTS": "manymap.pools.local._process", "ProcessPool": "manymap.pools.local._process"},
+)

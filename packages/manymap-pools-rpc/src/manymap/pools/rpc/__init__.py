@@ -17,9 +17,9 @@ itself (as ``manymap.core.serve`` does): its command line, its port, its secret.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from manymap.launcher.lowlevel import show_public_paths
+from manymap.launcher.lowlevel import load_on_access, show_public_paths
 from manymap.pools.rpc.__about__ import __version__
 from manymap.pools.rpc._nodes import RemoteHost
 from manymap.pools.rpc._pool import ParallelPool
@@ -32,19 +32,6 @@ __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
 
 show_public_paths(globals())
 
-
-def __dir__() -> list[str]:
-    # The names loaded on first access too, before they are (tab completion, help()).
-    return sorted({*globals(), *__all__})
-
-
-def __getattr__(name: str) -> Any:
-    # The server side (RPCServer, its connections, its ppft workers, subprocess) is
-    # loaded when first used: a ParallelPool never needs it in this process.
-    if name == "RPCServer":
-        from manymap.pools.rpc._server import RPCServer
-
-        RPCServer.__module__ = __name__
-        globals()[name] = RPCServer
-        return RPCServer
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# The server side (RPCServer, its connections, its ppft workers, subprocess) is loaded
+# when first used: a ParallelPool never needs it in this process.
+__getattr__, __dir__ = load_on_access(globals(), {"RPCServer": "manymap.pools.rpc._server"})
