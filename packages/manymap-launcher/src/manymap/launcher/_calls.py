@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from manymap.launcher._results import wait_for
-
 if TYPE_CHECKING:
     from manymap.launcher._pool import AbstractWorkerPool
     from manymap.launcher._results import AsyncResult, MapResult
@@ -81,7 +79,7 @@ class PoolCalls:
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """:meth:`AbstractWorkerPool.pipe` with these options (``kwds`` go to ``function``)."""
-        return wait_for(self.pool._apply("pipe", function, args, kwds, self._overrides))
+        return self.pool._wait(self.pool._apply("pipe", function, args, kwds, self._overrides))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """:meth:`AbstractWorkerPool.apipe` with these options (``kwds`` go to ``function``)."""

@@ -30,7 +30,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, TypeVar
 
-from manymap.launcher._results import AsyncResult, MapResult, cancel_future, wait_for
+from manymap.launcher._results import AsyncResult, MapResult, cancel_future
 from manymap.launcher._warnings import warn_user
 
 __all__ = ["CallbackThread", "MultiprocessingPoolMethods"]
@@ -63,6 +63,8 @@ class _Pool(Protocol):
         *,
         star: bool | None = None,
     ) -> MapResult[T]: ...
+
+    def _wait(self, handle: AsyncResult[T]) -> T: ...
 
     def _lazy(
         self,
@@ -97,7 +99,7 @@ class MultiprocessingPoolMethods:
         Options: ``timeout``, ``retries``, ``progress``.
         """
         call_args, call_kwds = _arguments("apply", args, kwds)
-        return wait_for(self._apply("apply", func, call_args, call_kwds, options))
+        return self._wait(self._apply("apply", func, call_args, call_kwds, options))
 
     def apply_async(
         self: _Pool,
@@ -144,7 +146,7 @@ class MultiprocessingPoolMethods:
         **options: Any,
     ) -> list[T]:
         """``func(*item)`` for every item, as a list (``multiprocessing.Pool.starmap``)."""
-        return wait_for(self._amap("starmap", func, (iterable,), _sized(chunksize, options), star=True))
+        return self._wait(self._amap("starmap", func, (iterable,), _sized(chunksize, options), star=True))
 
     def starmap_async(
         self: _Pool,

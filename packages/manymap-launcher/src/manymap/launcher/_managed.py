@@ -13,6 +13,13 @@ same way, and this is that way, once:
 - A caller that queued work hands it to an idle worker from its own thread
   when the manager is not busy: one thread hand-off less per call, with
   Ctrl-C held until the batch is taken and sent (:func:`interrupts_deferred`).
+- A caller that then blocks on the call (``pipe``, ``apply``, ``map`` of one
+  batch) takes the worker's reply itself, another hand-off less: the worker
+  is *lent* to it (its channels leave the manager's selector; the caller
+  waits on them, and the pool's :meth:`~ManagedWorkerPool._take_reply`
+  handles the reply) for at most ``_LEASE`` seconds, then given back, and
+  the manager sees whatever the caller did not handle (a death, a late
+  reply).
 - Worker records change only under ``_dispatch_lock``, which the manager
   holds except while it waits.
 - A bug in the manager fails the pool's work (the pool breaks); it never
@@ -59,12 +66,16 @@ from manymap.launcher._batch import Batch
 from manymap.launcher._errors import SerializationError, add_note
 from manymap.launcher._job import Job
 from manymap.launcher._pool import AbstractWorkerPool
+from manymap.launcher._results import AsyncResult, wait_for
 from manymap.launcher._shipping import BatchCodec, ManagedWorker, for_all
 from manymap.launcher._task import TaskFailure
 
 __all__ = ["Doorbell", "ManagedWorkerPool", "interrupts_deferred"]
 
 _TICK = 1.0  # seconds; the manager re-checks its state at least this often
+_LEASE = 0.05  # seconds a caller may wait on a lent worker's reply before the manager takes over
+# What a caller waits on a lent worker with: poll(2) needs no descriptor of its own.
+_Poller: type[selectors.BaseSelector] | None = getattr(selectors, "PollSelector", None)
 
 # The C module behind ``signal``. Its functions skip the enum conversions of
 # ``signal.signal``/``getsignal``, which raise and catch a ValueError for a
@@ -73,6 +84,7 @@ _TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _raw_signal: Any = sys.modules.get("_signal", signal)
 
 W = TypeVar("W", bound=ManagedWorker)
+T = TypeVar("T")
 
 
 class Doorbell:
@@ -133,6 +145,10 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         self._dispatch_lock = threading.Lock()  # guards the worker records
         self._last_rites: list[ManagedWorkerPool[Any]] = []  # the pool, handed to its manager by __del__
         self._tokens = itertools.count(1)  # one per batch sent: a worker's reply names it
+        self._last_sent: W | None = None  # the worker sent a batch last: a blocked caller may wait on it
+        self._loans_ended = threading.Condition(self._dispatch_lock)
+        self._on_loan = 0  # workers lent to callers now
+        self._returned: set[int] = set()  # channels given back since the manager began its wait
 
     # ----------------------------------------------------- for subclasses
 
@@ -239,6 +255,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         batch.start(worker.name, worker.host)
         function = job.payload if codec.must_send(worker.known, key) else None
         self._transmit(worker, batch, key, function, data)
+        self._last_sent = worker
 
     def _transmit(self, worker: W, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
         """Write ``batch`` (numbered ``worker.token``) to ``worker``: run the function
@@ -250,7 +267,79 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         """
         raise NotImplementedError(f"{type(self).__name__} dispatches with _send: it implements _transmit")
 
+    def _channels(self, worker: W) -> tuple[Any, ...]:
+        """The file objects of ``worker`` that the manager's selector watches, the
+        one its replies come on first. A pool that returns them lends its workers
+        to blocked callers (see the module's text) and implements :meth:`_take_reply`."""
+        return ()
+
+    def _take_reply(self, worker: W) -> None:
+        """Handle the reply waiting on the lent ``worker``'s first channel as the
+        manager would, but leave a closed channel (a death) to the manager
+        (caller's thread, dispatch lock held)."""
+        raise NotImplementedError(f"{type(self).__name__} lends its workers: it implements _take_reply")
+
+    def _await_loans(self) -> None:
+        """Wait until no caller holds a lent worker (manager thread, on its way out,
+        after it stopped or killed the workers: a lease is short)."""
+        with self._loans_ended:
+            self._loans_ended.wait_for(lambda: self._on_loan == 0)
+
+    def _lend(self, job: Job) -> W | None:
+        """The worker running ``job``'s batch just sent, taken from the manager's
+        selector for the caller to wait on; ``None`` if the manager is busy or
+        the batch went elsewhere."""
+        if not self._dispatch_lock.acquire(blocking=False):
+            return None
+        try:
+            worker, selector = self._last_sent, self._selector
+            if worker is None or selector is None or self._closing or _Poller is None:
+                return None
+            batch = worker.batch
+            if batch is None or batch.job is not job or worker.loan is not None:
+                return None
+            channels = self._channels(worker)
+            if not channels:
+                return None
+            worker.loan = [selector.unregister(channel) for channel in channels]
+            self._on_loan += 1
+            return worker
+        finally:
+            self._dispatch_lock.release()
+
+    def _end_loan(self, worker: W, *, replied: bool = False) -> None:
+        """Give the lent ``worker``'s channels back to the manager, first handling
+        its reply if it ``replied`` (read whole or not at all: Ctrl-C waits)."""
+        with interrupts_deferred(), self._dispatch_lock:
+            try:
+                if replied:
+                    self._take_reply(worker)
+            finally:
+                keys, worker.loan = worker.loan, None
+                selector = self._selector
+                if selector is not None and keys:
+                    for key in keys:
+                        selector.register(key.fileobj, key.events, key.data)
+                        self._returned.add(key.fd)
+                self._on_loan -= 1
+                self._loans_ended.notify_all()
+
     # --------------------------------------------- the launcher's hooks
+
+    def _wait(self, handle: AsyncResult[T]) -> T:
+        job = handle._job
+        worker = self._lend(job) if job is not None and not handle.done() else None
+        if worker is not None:
+            try:
+                replied = _reply_ready(worker, _LEASE)
+            except BaseException as error:  # the manager must get it back, whatever happens
+                self._end_loan(worker)
+                if isinstance(error, KeyboardInterrupt):
+                    assert job is not None
+                    job.interrupt()
+                raise
+            self._end_loan(worker, replied=replied)
+        return wait_for(handle)
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         codec = self._codec
@@ -348,19 +437,37 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 return True
             self._staff()
             self._dispatch()
+            self._returned.clear()  # the wait that follows sees only their new registrations
         return False
 
     def _manage_handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
-        """Handle what the selector found ready."""
+        """Handle what the selector found ready, but not the channels lent to a
+        caller during the wait: what was ready there is the caller's (the
+        selector may even report it under the key given back since). What is
+        still ready is reported again by the next wait."""
         with self._dispatch_lock:
             found = []
+            watched = self._selector.get_map() if self._selector is not None else {}
             for key, _ in ready:
                 if key.data is None:
                     assert self._doorbell is not None
                     self._doorbell.drain()
-                else:
+                elif watched.get(key.fd) is key and key.fd not in self._returned:
                     found.append(key.data)
             self._handle(found)
+
+
+def _reply_ready(worker: ManagedWorker, timeout: float) -> bool:
+    """Whether the lent ``worker``'s reply came within ``timeout`` seconds (False
+    as soon as another of its channels, its death, is ready)."""
+    waiter = worker.waiter
+    if waiter is None:  # once per worker: it lives as long as the worker's channels
+        assert _Poller is not None
+        assert worker.loan is not None
+        waiter = worker.waiter = _Poller()
+        for index, key in enumerate(worker.loan):
+            waiter.register(key.fileobj, selectors.EVENT_READ, index)
+    return any(key.data == 0 for key, _ in waiter.select(timeout))
 
 
 def _manage(

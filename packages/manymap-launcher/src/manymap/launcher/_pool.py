@@ -187,7 +187,7 @@ class AbstractWorkerPool(
         """
         if callback is not None:
             return map_with_callback(self, function, iterables, callback, options)
-        return wait_for(self._amap("map", function, iterables, options))
+        return self._wait(self._amap("map", function, iterables, options))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
         """Like :meth:`map`, but lazy: results in order, as they are ready.
@@ -207,7 +207,7 @@ class AbstractWorkerPool(
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return wait_for(self._amap("smap", function, (iterable,), options, star=True))
+        return self._wait(self._amap("smap", function, (iterable,), options, star=True))
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -224,7 +224,7 @@ class AbstractWorkerPool(
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """``function(*args, **kwds)`` on a worker; the pool's default options apply
         (per-call ones through :meth:`with_options`)."""
-        return wait_for(self._apply("pipe", function, args, kwds, {}))
+        return self._wait(self._apply("pipe", function, args, kwds, {}))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
@@ -393,6 +393,15 @@ class AbstractWorkerPool(
 
     def _wake(self) -> None:
         """Work was queued (or re-queued). Blocking cores need not care."""
+
+    def _wait(self, handle: AsyncResult[T]) -> T:
+        """The result of a blocking call (``map``, ``pipe``, ``apply``...), waited
+        for in the caller's thread; Ctrl-C stops its work (:func:`wait_for`).
+
+        A pool whose workers reply to a manager thread may let the caller read
+        its reply itself, one thread hand-off less (``ManagedWorkerPool``).
+        """
+        return wait_for(handle)
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         """Prepare ``batches`` of ``job`` for the workers, in the caller's thread.

@@ -58,9 +58,13 @@ class ManagedWorker:
         batch: the batch it runs (``None``: idle).
         token: the number of the last batch sent to it; its reply names it.
         known: the keys of the task functions it was sent and holds.
+        loan: while a caller waits on this worker's reply itself, the
+            manager's selector keys of its channels (``None``: the manager
+            watches them).
+        waiter: the selector such a caller waits with, made at the first loan.
     """
 
-    __slots__ = ("batch", "host", "known", "name", "token")
+    __slots__ = ("batch", "host", "known", "loan", "name", "token", "waiter")
 
     def __init__(self, name: str, host: str | None = None) -> None:
         self.name = name
@@ -68,6 +72,8 @@ class ManagedWorker:
         self.batch: Batch | None = None
         self.token = 0
         self.known: set[int] = set()
+        self.loan: list[Any] | None = None
+        self.waiter: Any = None
 
     def settle(self, token: int, outcome: Callable[[], Outcome], duration: float | None = None) -> bool:
         """Finish the batch the reply for ``token`` settles, with ``outcome()``.

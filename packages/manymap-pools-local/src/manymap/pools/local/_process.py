@@ -102,6 +102,10 @@ class _Worker(ManagedWorker):
         self.ready = False  # started and initialized: it may be sent work
         self.did_work = False
 
+    def death_signal(self) -> int:
+        """What the pool waits on for the worker's death: its pidfd, else its sentinel."""
+        return self.pidfd if self.pidfd is not None else self.process.sentinel
+
 
 class ProcessPool(ManagedWorkerPool[_Worker]):
     """A pool of worker processes (pathos' ``ProcessPool``, without the hangs).
@@ -273,7 +277,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         )
         self._workers.append(worker)
         self._add_channel(parent_end.fileno(), ("conn", worker))
-        self._add_channel(pidfd if pidfd is not None else process.sentinel, ("sentinel", worker))
+        self._add_channel(worker.death_signal(), ("sentinel", worker))
 
     def _dispatch(self) -> None:
         self._dispatch_to(w for w in self._workers if w.batch is None and not w.stopping and w.ready)
@@ -292,6 +296,12 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             _wire.send(worker.conn, header, payload)
         except OSError:
             pass  # the worker is dead: its sentinel tells, and the batch is lost then
+
+    def _channels(self, worker: _Worker) -> tuple[Any, ...]:
+        return (worker.conn.fileno(), worker.death_signal())
+
+    def _take_reply(self, worker: _Worker) -> None:
+        self._receive(worker)  # a closed pipe: the manager sees it too
 
     def _receive(self, worker: _Worker) -> bool:
         """Handle a message from ``worker``. False if its pipe is closed."""
@@ -348,7 +358,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         """Close ``worker``'s channels; unless ``discard`` is false (the caller
         does it for several), unlink what its own nested pools left."""
         self._remove_channel(worker.conn.fileno())
-        self._remove_channel(worker.pidfd if worker.pidfd is not None else worker.process.sentinel)
+        self._remove_channel(worker.death_signal())
         worker.conn.close()
         if worker.pidfd is not None:
             os.close(worker.pidfd)
@@ -368,6 +378,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                 _kill(worker)
             else:
                 self._tell_stop(worker)
+        self._await_loans()  # a caller waiting on a worker's reply gives it back
         prefixes = [self._shm_prefix]
         for worker in list(self._workers):
             code = _wait_exit(worker)

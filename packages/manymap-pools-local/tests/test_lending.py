@@ -1,0 +1,151 @@
+"""A caller blocked on a call reads its worker's reply itself (``ManagedWorkerPool``'s
+loans), and nothing about the call changes when it does: deaths, terminate, close,
+Ctrl-C and many callers at once, each with real worker processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from manymap.launcher import WorkerLostError
+from manymap.launcher import _managed as managed
+from manymap.launcher.testing import eventually, hang_guard
+from manymap.pools.local import ProcessPool
+
+
+@pytest.fixture
+def long_lease(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller keeps its loan for a whole minute: the manager sees the worker only after."""
+    monkeypatch.setattr(managed, "_LEASE", 60.0)
+
+
+def test_a_blocking_call_settles_in_the_callers_thread() -> None:
+    finished_in: list[str] = []
+
+    def listener(event: object) -> None:
+        if getattr(event, "kind", None) is not None and event.kind.name == "FINISHED":  # type: ignore[attr-defined]
+            finished_in.append(threading.current_thread().name)
+
+    with hang_guard(), ProcessPool(2) as pool:
+        calls = pool.with_options(progress=listener)
+        assert [calls.pipe(pow, i, 2) for i in range(50)] == [i * i for i in range(50)]
+        assert pool.apply(pow, (3, 3)) == 27
+    # The manager thread may be busy for an occasional call, never for all of them.
+    assert threading.main_thread().name in finished_in, set(finished_in)
+
+
+def test_a_reply_later_than_the_lease_is_the_managers() -> None:
+    with hang_guard(), ProcessPool(1) as pool:
+        assert pool.pipe(time.sleep, 3 * managed._LEASE) is None
+        assert pool.pipe(abs, -4) == 4
+
+
+def test_many_callers_and_a_map_at_once_get_their_own_results() -> None:
+    results: dict[int, list[int]] = {}
+
+    def caller(serial: int) -> None:
+        results[serial] = [pool.pipe(pow, serial * 1000 + i, 1) for i in range(200)]
+
+    with hang_guard(), ProcessPool(2) as pool:
+        threads = [threading.Thread(target=caller, args=(serial,)) for serial in range(6)]
+        for thread in threads:
+            thread.start()
+        assert pool.map(abs, range(-5000, 0)) == list(range(5000, 0, -1))
+        for thread in threads:
+            thread.join()
+    assert results == {serial: [serial * 1000 + i for i in range(200)] for serial in range(6)}
+
+
+def test_a_worker_killed_on_loan_is_a_worker_lost_error(long_lease: None) -> None:
+    with hang_guard(), ProcessPool(1) as pool:
+        pid = pool.pipe(os.getpid)
+        started = time.monotonic()
+        with pytest.raises(WorkerLostError, match="SIGKILL"):
+            pool.pipe(os.kill, pid, signal.SIGKILL)
+        assert time.monotonic() - started < 10
+        assert pool.pipe(abs, -1) == 1  # its replacement serves
+
+
+@pytest.mark.parametrize("ending", ["terminate", "close"])
+def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) -> None:
+    outcome: list[object] = []
+
+    def caller() -> None:
+        try:
+            outcome.append(pool.pipe(time.sleep, 0.5))
+        except Exception as error:
+            outcome.append(error)
+
+    with hang_guard():
+        pool = ProcessPool(1)
+        assert pool.pipe(abs, -1) == 1
+        thread = threading.Thread(target=caller)
+        thread.start()
+        assert eventually(lambda: pool._on_loan == 1, timeout=10)
+        getattr(pool, ending)()
+        pool.join()
+        thread.join()
+    if ending == "close":
+        assert outcome == [None]  # the task ran to its end
+    else:
+        assert len(outcome) == 1, outcome
+        assert isinstance(outcome[0], Exception), outcome
+
+
+CTRL_C = textwrap.dedent(
+    """
+    import os, sys, time
+    from manymap.launcher import _managed
+    from manymap.pools.local import ProcessPool
+
+    _managed._LEASE = 60.0  # the whole wait is on loan
+
+    def nap(seconds):
+        print("napping", os.getpid(), flush=True)
+        time.sleep(seconds)
+
+    if __name__ == "__main__":
+        pool = ProcessPool(1)
+        try:
+            pool.pipe(nap, 60)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            pool.close()
+            pool.join()
+            raise
+    """
+)
+
+
+def test_ctrl_c_on_loan_stops_the_task_and_its_worker(tmp_path: Path) -> None:
+    script = tmp_path / "ctrl_c_loan.py"
+    script.write_text(CTRL_C)
+    process = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("napping"), (line, process.stderr.read() if process.stderr else "")
+        pid = int(line.split()[1])
+        os.killpg(process.pid, signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+    assert "interrupted" in out, err
+    assert "KeyboardInterrupt" in err
+    assert eventually(lambda: not os.path.exists(f"/proc/{pid}")), "the worker was left behind"
