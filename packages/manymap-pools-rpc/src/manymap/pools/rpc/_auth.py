@@ -36,7 +36,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from manymap.launcher import AuthenticationError, ConnectionLostError, ManymapError
 from manymap.pools.rpc import _wire as wire
@@ -205,23 +205,21 @@ def check_client(secret: str, server_nonce: bytes, body: bytes) -> tuple[Session
     return session, proof(secret, b"server", server_nonce, client_nonce)
 
 
-# NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
-class Connection(
-    NamedTuple(
-        "Connection",
-        [
-            ("sock", socket.socket),
-            ("info", dict[str, Any]),
-            ("session", Session),
-            ("reader", wire.FrameReader),
-            ("leftover", list[bytearray]),
-        ],
-    )
-):
+class Connection:
     """An authenticated connection to a server (``leftover``: frames that arrived
     with the handshake's last one)."""
 
-    __slots__ = ()
+    __slots__ = ("info", "leftover", "reader", "session", "sock")
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        info: dict[str, Any],
+        session: Session,
+        reader: wire.FrameReader,
+        leftover: list[bytearray],
+    ) -> None:
+        self.sock, self.info, self.session, self.reader, self.leftover = sock, info, session, reader, leftover
 
 
 def _same(a: bytes | memoryview, b: bytes | memoryview) -> bool:
