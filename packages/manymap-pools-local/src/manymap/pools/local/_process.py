@@ -380,8 +380,10 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                 self._tell_stop(worker)
         self._await_loans()  # a caller waiting on a worker's reply gives it back
         prefixes = [self._shm_prefix]
+        clean = True  # every worker exited on its own, idle: it left no file behind
         for worker in list(self._workers):
             code = _wait_exit(worker)
+            clean = clean and code == 0 and worker.batch is None
             if worker.batch is not None:
                 _shm.discard(worker.names)
                 worker.batch.lose(exit_reason(code) + " as the pool was terminated")
@@ -389,7 +391,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             self._forget(worker, discard=False)
             prefixes.append(_shm.owned_by(worker.process.pid))
         self._workers.clear()
-        _shm.discard_prefix(*prefixes)  # one look at the directory for them all
+        if not clean:
+            _shm.discard_prefix(*prefixes)  # one look at the directory for them all
         finalizer, self._finalizer = self._finalizer, None
         if finalizer is not None:
             finalizer.cancel()

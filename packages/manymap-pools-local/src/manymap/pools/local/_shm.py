@@ -12,7 +12,9 @@ The process that owns the pool owns every file, whoever writes it. Names are
 of a batch's argument files and of its result files before the batch is
 sent, so that when a worker dies, even halfway through writing its results,
 the pool unlinks what that batch left (:func:`discard_prefix`); a pool that
-stops unlinks everything under its own prefix. If the owner itself is
+stops unlinks everything under its own prefix, unless every worker exited on
+its own with nothing to do (then each file was unlinked by its reader, and
+the directory is not read again). If the owner itself is
 killed, nobody is left to clean up: every pool sweeps, when it starts, the
 files of owners that no longer exist (:func:`sweep`).
 """
