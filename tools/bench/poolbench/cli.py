@@ -175,7 +175,8 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
     if targets:
         body += [
             "",
-            "Targets (issue 4: manymap-pools-local; issue 6: manymap-pools-rpc):",
+            "Targets (issue 4: manymap-pools-local; issue 6: manymap-pools-rpc; "
+            "issue 15: warm throughput, bulk through ssh):",
             "",
             "```text",
             *targets,

@@ -79,6 +79,18 @@ def _target_tiny(s: Summary) -> tuple[bool, str] | None:
     return None if ratio is None else (ratio <= 1.0, f"{ratio:.2f}x the stdlib Pool")
 
 
+def _target_warm_tiny(s: Summary) -> tuple[bool, str] | None:
+    # issue 15: warm throughput
+    ratio = s.ratio("tiny", "manymap-process")
+    return None if ratio is None else (ratio <= 0.7, f"{ratio:.2f}x the stdlib Pool")
+
+
+def _target_ssh_payload(s: Summary) -> tuple[bool, str] | None:
+    # issue 15: bulk data through the ssh tunnel
+    ratio = s.ratio("payload", "manymap-parallel-ssh")
+    return None if ratio is None else (ratio <= 1.2, f"{ratio:.2f}x the stdlib Pool")
+
+
 def _target_cpu(s: Summary) -> tuple[bool, str] | None:
     over, ideal = s.over_ideal("manymap-process"), s.ideal()
     if over is None or ideal is None:
@@ -142,6 +154,7 @@ TARGETS: list[Target] = [
         "closure per item at most 1.2x a module-level function's",
         _target_closure,
     ),
+    Target("manymap-process", "tiny", "tiny at most 0.7x the stdlib Pool (issue 15)", _target_warm_tiny),
     # issue 14 (startup: the cold table's target)
     Target("manymap-dask", "tiny-dask", "tiny-dask at most 0.2x Dask's own client.map", _target_dask_tiny),
     Target("manymap-dask", "cpu", "cpu within 10% of serial time / cores", _target_dask_cpu),
@@ -173,6 +186,12 @@ def _target_parallel_cpu(key: str) -> Callable[[Summary], tuple[bool, str] | Non
 
 TARGETS += [
     Target("manymap-parallel", "tiny", "tiny at most 3x the stdlib Pool", _target_parallel_tiny),
+    Target(
+        "manymap-parallel-ssh",
+        "payload",
+        "payload through the tunnel at most 1.2x the stdlib Pool (issue 15)",
+        _target_ssh_payload,
+    ),
     Target(
         "manymap-parallel-ssh",
         "latency",
