@@ -8,8 +8,7 @@ used, in functions, and this package's import never loads them. So are the
 standard modules only a connection or a server needs: ``hashlib`` and
 ``hmac`` (the handshake, ``_auth.py``; secrets and nonces come from
 ``os.urandom``, as ``secrets.token_bytes`` does, without that module's
-imports), ``json`` (the server's info, ``_wire.py``) and
-``subprocess`` (the local server's launch, ``_local_launcher.py``); and
+imports) and ``subprocess`` (the local server's launch, ``_local_launcher.py``); and
 ``RPCServer`` with its connections and ppft workers is loaded on first
 access (the package's ``__getattr__``). Every other deferred import of the
 package is a function here.

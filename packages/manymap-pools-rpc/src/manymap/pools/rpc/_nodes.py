@@ -172,9 +172,8 @@ class LocalNode(Node):
         self.process: LocalLauncher | ForkLauncher | None = None
 
     def start(self) -> None:
-        # (the launchers load with the first local node, not with the package)
+        # (a launcher loads with the first local node, not with the package)
         from manymap.pools.rpc._fork_launcher import ForkLauncher
-        from manymap.pools.rpc._local_launcher import LocalLauncher
 
         if ForkLauncher.available():
             forked = ForkLauncher(
@@ -184,6 +183,8 @@ class LocalNode(Node):
             load_modules()  # before the fork: the server, its template and workers inherit them
             forked.launch()
         else:
+            from manymap.pools.rpc._local_launcher import LocalLauncher
+
             command = bootstrap.server_command(
                 sys.executable,
                 workers=self.workers,
