@@ -7,8 +7,8 @@ connections come from the manager's connector (``_connector.py``).
 
 from __future__ import annotations
 
-import _thread
 import contextlib
+import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -85,9 +85,14 @@ def open_nodes(
             with contextlib.suppress(Exception):
                 node.shutdown()
 
-    starters = [_start(open_node, node, out) for node, out in zip(nodes, opened, strict=True)]
-    for join in starters:
-        join()  # each step of a start or connect has its own timeout
+    starters = [
+        threading.Thread(target=open_node, args=(node, out), daemon=True)
+        for node, out in zip(nodes, opened, strict=True)
+    ]
+    for thread in starters:
+        thread.start()
+    for thread in starters:
+        thread.join()  # each step of a start or connect has its own timeout
     return [slot for slots in opened for slot in slots], down, errors
 
 
@@ -101,40 +106,16 @@ def _connecting(node: Node, count: int) -> Callable[[], list[Slot]]:
         with contextlib.suppress(Exception):
             opened.append(Slot(node, node.connect()))
 
-    joins = [_start(connect) for _ in range(count)]
+    threads = [threading.Thread(target=connect, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
 
     def wait() -> list[Slot]:
-        for join in joins:
-            join()  # each connect has its own timeout
+        for thread in threads:
+            thread.join()  # each connect has its own timeout
         return opened
 
     return wait
-
-
-def _start(target: Callable[..., None], *args: Any) -> Callable[..., None]:
-    """Run ``target(*args)`` on a new thread; the function returned waits for its end
-    (at most ``timeout`` seconds if it is given one).
-
-    A bare thread: ``threading.Thread.start`` waits until the new thread runs,
-    0.1 to 0.4 ms each on the way to a pool's first task. ``target`` handles
-    its own errors (what escapes is reported as unraisable, as by ``_thread``).
-    """
-    done = _thread.allocate_lock()
-    done.acquire()
-
-    def run() -> None:
-        try:
-            target(*args)
-        finally:
-            done.release()
-
-    _thread.start_new_thread(run, ())
-
-    def join(timeout: float = -1) -> None:
-        if done.acquire(timeout=timeout):
-            done.release()
-
-    return join
 
 
 def warn_down(nodes: list[Node], down: dict[str, str]) -> None:
@@ -149,9 +130,11 @@ def warn_down(nodes: list[Node], down: dict[str, str]) -> None:
 
 def stop_nodes(nodes: list[Node]) -> None:
     """Stop ``nodes`` at once (stopping one over ssh takes a while)."""
-    stoppers = [_start(node.shutdown) for node in nodes]
-    for join in stoppers:
-        join(60.0)
+    stoppers = [threading.Thread(target=node.shutdown, daemon=True) for node in nodes]
+    for thread in stoppers:
+        thread.start()
+    for thread in stoppers:
+        thread.join(60.0)
 
 
 def rerun(lock: Any, batch: Batch) -> Batch | None:
