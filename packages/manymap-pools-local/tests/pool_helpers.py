@@ -126,3 +126,12 @@ def pid_once_two_met(folder: str) -> int:
     while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     return os.getpid()
+
+
+def fail_first_mark_the_rest(item: tuple[int, str]) -> int:
+    """Task 0 raises; every other task leaves a file named after it in the directory given."""
+    index, directory = item
+    if index == 0:
+        raise ValueError("task 0 fails")
+    Path(directory, str(index)).touch()
+    return index

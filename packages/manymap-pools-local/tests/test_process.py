@@ -18,7 +18,13 @@ from typing import Any
 
 import numpy as np
 import pytest
-from pool_helpers import configure, configured, inner_process_map, pid_once_two_met
+from pool_helpers import (
+    configure,
+    configured,
+    fail_first_mark_the_rest,
+    inner_process_map,
+    pid_once_two_met,
+)
 
 from manymap.launcher import PoolClosedError
 from manymap.launcher.testing import eventually, hang_guard, live_children
@@ -269,3 +275,11 @@ def test_a_timeout_does_not_count_the_workers_start_up(context: str) -> None:
     # can) must not time out a task of 0 s that was waiting for it.
     with hang_guard(), ProcessPool(1, context=context, initializer=time.sleep, initargs=(2.0,)) as pool:
         assert pool.map(abs, [-1, -2], timeout=1, chunksize=1) == [1, 2]
+
+
+def test_a_failure_stops_the_map_before_its_worker_gets_another_batch(tmp_path: Path) -> None:
+    # A worker's next batch goes out before the reply it sent is loaded, but not when
+    # that reply carries a failure: the failure stops the map first (fail fast).
+    with hang_guard(), ProcessPool(1) as pool, pytest.raises(ValueError, match="task 0 fails"):
+        pool.map(fail_first_mark_the_rest, [(i, str(tmp_path)) for i in range(20)], chunksize=1)
+    assert sorted(os.listdir(tmp_path)) == []

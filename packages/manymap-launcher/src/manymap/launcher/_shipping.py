@@ -82,10 +82,26 @@ class ManagedWorker:
         the batch fails with that. Returns False, doing nothing, for a stale
         reply (another token, or no batch running).
         """
+        batch = self.release(token)
+        if batch is None:
+            return False
+        self.finish(batch, outcome, duration)
+        return True
+
+    def release(self, token: int) -> Batch | None:
+        """The first half of :meth:`settle`: free the worker of the batch the reply
+        for ``token`` settles and return that batch (``None`` for a stale reply),
+        so that the pool may send the worker its next batch before it loads the
+        outcome of this one with :meth:`finish`."""
         batch = self.batch
         if batch is None or token != self.token:
-            return False
+            return None
         self.batch = None
+        return batch
+
+    @staticmethod
+    def finish(batch: Batch, outcome: Callable[[], Outcome], duration: float | None = None) -> None:
+        """The second half of :meth:`settle`: finish ``batch`` with ``outcome()``."""
         values: Sequence[Any] | None
         try:
             values, failures = outcome()
@@ -94,7 +110,6 @@ class ManagedWorker:
         if values is None:  # the batch could not be loaded or run at all
             values, failures = [None] * len(batch), for_all(failures[0], len(batch))
         batch.finish(values, failures, duration=duration)
-        return True
 
 
 def for_all(failure: TaskFailure, count: int) -> dict[int, TaskFailure]:

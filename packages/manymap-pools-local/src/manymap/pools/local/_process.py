@@ -200,9 +200,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     # -------------------------------------------------------- the manager
 
     def _handle(self, ready: list[Any]) -> None:
-        dead: list[_Worker] = []
+        dead = [worker for kind, worker in ready if kind == "sentinel"]
         for kind, worker in ready:
-            if kind == "sentinel" or not self._receive(worker):
+            if kind == "conn" and not self._receive(worker, dispatch=worker not in dead):
                 dead.append(worker)
         for worker in dict.fromkeys(dead):
             self._reap(worker)
@@ -303,8 +303,10 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     def _take_reply(self, worker: _Worker) -> None:
         self._receive(worker)  # a closed pipe: the manager sees it too
 
-    def _receive(self, worker: _Worker) -> bool:
-        """Handle a message from ``worker``. False if its pipe is closed."""
+    def _receive(self, worker: _Worker, *, dispatch: bool = True) -> bool:
+        """Handle a message from ``worker``; with ``dispatch`` (not for one that died),
+        a reply sends it its next batch before the results are loaded. False if
+        its pipe is closed."""
         try:
             header, data = _wire.receive(worker.conn)
         except (EOFError, OSError):
@@ -321,11 +323,18 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             worker.stopping = True
             self._break(error)
             return True
-        _, token, names, duration, retiring = header
+        _, token, names, duration, retiring, failed = header
         worker.stopping = worker.stopping or retiring
-        if not worker.settle(token, lambda: _wire.decode(data, names), duration):
+        batch = worker.release(token)
+        if batch is None:
             _shm.discard(names)  # a reply nobody waits for
-        elif worker.stopping and not retiring:
+            return True
+        if dispatch and not worker.stopping and not failed:
+            # Its next batch first, then this one's results: the worker computes while
+            # they load. (Not after a failure, which may stop the map: fail fast.)
+            self._dispatch_to([worker])
+        worker.finish(batch, lambda: _wire.decode(data, names), duration)
+        if worker.stopping and not retiring:
             self._tell_stop(worker)
         return True
 
@@ -333,7 +342,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         """``worker`` died or exited: settle its batch, forget it."""
         while True:  # results it sent before it went
             try:
-                if not worker.conn.poll(0) or not self._receive(worker):
+                if not worker.conn.poll(0) or not self._receive(worker, dispatch=False):
                     break
             except (EOFError, OSError):
                 break

@@ -13,7 +13,7 @@ parent -> worker
     batch, naming the shared-memory files of its results ``prefix<n>``;
     ``(STOP,)``: exit.
 worker -> parent
-    ``(DONE, token, names, duration, retiring)`` + ``(values, failures)``;
+    ``(DONE, token, names, duration, retiring, failed)`` + ``(values, failures)``;
     ``(INIT_FAILED,)`` + the initializer's :class:`TaskFailure`.
 
 The worker caches functions in a ``manymap.serialize.FunctionCache``, in

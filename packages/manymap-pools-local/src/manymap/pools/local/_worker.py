@@ -86,9 +86,11 @@ def worker_main(
             done += len(values) if values is not None else 0
             retiring = maxtasks is not None and done >= maxtasks
             payload, buffers = encode_results(values, failures, _wire.encode)
+            failed = bool(failures)  # (what encode_results could not send counts)
             del values, failures
             _flush()
-            _wire.send(conn, (_wire.DONE, token, _shm.export(buffers, prefix), duration, retiring), payload)
+            names = _shm.export(buffers, prefix)
+            _wire.send(conn, (_wire.DONE, token, names, duration, retiring, failed), payload)
             if retiring:
                 return
         elif kind == _wire.FUNCTION:
