@@ -234,3 +234,23 @@ def test_a_server_without_its_template_starts_workers_by_exec() -> None:
             worker.kill()
     finally:
         server._shutdown()
+
+
+def test_a_fork_starts_with_default_signal_handlers_but_sigpipe_ignored() -> None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            signal.signal(signal.SIGUSR1, lambda signum, frame: None)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            _forking.fresh_start()
+            signals = (signal.SIGUSR1, signal.SIGTERM, signal.SIGINT, signal.SIGPIPE)
+            os.write(write, json.dumps([int(signal.getsignal(s)) for s in signals]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as answer:
+        got = answer.read()
+    os.waitpid(pid, 0)
+    default, ignored = int(signal.SIG_DFL), int(signal.SIG_IGN)
+    assert json.loads(got) == [default, default, default, ignored]
