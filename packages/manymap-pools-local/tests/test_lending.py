@@ -1,17 +1,14 @@
 """A caller blocked on a call reads its worker's reply itself (``ManagedWorkerPool``'s
 loans), and nothing about the call changes when it does: deaths, terminate, close,
-Ctrl-C and many callers at once, each with real worker processes."""
+and many callers at once, each with real worker processes (Ctrl-C on loan:
+``test_process.py``'s ``test_ctrl_c_stops_the_call_and_its_workers``)."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -98,54 +95,3 @@ def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) 
     else:
         assert len(outcome) == 1, outcome
         assert isinstance(outcome[0], Exception), outcome
-
-
-CTRL_C = textwrap.dedent(
-    """
-    import os, sys, time
-    from manymap.launcher import _managed
-    from manymap.pools.local import ProcessPool
-
-    _managed._LEASE = 60.0  # the whole wait is on loan
-
-    def nap(seconds):
-        print("napping", os.getpid(), flush=True)
-        time.sleep(seconds)
-
-    if __name__ == "__main__":
-        pool = ProcessPool(1)
-        try:
-            pool.pipe(nap, 60)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-            pool.close()
-            pool.join()
-            raise
-    """
-)
-
-
-def test_ctrl_c_on_loan_stops_the_task_and_its_worker(tmp_path: Path) -> None:
-    script = tmp_path / "ctrl_c_loan.py"
-    script.write_text(CTRL_C)
-    process = subprocess.Popen(
-        [sys.executable, str(script)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("napping"), (line, process.stderr.read() if process.stderr else "")
-        pid = int(line.split()[1])
-        os.killpg(process.pid, signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
-    assert "interrupted" in out, err
-    assert "KeyboardInterrupt" in err
-    assert eventually(lambda: not os.path.exists(f"/proc/{pid}")), "the worker was left behind"

@@ -192,6 +192,7 @@ def test_bad_constructor_arguments() -> None:
 CTRL_C = textwrap.dedent(
     """
     import os, sys, time
+    from manymap.launcher import _managed
     from manymap.pools.local import ProcessPool
 
     def nap(x):
@@ -200,9 +201,10 @@ CTRL_C = textwrap.dedent(
         return x
 
     if __name__ == "__main__":
-        pool = ProcessPool(2)
+        _managed._LEASE = 60.0  # a pipe's whole wait is on loan (its worker lent to the caller)
+        pool = ProcessPool(WORKERS)
         try:
-            pool.map(nap, range(4), chunksize=1)
+            CALL
         except KeyboardInterrupt:
             print("interrupted", flush=True)
             pool.close()
@@ -212,9 +214,14 @@ CTRL_C = textwrap.dedent(
 )
 
 
-def test_ctrl_c_stops_the_map_and_its_workers(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("workers", "call"),
+    [(2, "pool.map(nap, range(4), chunksize=1)"), (1, "pool.pipe(nap, 0)")],
+    ids=["map", "pipe-on-loan"],
+)
+def test_ctrl_c_stops_the_call_and_its_workers(tmp_path: Path, workers: int, call: str) -> None:
     script = tmp_path / "ctrl_c.py"
-    script.write_text(CTRL_C)
+    script.write_text(CTRL_C.replace("WORKERS", str(workers)).replace("CALL", call))
     process = subprocess.Popen(
         [sys.executable, str(script)],
         stdout=subprocess.PIPE,
@@ -224,8 +231,8 @@ def test_ctrl_c_stops_the_map_and_its_workers(tmp_path: Path) -> None:
     )
     try:
         assert process.stdout is not None
-        # Both workers are in a task, so the parent is inside pool.map, inside its try.
-        lines = [process.stdout.readline(), process.stdout.readline()]
+        # Every worker is in a task, so the parent is inside the call, inside its try.
+        lines = [process.stdout.readline() for _ in range(workers)]
         if not all(line.startswith("napping") for line in lines):
             process.kill()
             _, err = process.communicate(timeout=60)
