@@ -145,3 +145,30 @@ def test_a_large_batch_passes_the_workers_pipes_both_ways() -> None:
         assert out == ""
     finally:
         worker.kill()
+
+
+def test_the_stub_module_is_the_stub_the_server_sends() -> None:
+    # A worker runs _stub.py's code for the stub instead of compiling the text it is sent.
+    from manymap.pools.rpc import _inworker
+
+    assert _inworker.STUB_CODE is not None
+    sent: dict[str, object] = {}
+    exec(compile(wire.STUB, "<stub>", "exec"), sent)
+    ran: dict[str, object] = {}
+    exec(_inworker.STUB_CODE, ran)
+    assert sorted(name for name in ran if name != "__builtins__") == [wire.STUB_NAME]
+    mine, theirs = ran[wire.STUB_NAME].__code__, sent[wire.STUB_NAME].__code__  # type: ignore[attr-defined]
+    for part in ("co_code", "co_consts", "co_names", "co_varnames", "co_argcount"):
+        assert getattr(mine, part) == getattr(theirs, part), part
+
+
+def test_the_worker_takes_the_stubs_code_for_the_stubs_text(monkeypatch: pytest.MonkeyPatch) -> None:
+    from manymap.pools.rpc import _inworker
+
+    monkeypatch.setattr(_inworker.ppft_worker, "pickle", _inworker.ENVELOPE)
+    name, code = _inworker._preprocess(pickle.dumps((wire.STUB_NAME, [wire.STUB], ())))
+    assert (name, code) == (wire.STUB_NAME, [_inworker.STUB_CODE])
+    other = "def other(x):\n    return x\n"
+    name, code = _inworker._preprocess(pickle.dumps(("other", [other], ())))
+    assert name == "other"
+    assert code[0].co_filename == "<string>"  # ppft's own preprocess compiled it

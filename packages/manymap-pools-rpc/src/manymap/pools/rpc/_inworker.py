@@ -20,14 +20,15 @@ round trip without changing what goes over the pipe (``_wire.py``):
   pickles the server writes and reads around them).
 
 The batches. Every job is a call of the stub (``_wire.STUB``, a tiny
-function ppft ships once per worker as source text and caches by hash); the
-stub calls :func:`run_counted` with the batch (``_wire.pack_batch``), which
-returns the batch's serialized outcome with the number of tasks it ran (the
-server counts them for ``--max-tasks-per-worker``). The task function itself
-travels by value through manymap.serialize, once per connection, and stays
-cached here under the key the client gave it (a
-``manymap.serialize.FunctionCache``, in step with the client's
-``must_send``). The outcome is ``(values, failures)`` serialized
+function ppft ships once per worker as source text and caches by hash; the
+worker runs it as ``_stub.py``'s bytecode has it compiled, :func:`stub_code`,
+instead of compiling the text); the stub calls :func:`run_counted` with the
+batch (``_wire.pack_batch``), which returns the batch's serialized outcome
+with the number of tasks it ran (the server counts them for
+``--max-tasks-per-worker``). The task function itself travels by value
+through manymap.serialize, once per connection, and stays cached here under
+the key the client gave it (a ``manymap.serialize.FunctionCache``, in step
+with the client's ``must_send``). The outcome is ``(values, failures)`` serialized
 (``manymap.serialize.encode_results``); a value or exception that cannot be
 serialized fails its task instead.
 """
@@ -44,7 +45,7 @@ from manymap.launcher.lowlevel import run_loaded
 from manymap.pools.rpc import _wire as wire
 from manymap.serialize import FunctionCache, encode_results, loads
 
-__all__ = ["ENVELOPE", "OneWritePipe", "main", "run_batch", "run_counted"]
+__all__ = ["ENVELOPE", "STUB_CODE", "OneWritePipe", "main", "run_batch", "run_counted", "stub_code"]
 
 
 def _import_ppft_worker() -> tuple[Any, Any]:
@@ -86,6 +87,41 @@ _PPFT_COPY = f"{__name__}_ppft"
 
 
 ppft_worker, _CPipeTransport = _import_ppft_worker()
+
+
+def stub_code() -> types.CodeType | None:
+    """The code that defines the stub (``_wire.STUB``): ``_stub.py``'s, as the import
+    system loads it, from its ``.pyc`` (compiled and cached the first time where
+    the installer did not); ``None`` where there is no such module.
+
+    Loaded by the template before it forks the workers, which run it instead of
+    compiling the stub's text: a process's first ``compile()`` of source costs
+    about 0.8 ms, which the template paid on the way to every pool's first task.
+    """
+    import importlib.util
+
+    spec = importlib.util.find_spec(_STUB_MODULE)
+    get_code = getattr(getattr(spec, "loader", None), "get_code", None)
+    code = get_code(_STUB_MODULE) if get_code is not None else None
+    return code if isinstance(code, types.CodeType) else None
+
+
+_STUB_MODULE = f"{__package__}._stub"
+
+#: What the workers run for the stub (:func:`stub_code`); ``None``: they compile its text.
+STUB_CODE = stub_code()
+
+
+def _preprocess(message: Any) -> tuple[str, list[Any]]:
+    """ppft's ``preprocess`` (the stub's name and its code objects, from the pickled
+    ``(name, sources, imports)``), with the stub's code taken from :data:`STUB_CODE`."""
+    name, sources, imports = ppft_worker.pickle.loads(ppft_worker.ppc.b_(message))
+    if STUB_CODE is not None and name == wire.STUB_NAME and list(sources) == [wire.STUB] and not imports:
+        return name, [STUB_CODE]
+    return _ppft_preprocess(message)  # type: ignore[no-any-return]
+
+
+_ppft_preprocess = ppft_worker.preprocess
 
 _functions = FunctionCache()
 
@@ -152,6 +188,7 @@ def main() -> None:
     """Run the worker loop on stdin and stdout until stdin ends."""
     sys.path.append(os.path.dirname(ppft_worker.__file__))  # as ``python -m ppft`` does
     ppft_worker.pickle = ENVELOPE
+    ppft_worker.preprocess = _preprocess
     worker = ppft_worker._WorkerProcess()  # greets the server over ppft's own transport
     worker.t = OneWritePipe(sys.stdin, sys.__stdout__)
     worker.run()

@@ -37,6 +37,7 @@ also ends at the end of its stdin (ppft's loop), as when started by exec.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import selectors
 import signal
@@ -44,7 +45,7 @@ import socket
 import sys
 import threading
 import time
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
@@ -157,11 +158,13 @@ def _template_main(fd: int, server: int, prefork: int) -> NoReturn:
             os._exit(0)
         _forking.isolate({fd, watch})
         _forking.fresh_start()
+        inworker: Any = None
         with contextlib.suppress(Exception):  # warm: a worker that cannot import it fails itself
-            __import__(wire.INWORKER)
-        # A process's first compile() costs about 1 ms (its forks' do not); each worker's
-        # first job compiles the stub ppft sends as source.
-        compile(wire.STUB, "<string>", "exec")
+            inworker = importlib.import_module(wire.INWORKER)
+        if inworker is None or inworker.STUB_CODE is None:
+            # The workers compile the stub's text then: a process's first compile() costs
+            # about 1 ms (its forks' do not), so it is paid here, once.
+            compile(wire.STUB, "<string>", "exec")
         _serve(socket.socket(fileno=fd), watch, prefork)
     finally:
         os._exit(0)
