@@ -148,6 +148,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         self._last_sent: W | None = None  # the worker sent a batch last: a blocked caller may wait on it
         self._loans_ended = threading.Condition(self._dispatch_lock)
         self._on_loan = 0  # workers lent to callers now
+        self._lent: set[int] = set()  # the channels (descriptors) on loan now
         self._returned: set[int] = set()  # channels given back since the manager began its wait
 
     # ----------------------------------------------------- for subclasses
@@ -302,6 +303,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
             if not channels:
                 return None
             worker.loan = [selector.unregister(channel) for channel in channels]
+            self._lent.update(key.fd for key in worker.loan)
             self._on_loan += 1
             return worker
         finally:
@@ -315,10 +317,11 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 if replied:
                     self._take_reply(worker)
             finally:
-                keys, worker.loan = worker.loan, None
+                keys, worker.loan = worker.loan or [], None
                 selector = self._selector
-                if selector is not None and keys:
-                    for key in keys:
+                for key in keys:
+                    self._lent.discard(key.fd)
+                    if selector is not None:
                         selector.register(key.fileobj, key.events, key.data)
                         self._returned.add(key.fd)
                 self._on_loan -= 1
@@ -442,17 +445,17 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     def _manage_handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
         """Handle what the selector found ready, but not the channels lent to a
-        caller during the wait: what was ready there is the caller's (the
-        selector may even report it under the key given back since). What is
-        still ready is reported again by the next wait."""
+        caller, now or since the wait began: what was ready there is the
+        caller's (the selector may even report it under the key given back
+        since). What is still ready is reported again by the next wait."""
         with self._dispatch_lock:
             found = []
-            watched = self._selector.get_map() if self._selector is not None else {}
+            skip = self._lent | self._returned if self._lent or self._returned else ()
             for key, _ in ready:
                 if key.data is None:
                     assert self._doorbell is not None
                     self._doorbell.drain()
-                elif watched.get(key.fd) is key and key.fd not in self._returned:
+                elif key.fd not in skip:
                     found.append(key.data)
             self._handle(found)
 
