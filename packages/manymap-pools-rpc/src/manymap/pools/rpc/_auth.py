@@ -112,6 +112,12 @@ def new_nonce() -> bytes:
     return os.urandom(wire.NONCE)  # secrets.token_bytes, without the secrets module's imports
 
 
+def new_secret() -> str:
+    """A fresh random secret for a server: 64 hex digits (what ``secrets.token_hex(32)``
+    makes, without the secrets module's imports)."""
+    return os.urandom(32).hex()
+
+
 class Session:
     """The tags of one authenticated connection, seen from one end.
 

@@ -21,7 +21,7 @@ round trip without changing what goes over the pipe (``_wire.py``):
 
 The batches. Every job is a call of the stub (``_wire.STUB``, a tiny
 function ppft ships once per worker as source text and caches by hash; the
-worker runs it as ``_stub.py``'s bytecode has it compiled, :func:`stub_code`,
+worker runs it as ``_stub.py``'s bytecode has it compiled, :data:`STUB_CODE`,
 instead of compiling the text); the stub calls :func:`run_counted` with the
 batch (``_wire.pack_batch``), which returns the batch's serialized outcome
 with the number of tasks it ran (the server counts them for
@@ -45,7 +45,7 @@ from manymap.launcher.lowlevel import run_loaded
 from manymap.pools.rpc import _wire as wire
 from manymap.serialize import FunctionCache, encode_results, loads
 
-__all__ = ["ENVELOPE", "STUB_CODE", "OneWritePipe", "main", "run_batch", "run_counted", "stub_code"]
+__all__ = ["ENVELOPE", "STUB_CODE", "OneWritePipe", "main", "run_batch", "run_counted"]
 
 
 def _import_ppft_worker() -> tuple[Any, Any]:
@@ -89,7 +89,7 @@ _PPFT_COPY = f"{__name__}_ppft"
 ppft_worker, _CPipeTransport = _import_ppft_worker()
 
 
-def stub_code() -> types.CodeType | None:
+def _load_stub_code() -> types.CodeType | None:
     """The code that defines the stub (``_wire.STUB``): ``_stub.py``'s, as the import
     system loads it, from its ``.pyc`` (compiled and cached the first time where
     the installer did not); ``None`` where there is no such module.
@@ -108,8 +108,8 @@ def stub_code() -> types.CodeType | None:
 
 _STUB_MODULE = f"{__package__}._stub"
 
-#: What the workers run for the stub (:func:`stub_code`); ``None``: they compile its text.
-STUB_CODE = stub_code()
+#: What the workers run for the stub (`_load_stub_code`); ``None``: they compile its text.
+STUB_CODE = _load_stub_code()
 
 
 def _preprocess(message: Any) -> tuple[str, list[Any]]:

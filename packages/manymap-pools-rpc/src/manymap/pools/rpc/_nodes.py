@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError
 from manymap.pools.rpc import _deferred, bootstrap
-from manymap.pools.rpc._auth import Connection, ServerBusy, handshake, load_modules
+from manymap.pools.rpc._auth import Connection, ServerBusy, handshake, load_modules, new_secret
 
 if TYPE_CHECKING:
     from manymap.pools.rpc._fork_launcher import ForkLauncher
@@ -197,7 +197,7 @@ class LocalNode(Node):
                 command, {**os.environ, "PYTHONPATH": path}, name="the local manymap-server"
             )
 
-        self.secret = os.urandom(32).hex()  # what secrets.token_hex(32) is, without its imports
+        self.secret = new_secret()
         self.port = bootstrap.start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
     def connect(self, timeout: float | None = None) -> Connection:
@@ -269,7 +269,7 @@ class SshNode(Node):
         self.want_workers = workers
         self.env = dict(env or {})
 
-        self.secret = os.urandom(32).hex()  # what secrets.token_hex(32) is, without its imports
+        self.secret = new_secret()
         self.pipe: Any = None
         self.tunnel: Any = None
 

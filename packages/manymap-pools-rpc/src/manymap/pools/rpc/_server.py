@@ -43,7 +43,7 @@ from typing import Any
 
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
-from manymap.pools.rpc._auth import Session, check_client, new_nonce
+from manymap.pools.rpc._auth import Session, check_client, new_nonce, new_secret
 from manymap.pools.rpc._connection import serve_connection
 from manymap.pools.rpc._ppprocess import WORKER_START, PPWorker
 from manymap.pools.rpc._template import Template, TemplateError
@@ -133,7 +133,7 @@ class RPCServer:
             template = Template(prefork=workers or os.cpu_count() or 1)
         self._template = template
 
-        self.secret = secret or os.urandom(32).hex()  # secrets.token_hex(32), without its imports
+        self.secret = secret or new_secret()
         self.workers = workers or os.cpu_count() or 1
         self.max_connections = max_connections or self.workers
         self.idle_timeout = idle_timeout

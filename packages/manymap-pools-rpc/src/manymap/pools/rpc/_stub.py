@@ -1,7 +1,7 @@
 # The stub a manymap-server sends its ppft workers with every job, as source text
 # (``_wire.STUB``). This module is that source again, so that the package's bytecode
 # holds it compiled: a worker runs this module's code instead of compiling the text
-# (``_inworker.stub_code``), because a process's first ``compile()`` of source costs
+# (``_inworker.STUB_CODE``), because a process's first ``compile()`` of source costs
 # about 0.8 ms (CPython builds its syntax tree types then). Nothing imports it: its
 # code object is read from its ``.pyc``. ``tests/test_ppworker.py`` keeps the two the same.
 def manymap_rpc_batch(payload: bytes) -> tuple[bytes, int]:

@@ -37,7 +37,6 @@ also ends at the end of its stdin (ppft's loop), as when started by exec.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import os
 import selectors
 import signal
@@ -45,7 +44,8 @@ import socket
 import sys
 import threading
 import time
-from typing import Any, NoReturn
+import types
+from typing import NoReturn
 
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
@@ -158,10 +158,10 @@ def _template_main(fd: int, server: int, prefork: int) -> NoReturn:
             os._exit(0)
         _forking.isolate({fd, watch})
         _forking.fresh_start()
-        inworker: Any = None
+        stub_code: types.CodeType | None = None
         with contextlib.suppress(Exception):  # warm: a worker that cannot import it fails itself
-            inworker = importlib.import_module(wire.INWORKER)
-        if inworker is None or inworker.STUB_CODE is None:
+            from manymap.pools.rpc._inworker import STUB_CODE as stub_code
+        if stub_code is None:
             # The workers compile the stub's text then: a process's first compile() costs
             # about 1 ms (its forks' do not), so it is paid here, once.
             compile(wire.STUB, "<string>", "exec")
