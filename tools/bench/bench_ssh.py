@@ -9,8 +9,12 @@ of 8 MB to the echo server and reads them back, the writes on a thread of
 their own so both directions flow at once (as tasks and results do):
 
 - ``direct``: over a plain loopback TCP connection, the physical floor;
-- ``tunnel <cipher>``: through :class:`manymap.secure.Tunnel`, one row per
-  cipher offered first (the server must allow it).
+- ``tunnel <cipher>``: through :class:`manymap.secure.Tunnel` with
+  ``client="paramiko"``, one row per cipher offered first (the server must
+  allow it);
+- ``tunnel openssh``: through the tunnel's OpenSSH forward (``client="openssh"``,
+  its default where the client exists), the ssh client's CPU counted as this
+  process's.
 
 Each row is the median of ``--repeat`` rounds (rows take turns within a
 round, so a loaded machine skews them alike) of the wall time, and of the
@@ -69,6 +73,15 @@ def _cpu(pid: int) -> float:
     except FileNotFoundError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _ssh_clients() -> list[int]:
+    """This process's ``ssh`` children: the tunnel's OpenSSH client."""
+    return [pid for pid in _children(os.getpid()) if Path(f"/proc/{pid}/comm").read_text().strip() == "ssh"]
+
+
+def _cpu_of(pids: list[int]) -> float:
+    return sum(_cpu(pid) for pid in pids)
 
 
 def _children(pid: int) -> list[int]:
@@ -168,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
             sshtransport.PREFERRED_CIPHERS = (cipher,)
             # A private connection per row: shared ones would all ride on the first row's cipher.
             with connect(server.alias, ssh_config=str(server.ssh_config), shared=False) as connection:
-                tunnel = Tunnel(connection, port)
+                tunnel = Tunnel(connection, port, client="paramiko")
                 tunnel.launch()  # holds a handle of its own on the connection
             negotiated = tunnel.connection.transport.local_cipher
             if negotiated != cipher:
@@ -180,6 +193,14 @@ def main(argv: list[str] | None = None) -> int:
             rows[key] = lambda tunnel=tunnel: tunnel.connect(timeout=WAIT)
             sessions[key] = sorted(set(_descendants(sshd_pid)) - before)
         sshtransport.PREFERRED_CIPHERS = default_order
+        if shutil.which("ssh") and shutil.which("setpriv"):
+            before = set(_descendants(sshd_pid))
+            tunnel = Tunnel(server.alias, port, ssh_config=str(server.ssh_config), client="openssh")
+            tunnel.launch()
+            tunnels["tunnel openssh"] = tunnel
+            rows["tunnel openssh"] = lambda tunnel=tunnel: tunnel.connect(timeout=WAIT)
+            tunnel.connect(timeout=WAIT).close()  # the client logged in and listens
+            sessions["tunnel openssh"] = sorted(set(_descendants(sshd_pid)) - before)
         payload = os.urandom(BLOCK)
         samples: dict[str, list[dict[str, float]]] = {key: [] for key in rows}
         load = [os.getloadavg()[0]]
@@ -188,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             keys = keys[round_no % len(keys) :] + keys[: round_no % len(keys)]
             for key in keys:
                 alive = [pid for pid in sessions[key] if Path(f"/proc/{pid}").exists()]
-                watched = {"sshd": alive, "echo": [echo.pid]}
+                watched = {"sshd": alive, "echo": [echo.pid], "ssh": _ssh_clients()}
                 cpu0 = {name: sum(_cpu(pid) for pid in pids) for name, pids in watched.items()}
                 own0 = os.times()
                 started = time.perf_counter()
@@ -196,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                     _echo_round(sock, arrays, payload)
                 wall = time.perf_counter() - started
                 own1 = os.times()
-                sample = {"wall": wall, "client_cpu": own1.user + own1.system - own0.user - own0.system}
+                own = own1.user + own1.system - own0.user - own0.system
+                sample = {"wall": wall, "client_cpu": own + _cpu_of(watched["ssh"]) - cpu0["ssh"]}
                 sample.update(
                     {
                         f"{name}_cpu": sum(_cpu(pid) for pid in pids) - cpu0[name]
@@ -229,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"load average {load[0]:.1f} at the start, {load[-1]:.1f} at the end; {platform.python_version()}\n"
     )
-    print("| path | wall | vs direct | MB/s | CPU: this process | sshd | echo |")
+    print("| path | wall | vs direct | MB/s | CPU: this process (with its ssh client) | sshd | echo |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for key, m in medians.items():
         print(

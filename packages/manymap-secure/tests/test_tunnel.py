@@ -7,6 +7,7 @@ namespace: from here they are reachable only through ssh.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from manymap_testhosts import (
@@ -172,20 +174,31 @@ def test_connect_gives_a_socket_through_the_tunnel(host1: HostProfile, echo1: in
             assert sock.recv(4) == b"ping"
 
 
+@pytest.mark.parametrize("client", ["paramiko", "openssh"])
 def test_a_closed_remote_port_is_a_clear_error(
-    host1: HostProfile, testhosts: HostNetwork, no_leaks: None
+    host1: HostProfile, testhosts: HostNetwork, client: Literal["paramiko", "openssh"], no_leaks: None
 ) -> None:
     (closed,) = pick_remote_ports(host1, python=sys.executable)
-    with Tunnel(host1, closed) as tunnel:
+    refused = rf"10\.213\.\d+\.2:22: tunnel .* -> 127\.0\.0\.1:{closed}: .*could not connect"
+    with Tunnel(host1, closed, client=client) as tunnel:
         tunnel.launch()
-        with pytest.raises(
-            TunnelError, match=rf"10\.213\.\d+\.2:22: tunnel .* -> 127\.0\.0\.1:{closed}: .*could not connect"
-        ):
-            tunnel.connect(timeout=10)
+        if client == "paramiko":
+            with pytest.raises(TunnelError, match=refused):
+                tunnel.connect(timeout=10)
+        else:
+            # The OpenSSH client learns of the refusal after it took the connection:
+            # the socket ends at once, and the reason is kept.
+            with tunnel.connect(timeout=10) as sock:
+                sock.settimeout(10)
+                assert sock.recv(1) == b""
+            assert tunnel.transport == "openssh"
+            wait_until(lambda: tunnel.last_error is not None, 10, "the tunnel recording the refusal")
+            assert re.search(refused, str(tunnel.last_error))
         # Through the port: the local connection is closed at once, and the reason kept.
+        before = tunnel.last_error
         with socket.create_connection(tunnel.address, timeout=10) as sock:
             assert sock.recv(1) == b""
-        wait_until(lambda: tunnel.last_error is not None, 10, "the tunnel recording the refusal")
+        wait_until(lambda: tunnel.last_error is not before, 10, "the tunnel recording the refusal")
         assert str(closed) in str(tunnel.last_error)
         assert tunnel.running()  # the tunnel itself is fine
 
@@ -281,7 +294,7 @@ def test_a_link_on_a_dead_connection_still_closes_its_local_end(
 ) -> None:
     """Closing a channel sends a message, which fails on a dead connection: the local end closes anyway."""
     profile = resolve(testhosts[0].alias, ssh_config=testhosts.ssh_config)
-    tunnel = Tunnel(profile, echo1)
+    tunnel = Tunnel(profile, echo1, client="paramiko")  # the link under test
     tunnel.launch()
     try:
         with tunnel.connect(timeout=10) as sock:

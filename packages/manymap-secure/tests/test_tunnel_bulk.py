@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from typing import Literal
 
 import pytest
 
@@ -62,15 +63,16 @@ def server_port() -> Iterator[int]:
         process.wait(timeout=10)
 
 
+@pytest.mark.parametrize("client", ["paramiko", "openssh"])
 def test_both_directions_flow_at_once_and_arrive_whole(
-    profile: HostProfile, server_port: int, no_leaks: None
+    profile: HostProfile, server_port: int, client: Literal["paramiko", "openssh"], no_leaks: None
 ) -> None:
     blocks = [os.urandom(_BLOCK) for _ in range(4)]
     expected = hashlib.sha256(bytes(range(256)) * (_GREETING // 256))
     for index in range(_TOTAL // _BLOCK):
         expected.update(blocks[index % len(blocks)])
     errors: list[BaseException] = []
-    with Tunnel(profile, server_port) as tunnel:
+    with Tunnel(profile, server_port, client=client) as tunnel:
         tunnel.launch()
         with tunnel.connect(timeout=_WAIT) as sock:
             sock.settimeout(_WAIT)

@@ -87,7 +87,7 @@ def test_a_tunnel_killed_as_its_link_half_closes_keeps_the_shared_connection(
     keeper = connect(profile)  # another user of the same ssh connection
     log_start = len(sshd.log_text())
     try:
-        tunnel = Tunnel(profile, target.getsockname()[1])
+        tunnel = Tunnel(profile, target.getsockname()[1], client="paramiko")  # the link under test
         tunnel.launch()
         try:
             ours = tunnel.connect(timeout=10)

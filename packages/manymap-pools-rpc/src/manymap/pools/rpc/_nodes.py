@@ -296,6 +296,12 @@ class SshNode(Node):
             sock.setblocking(False)
             timeout = CONNECT_TIMEOUT if timeout is None else timeout
             return handshake(sock, self.secret, self.profile.hostname, tunnel.remote_port, timeout)
+        except ConnectionLostError:
+            # Through the OpenSSH client a lost ssh connection, or a server gone, shows
+            # only as an end of file here: the tunnel knows which.
+            sock.close()
+            tunnel.check()
+            raise
         except BaseException:
             sock.close()
             raise

@@ -1,0 +1,205 @@
+"""A tunnel's OpenSSH forward, against the session's real sshd: trust, privacy, life and fallback.
+
+Every process here is real: the ``ssh`` client the tunnel starts is found in
+``/proc`` as a child of this process, and is killed by real signals.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import paramiko
+import pytest
+from manymap_testhosts import ECHO_SERVER, process_gone, wait_until
+
+from manymap.secure import HostProfile, Tunnel, TunnelError
+from manymap.secure._openssh import OpenSSHForward
+
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux", reason="the OpenSSH forward is tied to its thread by setpriv (Linux)"
+)
+
+
+@pytest.fixture(scope="module")
+def echo_port() -> Iterator[int]:
+    """An echo server on 127.0.0.1, where the session's sshd runs."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        yield int(process.stdout.readline())
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _ssh_clients(parent: int) -> list[int]:
+    """The pids of the ``ssh`` processes whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            status = (entry / "status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+        if fields.get("Name", "").strip() == "ssh" and int(fields.get("PPid", "0")) == parent:
+            found.append(int(entry.name))
+    return found
+
+
+def _echo(tunnel: Tunnel, data: bytes) -> bytes:
+    with tunnel.connect(timeout=10) as sock:
+        sock.settimeout(10)
+        sock.sendall(data)
+        received = b""
+        while len(received) < len(data):
+            chunk = sock.recv(65536)
+            assert chunk, "the connection ended early"
+            received += chunk
+        return received
+
+
+def test_connect_goes_through_a_private_socket_of_the_openssh_client(
+    profile: HostProfile, echo_port: int
+) -> None:
+    with Tunnel(profile, echo_port, client="openssh") as tunnel:
+        tunnel.launch()
+        payload = os.urandom(3 * 1024 * 1024)
+        assert _echo(tunnel, payload) == payload
+        assert tunnel.transport == "openssh"
+        assert tunnel.openssh_error is None
+        assert tunnel.connections == 0  # no link of the tunnel's own: the bytes bypass Python
+        (client,) = _ssh_clients(os.getpid())
+        sockets = [
+            Path(line.split()[-1])
+            for line in Path("/proc/net/unix").read_text().splitlines()[1:]
+            if "manymap-tunnel-" in line
+        ]
+        assert sockets, "the forward's socket"
+        directory = sockets[0].parent
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert stat.S_IMODE(sockets[0].stat().st_mode) & 0o077 == 0
+    wait_until(lambda: process_gone(client), 10, "the ssh client ending with the tunnel")
+    assert not directory.exists()
+
+
+def test_the_forward_outlives_the_thread_that_launched_the_tunnel(
+    profile: HostProfile, echo_port: int
+) -> None:
+    # The client dies with the thread that started it: that is the tunnel's watcher, not the caller's.
+    tunnel = Tunnel(profile, echo_port, client="openssh")
+    launcher = threading.Thread(target=tunnel.launch)
+    launcher.start()
+    launcher.join(30)
+    try:
+        assert _echo(tunnel, b"still here") == b"still here"
+        assert tunnel.transport == "openssh"
+    finally:
+        tunnel.kill()
+
+
+_OWNER = """
+import os, sys, time
+from manymap.secure import Tunnel, resolve
+tunnel = Tunnel(resolve(sys.argv[1], ssh_config=sys.argv[2]), int(sys.argv[3]), client="openssh")
+tunnel.launch()
+with tunnel.connect(timeout=10) as sock:
+    sock.sendall(b"x")
+    assert sock.recv(1) == b"x"
+print("up", flush=True)
+time.sleep(120)
+"""
+
+
+def test_the_client_dies_with_its_owner_killed_by_sigkill(
+    sshd: object, profile: HostProfile, echo_port: int
+) -> None:
+    owner = subprocess.Popen(
+        [sys.executable, "-c", _OWNER, str(profile.alias), str(sshd.ssh_config), str(echo_port)],  # type: ignore[attr-defined]
+        stdout=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert owner.stdout is not None
+        assert owner.stdout.readline() == "up\n"
+        (client,) = _ssh_clients(owner.pid)
+        owner.send_signal(signal.SIGKILL)
+        owner.wait(10)
+        wait_until(lambda: process_gone(client), 10, "the ssh client dying with its owner")
+    finally:
+        owner.kill()
+        owner.wait(10)
+
+
+def test_auto_goes_on_through_paramiko_when_the_client_is_killed(
+    profile: HostProfile, echo_port: int
+) -> None:
+    with Tunnel(profile, echo_port) as tunnel:
+        tunnel.launch()
+        assert _echo(tunnel, b"one") == b"one"
+        assert tunnel.transport == "openssh"
+        (client,) = _ssh_clients(os.getpid())
+        os.kill(client, signal.SIGKILL)
+        wait_until(lambda: tunnel.transport == "paramiko", 10, "the tunnel noticing the client's end")
+        assert "the ssh client exited" in str(tunnel.openssh_error)
+        assert _echo(tunnel, b"two") == b"two"
+        assert tunnel.running()
+
+
+def test_client_openssh_stops_the_tunnel_when_the_client_is_killed(
+    profile: HostProfile, echo_port: int
+) -> None:
+    with Tunnel(profile, echo_port, client="openssh") as tunnel:
+        tunnel.launch()
+        assert _echo(tunnel, b"one") == b"one"
+        (client,) = _ssh_clients(os.getpid())
+        os.kill(client, signal.SIGKILL)
+        with pytest.raises(TunnelError, match="the ssh client exited"):
+            tunnel.response(10)
+        with pytest.raises(TunnelError, match="the ssh client exited"):
+            tunnel.connect(timeout=10)
+
+
+def test_without_an_ssh_client_auto_uses_paramiko_and_openssh_is_refused(
+    profile: HostProfile, echo_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no ssh, no setpriv
+    with Tunnel(profile, echo_port) as tunnel:
+        tunnel.launch()
+        assert _echo(tunnel, b"abc") == b"abc"
+        assert tunnel.transport == "paramiko"
+        assert tunnel.openssh_error == "no ssh client on PATH"
+    refused = pytest.raises(TunnelError, match="client='openssh' cannot be used: no ssh client on PATH")
+    with Tunnel(profile, echo_port, client="openssh") as tunnel, refused:
+        tunnel.launch()
+    with pytest.raises(ValueError, match="client must be one of 'auto', 'openssh', 'paramiko', not 'putty'"):
+        Tunnel(profile, echo_port, client="putty")  # type: ignore[arg-type]
+
+
+def test_the_client_refuses_a_host_key_other_than_the_verified_one(
+    profile: HostProfile, echo_port: int
+) -> None:
+    impostor = paramiko.RSAKey.generate(2048)
+    forward = OpenSSHForward(
+        profile, f"{impostor.get_name()} {impostor.get_base64()}", "127.0.0.1", echo_port
+    )
+    forward.start()
+    try:
+        while forward.read("err"):
+            pass
+        assert not forward.ready
+        assert "Host key verification failed" in forward.why_ended()
+    finally:
+        forward.stop()
+    assert forward.directory is None
