@@ -89,8 +89,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         max_tasks_per_worker=args.max_tasks_per_worker,
     )
     if args.pid_file:
-        with open(args.pid_file, "w") as file:
+        # Whole or absent: a reader polling for the file never sees it empty.
+        partial = f"{args.pid_file}.{os.getpid()}.tmp"
+        with open(partial, "w") as file:
             file.write(f"{os.getpid()}\n")
+        os.replace(partial, args.pid_file)
     print(server.port, flush=True)
     if args.secret_file == "-":
         secret = sys.stdin.readline().strip()
