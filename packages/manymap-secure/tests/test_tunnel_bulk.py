@@ -15,10 +15,8 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Literal
 
 import pytest
@@ -49,18 +47,10 @@ while True:
 """
 
 
-@pytest.fixture
-def server_port() -> Iterator[int]:
+@pytest.fixture(scope="module")
+def server_port(local_server: Callable[[str], int]) -> int:
     """The greeting-then-echo server on 127.0.0.1 (where the session's sshd runs)."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        yield int(process.stdout.readline())
-    finally:
-        process.kill()
-        process.wait(timeout=10)
+    return local_server(_SERVER)
 
 
 @pytest.mark.parametrize("client", ["paramiko", "openssh"])

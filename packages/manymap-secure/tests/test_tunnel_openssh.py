@@ -12,7 +12,7 @@ import stat
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import paramiko
@@ -28,17 +28,9 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def echo_port() -> Iterator[int]:
+def echo_port(local_server: Callable[[str], int]) -> int:
     """An echo server on 127.0.0.1, where the session's sshd runs."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", ECHO_SERVER], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
-    )
-    try:
-        assert process.stdout is not None
-        yield int(process.stdout.readline())
-    finally:
-        process.kill()
-        process.wait(timeout=10)
+    return local_server(ECHO_SERVER)
 
 
 def _ssh_clients(parent: int) -> list[int]:
