@@ -83,7 +83,7 @@ class OpenSSHForward:
         self.settled = threading.Event()
         self.ready = False
         self.failure: str | None = None
-        self.refusals: deque[str] = deque(maxlen=8)  # "open failed" lines: a target that refused
+        self.refused: str | None = None  # the client's last "open failed" line: the target refused
         self._stderr: deque[str] = deque(maxlen=8)
         self._partial = {"out": b"", "err": b""}
 
@@ -157,7 +157,7 @@ class OpenSSHForward:
             elif stream == "err" and line:
                 self._stderr.append(line)
                 if "open failed" in line:
-                    self.refusals.append(line)
+                    self.refused = line
         return True
 
     def fail(self, reason: str) -> None:

@@ -161,13 +161,6 @@ class Tunnel(AbstractLauncher[None]):
     @property
     def last_error(self) -> TunnelError | None:
         """Why the latest forwarded connection failed (target refused, ssh down), if one did."""
-        forward = self._forward
-        if forward is not None and forward.refusals:
-            self._last_error = self._tunnel_error(
-                f"the ssh server could not connect to {self.remote_host}:{self.remote_port} "
-                f"({forward.refusals.pop()}; is anything listening there?)"
-            )
-            forward.refusals.clear()
         return self._last_error
 
     @property
@@ -313,6 +306,12 @@ class Tunnel(AbstractLauncher[None]):
         self, forward: OpenSSHForward, key: selectors.SelectorKey, selector: selectors.BaseSelector
     ) -> None:
         if forward.read(key.data):
+            if forward.refused is not None:  # the client could not open a connection to the target
+                self._last_error = self._tunnel_error(
+                    f"the ssh server could not connect to {self.remote_host}:{self.remote_port} "
+                    f"({forward.refused}; is anything listening there?)"
+                )
+                forward.refused = None
             return
         selector.unregister(key.fileobj)
         if key.data == "err":  # only the client holds its stderr: it is gone
