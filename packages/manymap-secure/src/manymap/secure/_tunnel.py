@@ -12,7 +12,7 @@ socket pair, so the caller gets a socket and any error synchronously.
 
 Bulk data. Where the machine has the OpenSSH client, :meth:`Tunnel.connect`
 goes through it instead (``client="auto"``, the default): the watcher also
-starts one ``ssh -N`` that forwards a private unix socket to the target
+starts one ``ssh`` client that forwards a private unix socket to the target
 (``_openssh.py``: the host key the paramiko connection verified, no config
 file, no prompt, killed with the watcher), and each connection is a plain
 socket to it, whose bytes never enter Python: about half the CPU of
@@ -258,13 +258,13 @@ class Tunnel(AbstractLauncher[None]):
                     return
                 readable = {key.fileobj for key, _ in events}
                 for key, _ in events:
-                    if key.data is not None:
-                        assert forward is not None
+                    if key.data is not None and key.fd in selector.get_map():
+                        assert forward is not None  # (not yet unregistered by an earlier event)
                         self._read_forward(forward, key, selector)
                 starting = forward is not None and not forward.settled.is_set()
                 if starting and time.monotonic() > self._forward_deadline:
                     assert forward is not None
-                    self._forward_failed(forward, "the ssh client did not open its forward in time")
+                    self._forward_failed(forward, "the ssh client did not open its forward in time", selector)
                 if listener in readable:
                     try:
                         sock, _ = listener.accept()
@@ -315,11 +315,17 @@ class Tunnel(AbstractLauncher[None]):
             return
         selector.unregister(key.fileobj)
         if key.data == "err":  # only the client holds its stderr: it is gone
-            self._forward_failed(forward, forward.why_ended())
+            self._forward_failed(forward, forward.why_ended(), selector)
 
-    def _forward_failed(self, forward: OpenSSHForward, reason: str) -> None:
+    def _forward_failed(
+        self, forward: OpenSSHForward, reason: str, selector: selectors.BaseSelector | None = None
+    ) -> None:
         """The OpenSSH client failed or ended: go on through paramiko, or stop (``client="openssh"``)."""
         forward.fail(reason)
+        if selector is not None:  # its pipes close now: the watcher's selector lets them go first
+            for key in list(selector.get_map().values()):
+                if key.data is not None:
+                    selector.unregister(key.fd)
         forward.stop()
         if self._stopped.is_set():
             return
