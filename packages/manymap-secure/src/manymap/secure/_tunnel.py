@@ -424,14 +424,24 @@ class Tunnel(AbstractLauncher[None]):
             raise self._tunnel_error(reason) from None
 
     def connect(self, timeout: float | None = None) -> socket.socket:
-        """A socket connected through the tunnel to the target, errors raised here and now.
+        """A socket connected through the tunnel to the target.
 
-        The caller owns (and closes) the returned socket, one end of a local socket
-        pair whose other end the tunnel pumps to the target.
+        The caller owns (and closes) the returned socket: a connection to the
+        OpenSSH client's forward (see :attr:`transport`), or one end of a local
+        socket pair whose other end the tunnel pumps to the target through
+        paramiko. Through the OpenSSH client a target that refuses shows as an
+        end of file on the socket, and :attr:`last_error` says why; through
+        paramiko it is raised here.
+
+        Args:
+            timeout: seconds to wait for the channel to open (paramiko), or for
+                the OpenSSH client to finish logging in (for that, ``None`` means
+                twice the profile's ``connect_timeout``).
 
         Raises:
-            TunnelError: the tunnel is stopped, the ssh connection is lost, or the
-                ssh server cannot connect to the target (nothing listens there).
+            TunnelError: the tunnel is stopped, the ssh connection is lost,
+                ``client="openssh"`` and its client is gone, or (paramiko) the ssh
+                server cannot connect to the target (nothing listens there).
         """
         if not self._launched:
             raise RuntimeError(f"{self!r} is not launched")
