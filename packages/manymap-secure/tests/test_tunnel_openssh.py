@@ -14,6 +14,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 import paramiko
 import pytest
@@ -72,15 +73,16 @@ def test_connect_goes_through_a_private_socket_of_the_openssh_client(
         assert tunnel.openssh_error is None
         assert tunnel.connections == 0  # no link of the tunnel's own: the bytes bypass Python
         (client,) = _ssh_clients(os.getpid())
-        sockets = [
+        (forward,) = {
             Path(line.split()[-1])
             for line in Path("/proc/net/unix").read_text().splitlines()[1:]
-            if "manymap-tunnel-" in line
-        ]
-        assert sockets, "the forward's socket"
-        directory = sockets[0].parent
+            if line.endswith("/forward.sock") and "/manymap-tunnel-" in line
+        }
+        directory = forward.parent
         assert stat.S_IMODE(directory.stat().st_mode) == 0o700
-        assert stat.S_IMODE(sockets[0].stat().st_mode) & 0o077 == 0
+        for name in ("forward.sock", "control.sock"):  # the client's control socket lies there too
+            assert stat.S_ISSOCK((directory / name).stat().st_mode)
+            assert stat.S_IMODE((directory / name).stat().st_mode) & 0o077 == 0, name
     wait_until(lambda: process_gone(client), 10, "the ssh client ending with the tunnel")
     assert not directory.exists()
 
@@ -179,13 +181,9 @@ def test_without_an_ssh_client_auto_uses_paramiko_and_openssh_is_refused(
         Tunnel(profile, echo_port, client="putty")  # type: ignore[arg-type]
 
 
-def test_the_client_refuses_a_host_key_other_than_the_verified_one(
-    profile: HostProfile, echo_port: int
-) -> None:
+def test_the_client_refuses_a_host_key_other_than_the_verified_one(profile: HostProfile) -> None:
     impostor = paramiko.RSAKey.generate(2048)
-    forward = OpenSSHForward(
-        profile, f"{impostor.get_name()} {impostor.get_base64()}", "127.0.0.1", echo_port
-    )
+    forward = OpenSSHForward(profile, f"{impostor.get_name()} {impostor.get_base64()}")
     forward.start()
     try:
         while forward.read("err"):
@@ -195,3 +193,22 @@ def test_the_client_refuses_a_host_key_other_than_the_verified_one(
     finally:
         forward.stop()
     assert forward.directory is None
+
+
+@pytest.mark.parametrize("client", ["openssh", "paramiko"])
+def test_a_tunnel_launched_before_its_port_is_known(
+    profile: HostProfile, echo_port: int, client: Literal["openssh", "paramiko"], no_leaks: None
+) -> None:
+    # As a ParallelPool does: the ssh logins run while the far side starts its server.
+    with Tunnel(profile, None, client=client) as tunnel:
+        tunnel.launch()
+        with pytest.raises(TunnelError, match=r"no remote_port yet: set tunnel\.remote_port"):
+            tunnel.connect(timeout=10)
+        with pytest.raises(ValueError, match="remote_port must be between 1 and 65535, not 0"):
+            tunnel.remote_port = 0
+        tunnel.remote_port = echo_port
+        assert _echo(tunnel, b"late") == b"late"
+        assert _echo(tunnel, b"again") == b"again"
+        assert tunnel.transport == client
+        with pytest.raises(RuntimeError, match=f"already leads to port {echo_port}"):
+            tunnel.remote_port = echo_port + 1

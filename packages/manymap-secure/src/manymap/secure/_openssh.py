@@ -5,8 +5,12 @@ OpenSSL's, but packets, windows and the copies between them cost this
 process (and its GIL) about twice the CPU the OpenSSH client spends on the
 same data (``tools/bench/bench_ssh.py``). Where the machine has the ``ssh``
 client and ``setpriv``, a :class:`~manymap.secure.Tunnel` also runs one
-``ssh -L SOCKET:HOST:PORT`` and :meth:`~manymap.secure.Tunnel.connect`
-hands out connections to that socket: the bytes never enter Python.
+``ssh`` client as a control master, and once the target's port is known has
+it forward a private unix socket there (``ssh -O forward -L SOCKET:HOST:PORT``
+through the master's control socket, a few milliseconds);
+:meth:`~manymap.secure.Tunnel.connect` hands out connections to that
+socket: the bytes never enter Python. So the client's login (about 150 ms)
+can run while the far side still starts the server the tunnel leads to.
 
 The client holds one session open beside the forward, the ``sftp``
 subsystem (which :class:`~manymap.secure.Copier` needs anyway), fed by a pipe
@@ -26,9 +30,10 @@ Nothing about trust is left to the client's own configuration:
 - ``BatchMode=yes``: it never prompts (for a passphrase or a password), so
   it never waits on a terminal. It offers the profile's identity files, and
   the agent only where the profile does.
-- The socket lies in a directory only this user can enter, made by this
-  process, which removes it when the forward stops; ssh binds it with mask
-  0177. Whoever connects must still prove the server's secret.
+- The forward's socket and the master's control socket lie in a directory
+  only this user can enter, made by this process, which removes it when the
+  forward stops; ssh binds the forward's with mask 0177. Whoever connects
+  must still prove the server's secret.
 
 Its life: :meth:`OpenSSHForward.start` runs on the tunnel's watcher thread
 and starts the client through ``setpriv --pdeathsig KILL``, so the kernel
@@ -36,7 +41,7 @@ kills it when that thread ends: when the tunnel stops, and when this process
 dies however it dies. It runs in a session of its own (a Ctrl-C at the
 terminal is ours to handle). Its stderr is a pipe only it holds: the end of
 that pipe says the client is gone, and its last lines say why. It says it is
-ready through ``LocalCommand``, which OpenSSH runs once its forwards listen.
+ready through ``LocalCommand``, which OpenSSH runs once it is logged in.
 """
 
 from __future__ import annotations
@@ -73,18 +78,20 @@ def unusable_reason(profile: HostProfile) -> str | None:
 
 
 class OpenSSHForward:
-    """One ``ssh -L socket:remote_host:remote_port``, started and read by its tunnel's watcher.
+    """One ``ssh`` control master and the forward it is asked for, started and read by
+    its tunnel's watcher.
 
-    ``settled`` is set once the forward listens (``ready``) or has failed
+    ``settled`` is set once the client is logged in (``ready``) or has failed
     (``failure`` says why); the watcher feeds it the client's output
-    (:meth:`read`) and stops it (:meth:`stop`).
+    (:meth:`read`) and stops it (:meth:`stop`). :meth:`forward` asks it for
+    the forward, once.
     """
 
-    def __init__(self, profile: HostProfile, host_key: str, remote_host: str, remote_port: int) -> None:
+    def __init__(self, profile: HostProfile, host_key: str) -> None:
         self.profile = profile
         self.host_key = host_key  # "<type> <base64>", as the paramiko connection verified it
-        self.remote_host = remote_host
-        self.remote_port = remote_port
+        self.target: tuple[str, int] | None = None  # what the forward leads to, once asked
+        self._forwarding = threading.Lock()
         self.directory: Path | None = None
         self.socket_path: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
@@ -117,10 +124,9 @@ class OpenSSHForward:
             "ConnectTimeout": str(max(1, round(profile.connect_timeout))),
             "ServerAliveInterval": str(round(profile.keepalive_interval)),
             "ServerAliveCountMax": str(profile.keepalive_count_max),
-            "ExitOnForwardFailure": "yes",
             "StreamLocalBindMask": "0177",
-            "ControlMaster": "no",
-            "ControlPath": "none",
+            "ControlMaster": "yes",
+            "ControlPath": str(self.directory / "control.sock"),
             "PermitLocalCommand": "yes",
             "LocalCommand": f"echo {_READY.decode()}",
             "LogLevel": "INFO",  # a refused target's "open failed" line, and nothing per connection
@@ -130,9 +136,34 @@ class OpenSSHForward:
             argv += ["-o", f"{name}={value}"]
         for identity in profile.identity_files:
             argv += ["-i", str(Path(identity).expanduser())]
-        target = f"[{self.remote_host}]" if ":" in self.remote_host else self.remote_host
-        argv += ["-L", f"{self.socket_path}:{target}:{self.remote_port}", "--", profile.hostname, "sftp"]
+        argv += ["--", profile.hostname, "sftp"]
         return argv
+
+    def forward(self, host: str, port: int, timeout: float) -> None:
+        """Have the logged-in client forward the socket to ``host:port`` (once: the
+        same target again is a no-op).
+
+        Raises:
+            OSError: the client refused or did not answer within ``timeout`` seconds.
+        """
+        with self._forwarding:
+            if self.target == (host, port):
+                return
+            if self.target is not None or self.directory is None or self.socket_path is None:
+                raise ConnectionRefusedError(f"the forward leads to {self.target}, not {host}:{port}")
+            shown = f"[{host}]" if ":" in host else host
+            request = ["ssh", "-F", "none", "-S", str(self.directory / "control.sock"), "-O", "forward"]
+            request += ["-L", f"{self.socket_path}:{shown}:{port}", "--", self.profile.hostname]
+            try:
+                answer = subprocess.run(
+                    request, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout, check=False
+                )
+            except subprocess.TimeoutExpired:
+                raise TimeoutError(f"the ssh client did not open its forward within {timeout:g} s") from None
+            if answer.returncode != 0:
+                said = answer.stderr.decode(errors="replace").strip() or f"status {answer.returncode}"
+                raise ConnectionRefusedError(f"the ssh client did not open its forward: {said}")
+            self.target = (host, port)
 
     def start(self) -> None:
         """Start the client (on the thread whose end must kill it)."""

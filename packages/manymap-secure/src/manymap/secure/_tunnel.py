@@ -73,7 +73,9 @@ class Tunnel(AbstractLauncher[None]):
 
     Args:
         host: the ssh server: a host spec, ssh_config name, profile or connection.
-        remote_port: the port to reach from the ssh server.
+        remote_port: the port to reach from the ssh server; ``None`` when it is not
+            known yet (a server still starting): launch first, so that the ssh
+            logins run meanwhile, then set :attr:`remote_port` before connecting.
         remote_host: the host to reach from the ssh server (default its own loopback).
         local_port: the local port (default 0: a free one, reserved race-free).
         through: jump host(s) to reach ``host`` through (``"jump1,jump2"`` or a profile).
@@ -102,7 +104,7 @@ class Tunnel(AbstractLauncher[None]):
     def __init__(
         self,
         host: str | HostProfile | Connection,
-        remote_port: int,
+        remote_port: int | None,
         *,
         remote_host: str = "127.0.0.1",
         local_port: int = 0,
@@ -113,8 +115,7 @@ class Tunnel(AbstractLauncher[None]):
         name: str | None = None,
         **overrides: Any,
     ) -> None:
-        if not 0 < remote_port < 65536:
-            raise ValueError(f"remote_port must be between 1 and 65535, not {remote_port}")
+        _check_port(remote_port)
         if not 0 <= local_port < 65536:
             raise ValueError(f"local_port must be between 0 and 65535, not {local_port}")
         if client not in _CLIENTS:
@@ -127,12 +128,12 @@ class Tunnel(AbstractLauncher[None]):
         else:
             self.profile = resolve(host, ssh_config=ssh_config, through=through, **overrides)
         self.remote_host = remote_host
-        self.remote_port = remote_port
+        self._remote_port = remote_port
         self.local_port = local_port
         self.reconnect = reconnect
         self.reconnects = 0
         self.client = client
-        super().__init__(name or f"{remote_host}:{remote_port} via {self.profile.address}")
+        super().__init__(name or f"{remote_host}:{remote_port or '?'} via {self.profile.address}")
         self._lock = threading.Lock()
         self._connection: Connection | None = None
         self._listener: socket.socket | None = None
@@ -153,7 +154,7 @@ class Tunnel(AbstractLauncher[None]):
 
     def _tunnel_error(self, message: str) -> TunnelError:
         return TunnelError(
-            f"tunnel 127.0.0.1:{self.local_port} -> {self.remote_host}:{self.remote_port}: {message}",
+            f"tunnel 127.0.0.1:{self.local_port} -> {self.remote_host}:{self.remote_port or '?'}: {message}",
             host=self.profile.hostname,
             port=self.profile.port,
         )
@@ -225,9 +226,26 @@ class Tunnel(AbstractLauncher[None]):
             self._openssh_error = why
             return None
         key = connection.transport.get_remote_server_key()
-        return OpenSSHForward(
-            self.profile, f"{key.get_name()} {key.get_base64()}", self.remote_host, self.remote_port
-        )
+        return OpenSSHForward(self.profile, f"{key.get_name()} {key.get_base64()}")
+
+    @property
+    def remote_port(self) -> int | None:
+        """The port reached from the ssh server (``None``: not set yet)."""
+        return self._remote_port
+
+    @remote_port.setter
+    def remote_port(self, port: int) -> None:
+        """Set the port once, for a tunnel made with ``remote_port=None``."""
+        if self._remote_port is not None:
+            raise RuntimeError(f"{self!r} already leads to port {self._remote_port}")
+        _check_port(port)
+        self._remote_port = port
+
+    def _target_port(self) -> int:
+        port = self._remote_port
+        if port is None:
+            raise self._tunnel_error("no remote_port yet: set tunnel.remote_port before connecting")
+        return port
 
     @property
     def address(self) -> tuple[str, int]:
@@ -411,7 +429,7 @@ class Tunnel(AbstractLauncher[None]):
     def _open_channel(self, timeout: float | None = None) -> paramiko.Channel:
         connection = self._ssh()
         try:
-            return connection.open_channel(self.remote_host, self.remote_port, timeout=timeout)
+            return connection.open_channel(self.remote_host, self._target_port(), timeout=timeout)
         except paramiko.ChannelException as error:
             raise self._tunnel_error(
                 f"the ssh server could not connect to {self.remote_host}:{self.remote_port} "
@@ -462,10 +480,13 @@ class Tunnel(AbstractLauncher[None]):
     def _connect_forward(self, forward: OpenSSHForward, timeout: float | None) -> socket.socket | None:
         """A socket to the OpenSSH forward; ``None`` to go through paramiko instead."""
         self._ssh()  # a lost ssh connection is this tunnel's end, whichever client carries the bytes
-        forward.settled.wait(self.profile.connect_timeout * 2 if timeout is None else timeout)
+        port = self._target_port()
+        wait = self.profile.connect_timeout * 2 if timeout is None else timeout
+        forward.settled.wait(wait)
         try:
             if not forward.ready:
-                raise ConnectionRefusedError(forward.failure or "the ssh client has not opened its forward")
+                raise ConnectionRefusedError(forward.failure or "the ssh client has not logged in")
+            forward.forward(self.remote_host, port, wait)
             return forward.connect()
         except OSError as error:
             if self.client == "openssh":
@@ -552,5 +573,10 @@ class Tunnel(AbstractLauncher[None]):
 
     def __repr__(self) -> str:
         state = "idle" if not self._launched else "running" if not self._stopped.is_set() else "stopped"
-        target = f"{self.remote_host}:{self.remote_port}"
+        target = f"{self.remote_host}:{self.remote_port or '?'}"
         return f"<Tunnel 127.0.0.1:{self.local_port} -> {target} via {self.profile} {state}>"
+
+
+def _check_port(port: int | None) -> None:
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"remote_port must be between 1 and 65535, not {port}")

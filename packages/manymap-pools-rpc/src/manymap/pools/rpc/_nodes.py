@@ -280,12 +280,18 @@ class SshNode(Node):
             self.python, workers=self.want_workers or None, max_tasks_per_worker=self.max_tasks
         )
         name = f"manymap-server on {self.label}"
-        self.pipe = Pipe(self.profile, command, env=self.env, stdin_open=True, name=name)
-        port = bootstrap.start_server(
-            self.pipe, self.secret, where=self.label, host=self.profile.hostname, port=self.profile.port
-        )
-        self.tunnel = Tunnel(self.profile, port, name=name)
-        self.tunnel.launch()
+        # The tunnel first: its logins (the OpenSSH client's takes the longest) run
+        # while the server starts; it learns the server's port then.
+        self.tunnel = Tunnel(self.profile, None, name=name)
+        try:
+            self.tunnel.launch()
+            self.pipe = Pipe(self.profile, command, env=self.env, stdin_open=True, name=name)
+            self.tunnel.remote_port = bootstrap.start_server(
+                self.pipe, self.secret, where=self.label, host=self.profile.hostname, port=self.profile.port
+            )
+        except BaseException:
+            self.stop()
+            raise
 
     def connect(self, timeout: float | None = None) -> Connection:
         tunnel = self.tunnel
