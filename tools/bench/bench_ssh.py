@@ -87,8 +87,11 @@ def _cpu_of(pids: list[int]) -> float:
 def _children(pid: int) -> list[int]:
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        with open(task / "children") as handle:
-            found += [int(child) for child in handle.read().split()]
+        try:
+            with open(task / "children") as handle:
+                found += [int(child) for child in handle.read().split()]
+        except FileNotFoundError:
+            continue  # a thread that ended meanwhile
     return found
 
 
