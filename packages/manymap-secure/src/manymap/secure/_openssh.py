@@ -149,10 +149,13 @@ class OpenSSHForward:
         with self._forwarding:
             if self.target == (host, port):
                 return
-            if self.target is not None or self.directory is None or self.socket_path is None:
+            directory = self.directory  # (None once stopped, from another thread)
+            if directory is None or self.socket_path is None:
+                raise ConnectionRefusedError("the ssh client is stopped")
+            if self.target is not None:
                 raise ConnectionRefusedError(f"the forward leads to {self.target}, not {host}:{port}")
             shown = f"[{host}]" if ":" in host else host
-            request = ["ssh", "-F", "none", "-S", str(self.directory / "control.sock"), "-O", "forward"]
+            request = ["ssh", "-F", "none", "-S", str(directory / "control.sock"), "-O", "forward"]
             request += ["-L", f"{self.socket_path}:{shown}:{port}", "--", self.profile.hostname]
             try:
                 answer = subprocess.run(
