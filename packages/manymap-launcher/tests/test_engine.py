@@ -159,8 +159,13 @@ def test_automatic_batches_taper_so_that_the_workers_end_together() -> None:
         assert pool.map(tasks.square, range(64)) == [x * x for x in range(64)]
         assert pool.sizes == [8, 8, 8, 8, 8, 6, 5, 4, 3, 2, 2, 2]  # first call: the cost is unknown
         pool.sizes.clear()
-        pool.map(tasks.square, range(64))  # known to be cheap: a batch each, which end soon anyway
-        assert len(set(pool.sizes)) == 1, pool.sizes
+        pool.map(tasks.square, range(64))  # known to be cheap: not tapered, they end soon anyway
+        # Equal batches and what is left: as many as the measured cost fits in a batch's
+        # time (a batch per worker on a quiet machine, smaller ones on a loaded one).
+        *full, last = pool.sizes
+        assert len(set(full)) <= 1, pool.sizes
+        assert last <= pool.sizes[0], pool.sizes
+        assert sum(pool.sizes) == 64, pool.sizes
         pool.sizes.clear()
         pool.map(tasks.square, range(64), chunksize=8)
         assert pool.sizes == [8] * 8
