@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             for key in keys:
                 alive = [pid for pid in sessions[key] if Path(f"/proc/{pid}").exists()]
                 watched = {"sshd": alive, "echo": [echo.pid], "ssh": _ssh_clients()}
-                cpu0 = {name: sum(_cpu(pid) for pid in pids) for name, pids in watched.items()}
+                cpu0 = {name: _cpu_of(pids) for name, pids in watched.items()}
                 own0 = os.times()
                 started = time.perf_counter()
                 with rows[key]() as sock:
@@ -222,12 +222,7 @@ def main(argv: list[str] | None = None) -> int:
                 own1 = os.times()
                 own = own1.user + own1.system - own0.user - own0.system
                 sample = {"wall": wall, "client_cpu": own + _cpu_of(watched["ssh"]) - cpu0["ssh"]}
-                sample.update(
-                    {
-                        f"{name}_cpu": sum(_cpu(pid) for pid in pids) - cpu0[name]
-                        for name, pids in watched.items()
-                    }
-                )
+                sample.update({f"{name}_cpu": _cpu_of(pids) - cpu0[name] for name, pids in watched.items()})
                 samples[key].append(sample)
             print(
                 f"[round {round_no + 1}/{repeat}] "

@@ -22,6 +22,7 @@ from manymap_testhosts import (
     ECHO_SERVER,
     HostNetwork,
     NamespaceHost,
+    exchange,
     process_gone,
     wait_until,
     write_ssh_config,
@@ -80,12 +81,7 @@ def host2(testhosts: HostNetwork) -> HostProfile:
 
 def _echo_through(address: tuple[str, int], payload: bytes) -> bytes:
     with socket.create_connection(address, timeout=10) as sock:
-        sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-    return b"".join(chunks)
+        return exchange(sock, payload)
 
 
 def test_a_tunnel_reaches_a_server_on_the_far_loopback(

@@ -18,7 +18,7 @@ from typing import Literal
 
 import paramiko
 import pytest
-from manymap_testhosts import ECHO_SERVER, process_gone, wait_until
+from manymap_testhosts import ECHO_SERVER, exchange, process_gone, wait_until
 
 from manymap.secure import HostProfile, Tunnel, TunnelError
 from manymap.secure._openssh import OpenSSHForward
@@ -53,13 +53,7 @@ def _ssh_clients(parent: int) -> list[int]:
 def _echo(tunnel: Tunnel, data: bytes) -> bytes:
     with tunnel.connect(timeout=10) as sock:
         sock.settimeout(10)
-        sock.sendall(data)
-        received = b""
-        while len(received) < len(data):
-            chunk = sock.recv(65536)
-            assert chunk, "the connection ended early"
-            received += chunk
-        return received
+        return exchange(sock, data)
 
 
 def test_connect_goes_through_a_private_socket_of_the_openssh_client(
@@ -103,7 +97,7 @@ def test_the_forward_outlives_the_thread_that_launched_the_tunnel(
 
 
 _OWNER = """
-import os, sys, time
+import os, signal, sys
 from manymap.secure import Tunnel, resolve
 tunnel = Tunnel(resolve(sys.argv[1], ssh_config=sys.argv[2]), int(sys.argv[3]), client="openssh")
 tunnel.launch()
@@ -111,7 +105,7 @@ with tunnel.connect(timeout=10) as sock:
     sock.sendall(b"x")
     assert sock.recv(1) == b"x"
 print("up", flush=True)
-time.sleep(120)
+signal.pause()  # until the test kills it
 """
 
 

@@ -10,7 +10,7 @@ provides the ``sshd``, ``testhosts``, ``testhosts_factory``,
 from __future__ import annotations
 
 from ._common import REQUIRE_ENV, Unavailable
-from ._helpers import ECHO_SERVER, process_gone, socket_fds, wait_until
+from ._helpers import ECHO_SERVER, exchange, process_gone, socket_fds, wait_until
 from ._netns import HostNetwork, NamespaceHost
 from ._require import required, unavailable
 from ._sshd import Keyring, SSHServer, write_ssh_config
@@ -23,6 +23,7 @@ __all__ = [
     "NamespaceHost",
     "SSHServer",
     "Unavailable",
+    "exchange",
     "process_gone",
     "required",
     "socket_fds",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ECHO_SERVER", "process_gone", "socket_fds", "wait_until"]
+__all__ = ["ECHO_SERVER", "exchange", "process_gone", "socket_fds", "wait_until"]
 
 #: Python source of a TCP echo server: ``python -c ECHO_SERVER [ADDRESS [PORT]]`` binds
 #: ADDRESS (default 127.0.0.1) on PORT (default 0: a free one), prints the port, then echoes
@@ -30,6 +31,17 @@ while True:
     conn, _ = server.accept()
     threading.Thread(target=echo, args=(conn,), daemon=True).start()
 """
+
+
+def exchange(sock: socket.socket, payload: bytes) -> bytes:
+    """Send ``payload`` on ``sock``, end this side, and return all the peer sent until its end
+    (an echo server's answer). The socket's timeout bounds each read."""
+    sock.sendall(payload)
+    sock.shutdown(socket.SHUT_WR)
+    chunks = []
+    while chunk := sock.recv(65536):
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:

@@ -94,6 +94,7 @@ class OpenSSHForward:
         self._forwarding = threading.Lock()
         self.directory: Path | None = None
         self.socket_path: Path | None = None
+        self.control_path: Path | None = None
         self.process: subprocess.Popen[bytes] | None = None
         self.settled = threading.Event()
         self.ready = False
@@ -106,7 +107,7 @@ class OpenSSHForward:
         """The client's command line: every option from the profile, none from a config file."""
         profile = self.profile
         assert self.directory is not None
-        assert self.socket_path is not None
+        assert self.control_path is not None
         agent = profile.use_agent and not profile.identities_only
         options = {
             "BatchMode": "yes",
@@ -126,7 +127,7 @@ class OpenSSHForward:
             "ServerAliveCountMax": str(profile.keepalive_count_max),
             "StreamLocalBindMask": "0177",
             "ControlMaster": "yes",
-            "ControlPath": str(self.directory / "control.sock"),
+            "ControlPath": str(self.control_path),
             "PermitLocalCommand": "yes",
             "LocalCommand": f"echo {_READY.decode()}",
             "LogLevel": "INFO",  # a refused target's "open failed" line, and nothing per connection
@@ -149,13 +150,12 @@ class OpenSSHForward:
         with self._forwarding:
             if self.target == (host, port):
                 return
-            directory = self.directory  # (None once stopped, from another thread)
-            if directory is None or self.socket_path is None:
+            if self.directory is None or self.socket_path is None or self.control_path is None:
                 raise ConnectionRefusedError("the ssh client is stopped")
             if self.target is not None:
                 raise ConnectionRefusedError(f"the forward leads to {self.target}, not {host}:{port}")
             shown = f"[{host}]" if ":" in host else host
-            request = ["ssh", "-F", "none", "-S", str(directory / "control.sock"), "-O", "forward"]
+            request = ["ssh", "-F", "none", "-S", str(self.control_path), "-O", "forward"]
             request += ["-L", f"{self.socket_path}:{shown}:{port}", "--", self.profile.hostname]
             try:
                 answer = subprocess.run(
@@ -172,6 +172,7 @@ class OpenSSHForward:
         """Start the client (on the thread whose end must kill it)."""
         self.directory = Path(tempfile.mkdtemp(prefix="manymap-tunnel-"))  # mode 0700
         self.socket_path = self.directory / "forward.sock"
+        self.control_path = self.directory / "control.sock"
         (self.directory / "known_hosts").write_text(f"{_ALIAS} {self.host_key}\n")
         self.process = subprocess.Popen(
             self.argv(),
