@@ -93,7 +93,7 @@ def _mask_ints_of_int_lists(text: str) -> str:
 
 _REPORT_ITEM = re.compile(
     r"(Optimization terminated successfully\."
-    r"|(?:Current function value|Iterations|Function evaluations): \S+)"
+    r"|(?:Current function value|Iterations|Function evaluations): [-+]?[\d.]+(?:[eE][-+]?\d+)?)"
 )
 
 
@@ -101,8 +101,10 @@ def _sort_worker_reports(text: str) -> str:
     """The solver reports the workers print between the first and the last ``=====`` rule, sorted.
 
     Each worker prints its solver's report when its trial ends, so their order depends on
-    timing, and on pathos' process pool concurrent writes even split lines; the items of
-    the reports are the same. The summary after the last rule is compared exactly.
+    timing, and concurrent writes split lines (a value can run straight into the next
+    worker's "Optimization terminated successfully."), so the values are matched as
+    numbers, not up to the next space; the items of the reports are the same. The summary
+    after the last rule is compared exactly.
     """
     lines = text.splitlines()
     rules = [i for i, line in enumerate(lines) if line.strip() == "==============="]
