@@ -12,7 +12,7 @@ from manymap.pools.local._channel import channel_pair
 
 def test_messages_of_every_size_arrive_whole_and_in_order() -> None:
     left, right = channel_pair()
-    sizes = [0, 1, 7, 64 * 1024, 64 * 1024 + 1, 5 * 1024 * 1024]  # the large ones exceed the socket buffer
+    sizes = [0, 1, 7, 64 * 1024, 64 * 1024 + 1, 5 * 1024 * 1024]  # the large ones exceed the pipe buffer
     messages = [os.urandom(size) for size in sizes]
     writer = threading.Thread(target=lambda: [left.send_bytes(m) for m in messages])
     writer.start()
@@ -41,7 +41,7 @@ def test_a_closed_end_reads_as_the_end_and_a_half_message_says_so() -> None:
         right.fileno()
 
     left, right = channel_pair()
-    os.write(left.fileno(), (100).to_bytes(8, "big") + b"only part")  # a writer that died mid-message
+    os.write(left.fds()[1], (100).to_bytes(8, "big") + b"only part")  # a writer that died mid-message
     left.close()
     with pytest.raises(EOFError, match="in the middle of a message"):
         right.recv_bytes()

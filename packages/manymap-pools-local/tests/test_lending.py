@@ -1,7 +1,9 @@
 """A caller blocked on a call reads its worker's reply itself (``ManagedWorkerPool``'s
 loans), and nothing about the call changes when it does: deaths, terminate, close,
 and many callers at once, each with real worker processes (Ctrl-C on loan:
-``test_process.py``'s ``test_ctrl_c_stops_the_call_and_its_workers``)."""
+``test_process.py``'s ``test_ctrl_c_stops_the_call_and_its_workers``). The manager
+waits on an idle worker's death signal only, and a worker looks for its next task
+for a moment only: deaths of idle workers are still seen, and idle workers sleep."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import pytest
 from manymap.launcher import WorkerLostError
 from manymap.launcher import _managed as managed
 from manymap.launcher.testing import eventually, hang_guard
-from manymap.pools.local import ProcessPool
+from manymap.pools.local import ProcessPool, _procs
 
 
 @pytest.fixture
@@ -95,3 +97,50 @@ def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) 
     else:
         assert len(outcome) == 1, outcome
         assert isinstance(outcome[0], Exception), outcome
+
+
+def kill_self_leaving_a_child() -> None:
+    """A task whose worker dies while a child it forked holds the worker's pipes open."""
+    if os.fork() == 0:
+        time.sleep(60)
+        os._exit(0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_worker_killed_on_loan_is_lost_even_while_its_child_holds_the_pipe(long_lease: None) -> None:
+    # No end of file on the reply pipe: the caller and the manager see the death
+    # signal at once; the manager's sight of it waits (muted) for the caller's.
+    with hang_guard(), ProcessPool(1) as pool:
+        started = time.monotonic()
+        with pytest.raises(WorkerLostError, match="SIGKILL"):
+            pool.pipe(kill_self_leaving_a_child)
+        assert time.monotonic() - started < 10
+        assert pool.pipe(abs, -1) == 1
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_workers_sleep_after_their_last_reply() -> None:
+    with hang_guard(), ProcessPool(2) as pool:
+        pids = set(pool.map(lambda _: os.getpid(), range(2), chunksize=1))
+        for _ in range(200):
+            pool.pipe(abs, -1)
+        before = {pid: cpu_seconds(pid) for pid in pids}
+        time.sleep(1.0)
+        used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
+    assert all(seconds < 0.1 for seconds in used.values()), used  # a spin would take the whole second
+
+
+@pytest.mark.parametrize("pidfd", [True, False], ids=["pidfd", "sentinel"])
+def test_an_idle_worker_that_dies_is_replaced(monkeypatch: pytest.MonkeyPatch, pidfd: bool) -> None:
+    if not pidfd:
+        monkeypatch.setattr(_procs, "open_pidfd", lambda pid: None)
+    with hang_guard(), ProcessPool(1, context="fork") as pool:
+        pid = pool.pipe(os.getpid)
+        os.kill(pid, signal.SIGKILL)  # idle: the manager does not wait on its pipe
+        assert eventually(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)  # seen, and reaped
+        assert pool.pipe(os.getpid) != pid

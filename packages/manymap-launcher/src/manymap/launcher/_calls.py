@@ -79,7 +79,9 @@ class PoolCalls:
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """:meth:`AbstractWorkerPool.pipe` with these options (``kwds`` go to ``function``)."""
-        return self.pool._wait(self.pool._apply("pipe", function, args, kwds, self._overrides))
+        return self.pool._wait(
+            lambda wait: self.pool._apply("pipe", function, args, kwds, self._overrides, wait=wait)
+        )
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """:meth:`AbstractWorkerPool.apipe` with these options (``kwds`` go to ``function``)."""

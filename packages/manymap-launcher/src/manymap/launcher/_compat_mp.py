@@ -52,6 +52,8 @@ class _Pool(Protocol):
         args: tuple[Any, ...],
         kwds: dict[str, Any],
         overrides: dict[str, Any],
+        *,
+        wait: object = None,
     ) -> AsyncResult[T]: ...
 
     def _amap(
@@ -62,9 +64,10 @@ class _Pool(Protocol):
         options: dict[str, Any],
         *,
         star: bool | None = None,
+        wait: object = None,
     ) -> MapResult[T]: ...
 
-    def _wait(self, handle: AsyncResult[T]) -> T: ...
+    def _wait(self, start: Callable[[Any], AsyncResult[T]]) -> T: ...
 
     def _lazy(
         self,
@@ -99,7 +102,7 @@ class MultiprocessingPoolMethods:
         Options: ``timeout``, ``retries``, ``progress``.
         """
         call_args, call_kwds = _arguments("apply", args, kwds)
-        return self._wait(self._apply("apply", func, call_args, call_kwds, options))
+        return self._wait(lambda wait: self._apply("apply", func, call_args, call_kwds, options, wait=wait))
 
     def apply_async(
         self: _Pool,
@@ -146,7 +149,11 @@ class MultiprocessingPoolMethods:
         **options: Any,
     ) -> list[T]:
         """``func(*item)`` for every item, as a list (``multiprocessing.Pool.starmap``)."""
-        return self._wait(self._amap("starmap", func, (iterable,), _sized(chunksize, options), star=True))
+        return self._wait(
+            lambda wait: self._amap(
+                "starmap", func, (iterable,), _sized(chunksize, options), star=True, wait=wait
+            )
+        )
 
     def starmap_async(
         self: _Pool,

@@ -79,8 +79,11 @@ class Job:
         self.chunksize = chunksize
         self.taper = taper  # workers its last batches are tapered over (0: all of chunksize)
         self.payload: Any = None  # the pool's encoding of the function, see AbstractWorkerPool._encode
+        #: the blocking call that waits for this job in its caller's thread, if any: what
+        #: the pool's ``_wait`` gave ``start`` (``ManagedWorkerPool`` lends it a worker)
+        self.wait: object = None
         self._listener = listener
-        self._cond = threading.Condition(scheduler.lock)
+        self._cond = scheduler.changed  # shared by the pool's jobs: one per job costs 2 µs a call
         self._emitting = 0  # threads inside _emit: the bar is closed only once they are out
         # guards _emitting; only a job with a listener emits (and it never gains one)
         self._emit_cond = threading.Condition() if listener is not None else None

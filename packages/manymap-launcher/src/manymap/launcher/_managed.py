@@ -13,13 +13,18 @@ same way, and this is that way, once:
 - A caller that queued work hands it to an idle worker from its own thread
   when the manager is not busy: one thread hand-off less per call, with
   Ctrl-C held until the batch is taken and sent (:func:`interrupts_deferred`).
-- A caller that then blocks on the call (``pipe``, ``apply``, ``map`` of one
-  batch) takes the worker's reply itself, another hand-off less: the worker
-  is *lent* to it (its channels leave the manager's selector; the caller
-  waits on them, and the pool's :meth:`~ManagedWorkerPool._take_reply`
-  handles the reply) for at most ``_LEASE`` seconds, then given back, and
-  the manager sees whatever the caller did not handle (a death, a late
-  reply).
+- A caller that blocks on its call (``pipe``, ``apply``, ``map``...) takes
+  the reply to its first batch itself, another hand-off less: the worker it
+  sends that batch to is *lent* to it (:meth:`ManagedWorkerPool._wait`). The
+  manager does not wait on a lent worker's replies: a pool that lends
+  watches a worker's reply channel only while the manager is owed a reply
+  there (:meth:`~ManagedWorkerPool._watch`), and a batch sent to a blocked
+  caller's own worker is not. The caller waits on the reply channel and the
+  death signal, looking without sleeping for ``_SPIN`` first, for at most
+  ``_LEASE`` seconds; the pool's :meth:`~ManagedWorkerPool._take_reply`
+  handles the reply. Then it gives the worker back, and the manager sees
+  whatever the caller did not handle (a death, a late reply). A death the
+  manager sees first waits, muted, until the worker is given back.
 - Worker records change only under ``_dispatch_lock``, which the manager
   holds except while it waits.
 - A bug in the manager fails the pool's work (the pool breaks); it never
@@ -53,12 +58,14 @@ import abc
 import contextlib
 import itertools
 import os
+import select
 import selectors
 import signal
 import sys
 import threading
+import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any, Generic, TypeVar
 
@@ -74,8 +81,13 @@ __all__ = ["Doorbell", "ManagedWorkerPool", "interrupts_deferred"]
 
 _TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _LEASE = 0.05  # seconds a caller may wait on a lent worker's reply before the manager takes over
-# What a caller waits on a lent worker with: poll(2) needs no descriptor of its own.
-_Poller: type[selectors.BaseSelector] | None = getattr(selectors, "PollSelector", None)
+# Seconds of that wait spent looking for the reply without sleeping: one that comes
+# in that time saves the wake-up of a sleeping thread (20 to 30 µs on a VM, more
+# than the task of a ``pipe`` in a loop); 200 µs, as the kernel's own halt polling.
+_SPIN = 200e-6
+# What a caller waits on a lent worker with: poll(2) needs no descriptor of its own,
+# and the bare object is a microsecond a look cheaper than a selectors.PollSelector.
+_poll: Callable[[], Any] | None = getattr(select, "poll", None)
 
 # The C module behind ``signal``. Its functions skip the enum conversions of
 # ``signal.signal``/``getsignal``, which raise and catch a ValueError for a
@@ -145,11 +157,11 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         self._dispatch_lock = threading.Lock()  # guards the worker records
         self._last_rites: list[ManagedWorkerPool[Any]] = []  # the pool, handed to its manager by __del__
         self._tokens = itertools.count(1)  # one per batch sent: a worker's reply names it
-        self._last_sent: W | None = None  # the worker sent a batch last: a blocked caller may wait on it
         self._loans_ended = threading.Condition(self._dispatch_lock)
         self._on_loan = 0  # workers lent to callers now
-        self._lent: set[int] = set()  # the channels (descriptors) on loan now
-        self._returned: set[int] = set()  # channels given back since the manager began its wait
+        self._lent: set[int] = set()  # the death signals (descriptors) of the workers on loan now
+        # those of them the manager saw ready: unwatched until the loan ends
+        self._muted: dict[int, selectors.SelectorKey] = {}
 
     # ----------------------------------------------------- for subclasses
 
@@ -253,10 +265,19 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         key = codec.key(job.payload)
         data, batch.payload = batch.payload, None  # the worker has it now; free the caller's memory early
         worker.batch, worker.token = batch, next(self._tokens)
-        batch.start(worker.name, worker.host)
         function = job.payload if codec.must_send(worker.known, key) else None
         self._transmit(worker, batch, key, function, data)
-        self._last_sent = worker
+        # Started once sent, while the worker computes: nobody handles its reply before
+        # the dispatch lock is released.
+        batch.start(worker.name, worker.host)
+        wait = job.wait
+        if isinstance(wait, _Wait) and wait.armed and wait.worker is None and worker.loan is None:
+            # (a worker on loan is sent its next batch by its borrower, who is done with it)
+            channels = self._channels(worker) if _poll is not None else ()
+            if channels:
+                self._lend(wait, worker, channels)
+                return
+        self._watch(worker, True)
 
     def _transmit(self, worker: W, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
         """Write ``batch`` (numbered ``worker.token``) to ``worker``: run the function
@@ -268,11 +289,25 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         """
         raise NotImplementedError(f"{type(self).__name__} dispatches with _send: it implements _transmit")
 
-    def _channels(self, worker: W) -> tuple[Any, ...]:
-        """The file objects of ``worker`` that the manager's selector watches, the
-        one its replies come on first. A pool that returns them lends its workers
-        to blocked callers (see the module's text) and implements :meth:`_take_reply`."""
+    def _channels(self, worker: W) -> tuple[int, ...]:
+        """The descriptors a caller waits on while ``worker`` is lent to it: the one its
+        replies come on first, then its death signal. A pool that returns them lends
+        its workers to blocked callers (see the module's text) and implements
+        :meth:`_take_reply` and :meth:`_watch`."""
         return ()
+
+    def _watch(self, worker: W, watched: bool) -> None:
+        """Have the manager wait on ``worker``'s reply channel (``watched``) or not
+        (dispatch lock held).
+
+        A pool that lends its workers watches a reply channel only while the
+        manager is owed a reply there: from the start until the worker says it
+        is ready, and while it runs a batch that no caller waits on itself. An
+        idle worker owes nothing (its death signal, always watched, tells if it
+        dies), so that a batch sent to it for a blocked caller changes nothing in
+        the manager's selector. The default, for a pool that does not lend:
+        nothing (its channels stay watched).
+        """
 
     def _take_reply(self, worker: W) -> None:
         """Handle the reply waiting on the lent ``worker``'s first channel as the
@@ -286,63 +321,66 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         with self._loans_ended:
             self._loans_ended.wait_for(lambda: self._on_loan == 0)
 
-    def _lend(self, job: Job) -> W | None:
-        """The worker running ``job``'s batch just sent, taken from the manager's
-        selector for the caller to wait on; ``None`` if the manager is busy or
-        the batch went elsewhere."""
-        if not self._dispatch_lock.acquire(blocking=False):
-            return None
-        try:
-            worker, selector = self._last_sent, self._selector
-            if worker is None or selector is None or self._closing or _Poller is None:
-                return None
-            batch = worker.batch
-            if batch is None or batch.job is not job or worker.loan is not None:
-                return None
-            channels = self._channels(worker)
-            if not channels:
-                return None
-            worker.loan = [selector.unregister(channel) for channel in channels]
-            self._lent.update(key.fd for key in worker.loan)
-            self._on_loan += 1
-            return worker
-        finally:
-            self._dispatch_lock.release()
+    def _lend(self, wait: _Wait, worker: W, channels: tuple[int, ...]) -> None:
+        """Lend ``worker``, just sent a batch of ``wait``'s call, to that caller (dispatch lock held).
+
+        Its replies are the caller's alone: the manager stops watching them (it does
+        when it sent the batch right after reading the worker's last reply)."""
+        self._watch(worker, False)
+        worker.loan = channels
+        self._lent.update(channels[1:])
+        self._on_loan += 1
+        wait.worker = worker
+        wait.job = worker.batch.job if worker.batch is not None else None
 
     def _end_loan(self, worker: W, *, replied: bool = False) -> None:
-        """Give the lent ``worker``'s channels back to the manager, first handling
-        its reply if it ``replied`` (read whole or not at all: Ctrl-C waits)."""
+        """Give the lent ``worker`` back to the manager, first handling its reply if
+        it ``replied`` (read whole or not at all: Ctrl-C waits); the manager
+        watches its reply channel again if it still runs a batch."""
         with interrupts_deferred(), self._dispatch_lock:
             try:
                 if replied:
                     self._take_reply(worker)
             finally:
-                keys, worker.loan = worker.loan or [], None
+                channels, worker.loan = worker.loan or (), None
                 selector = self._selector
-                for key in keys:
-                    self._lent.discard(key.fd)
-                    if selector is not None:
+                for fd in channels[1:]:
+                    self._lent.discard(fd)
+                    key = self._muted.pop(fd, None)
+                    if key is not None and selector is not None:  # a death the manager saw: its turn
                         selector.register(key.fileobj, key.events, key.data)
-                        self._returned.add(key.fd)
+                if worker.batch is not None and selector is not None:
+                    self._watch(worker, True)
                 self._on_loan -= 1
                 self._loans_ended.notify_all()
 
     # --------------------------------------------- the launcher's hooks
 
-    def _wait(self, handle: AsyncResult[T]) -> T:
-        job = handle._job
-        worker = self._lend(job) if job is not None and not handle.done() else None
-        if worker is not None:
-            try:
-                replied = _reply_ready(worker, _LEASE)
-            except BaseException as error:  # the manager must get it back, whatever happens
+    def _wait(self, start: Callable[[Any], AsyncResult[T]]) -> T:
+        wait = _Wait()
+        worker = None
+        try:
+            handle = start(wait)  # the first batch of the call sent from now lends its worker to wait
+            worker = self._disarm(wait)
+            replied = worker is not None and _reply_ready(worker, _LEASE)
+        except BaseException as error:  # the manager must get the worker back, whatever happens
+            worker = self._disarm(wait)
+            if worker is not None:
                 self._end_loan(worker)
-                if isinstance(error, KeyboardInterrupt):
-                    assert job is not None
-                    job.interrupt()
-                raise
+                if isinstance(error, KeyboardInterrupt) and wait.job is not None:
+                    wait.job.interrupt()
+            raise
+        if worker is not None:
             self._end_loan(worker, replied=replied)
         return wait_for(handle)
+
+    def _disarm(self, wait: _Wait) -> W | None:
+        """The worker lent to ``wait`` while it started its call, if any; none is lent
+        to it from now on (under the dispatch lock: the manager may be sending its batch)."""
+        with self._dispatch_lock:
+            wait.armed = False
+            worker: W | None = wait.worker
+        return worker
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         codec = self._codec
@@ -440,37 +478,61 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 return True
             self._staff()
             self._dispatch()
-            self._returned.clear()  # the wait that follows sees only their new registrations
         return False
 
     def _manage_handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
-        """Handle what the selector found ready, but not the channels lent to a
-        caller, now or since the wait began: what was ready there is the
-        caller's (the selector may even report it under the key given back
-        since). What is still ready is reported again by the next wait."""
+        """Handle what the selector found ready, but not the death of a worker lent
+        to a caller: the caller sees it too and gives the worker back; until then
+        its death signal is muted (unwatched), and then watched again."""
         with self._dispatch_lock:
             found = []
-            skip = self._lent | self._returned if self._lent or self._returned else ()
+            selector = self._selector
             for key, _ in ready:
                 if key.data is None:
                     assert self._doorbell is not None
                     self._doorbell.drain()
-                elif key.fd not in skip:
+                elif key.fd in self._lent:
+                    if selector is not None and key.fd not in self._muted:
+                        selector.unregister(key.fd)
+                        self._muted[key.fd] = key
+                else:
                     found.append(key.data)
             self._handle(found)
 
 
+class _Wait:
+    """A caller blocked on its own call (:meth:`ManagedWorkerPool._wait`): until it
+    has started the call (``armed``), the first batch of the call sent, by its
+    thread or the manager's, lends it that batch's ``worker``."""
+
+    __slots__ = ("armed", "job", "worker")
+
+    def __init__(self) -> None:
+        self.armed = True
+        self.worker: Any = None
+        self.job: Job | None = None
+
+
 def _reply_ready(worker: ManagedWorker, timeout: float) -> bool:
     """Whether the lent ``worker``'s reply came within ``timeout`` seconds (False
-    as soon as another of its channels, its death, is ready)."""
+    as soon as another of its channels, its death, is ready); the first ``_SPIN``
+    of them without sleeping."""
+    channels = worker.loan
+    assert channels is not None
     waiter = worker.waiter
     if waiter is None:  # once per worker: it lives as long as the worker's channels
-        assert _Poller is not None
-        assert worker.loan is not None
-        waiter = worker.waiter = _Poller()
-        for index, key in enumerate(worker.loan):
-            waiter.register(key.fileobj, selectors.EVENT_READ, index)
-    return any(key.data == 0 for key, _ in waiter.select(timeout))
+        assert _poll is not None
+        waiter = worker.waiter = _poll()
+        for fd in channels:
+            waiter.register(fd, select.POLLIN)
+    ready = waiter.poll(0)
+    if not ready:  # look for it for _SPIN without sleeping, then sleep for the rest
+        end = time.perf_counter() + _SPIN
+        while not ready and time.perf_counter() < end:
+            ready = waiter.poll(0)
+        if not ready:
+            ready = waiter.poll(max(0.0, timeout - _SPIN) * 1000)  # milliseconds
+    return any(fd == channels[0] for fd, _ in ready)
 
 
 def _manage(
@@ -503,22 +565,29 @@ def _manage(
             rites.clear()
 
 
-@contextlib.contextmanager
-def interrupts_deferred() -> Iterator[None]:
+class interrupts_deferred:
     """Hold a Ctrl-C that arrives in the block until the block has run.
 
     Python raises ``KeyboardInterrupt`` between any two bytecodes of the main
     thread; in the middle of taking and sending a batch that would lose it.
+    (A class, not a generator: it runs twice per ``pipe``.)
     """
-    handler = _raw_signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or not callable(handler):
-        yield
-        return
-    held: list[FrameType | None] = []
-    _raw_signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
-    try:
-        yield
-    finally:
+
+    __slots__ = ("_handler", "_held")
+
+    def __enter__(self) -> None:
+        handler = _raw_signal.getsignal(signal.SIGINT)
+        if not callable(handler) or threading.current_thread() is not threading.main_thread():
+            self._handler = None
+            return
+        held: list[FrameType | None] = []
+        self._handler, self._held = handler, held
+        _raw_signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+
+    def __exit__(self, *exc_info: object) -> None:
+        handler = self._handler
+        if handler is None:
+            return
         _raw_signal.signal(signal.SIGINT, handler)
-        if held:
-            handler(signal.SIGINT, held[0])
+        if self._held:
+            handler(signal.SIGINT, self._held[0])

@@ -187,7 +187,7 @@ class AbstractWorkerPool(
         """
         if callback is not None:
             return map_with_callback(self, function, iterables, callback, options)
-        return self._wait(self._amap("map", function, iterables, options))
+        return self._wait(lambda wait: self._amap("map", function, iterables, options, wait=wait))
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
         """Like :meth:`map`, but lazy: results in order, as they are ready.
@@ -207,7 +207,9 @@ class AbstractWorkerPool(
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return self._wait(self._amap("smap", function, (iterable,), options, star=True))
+        return self._wait(
+            lambda wait: self._amap("smap", function, (iterable,), options, star=True, wait=wait)
+        )
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -224,7 +226,7 @@ class AbstractWorkerPool(
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """``function(*args, **kwds)`` on a worker; the pool's default options apply
         (per-call ones through :meth:`with_options`)."""
-        return self._wait(self._apply("pipe", function, args, kwds, {}))
+        return self._wait(lambda wait: self._apply("pipe", function, args, kwds, {}, wait=wait))
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
@@ -394,14 +396,15 @@ class AbstractWorkerPool(
     def _wake(self) -> None:
         """Work was queued (or re-queued). Blocking cores need not care."""
 
-    def _wait(self, handle: AsyncResult[T]) -> T:
-        """The result of a blocking call (``map``, ``pipe``, ``apply``...), waited
-        for in the caller's thread; Ctrl-C stops its work (:func:`wait_for`).
+    def _wait(self, start: Callable[[Any], AsyncResult[T]]) -> T:
+        """The result of a blocking call (``map``, ``pipe``, ``apply``...): ``start(wait)``
+        makes the call (``wait`` goes to its job, see :attr:`Job.wait`), then the
+        caller's thread waits for it; Ctrl-C stops its work (:func:`wait_for`).
 
         A pool whose workers reply to a manager thread may let the caller read
         its reply itself, one thread hand-off less (``ManagedWorkerPool``).
         """
-        return wait_for(handle)
+        return wait_for(start(None))
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:
         """Prepare ``batches`` of ``job`` for the workers, in the caller's thread.
@@ -437,6 +440,8 @@ class AbstractWorkerPool(
 
     def _take_batch(self) -> Batch | None:
         """The next batch to run, or ``None`` if none is ready now."""
+        if not self._scheduler.queue:  # a look without the lock: who queues a batch wakes the pool after
+            return None
         with self._lock:
             return self._scheduler.take()
 

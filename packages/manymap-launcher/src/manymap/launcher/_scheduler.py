@@ -49,6 +49,9 @@ class Scheduler(Protocol):
 
     #: The lock that guards every job of the pool.
     lock: threading.Lock
+    #: A condition on :attr:`lock`, notified when a job's state changes (one for
+    #: all the jobs: only a lazy job's consumer waits on it, and re-checks).
+    changed: threading.Condition
     #: Workers one task may kill before it is failed rather than retried.
     poison_limit: int
 
@@ -97,6 +100,7 @@ class PoolScheduler:
         self.lifecycle = Lifecycle()
         self.stats = StatsRecorder()
         self.work_ready = threading.Condition(self.lock)
+        self.changed = threading.Condition(self.lock)
         self.queue: deque[Job] = deque()
         self.jobs: set[Job] = set()
         self.watchdog = Watchdog(

@@ -59,9 +59,8 @@ class ManagedWorker:
         token: the number of the last batch sent to it; its reply names it.
         known: the keys of the task functions it was sent and holds.
         loan: while a caller waits on this worker's reply itself, the
-            manager's selector keys of its channels (``None``: the manager
-            watches them).
-        waiter: the selector such a caller waits with, made at the first loan.
+            descriptors it waits on (``None``: the manager handles its replies).
+        waiter: the ``select.poll`` object such a caller waits with, made at the first loan.
     """
 
     __slots__ = ("batch", "host", "known", "loan", "name", "token", "waiter")
@@ -72,7 +71,7 @@ class ManagedWorker:
         self.batch: Batch | None = None
         self.token = 0
         self.known: set[int] = set()
-        self.loan: list[Any] | None = None
+        self.loan: tuple[int, ...] | None = None
         self.waiter: Any = None
 
     def settle(self, token: int, outcome: Callable[[], Outcome], duration: float | None = None) -> bool:

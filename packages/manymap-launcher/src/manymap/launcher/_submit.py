@@ -63,11 +63,12 @@ class JobSubmission:
         options: dict[str, Any],
         *,
         star: bool | None = None,
+        wait: object = None,
     ) -> MapResult[T]:
         items = list(task_source(method, iterables))
         handle: MapResult[T] = MapResult()
         star = len(iterables) > 1 if star is None else star
-        return self._eager(method, function, items, star, {}, options, handle, single=False)
+        return self._eager(method, function, items, star, {}, options, handle, single=False, wait=wait)
 
     def _apply(
         self,
@@ -76,9 +77,11 @@ class JobSubmission:
         args: tuple[Any, ...],
         kwds: dict[str, Any],
         overrides: dict[str, Any],
+        *,
+        wait: object = None,
     ) -> AsyncResult[T]:
         handle: AsyncResult[T] = AsyncResult()
-        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
+        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True, wait=wait)
 
     def _options(self, overrides: dict[str, Any], method: str) -> TaskOptions:
         return self._defaults.merged(overrides, call=f"{type(self).__name__}.{method}()")
@@ -125,11 +128,13 @@ class JobSubmission:
         handle: H,
         *,
         single: bool,
+        wait: object = None,
     ) -> H:
         check_callable(method, function)
         options = self._options(overrides, method)
         self._check_open(method)
-        chunksize = self._chunksize(options, len(items), function)
+        # one task is one batch, whatever the size (no look at the function's cost)
+        chunksize = self._chunksize(options, len(items), function) if len(items) > 1 else 1
         job = EagerJob(
             self._scheduler,
             function,
@@ -143,6 +148,7 @@ class JobSubmission:
             single=single,
         )
         handle._job = job
+        job.wait = wait
         batches = job.cut(items, 0)
         self._ensure_started()
         try:

@@ -87,6 +87,7 @@ class _Worker(ManagedWorker):
         "process",
         "ready",
         "stopping",
+        "watched",
     )
 
     def __init__(self, name: str, process: Any, conn: Any, *, leader: bool, pidfd: int | None) -> None:
@@ -101,6 +102,7 @@ class _Worker(ManagedWorker):
         self.stopping = False  # told to stop, or retiring after maxtasksperchild
         self.ready = False  # started and initialized: it may be sent work
         self.did_work = False
+        self.watched = False  # the manager waits on its pipe (ManagedWorkerPool._watch)
 
     def death_signal(self) -> int:
         """What the pool waits on for the worker's death: its pidfd, else its sentinel."""
@@ -239,7 +241,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         inherited: list[int] = []
         if self.context == "fork":  # the child gets copies of these: it must not hold them
             assert self._doorbell is not None
-            inherited = [*self._doorbell.fds, parent_end.fileno(), *(w.conn.fileno() for w in self._workers)]
+            inherited = [*self._doorbell.fds, *parent_end.fds()]
+            inherited += [fd for w in self._workers for fd in w.conn.fds()]
             inherited += [w.pidfd for w in self._workers if w.pidfd is not None]
         # A pool inside a worker keeps its workers in the outer worker's group,
         # so that killing that group takes them too.
@@ -276,7 +279,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             f"process-{serial}[pid {process.pid}]", process, parent_end, leader=leader, pidfd=pidfd
         )
         self._workers.append(worker)
-        self._add_channel(parent_end.fileno(), ("conn", worker))
+        self._watch(worker, True)  # until it says it is ready
         self._add_channel(worker.death_signal(), ("sentinel", worker))
 
     def _dispatch(self) -> None:
@@ -297,8 +300,17 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         except OSError:
             pass  # the worker is dead: its sentinel tells, and the batch is lost then
 
-    def _channels(self, worker: _Worker) -> tuple[Any, ...]:
+    def _channels(self, worker: _Worker) -> tuple[int, ...]:
         return (worker.conn.fileno(), worker.death_signal())
+
+    def _watch(self, worker: _Worker, watched: bool) -> None:
+        if worker.watched == watched or worker.conn.closed:
+            return
+        worker.watched = watched
+        if watched:
+            self._add_channel(worker.conn.fileno(), ("conn", worker))
+        else:
+            self._remove_channel(worker.conn.fileno())
 
     def _take_reply(self, worker: _Worker) -> None:
         self._receive(worker)  # a closed pipe: the manager sees it too
@@ -314,6 +326,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         kind = header[0]
         if kind == _wire.READY:
             worker.ready = True  # the manager's next round sends it work
+            self._watch(worker, False)  # idle: it owes nothing until it is sent a batch
             return True
         if kind == _wire.INIT_FAILED:
             failure: TaskFailure = _wire.decode(data, ())
@@ -328,12 +341,14 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         batch = worker.release(token)
         if batch is None:
             _shm.discard(names)  # a reply nobody waits for
-            return True
-        if dispatch and not worker.stopping and not failed:
-            # Its next batch first, then this one's results: the worker computes while
-            # they load. (Not after a failure, which may stop the map: fail fast.)
-            self._dispatch_to([worker])
-        worker.finish(batch, lambda: _wire.decode(data, names), duration)
+        else:
+            if dispatch and not worker.stopping and not failed:
+                # Its next batch first, then this one's results: the worker computes while
+                # they load. (Not after a failure, which may stop the map: fail fast.)
+                self._dispatch_to([worker])
+            worker.finish(batch, lambda: _wire.decode(data, names), duration)
+        if worker.batch is None:
+            self._watch(worker, False)  # idle: it owes nothing more
         if worker.stopping and not retiring:
             self._tell_stop(worker)
         return True
@@ -366,7 +381,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     def _forget(self, worker: _Worker, *, discard: bool = True) -> None:
         """Close ``worker``'s channels; unless ``discard`` is false (the caller
         does it for several), unlink what its own nested pools left."""
-        self._remove_channel(worker.conn.fileno())
+        self._watch(worker, False)
         self._remove_channel(worker.death_signal())
         worker.conn.close()
         if worker.pidfd is not None:

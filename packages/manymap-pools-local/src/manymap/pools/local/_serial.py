@@ -110,6 +110,7 @@ class SerialPool(AbstractWorkerPool):
         options: dict[str, Any],
         *,
         star: bool | None = None,
+        wait: object = None,
     ) -> MapResult[T]:
         # An eager map is the lazy one, run to its end before returning: each
         # item is read just before its task, never the whole input first.

@@ -27,7 +27,11 @@ from manymap.serialize import FunctionCache, dumps, encode_results
 
 __all__ = ["worker_main"]
 
-_POLL = 60.0  # seconds; the worker re-arms its wait for the next message at least this often
+# Seconds a worker looks for its next task after a reply before it sleeps: in a map
+# the next batch is on its way, and a caller of ``pipe`` in a loop sends the next task
+# within it. 200 µs, as the kernel's own halt polling: a round trip whose worker
+# slept costs 20 to 30 µs more than one whose worker was awake (a VM's wake-up).
+_SPIN = 200e-6
 
 
 def worker_main(
@@ -69,8 +73,8 @@ def worker_main(
     done = 0
     while True:
         try:
-            if not conn.poll(_POLL):
-                continue
+            # A blocking read, not a poll then a read: the task arrives one wake-up sooner
+            # (a poll before each read made a warm ``pipe`` about 20 µs slower).
             header, data = _wire.receive(conn)
         except (EOFError, OSError):
             return
@@ -93,6 +97,7 @@ def worker_main(
             _wire.send(conn, (_wire.DONE, token, names, duration, retiring, failed), payload)
             if retiring:
                 return
+            conn.spin(_SPIN)
         elif kind == _wire.FUNCTION:
             functions.store(header[1], data)  # one that fails to load fails the tasks that need it
         else:  # STOP
