@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -185,3 +186,22 @@ def test_a_closed_client_kills_its_running_task(server: ServerProcess) -> None:
     finally:
         pool.terminate()
         pool.join()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def test_a_server_and_its_worker_sleep_once_calls_stop(server: ServerProcess) -> None:
+    # Its connection thread and its worker look for the next message for a moment
+    # after each one, without sleeping: only for a moment.
+    with ParallelPool(0, servers=[server.address], secret=server.secret) as pool:
+        worker = pool.pipe(os.getpid)
+        for _ in range(200):
+            pool.pipe(abs, -1)
+        pids = [server.process.pid, worker]
+        before = [_cpu_seconds(pid) for pid in pids]
+        time.sleep(1.0)
+        used = [_cpu_seconds(pid) - seconds for pid, seconds in zip(pids, before, strict=True)]
+    assert all(seconds < 0.1 for seconds in used), used  # a spin would take the whole second

@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 __all__ = ["serve_connection"]
 
 _TICK = 0.5  # seconds; the thread re-checks whether the server stops at least this often
+# Seconds the thread looks for its next event without sleeping, first: a job's reply,
+# or a client's next request, that comes in that time is relayed without the 20 to
+# 30 µs of a sleeping thread's wake-up on a virtual machine (200 µs: as the kernel's
+# own halt polling).
+_SPIN = 200e-6
 _SEND_TIMEOUT = 300.0  # seconds a client may take to take a reply off the connection
 _JOB_TIMEOUT = 60.0  # seconds a live worker may take to take a job off its pipe
 
@@ -77,7 +82,14 @@ class _Client:
 
     def serve(self) -> None:
         while not self.server.stopped:
-            for key, _ in self.selector.select(_TICK):
+            ready = self.selector.select(0)
+            if not ready:  # what comes within _SPIN is handled a wake-up sooner
+                end = time.perf_counter() + _SPIN
+                while not ready and time.perf_counter() < end:
+                    ready = self.selector.select(0)
+                if not ready:
+                    ready = self.selector.select(_TICK)
+            for key, _ in ready:
                 if key.data == "client":
                     if not self.from_client():
                         return
