@@ -291,22 +291,24 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     def _channels(self, worker: W) -> tuple[int, ...]:
         """The descriptors a caller waits on while ``worker`` is lent to it: the one its
-        replies come on first, then its death signal. A pool that returns them lends
-        its workers to blocked callers (see the module's text) and implements
-        :meth:`_take_reply` and :meth:`_watch`."""
+        replies come on first, then its death signal if it has one apart (empty: not
+        lendable now). A pool that returns them lends its workers to blocked callers
+        (see the module's text) and implements :meth:`_take_reply` and :meth:`_watch`."""
         return ()
 
     def _watch(self, worker: W, watched: bool) -> None:
-        """Have the manager wait on ``worker``'s reply channel (``watched``) or not
+        """Let the manager read ``worker``'s replies (``watched``), or not: it is lent
         (dispatch lock held).
 
-        A pool that lends its workers watches a reply channel only while the
-        manager is owed a reply there: from the start until the worker says it
-        is ready, and while it runs a batch that no caller waits on itself. An
-        idle worker owes nothing (its death signal, always watched, tells if it
-        dies), so that a batch sent to it for a blocked caller changes nothing in
-        the manager's selector. The default, for a pool that does not lend:
-        nothing (its channels stay watched).
+        The pool decides what the manager waits on. A worker with a death signal of
+        its own (``ProcessPool``) needs its reply channel watched only while the
+        manager is owed a reply there: from the start until the worker says it is
+        ready, and while it runs a batch that no caller waits on itself; so that a
+        batch sent to an idle worker for a blocked caller changes nothing in the
+        manager's selector. A worker whose channel's end is its death would be
+        watched whenever it is not lent. The default, for a pool that does not
+        lend (``ParallelPool``: its relay through a server has more hops than a
+        2-core machine has cores, and a caller waiting on it was slower): nothing.
         """
 
     def _take_reply(self, worker: W) -> None:
@@ -343,16 +345,18 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                     self._take_reply(worker)
             finally:
                 channels, worker.loan = worker.loan or (), None
-                selector = self._selector
-                for fd in channels[1:]:
-                    self._lent.discard(fd)
-                    key = self._muted.pop(fd, None)
-                    if key is not None and selector is not None:  # a death the manager saw: its turn
-                        selector.register(key.fileobj, key.events, key.data)
-                if worker.batch is not None and selector is not None:
-                    self._watch(worker, True)
-                self._on_loan -= 1
-                self._loans_ended.notify_all()
+                try:
+                    selector = self._selector
+                    for fd in channels[1:]:
+                        self._lent.discard(fd)
+                        key = self._muted.pop(fd, None)
+                        if key is not None and selector is not None:  # a death the manager saw: its turn
+                            selector.register(key.fileobj, key.events, key.data)
+                    if selector is not None:
+                        self._watch(worker, True)
+                finally:  # counted back whatever happens: the pool's end waits for it
+                    self._on_loan -= 1
+                    self._loans_ended.notify_all()
 
     # --------------------------------------------- the launcher's hooks
 

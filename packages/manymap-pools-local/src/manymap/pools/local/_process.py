@@ -304,6 +304,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         return (worker.conn.fileno(), worker.death_signal())
 
     def _watch(self, worker: _Worker, watched: bool) -> None:
+        # Its pidfd tells its death: its pipe is watched only while it owes the manager
+        # a reply (until it is ready, and while it runs a batch that is not on loan).
+        watched = watched and (worker.batch is not None or not worker.ready)
         if worker.watched == watched or worker.conn.closed:
             return
         worker.watched = watched
