@@ -337,8 +337,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     def _end_loan(self, worker: W, *, replied: bool = False) -> None:
         """Give the lent ``worker`` back to the manager, first handling its reply if
-        it ``replied`` (read whole or not at all: Ctrl-C waits); the manager
-        watches its reply channel again if it still runs a batch."""
+        it ``replied`` (read whole or not at all: Ctrl-C waits); the pool then
+        watches it as it needs to (:meth:`_watch`)."""
         with interrupts_deferred(), self._dispatch_lock:
             try:
                 if replied:
