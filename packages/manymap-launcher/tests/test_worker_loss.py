@@ -61,7 +61,7 @@ class ForkPool(AbstractWorkerPool):
             child.join(60)
             del self._children[id(batch)]
             if outcome is None:
-                code = child.exitcode
+                code = _exit_code(child)
                 reason = (
                     f"killed by {signal.Signals(-code).name}" if code and code < 0 else f"exit code {code}"
                 )
@@ -85,6 +85,17 @@ class ForkPool(AbstractWorkerPool):
         child = self._children.get(id(batch))
         if child is not None:
             child.kill()
+
+
+def _exit_code(child: multiprocessing.process.BaseProcess) -> int | None:
+    """``child.exitcode`` once it is known. Another thread's ``Process.start()`` reaps
+    the children that have exited (multiprocessing's ``_cleanup``); when it reaps this
+    one while ``join`` waits, ``join`` finds no child left and the status lands on the
+    process object a moment later, from that thread (CI saw ``None`` once)."""
+    deadline = time.monotonic() + 5.0
+    while (code := child.exitcode) is None and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return code
 
 
 def exit_on(x: int, bad: int) -> int:
