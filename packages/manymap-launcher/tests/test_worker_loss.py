@@ -23,7 +23,7 @@ import pytest
 
 from manymap.launcher import AbstractWorkerPool, EventKind, TaskEvent, TaskTimeoutError, WorkerLostError
 from manymap.launcher.lowlevel import Batch, run_calls
-from manymap.launcher.testing import hang_guard, live_children
+from manymap.launcher.testing import eventually, hang_guard, live_children
 
 _fork = multiprocessing.get_context("fork")
 
@@ -92,10 +92,8 @@ def _exit_code(child: multiprocessing.process.BaseProcess) -> int | None:
     the children that have exited (multiprocessing's ``_cleanup``); when it reaps this
     one while ``join`` waits, ``join`` finds no child left and the status lands on the
     process object a moment later, from that thread (CI saw ``None`` once)."""
-    deadline = time.monotonic() + 5.0
-    while (code := child.exitcode) is None and time.monotonic() < deadline:
-        time.sleep(0.001)
-    return code
+    eventually(lambda: child.exitcode is not None, timeout=5.0, interval=0.001)
+    return child.exitcode
 
 
 def exit_on(x: int, bad: int) -> int:

@@ -16,7 +16,7 @@ import pytest
 
 from manymap.launcher import WorkerLostError
 from manymap.launcher import _managed as managed
-from manymap.launcher.testing import eventually, hang_guard
+from manymap.launcher.testing import cpu_seconds, eventually, hang_guard
 from manymap.pools.local import ProcessPool, _procs
 
 
@@ -102,7 +102,7 @@ def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) 
 def kill_self_leaving_a_child() -> None:
     """A task whose worker dies while a child it forked holds the worker's pipes open."""
     if os.fork() == 0:
-        time.sleep(60)
+        time.sleep(60)  # killed with the worker's process group long before; a bound if not
         os._exit(0)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -118,19 +118,13 @@ def test_a_worker_killed_on_loan_is_lost_even_while_its_child_holds_the_pipe(lon
         assert pool.pipe(abs, -1) == 1
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def test_idle_workers_sleep_after_their_last_reply() -> None:
     with hang_guard(), ProcessPool(2) as pool:
         pids = set(pool.map(lambda _: os.getpid(), range(2), chunksize=1))
         for _ in range(200):
             pool.pipe(abs, -1)
         before = {pid: cpu_seconds(pid) for pid in pids}
-        time.sleep(1.0)
+        time.sleep(1.0)  # idle: what is measured
         used = {pid: cpu_seconds(pid) - before[pid] for pid in pids}
     assert all(seconds < 0.1 for seconds in used.values()), used  # a spin would take the whole second
 

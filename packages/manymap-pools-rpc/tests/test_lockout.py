@@ -8,7 +8,6 @@ a flood of connections that never authenticate, a server out of descriptors
 from __future__ import annotations
 
 import contextlib
-import os
 import resource
 import socket
 import subprocess
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 from rpc_helpers import WAIT, ServerProcess
 
+from manymap.launcher.testing import cpu_seconds
 from manymap.pools.rpc import ParallelPool
 
 if TYPE_CHECKING:
@@ -64,11 +64,6 @@ def close(socks: list[socket.socket]) -> None:
     for sock in socks:
         with contextlib.suppress(OSError):
             sock.close()
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def closed_by_server(sock: socket.socket) -> bool:

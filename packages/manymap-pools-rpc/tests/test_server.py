@@ -17,6 +17,7 @@ import pytest
 from rpc_helpers import WAIT, ServerProcess, closed_by_peer
 
 from manymap.launcher import AuthenticationError
+from manymap.launcher.testing import cpu_seconds
 from manymap.pools.rpc import ParallelPool, RPCServer
 
 
@@ -188,11 +189,6 @@ def test_a_closed_client_kills_its_running_task(server: ServerProcess) -> None:
         pool.join()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-
-
 def test_a_server_and_its_worker_sleep_once_calls_stop(server: ServerProcess) -> None:
     # Its connection thread and its worker look for the next message for a moment
     # after each one, without sleeping: only for a moment.
@@ -201,7 +197,7 @@ def test_a_server_and_its_worker_sleep_once_calls_stop(server: ServerProcess) ->
         for _ in range(200):
             pool.pipe(abs, -1)
         pids = [server.process.pid, worker]
-        before = [_cpu_seconds(pid) for pid in pids]
-        time.sleep(1.0)
-        used = [_cpu_seconds(pid) - seconds for pid, seconds in zip(pids, before, strict=True)]
+        before = [cpu_seconds(pid) for pid in pids]
+        time.sleep(1.0)  # idle: what is measured
+        used = [cpu_seconds(pid) - seconds for pid, seconds in zip(pids, before, strict=True)]
     assert all(seconds < 0.1 for seconds in used), used  # a spin would take the whole second

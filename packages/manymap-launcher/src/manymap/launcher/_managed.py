@@ -20,7 +20,7 @@ same way, and this is that way, once:
   watches a worker's reply channel only while the manager is owed a reply
   there (:meth:`~ManagedWorkerPool._watch`), and a batch sent to a blocked
   caller's own worker is not. The caller waits on the reply channel and the
-  death signal, looking without sleeping for ``_SPIN`` first, for at most
+  death signal, looking without sleeping for ``SPIN`` first, for at most
   ``_LEASE`` seconds; the pool's :meth:`~ManagedWorkerPool._take_reply`
   handles the reply. Then it gives the worker back, and the manager sees
   whatever the caller did not handle (a death, a late reply). A death the
@@ -63,7 +63,6 @@ import selectors
 import signal
 import sys
 import threading
-import time
 import weakref
 from collections.abc import Callable, Iterable
 from types import FrameType
@@ -75,16 +74,13 @@ from manymap.launcher._job import Job
 from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._results import AsyncResult, wait_for
 from manymap.launcher._shipping import BatchCodec, ManagedWorker, for_all
+from manymap.launcher._spin import SPIN, spin
 from manymap.launcher._task import TaskFailure
 
 __all__ = ["Doorbell", "ManagedWorkerPool", "interrupts_deferred"]
 
 _TICK = 1.0  # seconds; the manager re-checks its state at least this often
 _LEASE = 0.05  # seconds a caller may wait on a lent worker's reply before the manager takes over
-# Seconds of that wait spent looking for the reply without sleeping: one that comes
-# in that time saves the wake-up of a sleeping thread (20 to 30 µs on a VM, more
-# than the task of a ``pipe`` in a loop); 200 µs, as the kernel's own halt polling.
-_SPIN = 200e-6
 # What a caller waits on a lent worker with: poll(2) needs no descriptor of its own,
 # and the bare object is a microsecond a look cheaper than a selectors.PollSelector.
 _poll: Callable[[], Any] | None = getattr(select, "poll", None)
@@ -519,8 +515,8 @@ class _Wait:
 
 def _reply_ready(worker: ManagedWorker, timeout: float) -> bool:
     """Whether the lent ``worker``'s reply came within ``timeout`` seconds (False
-    as soon as another of its channels, its death, is ready); the first ``_SPIN``
-    of them without sleeping."""
+    as soon as another of its channels, its death, is ready); the first ``SPIN``
+    of them without sleeping (:func:`spin`)."""
     channels = worker.loan
     assert channels is not None
     waiter = worker.waiter
@@ -529,13 +525,9 @@ def _reply_ready(worker: ManagedWorker, timeout: float) -> bool:
         waiter = worker.waiter = _poll()
         for fd in channels:
             waiter.register(fd, select.POLLIN)
-    ready = waiter.poll(0)
-    if not ready:  # look for it for _SPIN without sleeping, then sleep for the rest
-        end = time.perf_counter() + _SPIN
-        while not ready and time.perf_counter() < end:
-            ready = waiter.poll(0)
-        if not ready:
-            ready = waiter.poll(max(0.0, timeout - _SPIN) * 1000)  # milliseconds
+    ready = spin(lambda: waiter.poll(0))  # without sleeping for SPIN, then asleep for the rest
+    if not ready:
+        ready = waiter.poll(max(0.0, timeout - SPIN) * 1000)  # milliseconds
     return any(fd == channels[0] for fd, _ in ready)
 
 

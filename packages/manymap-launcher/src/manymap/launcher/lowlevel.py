@@ -17,6 +17,8 @@ the pools' public base, result handles, errors and progress events.
   through; :func:`run_calls` runs a batch's calls and collects their
   :class:`TaskFailure` s; :class:`TaskOptions` is a call's options;
 - :class:`NodesAlias`: ``nodes`` under another name (``ncpus = NodesAlias()``);
+- :func:`spin`: look for a message for :data:`SPIN` seconds without sleeping
+  (a wake-up costs more than a small task on a virtual machine);
 - for the family's packages: :func:`warn_user` (warnings at the caller's
   line), :func:`show_public_paths` (public names show their public path),
   :func:`load_on_access` (public names loaded when first named),
@@ -34,6 +36,7 @@ from manymap.launcher._job import Job
 from manymap.launcher._nodes import NodesAlias
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._public import load_on_access, show_public_paths
+from manymap.launcher._spin import SPIN, spin
 from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from manymap.launcher._shipping import BatchCodec, ManagedWorker
 
 __all__ = [
+    "SPIN",
     "Batch",
     "BatchCodec",
     "Doorbell",
@@ -65,6 +69,7 @@ __all__ = [
     "run_calls",
     "run_loaded",
     "show_public_paths",
+    "spin",
     "warn_user",
 ]
 

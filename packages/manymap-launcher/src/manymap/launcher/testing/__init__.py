@@ -10,7 +10,7 @@
 - :class:`DistributionConformance`: the packaging rules, as tests of an
   installed distribution (needs pytest);
 - guards: :func:`hang_guard`, :func:`live_threads`, :func:`live_children`,
-  :func:`eventually`, :func:`kill_started`;
+  :func:`eventually`, :func:`kill_started`, :func:`cpu_seconds`;
 - terminals: :func:`run_in_terminal` runs a command on a real pty of a given
   width and :class:`TerminalScreen` replays what it drew (progress bars).
 """
@@ -20,7 +20,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from manymap.launcher._public import load_on_access, show_public_paths
-from manymap.launcher.testing._guards import eventually, hang_guard, kill_started, live_children, live_threads
+from manymap.launcher.testing._guards import (
+    cpu_seconds,
+    eventually,
+    hang_guard,
+    kill_started,
+    live_children,
+    live_threads,
+)
 from manymap.launcher.testing._reference import ReferencePool
 from manymap.launcher.testing._terminal import RESIZE_HELPER, TerminalScreen, run_in_terminal
 
@@ -37,6 +44,7 @@ __all__ = [
     "PoolConformance",
     "ReferencePool",
     "TerminalScreen",
+    "cpu_seconds",
     "cpython_executor_tests",
     "eventually",
     "hang_guard",

@@ -66,6 +66,14 @@ def live_threads() -> set[threading.Thread]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time process ``pid`` has used so far, user and system (Linux ``/proc``):
+    what a process that should be asleep, or not spinning, must not gain."""
+    with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def live_children() -> set[int]:
     """Pids of this process's child processes, zombies included (Linux ``/proc``).
 

@@ -35,8 +35,9 @@ import os
 import select
 import selectors
 import struct
-import time
 from typing import Any
+
+from manymap.launcher.lowlevel import spin
 
 __all__ = ["PIPE_SIZE", "Channel", "channel_pair"]
 
@@ -129,20 +130,15 @@ class Channel:
             poller.register(self.fileno(), selectors.EVENT_READ)
         return bool(poller.select(timeout))
 
-    def spin(self, seconds: float) -> bool:
-        """Whether a message (or the end of the channel) can be read within ``seconds``,
-        looked for without sleeping: what comes in that time is read without the
-        wake-up of a sleeping process, which costs more than a short task on a
-        virtual machine."""
+    def spin(self) -> bool:
+        """Whether a message (or the end of the channel) can be read within
+        ``manymap.launcher.lowlevel.SPIN`` seconds, looked for without sleeping
+        (:func:`~manymap.launcher.lowlevel.spin`)."""
         spinner = self._spinner
         if spinner is None:
             spinner = self._spinner = select.poll()
             spinner.register(self.fileno(), select.POLLIN)
-        end = time.perf_counter() + seconds
-        while not spinner.poll(0):
-            if time.perf_counter() >= end:
-                return False
-        return True
+        return bool(spin(lambda: spinner.poll(0)))
 
     def _read(self, size: int) -> bytes | bytearray:
         fd = self.fileno()

@@ -27,12 +27,6 @@ from manymap.serialize import FunctionCache, dumps, encode_results
 
 __all__ = ["worker_main"]
 
-# Seconds a worker looks for its next task after a reply before it sleeps: in a map
-# the next batch is on its way, and a caller of ``pipe`` in a loop sends the next task
-# within it. 200 µs, as the kernel's own halt polling: a round trip whose worker
-# slept costs 20 to 30 µs more than one whose worker was awake (a VM's wake-up).
-_SPIN = 200e-6
-
 
 def worker_main(
     conn: _wire.Connection,
@@ -97,7 +91,9 @@ def worker_main(
             _wire.send(conn, (_wire.DONE, token, names, duration, retiring, failed), payload)
             if retiring:
                 return
-            conn.spin(_SPIN)
+            # Its next task is near (the next batch of a map, a caller's next pipe): look
+            # for it without sleeping first (manymap.launcher.lowlevel.spin).
+            conn.spin()
         elif kind == _wire.FUNCTION:
             functions.store(header[1], data)  # one that fails to load fails the tasks that need it
         else:  # STOP

@@ -32,6 +32,7 @@ import socket
 import time
 from typing import TYPE_CHECKING
 
+from manymap.launcher.lowlevel import spin
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import Session
 from manymap.pools.rpc._ppprocess import PPWorker, describe
@@ -42,11 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["serve_connection"]
 
 _TICK = 0.5  # seconds; the thread re-checks whether the server stops at least this often
-# Seconds the thread looks for its next event without sleeping, first: a job's reply,
-# or a client's next request, that comes in that time is relayed without the 20 to
-# 30 µs of a sleeping thread's wake-up on a virtual machine (200 µs: as the kernel's
-# own halt polling).
-_SPIN = 200e-6
 _SEND_TIMEOUT = 300.0  # seconds a client may take to take a reply off the connection
 _JOB_TIMEOUT = 60.0  # seconds a live worker may take to take a job off its pipe
 
@@ -82,13 +78,9 @@ class _Client:
 
     def serve(self) -> None:
         while not self.server.stopped:
-            ready = self.selector.select(0)
-            if not ready:  # what comes within _SPIN is handled a wake-up sooner
-                end = time.perf_counter() + _SPIN
-                while not ready and time.perf_counter() < end:
-                    ready = self.selector.select(0)
-                if not ready:
-                    ready = self.selector.select(_TICK)
+            # A job's reply or the client's next request is near: looked for without
+            # sleeping first, it is relayed a wake-up sooner (manymap.launcher.lowlevel.spin).
+            ready = spin(lambda: self.selector.select(0)) or self.selector.select(_TICK)
             for key, _ in ready:
                 if key.data == "client":
                     if not self.from_client():

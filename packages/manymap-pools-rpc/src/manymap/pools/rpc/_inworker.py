@@ -10,9 +10,9 @@ round trip without changing what goes over the pipe (``_wire.py``):
 
 - a message is written in one piece (:class:`OneWritePipe`): ppft writes
   its 8-byte length and the message as two flushed writes, so each reply
-  woke the server twice; and after it the worker looks for its next job for
-  :data:`SPIN` seconds without sleeping (a worker that slept takes 20 to
-  30 µs to wake on a virtual machine, more than a small task);
+  woke the server twice; and after it the worker looks for its next job
+  without sleeping for a moment (``manymap.launcher.lowlevel.spin``: a
+  worker that slept takes 20 to 30 µs to wake on a virtual machine);
 - the envelope around a job (the stub's name and source, the argument
   tuple, the ``(result, output)`` reply) goes through the stdlib pickle,
   not dill's pure-Python pickler: it holds only strings and bytes, since
@@ -41,19 +41,14 @@ import io
 import os
 import select
 import sys
-import time
 import types
 from typing import Any
 
-from manymap.launcher.lowlevel import run_loaded
+from manymap.launcher.lowlevel import run_loaded, spin
 from manymap.pools.rpc import _wire as wire
 from manymap.serialize import FunctionCache, encode_results, loads
 
-__all__ = ["ENVELOPE", "SPIN", "STUB_CODE", "OneWritePipe", "main", "run_batch", "run_counted"]
-
-#: Seconds a worker looks for its next job after a reply before it sleeps (as the
-#: kernel's own halt polling: 200 µs).
-SPIN = 200e-6
+__all__ = ["ENVELOPE", "STUB_CODE", "OneWritePipe", "main", "run_batch", "run_counted"]
 
 
 def _import_ppft_worker() -> tuple[Any, Any]:
@@ -173,6 +168,11 @@ class OneWritePipe(_CPipeTransport):  # type: ignore[misc,valid-type]
     """ppft's cached pipe transport, flushing once per :meth:`send`: the worker's
     side of the pipe (the server writes ppft's framing itself, ``_wire.pack_job``)."""
 
+    def __init__(self, r: Any, w: Any) -> None:
+        super().__init__(r, w)
+        self._jobs = select.poll()  # the job pipe, looked at after each reply
+        self._jobs.register(r.fileno(), select.POLLIN)
+
     def send(self, *messages: bytes | str | list[wire.Buffer]) -> None:
         """Write ``messages`` (one may be in pieces, :data:`ENVELOPE`'s) in ppft's framing;
         small ones leave in one write, large ones uncopied."""
@@ -185,16 +185,9 @@ class OneWritePipe(_CPipeTransport):  # type: ignore[misc,valid-type]
             for piece in pieces:
                 self.wb.write(piece)
         self.w.flush()
-        _spin(self.r.fileno(), SPIN)  # the server sends one job at a time: nothing is buffered now
-
-
-def _spin(fd: int, seconds: float) -> None:
-    """Return once ``fd`` can be read, or after ``seconds``, without sleeping."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    end = time.perf_counter() + seconds
-    while not poller.poll(0) and time.perf_counter() < end:
-        pass
+        # The next job is near: looked for without sleeping first. (The server sends one
+        # job at a time, so nothing of it is in the read buffer now.)
+        spin(lambda: self._jobs.poll(0))
 
 
 #: The ``pickle`` of ppft's worker loop: the argument tuple of a job and the reply,
