@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,19 @@ def fail_first_mark_the_rest(item: tuple[int, str]) -> int:
         raise ValueError("task 0 fails")
     Path(directory, str(index)).touch()
     return index
+
+
+def worker_identity(_: object) -> dict[str, Any]:
+    """What a task sees of its worker through multiprocessing (test_forked.py)."""
+    me = multiprocessing.current_process()
+    parent = multiprocessing.parent_process()
+    return {
+        "name": me.name,
+        "daemon": me.daemon,
+        "pid": me.pid,
+        "own pid": os.getpid(),
+        "parent": None if parent is None else parent.pid,
+        "parent alive": None if parent is None else parent.is_alive(),
+        "children": multiprocessing.active_children(),
+        "stdin": sys.stdin.read(),
+    }

@@ -161,8 +161,16 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     # ----------------------------------------------------- for subclasses
 
-    def _start_manager(self, channels: Iterable[tuple[Any, Any]] = ()) -> None:
-        """Start the manager thread, watching ``channels`` (``(fileobj, data)`` pairs) from the start."""
+    def _start_manager(self, channels: Iterable[tuple[Any, Any]] = (), *, staff: bool = False) -> None:
+        """Start the manager thread, watching ``channels`` (``(fileobj, data)`` pairs) from the start.
+
+        ``staff``: start the first workers (:meth:`_staff`) here, in the calling
+        thread, while the manager thread waits for them. For a pool whose workers
+        start at once (``ProcessPool`` forks them): the manager would compete with
+        the caller for the GIL while it starts them, and a failure to start one
+        is raised to the call that started the pool (the manager then stops what
+        was started).
+        """
         self._closing = self._killing = False
         self._doorbell = Doorbell()
         self._selector = selectors.DefaultSelector()
@@ -176,7 +184,18 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
             name=f"manymap-{type(self).__name__}-{id(self):x}",
             daemon=True,
         )
-        self._manager.start()
+        if not staff:
+            self._manager.start()
+            return
+        # Started first, while the machine is idle (starting a thread waits until it
+        # runs); its first round waits for the dispatch lock.
+        with self._dispatch_lock:
+            self._manager.start()
+            try:
+                self._staff()
+            except BaseException:
+                self._killing = True  # the manager's first round ends it: it stops what started
+                raise
 
     def _add_channel(self, fileobj: Any, data: Any) -> None:
         """Wait on ``fileobj`` too; when it is ready, ``data`` goes to :meth:`_handle`."""

@@ -42,9 +42,13 @@ killed, each worker's watcher thread kills the worker and its group.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import itertools
+import multiprocessing
 import os
+import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -59,7 +63,7 @@ from manymap.launcher.lowlevel import (
     add_note,
     exit_reason,
 )
-from manymap.pools.local import _channel, _deferred, _nesting, _procs, _shm, _wire
+from manymap.pools.local import _channel, _deferred, _forked, _nesting, _procs, _shm, _wire
 from manymap.serialize import PoolCodec, dumps, loads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -71,6 +75,7 @@ _JOIN = 5.0  # seconds a stopping worker gets before it is killed
 _START_FAILURES = 3  # workers per node that may die before doing any work
 _EXIT_SLICE = 0.05  # seconds between looks at a dying worker's exit status
 _pool_serials = itertools.count(1)
+_started_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()  # those terminated at exit by _exit_hook
 
 
 class _Worker(ManagedWorker):
@@ -152,9 +157,16 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         for name, value in (("maxtasksperchild", maxtasksperchild), ("poison", poison)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        # multiprocessing is imported by the first ProcessPool, not by the package: before any
-        # executor view registers its exit hook, which must run before multiprocessing's.
-        self._context = _deferred.multiprocessing().get_context(context)
+        self._context: Any = multiprocessing.get_context(context)  # (its Process: per start method)
+        # Forked workers (_forked.py) where a pidfd tells their death, else multiprocessing's.
+        # The exit hook that terminates the pool is registered now, before any executor
+        # view of the pool registers its own, which must run first (atexit: last in,
+        # first out): ours, or multiprocessing's, which runs the pool's finalizer.
+        self._forks = self.context == "fork" and _procs.pidfd_works()
+        if self._forks:
+            _register_exit_hook()
+        else:
+            _deferred.multiprocessing()
         self._initializer = initializer
         self._initargs = tuple(initargs)
         self._maxtasks = maxtasksperchild
@@ -183,13 +195,20 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         self._shm_prefix = f"{_shm.owned_by(os.getpid())}{next(_pool_serials)}-"
         self._start_failures = 0
         self._swept = False
-        self._finalizer = _deferred.multiprocessing().util.Finalize(
-            None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
-        )
-        self._start_manager()  # which starts the workers in its first round
+        if self._forks:
+            _started_pools.add(self)
+        else:
+            self._finalizer = _deferred.multiprocessing().util.Finalize(
+                None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
+            )
+        self._start_manager(staff=True)  # the workers are forked here, the first ones
 
     def _join_workers(self) -> None:
         super()._join_workers()
+        self._drop_exit_hook()
+
+    def _drop_exit_hook(self) -> None:
+        _started_pools.discard(self)
         finalizer, self._finalizer = self._finalizer, None
         if finalizer is not None:
             finalizer.cancel()
@@ -226,7 +245,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             return
         for _ in range(self.nodes - len(serving)):
             self._spawn()
-        if not self._swept:  # once per start, while the first workers start up
+        if not self._swept and threading.current_thread() is self._manager:
+            # Once per start, in the manager's first round (the first workers were
+            # forked by the caller, who then goes on), while they start up.
             self._swept = True
             _shm.sweep()  # what killed owners left
         for worker in serving[self.nodes :]:
@@ -251,22 +272,24 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         initializer: Any = self._initializer
         if initializer is not None and self.context != "fork":
             initializer = _ByValue(initializer)
-        process = self._context.Process(
-            target=worker_main,
-            args=(
-                child_end,
-                initializer,
-                self._initargs,
-                self._maxtasks,
-                inherited,
-                os.getpid(),
-                leader,
-                child,
-                _nesting.for_workers_of(self.nodes),
-            ),
-            name=f"manymap-worker-{serial}",
-            daemon=False,  # a task may start a pool of its own
+        args = (
+            child_end,
+            initializer,
+            self._initargs,
+            self._maxtasks,
+            inherited,
+            os.getpid(),
+            leader,
+            child,
+            _nesting.for_workers_of(self.nodes),
         )
+        name = f"manymap-worker-{serial}"
+        process: Any
+        if self._forks:
+            _deferred.load_prctl()  # once per process: each forked worker inherits it
+            process = _forked.ForkedProcess(worker_main, args, name)
+        else:  # not daemonic: a task may start a pool of its own
+            process = self._context.Process(target=worker_main, args=args, name=name, daemon=False)
         process.start()
         child_end.close()
         if leader and child:  # also from here: a kill may come before the worker runs
@@ -420,9 +443,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         self._workers.clear()
         if not clean:
             _shm.discard_prefix(*prefixes)  # one look at the directory for them all
-        finalizer, self._finalizer = self._finalizer, None
-        if finalizer is not None:
-            finalizer.cancel()
+        self._drop_exit_hook()
 
 
 class _ByValue:
@@ -480,3 +501,15 @@ def _terminate_at_exit(reference: weakref.ref[ProcessPool]) -> None:
     if pool is not None:
         pool.terminate()
         pool.join()
+
+
+@functools.cache
+def _register_exit_hook() -> None:
+    atexit.register(_exit_hook)
+
+
+def _exit_hook() -> None:
+    """At interpreter exit: terminate the pools of forked workers still running (the
+    others' are terminated by multiprocessing's exit handler, which runs their finalizer)."""
+    for pool in list(_started_pools):
+        _terminate_at_exit(weakref.ref(pool))

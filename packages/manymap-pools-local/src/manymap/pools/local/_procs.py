@@ -24,11 +24,21 @@ import contextlib
 import os
 import selectors
 import signal
+import sys
 import time
 
 from manymap.pools.local import _deferred
 
-__all__ = ["become_leader", "kill_group", "kill_tree", "open_pidfd", "wait_readable", "watch_owner"]
+__all__ = [
+    "become_leader",
+    "flush_streams",
+    "kill_group",
+    "kill_tree",
+    "open_pidfd",
+    "pidfd_works",
+    "wait_readable",
+    "watch_owner",
+]
 
 _PR_SET_CHILD_SUBREAPER = 36
 _OWNER_POLL = 0.25  # seconds between checks of the owner where there is no pidfd
@@ -45,6 +55,15 @@ def open_pidfd(pid: int) -> int | None:
     except OSError:  # no pidfd support in this kernel, or the process is gone
         return None
     return fd
+
+
+def pidfd_works() -> bool:
+    """Whether this process can open pidfds (tried on itself)."""
+    fd = open_pidfd(os.getpid())
+    if fd is None:
+        return False
+    os.close(fd)
+    return True
 
 
 def wait_readable(fd: int, timeout: float) -> bool:
@@ -156,3 +175,10 @@ def _die(group: bool) -> None:
     if group:
         kill_group(me)
     os.kill(me, signal.SIGKILL)
+
+
+def flush_streams() -> None:
+    """Flush standard output and error (a task's prints, what a parent buffered before a fork)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            stream.flush()

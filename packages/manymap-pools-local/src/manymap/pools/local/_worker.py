@@ -86,7 +86,7 @@ def worker_main(
             payload, buffers = encode_results(values, failures, _wire.encode)
             failed = bool(failures)  # (what encode_results could not send counts)
             del values, failures
-            _flush()
+            _procs.flush_streams()
             names = _shm.export(buffers, prefix)
             _wire.send(conn, (_wire.DONE, token, names, duration, retiring, failed), payload)
             if retiring:
@@ -110,10 +110,3 @@ def _reseed() -> None:
     numpy = sys.modules.get("numpy")
     if numpy is not None:
         numpy.random.seed(int.from_bytes(os.urandom(4), "little"))
-
-
-def _flush() -> None:
-    # A task's prints reach the terminal before its result is reported.
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
