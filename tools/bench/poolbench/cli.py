@@ -14,7 +14,16 @@ from pathlib import Path
 
 from poolbench import config
 from poolbench.chart import chart
-from poolbench.cold import RAW, ColdResults, cold_notes, cold_report, cold_table, cold_target_lines, run_cold
+from poolbench.cold import (
+    IMPORT_SAMPLES,
+    RAW,
+    ColdResults,
+    cold_notes,
+    cold_report,
+    cold_table,
+    cold_target_lines,
+    run_cold,
+)
 from poolbench.config import (
     CLOSURE_ITEMS,
     CPU_TASK_SECONDS,
@@ -289,7 +298,8 @@ def cold_section(cold: ColdResults) -> list[str]:
     """The cold table, its notes and issue 15's targets, as markdown lines."""
     return [
         "",
-        f"**Cold**: a fresh process per cell, median of {cold.repeat}; what one "
+        f"**Cold**: a fresh process per cell, median of {cold.repeat} (import: "
+        f"{cold.repeat * IMPORT_SAMPLES}); what one "
         "`with Pool() as p: p.map(...)` in a new script costs.",
         "",
         *cold_table(cold),

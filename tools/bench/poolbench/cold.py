@@ -46,6 +46,9 @@ COLD_KEYS = list(IMPORTS)
 #: each) outlasts CELL_TIMEOUT on a small machine (see config.DASK_TINY_ITEMS)
 SKIPPED = {("dask", "firstmap")}
 MEASURES = ("import", "startup", "firstmap", "pipes")
+#: Samples of an import cell per round: an import is 20 to 40 ms and varies by a third
+#: from one fresh process to the next, so a median of three is not a figure.
+IMPORT_SAMPLES = 5
 #: series -> column title; "pipewarm" comes from the pipes cell (300 more calls on the same pool)
 TITLES = {
     "import": "import of the pool (the `from ... import` a script writes)",
@@ -163,7 +166,8 @@ def run_cold(script: Path, keys: list[str], labels: dict[str, str], repeat: int)
     for round_no in range(1, repeat + 1):
         for measure in MEASURES:
             shift = (round_no - 1) % len(keys)
-            for key in keys[shift:] + keys[:shift]:
+            turns = (keys[shift:] + keys[:shift]) * (IMPORT_SAMPLES if measure == "import" else 1)
+            for key in turns:
                 if (key, measure) in SKIPPED:
                     continue
                 try:
@@ -223,14 +227,16 @@ def cold_notes(r: ColdResults) -> list[str]:
         for problem in cell.problems
     ]
     out = [
-        f"Each cell: a fresh process per sample, the median of {r.repeat} · its ratio to the "
+        f"Each cell: a fresh process per sample, the median of {r.repeat} (import: "
+        f"{r.repeat * IMPORT_SAMPLES}) · its ratio to the "
         "`multiprocessing.Pool` of the same run (the last column: to the raw pipe). Pools have "
         f"{config.WORKERS} workers and their library's default start method. The pool is "
         "imported before the clock starts (the import column times that import alone, the `from ... "
         "import` a script writes, in a `python -c` of its own that imports nothing else before it: a "
         "pool class a package loads when first named is paid for there); start-up times building "
         "the pool, a map of 10 items, close and join; first map and the pipe calls start right "
-        "after the pool is built (its workers may still be starting).",
+        "after the pool is built and entered, as a script's `with Pool() as p:` does (a manymap pool "
+        "starts its workers on entry, the stdlib Pool in its constructor; they may still be starting).",
         "raw `multiprocessing.Pipe`: one child process and a ping-pong on a pipe, the physical floor "
         "(start-up: start it, 10 items there and back, join; map: the 100,000 items there and back in "
         "one message; pipe calls: one round trip each).",

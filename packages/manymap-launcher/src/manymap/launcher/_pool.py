@@ -61,6 +61,7 @@ if TYPE_CHECKING:
 __all__ = ["AbstractWorkerPool", "NodesAlias"]
 
 T = TypeVar("T")
+Pool = TypeVar("Pool", bound="AbstractWorkerPool")
 
 
 class AbstractWorkerPool(
@@ -349,7 +350,11 @@ class AbstractWorkerPool(
 
         return PoolExecutor(self)
 
-    def __enter__(self: T) -> T:
+    def __enter__(self: Pool) -> Pool:
+        """Start the workers now, not at the first call: a ``with`` block is about to
+        use the pool, and they start while it prepares its first call's input.
+        (A pool built but never used, or a copy of one, starts nothing.)"""
+        self._ensure_started()
         return self
 
     def __exit__(
