@@ -2,9 +2,9 @@
 
 ::
 
-    NEW --first call--> RUNNING --close()--> CLOSED --join()--+
-     ^                     |  \\--terminate()/broken--> TERMINATED
-     +------clear() / restart() from CLOSED or TERMINATED -----+
+    NEW --first call, or with--> RUNNING --close()--> CLOSED --join()--+
+     ^                              |  \\--terminate()/broken--> TERMINATED
+     +---------clear() / restart() from CLOSED or TERMINATED ----------+
 
 A failed start (``_start_workers`` raised) breaks the pool: TERMINATED with
 the error as its reason, so every later call raises ``PoolClosedError``
@@ -22,7 +22,7 @@ __all__ = ["Lifecycle", "PoolState"]
 class PoolState(enum.Enum):
     """Where a pool is in its life."""
 
-    NEW = "new"  # no workers yet: they start at the first call
+    NEW = "new"  # no workers yet: they start at the first call, or when a with block enters
     RUNNING = "running"
     CLOSED = "closed"  # no new work; the workers drain what was handed out
     TERMINATED = "terminated"  # stopped at once, or broken (see Lifecycle.broken)

@@ -60,6 +60,21 @@ class LifecycleConformance(SuitePart):
         with pytest.raises(ValueError, match="still running"):
             pool.join()
 
+    def test_a_pool_starts_when_first_called_or_entered(self) -> None:
+        built = self.make_pool(self.nodes)
+        try:
+            assert "new" in repr(built)  # built: nothing started yet
+            assert built.map(tasks.square, range(3)) == [0, 1, 4]
+            assert "running" in repr(built)
+        finally:
+            built.terminate()
+            built.join()
+        entered = self.make_pool(self.nodes)
+        with entered:
+            assert "running" in repr(entered)  # started before its first call
+            assert entered.map(tasks.square, range(3)) == [0, 1, 4]
+        assert "closed" in repr(entered)
+
     def test_with_block_resolves_results_handed_out(self) -> None:
         with self.make_pool(self.nodes) as pool:
             pending = pool.amap(tasks.sleep_then, range(6), [0.05] * 6)
