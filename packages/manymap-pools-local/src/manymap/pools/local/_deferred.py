@@ -10,8 +10,9 @@ hook of an executor view of the pool, so that ``atexit``, last in first out,
 lets the executor finish its work first.) ``_ctypes`` is loaded for
 ``prctl``, by a process about to fork workers or else in a worker;
 ``mmap`` by the first large buffer that goes through shared memory
-(``_shm.py``), and the worker's main loop (``_worker.py``) when the first
-worker starts (in ``_process.py``). Every other deferred import of the
+(``_shm.py``), and what starts a worker (``_channel.py``, ``_forked.py``)
+and its main loop (``_worker.py``) when the first worker starts (in
+``_process.py``). Every other deferred import of the
 package is a function here.
 """
 

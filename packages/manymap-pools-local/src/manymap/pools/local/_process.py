@@ -63,7 +63,7 @@ from manymap.launcher.lowlevel import (
     add_note,
     exit_reason,
 )
-from manymap.pools.local import _channel, _deferred, _forked, _nesting, _procs, _shm, _wire
+from manymap.pools.local import _deferred, _nesting, _procs, _shm, _wire
 from manymap.serialize import PoolCodec, dumps, loads
 
 __all__ = ["CONTEXTS", "ProcessPool"]
@@ -255,7 +255,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
                 self._tell_stop(worker)
 
     def _spawn(self) -> None:
-        from manymap.pools.local._worker import worker_main  # the worker's side, loaded on first use
+        # What starts a worker, and its side, loaded by the first worker started: not at import.
+        from manymap.pools.local import _channel, _forked
+        from manymap.pools.local._worker import worker_main
 
         serial = next(self._serials)
         parent_end, child_end = _channel.channel_pair()
