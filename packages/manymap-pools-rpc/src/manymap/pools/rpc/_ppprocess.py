@@ -25,7 +25,6 @@ import fcntl
 import os
 import selectors
 import signal
-import subprocess
 import sys
 import time
 from typing import TYPE_CHECKING
@@ -35,6 +34,8 @@ from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._stream import IOV, advance, views
 
 if TYPE_CHECKING:
+    import subprocess
+
     from manymap.pools.rpc._template import Template
 
 __all__ = ["PIPE_SIZE", "WORKER_START", "PPWorker", "describe"]
@@ -59,6 +60,8 @@ class PPWorker:
         if template is not None:
             self.pid, self.stdin, self.stdout = template.spawn()
         else:
+            import subprocess  # only here: a forked server's critical path never pays its import
+
             self.process = subprocess.Popen(
                 # Imported by name, not run as __main__: the stub imports the same module.
                 [sys.executable, "-u", "-c", f"from {wire.INWORKER} import main; main()"],
@@ -183,6 +186,8 @@ class PPWorker:
             os.killpg(self.pid, signal.SIGKILL)  # the group: what its tasks started too
         process = self.process
         if process is not None:
+            import subprocess  # loaded already: the worker was started with it
+
             with contextlib.suppress(OSError):
                 process.kill()
             with contextlib.suppress(subprocess.TimeoutExpired):
@@ -213,6 +218,8 @@ class PPWorker:
         group's id) cannot have been reused when the group is killed.
         """
         if self.pidfd is None and self.process is not None:  # seen dead by the end of its stdout
+            import subprocess  # loaded already: the worker was started with it
+
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(5.0)
         return self.kill()
