@@ -6,6 +6,7 @@ at ``/dev/null``, its own threads waited for at exit. Real forked workers, no mo
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
 import subprocess
@@ -19,7 +20,8 @@ from typing import Any
 import pytest
 from pool_helpers import worker_identity
 
-from manymap.launcher.testing import hang_guard
+from manymap.launcher import PoolClosedError
+from manymap.launcher.testing import eventually, hang_guard, live_children, live_threads
 from manymap.pools.local import ProcessPool
 
 _queue: Any = None
@@ -101,3 +103,31 @@ def test_a_fork_pool_loads_neither_multiprocessing_util_nor_subprocess() -> None
 def test_other_start_methods_still_use_multiprocessing(context: str) -> None:
     with hang_guard(), ProcessPool(1, context=context) as pool:
         assert pool.map(worker_identity, [0])[0]["name"].startswith("manymap-worker-")
+
+
+def test_a_fork_that_fails_breaks_the_pool_with_its_error_and_leaves_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The first worker forks, the second cannot (the system is out of processes): the
+    # call that started the pool raises the system's error, the first worker is stopped.
+    real_fork = os.fork
+    forks: list[int] = []
+
+    def second_fails() -> int:
+        if forks:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        forks.append(1)
+        return real_fork()
+
+    threads, children = live_threads(), live_children()
+    pool = ProcessPool(2, context="fork")
+    monkeypatch.setattr(os, "fork", second_fails)
+    with hang_guard(), pytest.raises(BlockingIOError, match="temporarily unavailable"):
+        pool.map(abs, [-1, -2])
+    monkeypatch.undo()
+    assert forks == [1]
+    with pytest.raises(PoolClosedError):
+        pool.map(abs, [-1])
+    pool.join()
+    assert eventually(lambda: live_children() <= children)
+    assert eventually(lambda: live_threads() <= threads)
