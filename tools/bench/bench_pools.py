@@ -42,7 +42,7 @@ ProcessPool, and a raw ``multiprocessing.Pipe`` ping-pong (the physical
 floor): the import of the pool (its ``from ... import``), start-up (build,
 map 10 items, close), the first map of 100,000 tiny items on a fresh pool, the first 300
 ``pipe`` calls and 300 more; each cell a fresh process, the median of
-``--cold-repeat`` (default 3), with issue 15's targets beside the ratios.
+``--cold-repeat`` (default 7), with issue 15's targets beside the ratios.
 
 It prints a markdown table and the targets of the issue as PASS / MISS lines,
 writes ``$MANYMAP_BENCH_DIR/pools.json`` (raw samples, medians, ratios,

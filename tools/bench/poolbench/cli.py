@@ -72,8 +72,8 @@ def main(tasks: Tasks, argv: list[str] | None = None, doc: str | None = None) ->
     parser.add_argument(
         "--cold-repeat",
         type=int,
-        default=3,
-        help="fresh processes per cold cell, median taken (default 3, min 3; 1 with --quick)",
+        default=7,
+        help="fresh processes per cold cell, median taken (default 7, min 3; 1 with --quick)",
     )
     parser.add_argument(
         "--contenders",
