@@ -76,6 +76,10 @@ _START_FAILURES = 3  # workers per node that may die before doing any work
 _EXIT_SLICE = 0.05  # seconds between looks at a dying worker's exit status
 _pool_serials = itertools.count(1)
 _started_pools: weakref.WeakSet[ProcessPool] = weakref.WeakSet()  # those terminated at exit by _exit_hook
+# A forked child (ours, multiprocessing's, a task's os.fork) owns none of its parent's pools:
+# its exit must not touch their copies (the doorbell it would ring is the parent's).
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_started_pools.clear)
 
 
 class _Worker(ManagedWorker):
