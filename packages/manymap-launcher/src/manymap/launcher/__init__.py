@@ -38,7 +38,7 @@ from manymap.launcher._errors import (
     TunnelError,
     WorkerLostError,
 )
-from manymap.launcher._events import EventKind, ProgressListener, TaskEvent, TextProgressBar, progress_bar
+from manymap.launcher._events import EventKind, ProgressListener, TaskEvent
 from manymap.launcher._pool import AbstractWorkerPool
 from manymap.launcher._rebuild import RemoteTaskError
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
@@ -81,13 +81,17 @@ _public.show_public_paths(globals())
 if TYPE_CHECKING:
     from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
     from manymap.launcher._launcher import AbstractLauncher
+    from manymap.launcher._progress import TextProgressBar, progress_bar
 
 #: Public names loaded on first access (import time): a plain ``map`` uses neither
-#: the executor view nor the launchers' base (ssh pipes, copiers and tunnels do).
+#: the executor view, nor the launchers' base (ssh pipes, copiers and tunnels do),
+#: nor a progress bar.
 _LAZY = {
     "AbstractLauncher": "manymap.launcher._launcher",
     "ExecutorShutdownError": "manymap.launcher._executor",
     "PoolExecutor": "manymap.launcher._executor",
+    "TextProgressBar": "manymap.launcher._progress",
+    "progress_bar": "manymap.launcher._progress",
 }
 
 __getattr__, __dir__ = _public.load_on_access(globals(), _LAZY)

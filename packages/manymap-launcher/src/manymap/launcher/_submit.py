@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from manymap.launcher._arguments import check_callable, length_hint, task_source
 from manymap.launcher._batching import choose_chunksize, read_ahead
 from manymap.launcher._eager_job import EagerJob
-from manymap.launcher._events import ProgressListener, progress_bar
-from manymap.launcher._lazy_job import LazyJob
+from manymap.launcher._events import ProgressListener
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
 
@@ -112,6 +111,8 @@ class JobSubmission:
     def _listener(self, options: TaskOptions, total: int | None, method: str) -> ProgressListener | None:
         progress = options.progress
         if progress is True:
+            from manymap.launcher._progress import progress_bar  # loaded by the first bar (import time)
+
             return progress_bar(total, f"{type(self).__name__}.{method}")
         if progress:
             return progress
@@ -186,6 +187,8 @@ class JobSubmission:
         total = length_hint(iterables)
         chunksize = self._chunksize(options, total, function)
         ahead = self._read_ahead(chunksize)
+        from manymap.launcher._lazy_job import LazyJob  # imap and uimap only (import time)
+
         job = LazyJob(
             self._scheduler,
             function,

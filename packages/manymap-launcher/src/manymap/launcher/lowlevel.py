@@ -38,13 +38,13 @@ from manymap.launcher._options import TaskOptions
 from manymap.launcher._public import load_on_access, show_public_paths
 from manymap.launcher._spin import SPIN, spin
 from manymap.launcher._task import TaskFailure, run_calls, run_loaded
-from manymap.launcher._threads import ThreadWorkerPool
 from manymap.launcher._warnings import warn_user
 
 if TYPE_CHECKING:
     from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
     from manymap.launcher._managed import Doorbell, ManagedWorkerPool
     from manymap.launcher._shipping import BatchCodec, ManagedWorker
+    from manymap.launcher._threads import ThreadWorkerPool
 
 __all__ = [
     "SPIN",
@@ -76,9 +76,10 @@ __all__ = [
 
 show_public_paths(globals(), private="manymap.launcher._")
 
-#: Names loaded on first access, and their modules: only pools of worker processes
-#: (ProcessPool, ParallelPool) and engine pools (DaskPool) use them.
+#: Names loaded on first access, and their modules: each kind of pool uses its own
+#: core (threads: ThreadPool; a manager: ProcessPool, ParallelPool; an engine: DaskPool).
 _DEFERRED = {
+    "ThreadWorkerPool": "manymap.launcher._threads",
     "EngineInbox": "manymap.launcher._engine",
     "EngineOutcome": "manymap.launcher._engine",
     "EngineWorker": "manymap.launcher._engine",
