@@ -74,7 +74,58 @@ class _Tickable(Protocol):
     def _tick(self) -> None: ...
 
 
-class TextProgressBar:
+class _PacedBar:
+    """What both bars share: each task counted once, when it finishes or fails, under a
+    lock; a draw when the pacer says; a ticker while on a terminal; one close."""
+
+    def __init__(self, total: int | None, *, tty: bool) -> None:
+        self.done = 0
+        self.failed = 0
+        self._tty = tty
+        self._lock = threading.Lock()
+        self._pacer = _Pacer(total)
+        self._closed = False
+        self._ticker: _Ticker | None = None
+
+    def __call__(self, event: TaskEvent) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            if event.kind in (EventKind.FINISHED, EventKind.FAILED):
+                self.done += 1
+                self.failed += event.kind is EventKind.FAILED
+            self._draw_if_due(time.monotonic())
+            if self._ticker is None and self._tty:
+                self._ticker = _Ticker(self)
+
+    def _tick(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._draw_if_due(time.monotonic())
+
+    def close(self) -> None:
+        """Draw the final state and end the bar."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            if self._ticker is not None:
+                self._ticker.stop()
+            self._finish()
+
+    def _draw_if_due(self, now: float) -> None:
+        if self._pacer.due(self.done, now):
+            self._draw(now)
+            self._pacer.drew(self.done, now)
+
+    def _draw(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _finish(self) -> None:
+        raise NotImplementedError
+
+
+class TextProgressBar(_PacedBar):
     """A dependency-free progress bar drawn on a text stream.
 
     It counts each task once, when it finishes or fails. It redraws at every
@@ -92,50 +143,18 @@ class TextProgressBar:
     width = 30  # the widest the bar itself gets, in characters
 
     def __init__(self, total: int | None, *, description: str = "", stream: IO[str] | None = None) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        super().__init__(total, tty=_isatty(self._stream))
         self.total = total
         self.description = description
-        self.done = 0
-        self.failed = 0
         self.draws = 0
-        self._stream = stream if stream is not None else sys.stderr
-        self._tty = _isatty(self._stream)
-        self._lock = threading.Lock()
-        self._pacer = _Pacer(total)
         self._drawn_length = 0
         self._started = time.monotonic()
-        self._closed = False
-        self._ticker: _Ticker | None = None
 
-    def __call__(self, event: TaskEvent) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            if event.kind in (EventKind.FINISHED, EventKind.FAILED):
-                self.done += 1
-                self.failed += event.kind is EventKind.FAILED
-            now = time.monotonic()
-            if self._pacer.due(self.done, now):
-                self._draw(now)
-            if self._ticker is None and self._tty:
-                self._ticker = _Ticker(self)
-
-    def _tick(self) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if not self._closed and self._pacer.due(self.done, now):
-                self._draw(now)
-
-    def close(self) -> None:
-        """Draw the final state and end the line."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._ticker is not None:
-                self._ticker.stop()
-            self._draw(time.monotonic())
-            self._stream.write("\n")
-            self._stream.flush()
+    def _finish(self) -> None:
+        self._draw(time.monotonic())
+        self._stream.write("\n")
+        self._stream.flush()
 
     def render(self, now: float | None = None, columns: int | None = None) -> str:
         """The bar's current text, without the leading carriage return.
@@ -172,7 +191,6 @@ class TextProgressBar:
         self._stream.write("\r" + text + tail)
         self._stream.flush()
         self._drawn_length = len(text)
-        self._pacer.drew(self.done, now)
         self.draws += 1
 
 
@@ -204,10 +222,11 @@ def _columns(stream: IO[str]) -> int:
         return shutil.get_terminal_size().columns
 
 
-class _TqdmBar:
+class _TqdmBar(_PacedBar):
     """Feeds task events to a tqdm bar, paced like :class:`TextProgressBar`."""
 
     def __init__(self, tqdm: Callable[..., Any], total: int | None, description: str) -> None:
+        super().__init__(total, tty=_isatty(sys.stderr))
         self._bar = tqdm(
             total=total,
             desc=description or None,
@@ -215,36 +234,12 @@ class _TqdmBar:
             leave=True,
             dynamic_ncols=True,  # re-read the terminal's width at each draw
         )
-        self._pacer = _Pacer(total)
-        self._done = 0
-        self._lock = threading.Lock()
-        self._closed = False
-        self._tty = _isatty(sys.stderr)
         self._columns: int | None = None
-        self._ticker: _Ticker | None = None
 
-    def __call__(self, event: TaskEvent) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            if event.kind in (EventKind.FINISHED, EventKind.FAILED):
-                self._done += 1
-            self._maybe_draw()
-            if self._ticker is None and self._tty:
-                self._ticker = _Ticker(self)
-
-    def _tick(self) -> None:
-        with self._lock:
-            if not self._closed:
-                self._maybe_draw()
-
-    def _maybe_draw(self) -> None:
-        now = time.monotonic()
-        if self._pacer.due(self._done, now):
-            self._fit()
-            self._bar.n = self._done
-            self._bar.refresh()
-            self._pacer.drew(self._done, now)
+    def _draw(self, now: float) -> None:
+        self._fit()
+        self._bar.n = self.done
+        self._bar.refresh()
 
     def _fit(self) -> None:
         """After the terminal narrowed, clear the line and make tqdm forget its longer one:
@@ -255,16 +250,10 @@ class _TqdmBar:
             self._bar.sp = self._bar.status_printer(self._bar.fp)
         self._columns = columns
 
-    def close(self) -> None:
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            if self._ticker is not None:
-                self._ticker.stop()
-            self._fit()
-            self._bar.n = self._done
-            self._bar.close()
+    def _finish(self) -> None:
+        self._fit()
+        self._bar.n = self.done
+        self._bar.close()
 
 
 def progress_bar(total: int | None, description: str = "") -> ProgressListener:
