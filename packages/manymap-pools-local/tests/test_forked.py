@@ -22,7 +22,7 @@ from pool_helpers import worker_identity
 
 from manymap.launcher import PoolClosedError
 from manymap.launcher.testing import eventually, hang_guard, live_children, live_threads
-from manymap.pools.local import ProcessPool
+from manymap.pools.local import ProcessPool, _procs
 
 _queue: Any = None
 
@@ -131,3 +131,18 @@ def test_a_fork_that_fails_breaks_the_pool_with_its_error_and_leaves_nothing(
     pool.join()
     assert eventually(lambda: live_children() <= children)
     assert eventually(lambda: live_threads() <= threads)
+
+
+def test_a_worker_the_pool_cannot_watch_is_killed_and_the_start_fails(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Out of descriptors after the fork: no pidfd of the new worker, so its death would go
+    # unseen. It is killed and reaped, and the call that started the pool says why.
+    children = live_children()
+    pool = ProcessPool(1, context="fork")  # pidfds work here: it forks its own workers
+    monkeypatch.setattr(_procs, "open_pidfd", lambda pid: None)
+    with hang_guard(), pytest.raises(OSError, match="cannot watch its new worker"):
+        pool.map(abs, [-1])
+    monkeypatch.undo()
+    pool.join()
+    assert live_children() <= children  # reaped at once, not left to the pool's end

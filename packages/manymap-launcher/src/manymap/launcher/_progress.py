@@ -8,6 +8,7 @@ for a bar (or the names are first read from ``manymap.launcher``): a plain
 
 from __future__ import annotations
 
+import abc
 import io
 import os
 import sys
@@ -74,7 +75,7 @@ class _Tickable(Protocol):
     def _tick(self) -> None: ...
 
 
-class _PacedBar:
+class _PacedBar(abc.ABC):
     """What both bars share: each task counted once, when it finishes or fails, under a
     lock; a draw when the pacer says; a ticker while on a terminal; one close."""
 
@@ -118,11 +119,13 @@ class _PacedBar:
             self._draw(now)
             self._pacer.drew(self.done, now)
 
+    @abc.abstractmethod
     def _draw(self, now: float) -> None:
-        raise NotImplementedError
+        """Show the counts now (under the lock)."""
 
+    @abc.abstractmethod
     def _finish(self) -> None:
-        raise NotImplementedError
+        """Show the final counts and end the bar (under the lock, once)."""
 
 
 class TextProgressBar(_PacedBar):

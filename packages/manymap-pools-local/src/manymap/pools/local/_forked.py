@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import multiprocessing.process as mp_process
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -64,6 +65,14 @@ class ForkedProcess:
             _run_child(self._identity, parent, self._target, self.args)
         self.pid = pid
         del self._target, self.args  # the child has them; the parent must not keep them alive
+
+    def kill(self) -> None:
+        """SIGKILL the child and reap it (it never ran a task: its pool could not watch it)."""
+        if self.pid is not None and self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
 
     @property
     def exitcode(self) -> int | None:

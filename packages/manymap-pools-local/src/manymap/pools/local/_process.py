@@ -304,6 +304,10 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         # The forkserver's sentinel is safe (the forkserver holds it and reports the
         # exit status on it); a child's sentinel is inherited by whatever it forks.
         pidfd = _procs.open_pidfd(process.pid) if child else None
+        if pidfd is None and self._forks:  # (out of descriptors) its death would go unseen
+            process.kill()
+            parent_end.close()
+            raise OSError(f"ProcessPool cannot watch its new worker (pid {process.pid}): no pidfd")
         worker = _Worker(
             f"process-{serial}[pid {process.pid}]", process, parent_end, leader=leader, pidfd=pidfd
         )
