@@ -84,13 +84,17 @@ def _holds_secret(digest: str) -> bool:
     return False
 
 
-def test_a_worker_holds_its_pipes_and_nothing_else() -> None:
+def test_a_worker_holds_its_connection_and_nothing_else() -> None:
+    """Its stdin reads /dev/null, its stdout is its pipe to the server (its greeting),
+    and besides it holds its client's connection and the state it shares about it
+    with the server (a memfd, and the map of it): no socket of the server's."""
     with ParallelPool(1) as pool:
         held = pool.pipe(_descriptors)
-    assert sorted(held) == [0, 1, 2], f"a forked worker holds {held}"
-    assert held[0].startswith("pipe:")
-    assert held[1].startswith("pipe:")
-    assert held[2] == os.devnull
+    assert held.pop(0) == os.devnull
+    assert held.pop(1).startswith("pipe:")
+    assert held.pop(2) == os.devnull
+    kinds = sorted(target.split(":")[0] for target in held.values())
+    assert kinds == ["/memfd", "/memfd", "socket"], f"a forked worker holds {held}"
 
 
 def test_sibling_workers_draw_different_random_numbers(tmp_path: Path) -> None:

@@ -13,13 +13,14 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from rpc_helpers import WAIT, Listener, ServerProcess, frame, read_frame
 
-from manymap.launcher import EventKind, TaskEvent, TaskTimeoutError
+from manymap.launcher import EventKind, TaskEvent, TaskTimeoutError, WorkerLostError
 from manymap.launcher.testing import _tasks as tasks
 from manymap.pools.rpc import ParallelPool, _nodes
 
@@ -125,3 +126,34 @@ def test_a_connection_cut_mid_frame_does_not_hold_the_manager(server: ServerProc
         pool.terminate()
         pool.join()
         relay.close()
+
+
+def test_a_worker_busy_longer_than_server_timeout_is_not_taken_for_a_frozen_server(
+    server: ServerProcess,
+) -> None:
+    """The worker reads its connection only between batches: while it runs one, the
+    server's heartbeat is what the pool hears."""
+    pool = ParallelPool(0, servers=[server.address], secret=server.secret, server_timeout=1)
+    with pool, warnings.catch_warnings():
+        warnings.simplefilter("error")  # a lost server would warn
+        assert pool.map(tasks.sleep_then, range(2), [3.0] * 2, chunksize=1) == [0, 1]
+
+
+def test_a_frozen_server_with_a_busy_worker_is_lost(server: ServerProcess) -> None:
+    """The heartbeat comes from the server, not the worker: a frozen server is lost
+    though its worker runs on (and its tasks run again elsewhere, here nowhere)."""
+    running = threading.Semaphore(0)
+
+    def started(event: TaskEvent) -> None:
+        if event.kind is EventKind.STARTED:
+            running.release()
+
+    with ParallelPool(0, servers=[server.address], secret=server.secret, server_timeout=2) as pool:
+        handle = pool.amap(tasks.sleep_then, range(2), [30.0] * 2, chunksize=1, progress=started)
+        assert running.acquire(timeout=WAIT)
+        assert running.acquire(timeout=WAIT)
+        freeze(server)
+        started = time.monotonic()
+        with pytest.warns(RuntimeWarning, match="is lost"), pytest.raises(WorkerLostError):
+            handle.get(WAIT)
+        assert time.monotonic() - started < 10

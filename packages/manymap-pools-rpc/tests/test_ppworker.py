@@ -1,154 +1,184 @@
-"""The server's ppft worker (``_inworker.py``) still speaks ppft's pipe protocol:
-ppft's own transport, used as ppft's Server uses it, runs jobs on it; what the
-server packs (``_wire.py``) is what ppft sends."""
+"""The server's ppft worker (``_inworker.py``, started by ``PPWorker``): it greets as
+ppft's worker does, is handed a client's connection (``_handoff.py``) and serves
+it itself, running ppft's own loop: batches in, replies, pings and its retirement
+out, and the shared state saying what it does. Real worker processes, exec'd and
+forked from a template; this test plays both the server and the client."""
 
 from __future__ import annotations
 
-import pickle
+import os
 import selectors
-import subprocess
+import socket
 import sys
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import ppft.transport
 import pytest
 
+from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
-from manymap.pools.rpc._inworker import OneWritePipe
+from manymap.pools.rpc._auth import Session
+from manymap.pools.rpc._handoff import CUT, IDLE, RETIRED, RUNNING, SharedState, Terms
 from manymap.pools.rpc._ppprocess import PPWorker
+from manymap.pools.rpc._template import Template
+from manymap.serialize import dumps, loads
 
-STUB = "def add(a, b):\n    print('adding', a, b)\n    return a + b\n"
+WAIT = 30.0
 
 
-@pytest.fixture
-def worker() -> Iterator[tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport]]:
-    process = subprocess.Popen(
-        [sys.executable, "-u", "-m", "manymap.pools.rpc._inworker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-    )
-    assert process.stdin is not None
-    assert process.stdout is not None
-    transport = ppft.transport.CPipeTransport(process.stdout, process.stdin)
+class Client:
+    """The client's end of a connection handed to a worker."""
+
+    def __init__(self, worker: PPWorker, max_tasks: int | None = None, frame_limit: int = 1 << 30) -> None:
+        ours, theirs = socket.socketpair()
+        nonces = os.urandom(wire.NONCE), os.urandom(wire.NONCE)
+        self.session = Session("s3cret", *nonces, client=True)
+        server = Session("s3cret", *nonces, client=False)
+        server.send(theirs, wire.pack_info({"host": "test"}))  # the server's first frame
+        self.session.open(wire.FrameReader.for_socket(ours, 1 << 20).pump()[0])
+        self.state = SharedState()
+        self.state.write(server.sent, server.received, IDLE, 0, time.monotonic())
+        assert worker.hand_off(theirs, server, self.state, Terms(frame_limit, max_tasks))
+        theirs.close()  # the worker holds it now
+        self.sock = ours
+        self.reader = wire.FrameReader.for_socket(ours, 1 << 30)
+        self.frames: list[bytearray] = []
+        self.functions: set[int] = set()
+
+    def send(self, parts: wire.Parts) -> None:
+        self.session.send(self.sock, parts)
+
+    def run(self, token: int, function: object, items: list[object]) -> None:
+        key = id(function)
+        body = b"" if key in self.functions else dumps(function)
+        self.functions.add(key)
+        self.send(wire.pack_run(token, wire.pack_batch(key, False, body, dumps(({}, items)))))
+
+    def answer(self) -> wire.Done | wire.Lost | wire.Pong:
+        deadline = time.monotonic() + WAIT
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.sock, selectors.EVENT_READ)
+            while not self.frames:
+                assert selector.select(deadline - time.monotonic()), "no answer from the worker"
+                self.frames += self.reader.pump()
+        return wire.unpack_answer(self.session.open(self.frames.pop(0)))
+
+    def done(self) -> wire.Done:
+        answer = self.answer()
+        assert isinstance(answer, wire.Done), answer
+        return answer
+
+
+@pytest.fixture(params=["exec", "template"])
+def worker(request: pytest.FixtureRequest) -> Iterator[PPWorker]:
+    if request.param == "template" and not _forking.available():
+        pytest.skip("a template forks workers where os.fork and pidfds exist (Linux)")
+    template = Template() if request.param == "template" else None
+    started = PPWorker(template).ready()
     try:
-        assert int(transport.receive()) == process.pid  # ppft's greeting
-        transport.send(str(pickle.HIGHEST_PROTOCOL))
-        yield process, transport
+        yield started
     finally:
-        process.kill()
-        process.wait(10)
-        process.stdin.close()
-        process.stdout.close()
+        started.kill()
+        if template is not None:
+            template.close()
 
 
-def run(transport: ppft.transport.CPipeTransport, *args: object) -> tuple[object, str]:
-    transport.csend(pickle.dumps(("add", [STUB], ())))  # the source once, its hash after
-    transport.send(pickle.dumps(args, pickle.HIGHEST_PROTOCOL))
-    result: tuple[object, str] = pickle.loads(transport.receive())
-    return result
-
-
-def _first_reply(worker: PPWorker) -> bytearray:
-    """The first frame the ppft ``worker`` answers (30 s at most)."""
-    frames: list[bytearray] = []
+def exited(worker: PPWorker) -> int | None:
+    """The worker's exit code once it has ended by itself (within WAIT)."""
+    death = worker.pidfd if worker.pidfd is not None else worker.stdout
     with selectors.DefaultSelector() as selector:
-        selector.register(worker.stdout, selectors.EVENT_READ)
-        while not frames:
-            assert selector.select(30.0), "no reply from the ppft worker"
-            frames = worker.reader.pump()
-    return frames[0]
+        selector.register(death, selectors.EVENT_READ)
+        assert selector.select(WAIT), "the worker did not end"
+    return worker.exitcode()
 
 
-def test_runs_ppft_jobs_with_their_output(
-    worker: tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport],
-) -> None:
-    _, transport = worker
-    assert run(transport, 2, 3) == (5, "adding 2 3\n")
-    assert run(transport, b"a", b"b")[0] == b"ab"  # the stub now sent by hash only
+def reaches(client: Client, state: int) -> tuple[int, int, int, int, float]:
+    """The shared state once it says ``state`` (the worker writes it right after its
+    frame goes out: a moment after the client may have read the frame)."""
+    deadline = time.monotonic() + WAIT
+    while (now := client.state.read())[2] != state:
+        assert time.monotonic() < deadline, f"the worker's state stays {now[2]}"
+        time.sleep(0.001)
+    return now
 
 
-def test_a_failing_job_is_reported_as_ppft_does_and_the_worker_goes_on(
-    worker: tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport],
-) -> None:
-    _, transport = worker
-    result, out = run(transport, 1, "x")
-    assert result is None
-    assert "TypeError" in out
-    assert run(transport, 1, 1)[0] == 2
+def test_serves_the_connection_it_is_handed_with_outputs_and_pings(worker: PPWorker) -> None:
+    client = Client(worker)
+    client.run(1, abs, [-3, 4])
+    done = client.done()
+    assert (done.token, loads(done.result), done.output) == (1, ([3, 4], {}), "")
+    assert done.duration >= 0
+    client.send(wire.pack_ping())
+    assert isinstance(client.answer(), wire.Pong)
+    client.run(2, print, ["hi"])  # the output comes with the reply
+    done = client.done()
+    assert loads(done.result) == ([None], {})
+    assert done.output == "hi\n"
+    client.run(3, abs, [-5])  # the function is cached by now: sent by key only
+    assert loads(client.done().result) == ([5], {})
+    assert reaches(client, IDLE)[:2] == (client.session.received, client.session.sent)
 
 
-def test_the_servers_one_write_send_is_what_ppft_sends(
-    worker: tuple[subprocess.Popen[bytes], ppft.transport.CPipeTransport],
-) -> None:
-    process, ppft_transport = worker
-    assert process.stdin is not None
-    assert process.stdout is not None
-    ours = OneWritePipe(process.stdout, process.stdin)
-    source = pickle.dumps(("add", [STUB], ()))
-    stub = wire.StubCache(source)
-    sent = []
-    for first, second, total in ((2, 3, 5), (4, 5, 9)):
-        sent.append(stub.next())
-        ours.send(sent[-1], pickle.dumps((first, second), pickle.HIGHEST_PROTOCOL))
-        assert pickle.loads(ours.receive())[0] == total
-    # the source the first time, its hash after, as ppft's csend
-    assert sent == [b"N" + source, b"H" + ppft_transport.hash(source).encode()]
+def test_the_shared_state_says_what_it_runs(worker: PPWorker) -> None:
+    client = Client(worker)
+    client.run(7, time.sleep, [0.5])
+    assert reaches(client, RUNNING)[3] == 7
+    assert client.done().token == 7
+    reaches(client, IDLE)
 
 
-def test_the_servers_worker_handle_speaks_ppfts_protocol() -> None:
-    """PPWorker (the server's side) sends jobs as ppft's csend does: the stub's
-    source the first time, its hash after; the replies are ppft's."""
-    from manymap.serialize import dumps, loads
-
-    worker = PPWorker().ready()
-    try:
-        function = dumps(abs)
-        jobs = []
-        for key, value in ((1, -3), (1, -4)):
-            known = bool(jobs)
-            body = b"" if known else function
-            pieces = worker.job(b"".join(wire.pack_batch(key, False, body, dumps(({}, [value])))))
-            jobs.append(b"".join(pieces))
-            assert worker.write(pieces, 10.0)
-            result, _ = worker.reply(_first_reply(worker))
-            assert loads(result) == ([abs(value)], {})
-        assert jobs[0][8:9] == b"N"
-        assert jobs[1][8:9] == b"H"
-    finally:
-        worker.kill()
+def test_a_large_batch_and_its_outcome_pass_both_ways(worker: PPWorker) -> None:
+    client = Client(worker)
+    data = bytes(range(256)) * (8 * 4096)  # 8 MB
+    client.run(1, bytes, [data])
+    assert loads(client.done().result) == ([data], {})
 
 
-def test_a_large_batch_passes_the_workers_pipes_both_ways() -> None:
-    """An 8 MB batch goes to the worker in pieces (uncopied) through pipes grown to
-    PIPE_SIZE where the system allows, and its 8 MB outcome comes back as a view of
-    the reply."""
-    import fcntl
+def test_a_worker_that_ran_its_share_says_so_first_and_exits(worker: PPWorker) -> None:
+    client = Client(worker, max_tasks=3)
+    client.run(1, abs, [-1, -2])
+    assert loads(client.done().result) == ([1, 2], {})
+    client.run(2, abs, [-3, -4])  # the 4th task: over its share, the batch finishes first
+    lost = client.answer()
+    assert isinstance(lost, wire.Lost)
+    assert lost.token == 0  # nothing of the client's lost: it forgets what the worker cached
+    assert loads(client.done().result) == ([3, 4], {})
+    assert exited(worker) == 0
+    assert client.state.read()[2] == RETIRED
 
-    from manymap.pools.rpc._ppprocess import PIPE_SIZE
-    from manymap.serialize import dumps, loads
 
-    worker = PPWorker().ready()
-    try:
-        allowed = Path("/proc/sys/fs/pipe-max-size")
-        if hasattr(fcntl, "F_GETPIPE_SZ") and allowed.exists() and int(allowed.read_text()) >= PIPE_SIZE:
-            assert fcntl.fcntl(worker.stdin, fcntl.F_GETPIPE_SZ) == PIPE_SIZE
-            assert fcntl.fcntl(worker.stdout, fcntl.F_GETPIPE_SZ) == PIPE_SIZE
-        data = bytes(range(256)) * (8 * 4096)
-        batch = wire.pack_batch(1, False, dumps(bytes), dumps(({}, [data])))
-        assert worker.write(worker.job(b"".join(batch)), 30.0)
-        frame = _first_reply(worker)
-        result, out = worker.reply(frame)
-        assert isinstance(result, memoryview)
-        assert result.obj is frame
-        assert loads(result) == ([data], {})
-        assert out == ""
-    finally:
-        worker.kill()
+def test_a_worker_ends_when_its_client_goes(worker: PPWorker) -> None:
+    client = Client(worker)
+    client.run(1, abs, [-1])
+    client.done()
+    client.sock.close()
+    assert exited(worker) == 0
+
+
+def test_a_frame_over_the_servers_limit_or_not_the_clients_ends_the_connection(worker: PPWorker) -> None:
+    client = Client(worker, frame_limit=1 << 16)
+    client.run(1, bytes, [b"x" * (1 << 17)])
+    exited(worker)
+    assert client.state.read()[2] == CUT  # the server closes the connection, not hands it on
+
+
+def test_a_forged_frame_ends_the_connection(worker: PPWorker) -> None:
+    client = Client(worker)
+    frame = bytearray(client.session.seal(wire.pack_ping()))
+    frame[-1] ^= 1  # its tag no longer holds
+    client.sock.sendall(frame)
+    exited(worker)
+    assert client.state.read()[2] == CUT
+
+
+def test_a_tasks_stdin_reads_nothing(worker: PPWorker) -> None:
+    client = Client(worker)
+    client.run(1, lambda _: sys.stdin.read(), [None])
+    assert loads(client.done().result) == ([""], {})
 
 
 def test_the_stub_module_is_the_stub_the_server_sends() -> None:
-    # A worker runs _stub.py's code for the stub instead of compiling the text it is sent.
+    # A worker runs _stub.py's code for the stub instead of compiling its text.
     from manymap.pools.rpc import _inworker
 
     assert _inworker.STUB_CODE is not None
@@ -160,15 +190,3 @@ def test_the_stub_module_is_the_stub_the_server_sends() -> None:
     mine, theirs = ran[wire.STUB_NAME].__code__, sent[wire.STUB_NAME].__code__  # type: ignore[attr-defined]
     for part in ("co_code", "co_consts", "co_names", "co_varnames", "co_argcount"):
         assert getattr(mine, part) == getattr(theirs, part), part
-
-
-def test_the_worker_takes_the_stubs_code_for_the_stubs_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    from manymap.pools.rpc import _inworker
-
-    monkeypatch.setattr(_inworker.ppft_worker, "pickle", _inworker.ENVELOPE)
-    name, code = _inworker._preprocess(pickle.dumps((wire.STUB_NAME, [wire.STUB], ())))
-    assert (name, code) == (wire.STUB_NAME, [_inworker.STUB_CODE])
-    other = "def other(x):\n    return x\n"
-    name, code = _inworker._preprocess(pickle.dumps(("other", [other], ())))
-    assert name == "other"
-    assert code[0].co_filename == "<string>"  # ppft's own preprocess compiled it

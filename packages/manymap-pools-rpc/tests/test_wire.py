@@ -10,13 +10,11 @@ from __future__ import annotations
 import io
 import marshal
 import os
-import pickle
 import socket
 import struct
 import threading
 from collections.abc import Iterator
 
-import ppft.transport
 import pytest
 
 from manymap.pools.rpc import _wire as wire
@@ -266,78 +264,14 @@ def test_a_malformed_batch_is_refused(payload: bytes) -> None:
         wire.unpack_batch(payload)
 
 
-# ------------------------------------------------------------ the ppft pipe
+# ------------------------------------------------------------ the worker's stdin
 
 
-def test_jobs_round_trip_as_ppfts_csend_sends_the_stub() -> None:
-    cache = wire.StubCache()
-    known: dict[bytes, bytes] = {}
-    for payload in (b"first", b"second"):
-        stub = cache.next()
-        job = b"".join(wire.pack_job(stub, payload))
-        reader = _pipe_reader(job)
-        frames = reader.pump()
-        assert wire.unpack_job(frames[0], frames[1], known) == (wire.STUB_NAME, payload)
-    first, later = wire.StubCache().next(), cache.next()
-    assert first[:1] == b"N"
-    assert later == b"H" + ppft.transport.CPipeTransport.hash(None, first[1:]).encode()  # ppft's key
-
-
-def test_a_jobs_argument_is_a_real_pickle_and_the_worker_reads_it_uncopied() -> None:
-    payload = os.urandom(100_000)
-    pieces = wire.pack_job(wire.StubCache().next(), payload)
-    assert pieces[3] is payload  # not copied into the job
-    frames = _pipe_reader(b"".join(pieces)).pump()
-    assert pickle.loads(frames[1]) == (bytearray(payload),)  # what any unpickler reads
-    (view,) = wire.unpack_args(frames[1])  # what the worker loop reads: a view, not a copy
-    assert isinstance(view, memoryview)
-    assert view.obj is frames[1]
-    assert view == payload
-    assert wire.unpack_args(pickle.dumps(("other", 1))) == ("other", 1)  # anything else: pickle's
-
-
-def test_replies_go_in_pieces_around_the_outcome_and_come_back_as_a_view() -> None:
-    outcome = os.urandom(100_000)
-    pieces = wire.pack_reply(((outcome, 7), "printed ✓ \udcff\n"), 5)
-    assert isinstance(pieces, list)
-    assert pieces[1] is outcome
-    body = bytearray(b"".join(pieces))
-    assert pickle.loads(body) == ((outcome, 7), "printed ✓ \udcff\n")  # a real pickle
-    result, tasks, out = wire.unpack_reply(body)
-    assert isinstance(result, memoryview)
-    assert result.obj is body
-    assert result == outcome
-    assert (tasks, out) == (7, "printed ✓ \udcff\n")
-    for other in ((None, "Traceback ...\n"), ((b"x", 2**40), "")):  # pickled whole
-        packed = wire.pack_reply(other, 5)
-        assert isinstance(packed, bytes)
-        assert pickle.loads(packed) == other
-    with pytest.raises(wire.FrameError, match="not a ppft reply"):  # the rest is not a reply's
-        wire.unpack_reply(b"".join(pieces[:2]) + b"J\0\0\0\0.")
-
-
-def test_a_job_with_an_unknown_stub_is_refused() -> None:
-    cache = wire.StubCache()
-    cache.next()
-    with pytest.raises(wire.FrameError, match="neither sent whole nor known"):
-        wire.unpack_job(cache.next(), pickle.dumps((b"x",)), {})
-    with pytest.raises(wire.FrameError, match="not a job"):
-        wire.unpack_job(wire.StubCache().next(), b"garbage", {})
-
-
-def test_greeting_and_replies_round_trip_and_malformed_ones_are_refused() -> None:
+def test_the_greeting_round_trips_and_a_malformed_one_is_refused() -> None:
     assert wire.unpack_greeting(str(os.getpid()).encode()) == os.getpid()
     assert wire.pack_pickle_protocol(5) == wire.frame(b"5")
     with pytest.raises(wire.FrameError, match="greeting"):
         wire.unpack_greeting(b"hello")
-    reply = pickle.dumps(((b"outcome", 3), "printed\n"))  # as ppft's worker loop writes it
-    assert wire.unpack_reply(reply) == (b"outcome", 3, "printed\n")
-    with pytest.raises(wire.FrameError, match="failed outside the task: Traceback"):
-        wire.unpack_reply(pickle.dumps((None, "Traceback ...\n")))
-    with pytest.raises(wire.FrameError, match="not a ppft reply"):
-        wire.unpack_reply(b"not a pickle")
-    with pytest.raises(wire.FrameError, match="not a ppft reply"):
-        wire.unpack_reply(pickle.dumps(((b"outcome", 3), b"bytes")))
 
 
 def test_the_reader_refuses_a_frame_over_its_limit_and_a_stream_cut_mid_frame() -> None:

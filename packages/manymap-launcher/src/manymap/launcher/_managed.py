@@ -321,9 +321,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         ready, and while it runs a batch that no caller waits on itself; so that a
         batch sent to an idle worker for a blocked caller changes nothing in the
         manager's selector. A worker whose channel's end is its death would be
-        watched whenever it is not lent. The default, for a pool that does not
-        lend (``ParallelPool``: its relay through a server has more hops than a
-        2-core machine has cores, and a caller waiting on it was slower): nothing.
+        watched whenever it is not lent (``ParallelPool``'s connections). The
+        default, for a pool that does not lend: nothing.
         """
 
     def _take_reply(self, worker: W) -> None:

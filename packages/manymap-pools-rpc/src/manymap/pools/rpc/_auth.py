@@ -59,6 +59,7 @@ __all__ = [
 
 _SEQ = struct.Struct("!Q")
 _LABEL = b"manymap-rpc "
+_KEY = 32  # bytes of each key of a session
 BULK = 1 << 16  # bytes of a body from which on its tag is Poly1305's (the module's docstring)
 _PAD = bytes(wire.PROOF - 16)  # after a Poly1305 tag: every tag has one size
 _poly1305: list[Callable[[bytes], Poly1305]] = []  # imported on the first bulk frame: it costs 20 ms
@@ -129,7 +130,6 @@ class Session:
     """
 
     def __init__(self, secret: str, server_nonce: bytes, client_nonce: bytes, *, client: bool) -> None:
-        import hashlib
         import hmac
 
         master = hmac.digest(secret.encode(), _LABEL + b"session" + server_nonce + client_nonce, "sha256")
@@ -137,12 +137,39 @@ class Session:
         downstream = hmac.digest(master, b"server to client", "sha256")
         bulk_up = hmac.digest(master, b"client to server bulk", "sha256")
         bulk_down = hmac.digest(master, b"server to client bulk", "sha256")
-        send_key, receive_key = (upstream, downstream) if client else (downstream, upstream)
+        if client:
+            self._keys = upstream + downstream + bulk_up + bulk_down
+        else:
+            self._keys = downstream + upstream + bulk_down + bulk_up
+        self._start(0, 0)
+
+    def _start(self, sent: int, received: int) -> None:
+        import hashlib
+        import hmac
+
+        send_key, receive_key, self._send_bulk, self._receive_bulk = (
+            self._keys[i : i + _KEY] for i in range(0, 4 * _KEY, _KEY)
+        )
         self._send_mac = hmac.new(send_key, digestmod=hashlib.sha256)
         self._receive_mac = hmac.new(receive_key, digestmod=hashlib.sha256)
-        self._send_bulk, self._receive_bulk = (bulk_up, bulk_down) if client else (bulk_down, bulk_up)
-        self._sent = 0
-        self._received = 0
+        self.sent = sent  # frames sent so far: the next one's number
+        self.received = received  # frames received so far
+
+    def keys(self) -> bytes:
+        """This end's keys (send, receive, bulk send, bulk receive), to hand the
+        connection to another process of the same end (:meth:`resumed`)."""
+        return self._keys
+
+    @classmethod
+    def resumed(cls, keys: bytes, sent: int, received: int) -> Session:
+        """This end of a session from its :meth:`keys`, ``sent`` and ``received``
+        frames into it (another process of the same end goes on with it)."""
+        if len(keys) != 4 * _KEY:
+            raise ValueError(f"a session's keys are {4 * _KEY} bytes, got {len(keys)}")
+        session = cls.__new__(cls)
+        session._keys = bytes(keys)
+        session._start(sent, received)
+        return session
 
     @staticmethod
     def _tag(template: Any, bulk_key: bytes, seq: int, parts: wire.Parts, size: int) -> bytes:
@@ -165,8 +192,8 @@ class Session:
         ``_wire.pack_*`` body), their tag; nothing copied when the body is of
         :data:`BULK` bytes or more, one piece when it is smaller (one write)."""
         size = sum(len(part) for part in parts)
-        tag = self._tag(self._send_mac, self._send_bulk, self._sent, parts, size)
-        self._sent += 1
+        tag = self._tag(self._send_mac, self._send_bulk, self.sent, parts, size)
+        self.sent += 1
         pieces = [wire.LENGTH.pack(size + len(tag)), *parts, tag]
         return pieces if size >= BULK else [b"".join(pieces)]
 
@@ -188,10 +215,10 @@ class Session:
             raise wire.FrameError("a frame too short to carry its tag")
         view = memoryview(frame)
         body = view[: len(frame) - wire.PROOF]
-        tag = self._tag(self._receive_mac, self._receive_bulk, self._received, (body,), len(body))
+        tag = self._tag(self._receive_mac, self._receive_bulk, self.received, (body,), len(body))
         if not _same(tag, view[len(frame) - wire.PROOF :]):
             raise TagError("a frame whose tag does not hold: not from the authenticated peer")
-        self._received += 1
+        self.received += 1
         return body
 
 

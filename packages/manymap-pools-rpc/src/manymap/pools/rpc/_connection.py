@@ -1,40 +1,38 @@
 """One authenticated client of a ``manymap-server``: its thread, its ppft worker.
 
 The thread proves the server's side of the handshake (``OK + proof``, then
-the server's info in the first tagged frame) and then waits, on one selector,
-for three things:
+the server's info in the first tagged frame) and hands the connection to a
+ppft worker of its own (``_handoff.py``), which from then on reads the
+client's batches and writes its replies itself. The thread then waits, on
+one poll, for three things:
 
-- the client's frames: ``RUN`` goes to the worker as a ppft job, ``PING`` is
-  answered with ``PONG`` at once (even while the worker is busy: that is how
-  the client tells a busy server from a frozen or unreachable one), end of
-  file means the client is gone or stops a task: the worker is killed;
-- the worker's reply (``_ppprocess.py``), cut from its stdout as it arrives,
-  sent back as ``DONE``;
-- the worker's pidfd: the worker died (its task crashed it, or was killed):
-  its process group is killed, the batch it ran is reported ``LOST`` and a
-  fresh worker takes its place (a ``LOST`` with token 0 when it died idle, so
-  that the client forgets what the old one had cached).
-
-With ``max_tasks_per_worker`` (``manymap-server --max-tasks-per-worker``) a
-worker that has run that many tasks is replaced once its reply is sent,
-before the client's next batch goes to a worker: never in the middle of a
-batch, and no batch is lost or run twice. The client is not told: the
-thread keeps the functions the client sent (as the client keeps what it
-sent, clearing at the same points) and gives the fresh worker a function it
-lacks along with the batch that needs it.
+- the client's hang-up: the client is gone, or stops a task: the worker is
+  killed (with its process group) and the connection ends;
+- the worker's death (its pidfd; the end of its stdout without one): its
+  process group is killed and it is reaped; a worker that died between
+  frames is reported with ``LOST`` (the batch it ran, token 0 when idle, so
+  that the client forgets what the old one had cached), one that retired
+  after ``max_tasks_per_worker`` tasks has said so itself; either way a
+  fresh worker takes the connection on. One killed in the middle of a frame
+  left the stream cut: the connection ends, and the client opens another;
+- the clock: while the worker runs a task, the client hears a ``PONG`` from
+  here four times a second (the worker answers the client's pings between
+  tasks), which is how it tells a busy worker from a frozen or unreachable
+  server.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-import selectors
+import select
 import socket
 import time
 from typing import TYPE_CHECKING
 
-from manymap.launcher.lowlevel import spin
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import Session
+from manymap.pools.rpc._handoff import IDLE, RETIRED, RUNNING, SharedState, Terms
 from manymap.pools.rpc._ppprocess import PPWorker, describe
 
 if TYPE_CHECKING:
@@ -42,9 +40,11 @@ if TYPE_CHECKING:
 
 __all__ = ["serve_connection"]
 
-_TICK = 0.5  # seconds; the thread re-checks whether the server stops at least this often
-_SEND_TIMEOUT = 300.0  # seconds a client may take to take a reply off the connection
-_JOB_TIMEOUT = 60.0  # seconds a live worker may take to take a job off its pipe
+_TICK = 0.25  # seconds; the thread re-checks the server, the client and the worker at least this often
+_HEARTBEAT = 0.25  # seconds between two PONGs of the server while the worker runs a task
+_SEND_TIMEOUT = 300.0  # seconds a client may take to take a frame off the connection
+_HANG_UP = getattr(select, "POLLRDHUP", 0)  # Linux: the peer's end of the stream, without reading it
+_ENDED = select.POLLHUP | select.POLLERR | select.POLLNVAL | _HANG_UP
 
 
 class _Client:
@@ -52,149 +52,108 @@ class _Client:
         self.server = server
         self.sock = sock
         self.session = session
-        self.reader = wire.FrameReader.for_socket(sock, server.frame_limit + wire.PROOF)
-        self.selector = selectors.DefaultSelector()
+        self.state = SharedState()
+        self.poll = select.poll()
+        self.poll.register(sock.fileno(), _HANG_UP)
         self.worker: PPWorker | None = None
-        self.token: int | None = None  # the batch the worker runs
-        self.started = 0.0
-        self.recycling = server.max_tasks_per_worker is not None
-        self.functions: dict[int, bytes] = {}  # what the client holds as sent (when recycling)
-        self.worker_has: set[int] = set()  # the keys the worker caches (when recycling)
+        self.beat = 0.0  # when the last heartbeat went out
 
-    def watch(self, worker: PPWorker) -> None:
+    def serve(self, worker: PPWorker) -> None:
+        after: PPWorker | None = worker
+        while after is not None and self.take_on(after):
+            after = self.wait()
+
+    def take_on(self, worker: PPWorker) -> bool:
+        """Hand the connection to ``worker``; False (it is killed) if the server stops or it died first."""
         self.worker = worker
-        self.worker_has = set()
-        self.selector.register(worker.stdout, selectors.EVENT_READ, "reply")
-        if worker.pidfd is not None:
-            self.selector.register(worker.pidfd, selectors.EVENT_READ, "dead")
+        death = worker.pidfd if worker.pidfd is not None else worker.stdout
+        self.poll.register(death, select.POLLIN)
+        terms = Terms(self.server.frame_limit + wire.PROOF, self.server.max_tasks_per_worker)
+        return not self.server.stopped and worker.hand_off(self.sock, self.session, self.state, terms)
 
-    def unwatch(self) -> PPWorker | None:
+    def wait(self) -> PPWorker | None:
+        """Wait for the worker's death or the client's end: the next worker (None: the connection ends)."""
+        worker = self.worker
+        assert worker is not None
+        death = worker.pidfd if worker.pidfd is not None else worker.stdout
+        while not self.server.stopped:
+            events = dict(self.poll.poll(_TICK * 1000))
+            if events.get(self.sock.fileno(), 0) & _ENDED or self.hung_up():
+                return None
+            if events.get(death, 0):
+                self.poll.unregister(death)
+                self.worker = None
+                return self.replace(worker)
+            self.heartbeat()
+        return None
+
+    def hung_up(self) -> bool:
+        """Whether the client has closed its end (where poll cannot say it: a peek)."""
+        if _HANG_UP:
+            return False
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            return True
+
+    def replace(self, worker: PPWorker) -> PPWorker | None:
+        """After ``worker``'s death: report it, and the worker to go on with (None: the connection ends)."""
+        code = worker.exitcode()  # its group killed, reaped
+        with self.state.lock():
+            sent, received, state, token, _ = self.state.read()
+            if state not in (IDLE, RUNNING, RETIRED):
+                return None  # it died mid-frame: the stream is cut
+            if state != RETIRED:
+                try:
+                    self.send(wire.pack_lost(token if state == RUNNING else 0, code or 0, describe(code)))
+                except OSError:
+                    return None
+                sent = self.session.sent
+            self.state.write(sent, received, IDLE, 0, time.monotonic())
+        if self.server.stopped:
+            return None
+        return self.server.replace_worker() if state == RETIRED else self.server.take_worker()
+
+    def heartbeat(self) -> None:
+        """A ``PONG`` to the client if the worker has been running a task for a while."""
+        now = time.monotonic()
+        _, _, state, _, since = self.state.read()
+        if state != RUNNING or now - since < _HEARTBEAT or now - self.beat < _HEARTBEAT:
+            return
+        self.beat = now
+        # Not waiting for the pen: whoever holds it writes, which the client hears too.
+        with contextlib.suppress(BlockingIOError, PermissionError), self.state.lock(wait=False):
+            _, received, state, token, since = self.state.read()
+            if state == RUNNING:
+                with contextlib.suppress(OSError):  # gone: its end shows next
+                    self.send(wire.pack_pong())
+                    self.state.write(self.session.sent, received, state, token, since)
+
+    def send(self, parts: wire.Parts) -> None:
+        """Send one frame, numbered as the state says (its lock held)."""
+        self.session.sent = self.state.read()[0]
+        self.session.send(self.sock, parts)
+
+    def close(self) -> None:
         worker, self.worker = self.worker, None
         if worker is not None:
-            self.selector.unregister(worker.stdout)
-            if worker.pidfd is not None:
-                self.selector.unregister(worker.pidfd)
-        return worker
-
-    def serve(self) -> None:
-        while not self.server.stopped:
-            # A job's reply or the client's next request is near: looked for without
-            # sleeping first, it is relayed a wake-up sooner (manymap.launcher.lowlevel.spin).
-            ready = spin(lambda: self.selector.select(0)) or self.selector.select(_TICK)
-            for key, _ in ready:
-                if key.data == "client":
-                    if not self.from_client():
-                        return
-                elif key.data == "reply":
-                    self.from_worker()
-                elif key.data == "dead":
-                    self.lost()
-                if self.worker is None:
-                    break  # replaced: the other events were the old worker's
-
-    def from_client(self) -> bool:
-        """Handle what the client sent; False when the connection must end."""
-        try:
-            frames = self.reader.pump()
-        except (EOFError, OSError):
-            return False  # gone, or stopping its task: the worker dies with the connection
-        for raw in frames:
-            try:
-                request = wire.unpack_request(self.session.open(raw))
-            except wire.FrameError:
-                return False  # not the client's (its tag), or not this protocol
-            if isinstance(request, wire.Ping):
-                self.session.send(self.sock, wire.pack_pong())
-            elif self.token is None and self.worker is not None:
-                self.token = request.token
-                self.started = time.perf_counter()
-                job = self.worker.job(self.payload(request.payload))
-                if not self.worker.write(job, _JOB_TIMEOUT):
-                    self.lost()
-            else:
-                return False  # out of turn
-        return True
-
-    def payload(self, payload: memoryview) -> bytes | memoryview:
-        """What goes to the worker for a batch's ``payload`` (``_wire.pack_batch``): as
-        it is, or (when recycling) with the function a fresh worker lacks put back in.
-
-        Raises:
-            FrameError: (when recycling) the payload is not a batch.
-        """
-        if not self.recycling:
-            return payload
-        batch = wire.unpack_batch(payload)
-        key = batch.key
-        if batch.function:
-            if len(self.functions) >= wire.FUNCTION_CACHE:
-                self.functions.clear()  # as the client clears what it knows it sent
-            self.functions[key] = bytes(batch.function)
-        elif key not in self.worker_has and key in self.functions:
-            payload = memoryview(b"".join(wire.pack_batch(key, batch.star, self.functions[key], batch.data)))
-        else:
-            return payload
-        if len(self.worker_has) >= wire.FUNCTION_CACHE:
-            self.worker_has.clear()  # as run_counted clears its cache
-        self.worker_has.add(key)
-        return payload
-
-    def from_worker(self) -> None:
-        assert self.worker is not None
-        try:
-            frames = self.worker.reader.pump()
-        except (EOFError, OSError):
-            self.lost()  # without a pidfd, the end of its stdout is how its death shows
-            return
-        for frame in frames:
-            token, self.token = self.token, None
-            try:
-                result, out = self.worker.reply(frame)
-            except wire.FrameError:
-                self.token = token
-                self.lost()
-                return
-            if token is None:
-                continue  # a reply nobody asked for
-            duration = time.perf_counter() - self.started
-            self.session.send(self.sock, wire.pack_done(token, duration, out, result))
-            limit = self.server.max_tasks_per_worker
-            if limit is not None and self.worker.tasks >= limit:
-                self.recycle()
-                return
-
-    def recycle(self) -> None:
-        """Replace the worker, idle now (its reply sent, nothing sent to it since)."""
-        worker = self.unwatch()
-        assert worker is not None
-        worker.kill()
-        self.watch(self.server.replace_worker())
-
-    def lost(self) -> None:
-        """The worker died: kill its group, report its batch, start a fresh one."""
-        worker = self.unwatch()
-        assert worker is not None
-        code = worker.exitcode()
-        token, self.token = self.token, None
-        self.functions.clear()  # the client forgets what it sent when it reads LOST
-        self.session.send(self.sock, wire.pack_lost(token or 0, code or 0, describe(code)))
-        self.watch(self.server.take_worker())
+            worker.kill()
+        self.state.close()
 
 
 def serve_connection(server: RPCServer, sock: socket.socket, session: Session, server_proof: bytes) -> None:
-    """Serve one authenticated client on a worker of its own until it goes or the server stops."""
-    sock.settimeout(_SEND_TIMEOUT)  # sends wait at most this; reads only follow readiness
+    """Serve one authenticated client with a worker of its own until it goes or the server stops."""
+    sock.settimeout(_SEND_TIMEOUT)  # sends wait at most this
+    worker = server.take_worker()
+    info = {"host": server.host, "workers": server.workers, "pid": os.getpid(), "worker": worker.pid}
     client = _Client(server, sock, session)
+    client.worker = worker  # killed with the connection from now on
     try:
-        worker = server.take_worker()
-        client.watch(worker)
-        info = {"host": server.host, "workers": server.workers, "pid": os.getpid(), "worker": worker.pid}
         wire.send_plain(sock, wire.pack_accept(server_proof))
         session.send(sock, wire.pack_info(info))
-        client.selector.register(sock, selectors.EVENT_READ, "client")
-        client.serve()
+        client.state.write(session.sent, session.received, IDLE, 0, time.monotonic())
+        client.serve(worker)
     finally:
-        worker_left = client.unwatch()
-        if worker_left is not None:
-            worker_left.kill()
-        client.selector.close()
+        client.close()

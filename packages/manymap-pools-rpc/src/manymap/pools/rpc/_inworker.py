@@ -2,32 +2,28 @@
 
 Nothing else imports this module: the server starts the worker with
 :func:`main` (``python -m manymap.pools.rpc._inworker``, see ``_ppprocess.py``)
-and reaches the rest through the stub it sends with every job.
+and reaches the rest through the stub every job calls.
 
-The process. :func:`main` runs ppft's own worker loop
-(``ppft.__main__._WorkerProcess``) with two changes that cut the cost of a
-round trip without changing what goes over the pipe (``_wire.py``):
-
-- a message is written in one piece (:class:`OneWritePipe`): ppft writes
-  its 8-byte length and the message as two flushed writes, so each reply
-  woke the server twice; and after it the worker looks for its next job
-  without sleeping for a moment (``manymap.launcher.lowlevel.spin``: a
-  worker that slept takes 20 to 30 µs to wake on a virtual machine);
-- the envelope around a job (the stub's name and source, the argument
-  tuple, the ``(result, output)`` reply) goes through the stdlib pickle,
-  not dill's pure-Python pickler: it holds only strings and bytes, since
-  manymap's own payload is already serialized; and the batch in the
-  argument tuple and the outcome in the reply are not copied on the way
-  (:data:`ENVELOPE`: ``_wire.unpack_args`` and ``_wire.pack_reply``, the
-  pickles the server writes and reads around them).
+The process. :func:`main` greets the server as ppft's worker does (its pid on
+stdout, the pickle protocol read from stdin) and then runs ppft's own worker
+loop (``ppft.__main__._WorkerProcess.run``) on a client's connection: stdin
+is a unix socket, on which the server hands over the connection of the
+client this worker is to serve (``_handoff.py``), and
+:class:`ClientTransport` makes each of that client's batches a job of the
+loop and each reply a frame back to it, with no relay in between. After its
+reply the worker looks for the next batch without sleeping for a moment
+(``manymap.launcher.lowlevel.spin``: a process that slept takes 20 to 30 µs
+to wake on a virtual machine). The loop's envelope (:data:`ENVELOPE`, where
+ppft pickles the arguments and the reply) passes them as they are: the
+batch and its outcome are manymap's own serialized bytes already.
 
 The batches. Every job is a call of the stub (``_wire.STUB``, a tiny
 function ppft ships once per worker as source text and caches by hash; the
 worker runs it as ``_stub.py``'s bytecode has it compiled, :data:`STUB_CODE`,
 instead of compiling the text); the stub calls :func:`run_counted` with the
 batch (``_wire.pack_batch``), which returns the batch's serialized outcome
-with the number of tasks it ran (the server counts them for
-``--max-tasks-per-worker``). The task function itself travels by value
+with the number of tasks it ran (counted for ``--max-tasks-per-worker``: a
+worker that ran its share says so with its reply, and exits). The task function itself travels by value
 through manymap.serialize, once per connection, and stays cached here under
 the key the client gave it (a ``manymap.serialize.FunctionCache``, in step
 with the client's ``must_send``). The outcome is ``(values, failures)`` serialized
@@ -37,22 +33,27 @@ serialized fails its task instead.
 
 from __future__ import annotations
 
+import collections
 import io
 import os
 import select
+import socket
 import sys
+import time
 import types
 from typing import Any
 
 from manymap.launcher.lowlevel import run_loaded, spin
+from manymap.pools.rpc import _handoff as handoff
 from manymap.pools.rpc import _wire as wire
+from manymap.pools.rpc._handoff import CUT, IDLE, RETIRED, RUNNING, WRITING
 from manymap.serialize import FunctionCache, encode_results, loads
 
-__all__ = ["ENVELOPE", "STUB_CODE", "OneWritePipe", "main", "run_batch", "run_counted"]
+__all__ = ["ENVELOPE", "STUB_CODE", "ClientTransport", "main", "run_counted"]
 
 
-def _import_ppft_worker() -> tuple[Any, Any]:
-    """ppft's worker loop (``ppft.__main__``) and its pipe transport class, loaded alone.
+def _import_ppft_worker() -> Any:
+    """ppft's worker loop (``ppft.__main__``), loaded alone.
 
     The loop needs three of ppft's modules (``__main__``, ``transport``,
     ``common``). Importing them as ``ppft.*`` runs ppft's package first, which
@@ -78,18 +79,17 @@ def _import_ppft_worker() -> tuple[Any, Any]:
         sys.modules["dill"] = None  # type: ignore[assignment]  # "import dill" raises ImportError
     try:
         worker_module = importlib.import_module(f"{_PPFT_COPY}.__main__")
-        transport = importlib.import_module(f"{_PPFT_COPY}.transport")
     finally:
         if blocked and sys.modules.get("dill", False) is None:
             del sys.modules["dill"]
-    return worker_module, transport.CPipeTransport
+    return worker_module
 
 
 #: The package name ppft's worker-side modules are loaded under (see `_import_ppft_worker`).
 _PPFT_COPY = f"{__name__}_ppft"
 
 
-ppft_worker, _CPipeTransport = _import_ppft_worker()
+ppft_worker = _import_ppft_worker()
 
 
 def _load_stub_code() -> types.CodeType | None:
@@ -115,26 +115,17 @@ _STUB_MODULE = f"{__package__}._stub"
 STUB_CODE = _load_stub_code()
 
 
-def _preprocess(message: Any) -> tuple[str, list[Any]]:
-    """ppft's ``preprocess`` (the stub's name and its code objects, from the pickled
-    ``(name, sources, imports)``), with the stub's code taken from :data:`STUB_CODE`."""
-    name, sources, imports = ppft_worker.pickle.loads(ppft_worker.ppc.b_(message))
-    if STUB_CODE is not None and name == wire.STUB_NAME and list(sources) == [wire.STUB] and not imports:
-        return name, [STUB_CODE]
-    return _ppft_preprocess(message)  # type: ignore[no-any-return]
+def _stub() -> tuple[str, list[types.CodeType]]:
+    """What ppft's ``preprocess`` makes of the stub: its name and its code, :data:`STUB_CODE`
+    (compiled from its text where there is no such bytecode)."""
+    code = STUB_CODE if STUB_CODE is not None else compile(wire.STUB, "<manymap-rpc stub>", "exec")
+    return wire.STUB_NAME, [code]
 
-
-_ppft_preprocess = ppft_worker.preprocess
 
 _functions = FunctionCache()
 
 
 # ------------------------------------------------------------- the batches
-
-
-def run_batch(payload: wire.Buffer) -> bytes:
-    """Run one batch and return its serialized outcome."""
-    return run_counted(payload)[0]
 
 
 def run_counted(payload: wire.Buffer) -> tuple[bytes, int]:
@@ -164,44 +155,151 @@ def _rewind_output() -> None:
 # ------------------------------------------------------------- the process
 
 
-class OneWritePipe(_CPipeTransport):  # type: ignore[misc,valid-type]
-    """ppft's cached pipe transport, flushing once per :meth:`send`: the worker's
-    side of the pipe (the server writes ppft's framing itself, ``_wire.pack_job``)."""
+class ClientTransport:
+    """The transport of ppft's worker loop once the server handed it a client's
+    connection (``_handoff.py``): a job is the client's next ``RUN``, its reply
+    goes back as ``DONE``, a ``PING`` between jobs is answered with ``PONG``.
 
-    def __init__(self, r: Any, w: Any) -> None:
-        super().__init__(r, w)
-        self._jobs = select.poll()  # the job pipe, looked at after each reply
-        self._jobs.register(r.fileno(), select.POLLIN)
+    The loop runs every job as the stub's call (``creceive`` gives the stub,
+    ``receive`` its arguments, ``(batch,)``; :data:`ENVELOPE` passes them and
+    the reply as they are). The worker waits for the handoff at its first job.
+    """
 
-    def send(self, *messages: bytes | str | list[wire.Buffer]) -> None:
-        """Write ``messages`` (one may be in pieces, :data:`ENVELOPE`'s) in ppft's framing;
-        small ones leave in one write, large ones uncopied."""
-        for message in messages:
-            if isinstance(message, list):
-                pieces = message
-            else:
-                pieces = [message.encode() if isinstance(message, str) else message]
-            self.wb.write(wire.LENGTH.pack(sum(len(piece) for piece in pieces)))
-            for piece in pieces:
-                self.wb.write(piece)
-        self.w.flush()
-        # The next job is near: looked for without sleeping first. (The server sends one
-        # job at a time, so nothing of it is in the read buffer now.)
-        spin(lambda: self._jobs.poll(0))
+    def __init__(self, control: socket.socket) -> None:
+        self._control = control
+        self._stub = _stub()
+        self._sock: socket.socket | None = None
+        self._reader: wire.FrameReader | None = None
+        self._waiter = select.poll()
+        self._frames: collections.deque[bytearray] = collections.deque()  # read, not yet handled
+        self._batch: memoryview | None = None
+        self._token = 0
+        self._started = 0.0
+        self._tasks = 0
+
+    def creceive(self, preprocess: Any = None) -> tuple[str, list[types.CodeType]]:
+        """The stub, once the client's next batch has come (:meth:`receive` gives it)."""
+        self._next_batch()
+        return self._stub
+
+    def receive(self, preprocess: Any = None) -> tuple[memoryview]:
+        assert self._batch is not None
+        batch, self._batch = self._batch, None
+        return (batch,)
+
+    def send(self, reply: Any) -> None:
+        """Send the loop's reply: ``((outcome, tasks run), output)``, or ``(None, output)``
+        when ppft failed outside the task (the batch is then reported lost)."""
+        if self._sock is None:
+            return  # the loop's last word after the connection ended: nobody to tell
+        outcome, out = reply
+        if outcome is None:
+            frames = [
+                wire.pack_lost(self._token, 0, f"the ppft worker failed outside the task: {out.strip()}")
+            ]
+            retire = False
+        else:
+            result, tasks = outcome
+            self._tasks += tasks
+            retire = self._max_tasks is not None and self._tasks >= self._max_tasks
+            done = wire.pack_done(self._token, time.perf_counter() - self._started, out, result)
+            # Retiring: the client forgets what this worker cached before it sends the next batch.
+            frames = [wire.pack_lost(0, 0, "the ppft worker retired"), done] if retire else [done]
+        self._write(frames, RETIRED if retire else IDLE)
+        if retire:
+            self._sock = None  # nothing more goes out from here (ppft's loop ends with a last word)
+            raise SystemExit  # ends ppft's loop, and the worker; the server hands the connection on
+
+    # ------------------------------------------------------------ the connection
+
+    def _next_batch(self) -> None:
+        """Wait for the client's next ``RUN`` (the connection first, at the first call),
+        answering its pings meanwhile."""
+        if self._sock is None:
+            self._take_connection()
+        assert self._reader is not None
+        frames = self._frames
+        while True:
+            while frames:
+                try:
+                    request = wire.unpack_request(self._session.open(frames.popleft()))
+                except wire.FrameError as error:  # not the client's (its tag), or not this protocol
+                    self._mark(CUT)
+                    self._sock = None
+                    raise SystemExit from error  # ends ppft's loop, and the worker; the server ends the connection
+                if isinstance(request, wire.Ping):
+                    self._write([wire.pack_pong()], IDLE)
+                    continue
+                self._batch, self._token = request.payload, request.token
+                self._started = time.perf_counter()
+                self._mark(RUNNING)
+                return
+            # The next batch is near after a reply: looked for without sleeping first.
+            if not spin(lambda: self._waiter.poll(0)):
+                self._waiter.poll()
+            try:
+                frames.extend(self._reader.pump())
+            except wire.FrameError as error:  # over the server's limit, or cut short
+                self._mark(CUT)
+                self._sock = None
+                raise SystemExit from error  # ends ppft's loop, and the worker; the server ends the connection
+            except (EOFError, OSError) as error:
+                self._sock = None
+                raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker
+            self._mark(CUT if self._reader.partial else IDLE)
+
+    def _take_connection(self) -> None:
+        sock, self._session, self._state, terms = handoff.receive(self._control)
+        self._max_tasks = terms.max_tasks
+        self._control.close()  # this worker serves that connection for the rest of its life
+        sock.settimeout(_SEND_TIMEOUT)  # sends wait at most this; reads only follow readiness
+        self._sock = sock
+        self._reader = wire.FrameReader.for_socket(sock, terms.frame_limit)
+        self._waiter.register(sock.fileno(), select.POLLIN)
+
+    def _mark(self, state: int) -> None:
+        """Say in the shared state what the worker does now."""
+        self._state.write(self._session.sent, self._session.received, state, self._token, time.monotonic())
+
+    def _write(self, frames: list[wire.Parts], after: int) -> None:
+        """Send ``frames`` in turn, holding the connection's pen; then say ``after``."""
+        assert self._sock is not None
+        state = self._state
+        with state.lock():
+            session = self._session
+            session.sent = state.read()[0]  # the server may have sent a heartbeat meanwhile
+            pieces = [piece for parts in frames for piece in session.wrap(parts)]
+            self._mark(WRITING)
+            try:
+                wire.send_buffers(self._sock, pieces)
+            except OSError as error:
+                self._sock = None
+                raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker
+            self._mark(after)
 
 
-#: The ``pickle`` of ppft's worker loop: the argument tuple of a job and the reply,
-#: around the batch and its outcome without copying them (stdlib pickle else).
-ENVELOPE = types.SimpleNamespace(loads=wire.unpack_args, dumps=wire.pack_reply)
+_SEND_TIMEOUT = 300.0  # seconds a client may take to take a reply off the connection
+
+#: The ``pickle`` of ppft's worker loop: :class:`ClientTransport` passes the job's
+#: arguments and takes its reply as they are.
+ENVELOPE = types.SimpleNamespace(loads=lambda args: args, dumps=lambda reply, protocol=None: reply)
 
 
 def main() -> None:
-    """Run the worker loop on stdin and stdout until stdin ends."""
+    """Greet the server as ppft's worker does, then run ppft's loop on the connection it hands over."""
     sys.path.append(os.path.dirname(ppft_worker.__file__))  # as ``python -m ppft`` does
     ppft_worker.pickle = ENVELOPE
-    ppft_worker.preprocess = _preprocess
+    # The server's socket moves off stdin, which reads /dev/null from now on (for the tasks).
+    control = os.dup(0)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    # ppft reads the greeting's answer unbuffered: a buffered read would take the
+    # handoff's bytes after it too, and with them drop the descriptors they carry.
+    sys.stdin = open(control, "rb", buffering=0, closefd=False)  # noqa: SIM115
     worker = ppft_worker._WorkerProcess()  # greets the server over ppft's own transport
-    worker.t = OneWritePipe(sys.stdin, sys.__stdout__)
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    worker.t = ClientTransport(socket.socket(fileno=control))
     worker.run()
 
 

@@ -267,6 +267,8 @@ class ParallelPool(ManagedWorkerPool[Slot]):
 
     def _handle(self, ready: list[Any]) -> None:
         self._take_connections()
+        with self._slot_lock:  # a caller that read a forged frame left the slot to us
+            ready = [*ready, *(slot for slot in self._slots if slot.forged and slot not in ready)]
         for slot in ready:
             if slot in self._slots and not self._service(slot):
                 self._reap(slot, "the connection to its server was lost")
@@ -289,6 +291,39 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         except (EOFError, OSError):
             return False
         return slot.handle(bodies)
+
+    def _channels(self, worker: Slot) -> tuple[int, ...]:
+        # Lent to the caller waiting for its reply, who reads it itself, without
+        # handing it across threads; not while part of the batch waits to go out.
+        return () if worker.outbox else (worker.sock.fileno(),)
+
+    def _watch(self, worker: Slot, watched: bool) -> None:
+        # Its socket's end is its death too: watched whenever it is not lent (and not gone:
+        # the manager may have dropped a lent connection whose end it saw first).
+        selector = self._selector
+        if selector is None or (watched and worker not in self._slots):
+            return
+        with contextlib.suppress(KeyError, ValueError, OSError):  # as it is already, or closed
+            if watched:
+                events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outbox else 0)
+                selector.register(worker.sock, events, worker)
+            else:
+                selector.unregister(worker.sock)
+
+    def _take_reply(self, worker: Slot) -> None:
+        if worker not in self._slots:
+            return  # dropped by the manager meanwhile
+        try:
+            bodies = worker.receive()
+        except wire.TagError:
+            bodies = None
+        except (EOFError, OSError):
+            return  # its end: the manager's to handle, as it watches the slot again
+        if bodies is None or not worker.handle(bodies):
+            worker.forged = True  # not the server's, or not this protocol: untrustworthy
+            self._wake_manager()
+        elif worker.batch is None:
+            self._dispatch_to([worker])  # its next batch, from this thread
 
     def _want_write(self, slot: Slot, write: bool) -> None:
         selector = self._selector

@@ -2,51 +2,48 @@
 
 The worker runs ppft's worker loop (``_inworker.py``) in a session and process
 group of its own: forked from the server's warm template (``_template.py``)
-where there is one, else started as a fresh interpreter. Its death is seen
-through a pidfd (``os.pidfd_open``), which nothing else can hold open: a
-task's children inherit the worker's pipes, so the end of its stdout only
-comes when the last of them exits. When the worker
-dies, times out or is stopped, its whole process group is killed with it:
-what its tasks forked, their ``multiprocessing`` children and subprocesses.
+where there is one, else started as a fresh interpreter. Its stdin is a unix
+socket: it greets there as ppft's worker does, and then is handed the
+connection of the client it serves (:meth:`PPWorker.hand_off`,
+``_handoff.py``). Its death is seen through a pidfd (``os.pidfd_open``),
+which nothing else can hold open: a task's children inherit the worker's
+descriptors, so the end of its stdout only comes when the last of them
+exits. When the worker dies or is stopped, its whole process group is
+killed with it: what its tasks forked, their ``multiprocessing`` children
+and subprocesses.
 
-Nothing here blocks without a bound: the reply is cut from the pipe as it
-arrives (:class:`~manymap.pools.rpc._wire.FrameReader`) and a job is
-written in pieces as the pipe takes them, watching the pidfd meanwhile. What
-goes over the pipes (greeting, jobs, replies) is packed and unpacked by
-``_wire.py``; a job's batch goes to the pipe uncopied (``writev``), and the
-pipes hold up to :data:`PIPE_SIZE` bytes where the system allows, so that
-an 8 MB batch passes in a few writes, not a hundred and more.
+Nothing here blocks without a bound: the greeting is cut from the pipe as it
+arrives (:class:`~manymap.pools.rpc._wire.FrameReader`), watching the time.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import selectors
 import signal
+import socket
 import sys
 import time
 from typing import TYPE_CHECKING
 
 from manymap.launcher.lowlevel import exit_reason
+from manymap.pools.rpc import _handoff as handoff
 from manymap.pools.rpc import _wire as wire
-from manymap.pools.rpc._stream import IOV, advance, views
 
 if TYPE_CHECKING:
     import subprocess
 
+    from manymap.pools.rpc._auth import Session
     from manymap.pools.rpc._template import Template
 
-__all__ = ["PIPE_SIZE", "WORKER_START", "PPWorker", "describe"]
+__all__ = ["WORKER_START", "PPWorker", "describe"]
 
 WORKER_START = 60.0  # seconds a ppft worker may take to start
-_REPLY_LIMIT = 1 << 40  # the worker is ours: its replies are not limited
-PIPE_SIZE = 1 << 20  # bytes each pipe to the worker holds, where the system allows (Linux: 64 KB else)
 
 
 class PPWorker:
-    """One ppft worker process: its pipes, its pidfd, its process group."""
+    """One ppft worker process: its stdin (:attr:`control`) and stdout, its pidfd, its process group."""
 
     def __init__(self, template: Template | None = None) -> None:
         """Start a worker: forked by ``template`` (its pidfd then always open), or exec'd.
@@ -58,38 +55,32 @@ class PPWorker:
         self.process: subprocess.Popen[bytes] | None = None
         self.returncode: int | None = None
         if template is not None:
-            self.pid, self.stdin, self.stdout = template.spawn()
+            self.pid, control, self.stdout = template.spawn()
         else:
             import subprocess  # only here: a forked server's critical path never pays its import
 
-            self.process = subprocess.Popen(
-                # Imported by name, not run as __main__: the stub imports the same module.
-                [sys.executable, "-u", "-c", f"from {wire.INWORKER} import main; main()"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # its own group: killed with everything its tasks started
-            )
+            ours, theirs = socket.socketpair()
+            with theirs:
+                self.process = subprocess.Popen(
+                    # Imported by name, not run as __main__: the stub imports the same module.
+                    [sys.executable, "-u", "-c", f"from {wire.INWORKER} import main; main()"],
+                    stdin=theirs.fileno(),
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,  # its own group: killed with everything its tasks started
+                )
             assert self.process.stdout is not None
-            assert self.process.stdin is not None
             self.pid = self.process.pid
             self.stdout = self.process.stdout.fileno()
-            self.stdin = self.process.stdin.fileno()
+            control = ours.detach()
+        self.control = socket.socket(fileno=control)
         os.set_blocking(self.stdout, False)
-        os.set_blocking(self.stdin, False)
-        resize: int | None = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux only
-        for fd in (self.stdin, self.stdout):
-            with contextlib.suppress(OSError):  # over the user's pipe quota: the default size
-                if resize is not None:
-                    fcntl.fcntl(fd, resize, PIPE_SIZE)
         self.pidfd: int | None = None
         with contextlib.suppress(AttributeError, OSError):  # not Linux: the end of stdout says it
             # A template's worker is the template's child, unreaped until we ask: its own pid.
             self.pidfd = os.pidfd_open(self.pid)
-        self.reader = wire.FrameReader.for_fd(self.stdout, _REPLY_LIMIT)
-        self._stub = wire.StubCache()  # ppft's csend cache: the stub whole once, by hash after
+        self.reader = wire.FrameReader.for_fd(self.stdout, wire.HANDSHAKE_LIMIT)
         self._reaped = False
-        self.tasks = 0  # tasks its batches ran, counted as their replies come
 
     def ready(self) -> PPWorker:
         """Wait for the worker to start (ppft's greeting: its pid; our answer: the pickle protocol).
@@ -118,56 +109,24 @@ class PPWorker:
         except wire.FrameError as error:
             self.kill()
             raise RuntimeError(f"a ppft worker did not start: {error}") from error
-        if not self.write(wire.pack_pickle_protocol(), WORKER_START):
+        try:
+            self.control.settimeout(WORKER_START)
+            self.control.sendall(wire.pack_pickle_protocol())
+        except OSError as error:
             self.kill()
-            raise RuntimeError("a ppft worker died as it started")
+            raise RuntimeError(f"a ppft worker died as it started: {error}") from error
         return self
 
-    def job(self, payload: wire.Buffer) -> list[wire.Buffer]:
-        """A job's pieces on the pipe: the stub (its hash once the worker has it) and its argument."""
-        return wire.pack_job(self._stub.next(), payload)
-
-    def write(self, data: bytes | list[wire.Buffer], timeout: float) -> bool:
-        """Write ``data`` (bytes, or pieces in turn) to the worker; False if it died (or
-        stopped reading for ``timeout``)."""
-        pieces = views([data] if isinstance(data, bytes) else data)
-        try:  # most jobs fit in the pipe at once: no selector to build for them
-            pieces = advance(pieces, os.writev(self.stdin, pieces[:IOV]))
-        except BlockingIOError:
-            pass
-        except OSError:  # EPIPE: nobody reads
+    def hand_off(
+        self, sock: socket.socket, session: Session, state: handoff.SharedState, terms: handoff.Terms
+    ) -> bool:
+        """Give the worker the client's connection ``sock`` to serve (``_handoff.py``);
+        False if it died first."""
+        try:
+            handoff.send(self.control, sock, session, state, terms)
+        except OSError:
             return False
-        if not pieces:
-            return True
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.stdin, selectors.EVENT_WRITE)
-            if self.pidfd is not None:
-                selector.register(self.pidfd, selectors.EVENT_READ)
-            while pieces:
-                try:
-                    pieces = advance(pieces, os.writev(self.stdin, pieces[:IOV]))
-                    continue
-                except BlockingIOError:
-                    pass
-                except OSError:  # EPIPE: nobody reads
-                    return False
-                remaining = deadline - time.monotonic()
-                events = selector.select(max(0.0, remaining)) if remaining > 0 else []
-                if not events or any(key.fd == self.pidfd for key, _ in events):
-                    return False
         return True
-
-    def reply(self, frame: bytes | bytearray) -> tuple[wire.Buffer, str]:
-        """The batch outcome and captured output of one of the worker's replies
-        (the tasks the batch ran are added to :attr:`tasks`).
-
-        Raises:
-            FrameError: not a reply, or ppft failed outside the task (the stub could not run).
-        """
-        result, tasks, out = wire.unpack_reply(frame)
-        self.tasks += tasks
-        return result, out
 
     def dead(self) -> bool:
         """Whether the worker has exited (it may still be unreaped)."""
@@ -193,19 +152,19 @@ class PPWorker:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(10.0)
             self.returncode = process.returncode
-            for stream in (process.stdin, process.stdout):
-                with contextlib.suppress(OSError):
-                    if stream is not None:
-                        stream.close()
+            with contextlib.suppress(OSError):
+                if process.stdout is not None:
+                    process.stdout.close()
+            self.control.close()
         else:
             if self.pidfd is not None:
                 with contextlib.suppress(OSError):
                     signal.pidfd_send_signal(self.pidfd, signal.SIGKILL)
             assert self._template is not None
             self.returncode = self._template.reap(self.pid)
-            for fd in (self.stdin, self.stdout):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+            self.control.close()
+            with contextlib.suppress(OSError):
+                os.close(self.stdout)
         if self.pidfd is not None:
             with contextlib.suppress(OSError):
                 os.close(self.pidfd)

@@ -12,8 +12,10 @@ connection, and with none to drop stops listening for a moment (a backoff
 through the selector's timeout) instead of spinning.
 
 A client that proved the secret gets a thread and a ppft worker of its own
-(``_connection.py``, ``_ppprocess.py``), which proves the server's side of
-the handshake and relays the client's batches to the worker. Workers are
+(``_connection.py``, ``_ppprocess.py``): the thread proves the server's
+side of the handshake and hands the connection to the worker, which reads
+the client's batches and writes its replies itself (``_handoff.py``); the
+thread watches the two and answers for a busy worker. Workers are
 forked from a warm template (``_template.py``) that the server forks first
 thing as it is built, before it has a thread, a client or its secret (a
 fresh interpreter each where the platform cannot: no fork or pidfds); they
@@ -295,7 +297,7 @@ class RPCServer:
                 if self._pending:
                     # Make room, and keep it: fewer unauthenticated connections from
                     # now on, so that the descriptors an authenticated client needs
-                    # (its thread's selector, a new worker's pipes) stay free.
+                    # (its thread's poll and state, a new worker's stdin and stdout) stay free.
                     self._pending_cap = max(1, len(self._pending) - _HEADROOM)
                     while len(self._pending) >= self._pending_cap:
                         self._drop(selector, next(iter(self._pending)))
@@ -465,7 +467,10 @@ class RPCServer:
                 self._active -= 1
                 self._last_client = time.monotonic()
             # Closed once its place is free (and its worker killed): a client that
-            # replaces it waits for this end, and then finds the place free.
+            # replaces it waits for this end, and then finds the place free. Shut
+            # down first: a task's child may hold a copy (the worker's, inherited).
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             sock.close()
             if not self._stopped.is_set():
                 self._spawn(self._prestart)

@@ -10,9 +10,10 @@ ready in a few milliseconds.
 How it goes. The server talks to the template over a ``SOCK_SEQPACKET``
 socket pair, one request and one answer at a time (under a lock):
 
-- ``spawn``: the template forks a worker with two fresh pipes (its stdin
-  and stdout) and answers with the worker's pid and the server's ends of
-  the pipes (``SCM_RIGHTS``). The template opened a pidfd of its child
+- ``spawn``: the template forks a worker with a fresh stdin (a unix socket
+  pair, on which the server later hands it a client's connection) and
+  stdout (a pipe) and answers with the worker's pid and the server's ends
+  of them (``SCM_RIGHTS``). The template opened a pidfd of its child
   first, and keeps the child unreaped until the server asks, so the pid
   (and the process group id) the server signals is never another process's.
 - ``reap PID``: the server killed a worker or saw it die; the template
@@ -24,14 +25,14 @@ before the server's listening socket, any client or its secret exist
 (``manymap-server --secret-file`` and ParallelPool's local server get the
 secret afterwards). It keeps only its socket and a pidfd of the server
 (``_forking.isolate``). A worker leads a session and process group of its
-own (killed with everything its tasks started) and holds only its pipes on
-0 and 1 and ``/dev/null`` on 2: no other worker's pipes, nothing of the
+own (killed with everything its tasks started) and holds only its stdin and
+stdout on 0 and 1 and ``/dev/null`` on 2: no other worker's, nothing of the
 template's or the server's.
 
 Dying with the server. The template watches the server's pidfd and the end
 of its socket: when either comes (the server stopped, or was killed), it
 kills every worker it forked with its process group and exits. A worker
-also ends at the end of its stdin (ppft's loop), as when started by exec.
+waiting for its client also ends at the end of its stdin, as when started by exec.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ class Template:
             return not selector.select(0)
 
     def spawn(self) -> tuple[int, int, int]:
-        """A new worker: its pid, the write end of its stdin, the read end of its stdout.
+        """A new worker: its pid, the server's end of its stdin, the read end of its stdout.
 
         Raises:
             TemplateError: the template is gone or did not answer.
@@ -201,8 +202,9 @@ def _serve(sock: socket.socket, watch: int, prefork: int) -> None:
 
 
 def _fork_worker(children: dict[int, int]) -> tuple[int, int, int] | str:
-    """Fork a worker: its pid and our ends of its stdin and stdout, or why not."""
-    stdin_r, stdin_w = os.pipe()
+    """Fork a worker: its pid and our ends of its stdin (a unix socket) and stdout, or why not."""
+    ours, theirs = socket.socketpair()
+    stdin_r, stdin_w = theirs.detach(), ours.detach()
     stdout_r, stdout_w = os.pipe()
     try:
         pid = os.fork()
@@ -219,7 +221,7 @@ def _fork_worker(children: dict[int, int]) -> tuple[int, int, int] | str:
 
 
 def _hand_over(sock: socket.socket, worker: tuple[int, int, int] | str) -> None:
-    """Send a worker's pid and our ends of its pipes to the server (and close ours)."""
+    """Send a worker's pid and our ends of its stdin and stdout to the server (and close ours)."""
     if isinstance(worker, str):
         sock.send(worker.encode())
         return
@@ -259,7 +261,7 @@ def _reap(pid: int, pidfd: int) -> int | None:
 
 
 def _worker_main(stdin: int, stdout: int) -> NoReturn:
-    """A forked ppft worker: its own session, its pipes on 0 and 1, nothing else."""
+    """A forked ppft worker: its own session, its stdin and stdout on 0 and 1, nothing else."""
     code = 1
     try:
         os.setsid()  # its own group: killed with everything its tasks started

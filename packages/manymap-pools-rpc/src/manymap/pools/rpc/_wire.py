@@ -20,27 +20,23 @@ bodies are, client -> server (:func:`unpack_request`):
   ``KEY(key, star, length of function) + function + data``
   (:func:`pack_batch`), ``function`` empty when the worker holds ``key``
   already, ``data`` the serialized ``(kwargs, items)``;
-- ``PING``: answered with ``PONG`` at once, even while the worker is busy;
+- ``PING``: answered with ``PONG`` (by the worker between batches; while it
+  runs one, the server sends ``PONG`` unasked, four times a second);
 
 and server -> client (:func:`unpack_answer`):
 
 - ``DONE + token(8) + duration(8) + len(stdout)(4) + stdout + result`` (:func:`pack_done`);
 - ``LOST + token(8) + exitcode(4) + reason``: the worker died running the
-  batch, or idle (token 0); the connection goes on with a fresh worker (:func:`pack_lost`);
+  batch, or idle, or retired (token 0: the client forgets what it cached);
+  the connection goes on with a fresh worker (:func:`pack_lost`);
 - ``PONG``.
 
-**Server <-> its ppft worker** (the worker's pipes), in ppft's own worker
-protocol, which ppft's worker loop reads and writes: the worker greets with
-its pid (:func:`unpack_greeting`), the server answers the pickle protocol
-(:func:`pack_pickle_protocol`); a job is the stub (``(name, [source], ())``
-pickled, sent as ppft's ``csend`` does: whole the first time, by hash after,
-:class:`StubCache`) and its argument tuple ``(batch,)`` (:func:`pack_job`);
-the reply is ``(outcome, stdout)`` pickled (:func:`unpack_reply`), the
-outcome the stub's ``(result, tasks run)`` or ``None`` when the stub failed.
-The argument tuple and a reply with an outcome are pickles written around
-the batch or the result, never copying them (:func:`pack_job`,
-:func:`pack_reply`), and read as views of what arrived
-(:func:`unpack_args`, :func:`unpack_reply`); any unpickler reads them too.
+**Server -> its ppft worker** (the worker's stdin, a unix socket), the
+start of ppft's own worker protocol: the worker greets with its pid on its
+stdout (:func:`unpack_greeting`), the server answers the pickle protocol
+(:func:`pack_pickle_protocol`), and then hands it a client's connection
+(``_handoff.py``), on which the worker reads ``RUN`` and ``PING`` and writes
+``DONE``, ``PONG`` and, when it retires, ``LOST`` with token 0 itself.
 
 Every ``unpack_*`` raises :class:`FrameError` for a frame that is not what it
 must be: too short, too long, of another kind.
@@ -75,7 +71,6 @@ __all__ = [
     "Pong",
     "Refused",
     "Run",
-    "StubCache",
     "TagError",
     "frame",
     "pack_accept",
@@ -83,26 +78,21 @@ __all__ = [
     "pack_done",
     "pack_hello",
     "pack_info",
-    "pack_job",
     "pack_lost",
     "pack_pickle_protocol",
     "pack_ping",
     "pack_pong",
     "pack_prove",
     "pack_refuse",
-    "pack_reply",
     "pack_run",
     "send_buffers",
     "send_plain",
     "unpack_answer",
-    "unpack_args",
     "unpack_batch",
     "unpack_greeting",
     "unpack_hello",
     "unpack_info",
-    "unpack_job",
     "unpack_prove",
-    "unpack_reply",
     "unpack_request",
     "unpack_verdict",
 ]
@@ -122,11 +112,6 @@ STUB = f"def {STUB_NAME}(payload):\n    from {INWORKER} import run_counted\n    
 # The pickles of the ppft pipe's large messages, written and read without copying the
 # payload (``pack_job``, ``pack_reply``): protocol 5, the payload as one BYTEARRAY8 or
 # BINBYTES8 opcode and its little-endian length, then the rest.
-_ARGS_HEAD, _ARGS_TAIL = b"\x80\x05\x96", b"\x85."  # PROTO 5, BYTEARRAY8 ...; TUPLE1, STOP
-_REPLY_HEAD = b"\x80\x05\x8e"  # PROTO 5, BINBYTES8 (the outcome's bytes) ...
-_STAND_IN = b"\x80\x05C\x00"  # PROTO 5, SHORT_BINBYTES of 0: the outcome's place when the rest is read
-_SIZE = struct.Struct("<Q")
-_TASKS = struct.Struct("<i")
 _TOKEN = struct.Struct("!Q")
 _DONE = struct.Struct("!QdI")
 _LOST = struct.Struct("!Qi")
@@ -384,127 +369,6 @@ def unpack_greeting(body: Buffer) -> int:
 def pack_pickle_protocol(protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
     """The answer to the greeting: the pickle protocol of the replies."""
     return frame(str(protocol).encode())
-
-
-class StubCache:
-    """The stub as ppft's ``csend`` sends it: ``N`` + itself the first time, ``H`` +
-    its md5 (ppft's cache key) after. One per worker."""
-
-    def __init__(self, stub: bytes | None = None) -> None:
-        import hashlib
-
-        self.stub = pickle.dumps((STUB_NAME, [STUB], ())) if stub is None else stub
-        self._digest = hashlib.md5(self.stub).hexdigest().encode()
-        self._sent = False
-
-    def next(self) -> bytes:
-        """What goes on the pipe for the next job."""
-        if self._sent:
-            return b"H" + self._digest
-        self._sent = True
-        return b"N" + self.stub
-
-
-def pack_job(stub: bytes, payload: Buffer) -> list[Buffer]:
-    """A job, as pieces to write in turn: the stub (:meth:`StubCache.next`) and its
-    argument ``(payload,)``, pickled around ``payload`` without copying it (a tuple of
-    a ``bytearray`` to any unpickler; :func:`unpack_args` gives a view of it)."""
-    size = len(payload)
-    head = _ARGS_HEAD + _SIZE.pack(size)
-    return [frame(stub), LENGTH.pack(len(head) + size + len(_ARGS_TAIL)), head, payload, _ARGS_TAIL]
-
-
-def unpack_args(data: Buffer) -> Any:
-    """The argument tuple of a job, as the worker loop unpickles it: ``(payload,)``, a
-    view of ``data`` for one :func:`pack_job` wrote, else whatever ``data`` pickles."""
-    view = memoryview(data)
-    start = len(_ARGS_HEAD) + _SIZE.size
-    if bytes(view[: len(_ARGS_HEAD)]) == _ARGS_HEAD and len(view) >= start + len(_ARGS_TAIL):
-        (size,) = _SIZE.unpack_from(view, len(_ARGS_HEAD))
-        if start + size + len(_ARGS_TAIL) == len(view) and bytes(view[start + size :]) == _ARGS_TAIL:
-            return (view[start : start + size],)
-    return pickle.loads(view)
-
-
-def pack_reply(reply: Any, protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes | list[Buffer]:
-    """What the worker loop sends back, pickled: a ``((outcome bytes, tasks run),
-    output)`` reply as pieces around the outcome (uncopied), anything else whole."""
-    try:
-        (outcome, tasks), out = reply
-        if not isinstance(outcome, bytes | bytearray | memoryview) or not isinstance(out, str):
-            raise TypeError
-        count = _TASKS.pack(tasks)
-    except (TypeError, ValueError, struct.error):
-        return pickle.dumps(reply, protocol)
-    text = out.encode("utf-8", "surrogatepass")
-    # BININT tasks, TUPLE2, BINUNICODE8 output, TUPLE2, STOP
-    tail = b"J" + count + b"\x86\x8d" + _SIZE.pack(len(text)) + text + b"\x86."
-    return [_REPLY_HEAD + _SIZE.pack(len(outcome)), outcome, tail]
-
-
-def unpack_job(stub: Buffer, args: Buffer, known: dict[bytes, bytes]) -> tuple[str, bytes]:
-    """The stub's name and the payload of a job's two frames (what ppft's worker loop
-    reads; ``known``: the stubs seen so far, by hash)."""
-    kind, rest = bytes(stub[:1]), bytes(stub[1:])
-    if kind == b"N":
-        import hashlib
-
-        known[hashlib.md5(rest).hexdigest().encode()] = rest
-    elif kind == b"H" and rest in known:
-        rest = known[rest]
-    else:
-        raise FrameError("a job's stub is neither sent whole nor known by its hash")
-    try:
-        name, _, _ = pickle.loads(rest)
-        (payload,) = pickle.loads(args)
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as error:
-        raise FrameError(f"not a job: {error}") from error
-    if not isinstance(name, str) or not isinstance(payload, bytes | bytearray):
-        raise FrameError("not a job: a stub name and a bytes payload expected")
-    return name, bytes(payload)
-
-
-def unpack_reply(body: Buffer) -> tuple[Buffer, int, str]:
-    """The result, tasks run and output of a ppft worker's reply (the worker is ours:
-    its reply is trusted as far as unpickling goes).
-
-    Raises:
-        FrameError: not a reply, or the stub failed outside the task (ppft's
-            traceback is in the text).
-    """
-    view = memoryview(body)
-    try:
-        outcome, out = pickle.loads(view) if (found := _outcome(view)) is None else found
-    except (pickle.UnpicklingError, ValueError, TypeError, EOFError) as error:
-        raise FrameError(f"not a ppft reply: {error}") from error
-    if not isinstance(out, str):
-        raise FrameError("not a ppft reply: its output is not text")
-    if not (
-        isinstance(outcome, tuple)
-        and len(outcome) == 2
-        and isinstance(outcome[0], bytes | memoryview)
-        and isinstance(outcome[1], int)
-    ):
-        raise FrameError(f"the ppft worker failed outside the task: {out.strip()}")
-    return outcome[0], outcome[1], out
-
-
-def _outcome(view: memoryview) -> tuple[Any, Any] | None:
-    """A reply :func:`pack_reply` wrote in pieces, its outcome a view of ``view`` (None: another one).
-
-    Raises:
-        UnpicklingError: what follows the outcome is not the rest of such a reply.
-    """
-    start = len(_REPLY_HEAD) + _SIZE.size
-    if bytes(view[: len(_REPLY_HEAD)]) != _REPLY_HEAD or len(view) < start:
-        return None
-    (size,) = _SIZE.unpack_from(view, len(_REPLY_HEAD))
-    if start + size > len(view):
-        return None
-    outcome, out = pickle.loads(_STAND_IN + bytes(view[start + size :]))  # the rest: a few bytes
-    if not (isinstance(outcome, tuple) and len(outcome) == 2 and outcome[0] == b""):
-        raise pickle.UnpicklingError("not a reply of the worker's")
-    return (view[start : start + size], outcome[1]), out
 
 
 def _sized(data: bytes, size: int, what: str) -> bytes:
