@@ -9,6 +9,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_first_line_is_the_port_and_the_pid_file_is_written(server: ServerProces
 def test_binds_the_loopback_only_by_default() -> None:
     server = RPCServer(workers=1)
     try:
-        assert server._listener.getsockname()[0] == "127.0.0.1"
+        assert [listener.getsockname()[0] for listener in server._listeners] == ["127.0.0.1"]
     finally:
         server._shutdown()  # its listener, and the worker template it forked
 
@@ -201,3 +202,41 @@ def test_a_server_and_its_worker_sleep_once_calls_stop(server: ServerProcess) ->
         time.sleep(1.0)  # idle: what is measured
         used = [cpu_seconds(pid) - seconds for pid, seconds in zip(pids, before, strict=True)]
     assert all(seconds < 0.1 for seconds in used), used  # a spin would take the whole second
+
+
+def test_a_local_pool_reaches_its_forked_server_through_a_unix_socket() -> None:
+    with ParallelPool(2) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+        families = {slot.sock.family for slot in pool._slots}
+    assert families == {socket.AF_UNIX}
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="connecting as another user needs root (CI runs as root)")
+def test_only_the_servers_own_user_may_connect_on_its_unix_socket() -> None:
+    name = "\0manymap-test-" + os.urandom(8).hex()
+    server = RPCServer("s3cret", workers=1, unix=name, fork_workers=False)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    try:
+        pid = os.fork()
+        if pid == 0:  # another user: dropped before the server's greeting
+            code = 1
+            try:
+                os.setgid(65534)
+                os.setuid(65534)
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.settimeout(WAIT)
+                    sock.connect(name)
+                    code = 0 if sock.recv(64) == b"" else 2
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        with socket.socket(socket.AF_UNIX) as sock:  # this user: greeted
+            sock.settimeout(WAIT)
+            sock.connect(name)
+            assert sock.recv(64)[8:14] == b"MMRPC4"
+        assert server.rejected == 1
+    finally:
+        server.stop()
+        thread.join(WAIT)

@@ -71,6 +71,9 @@ class ForkLauncher:
         self.max_connections = max_connections
         self.max_tasks_per_worker = max_tasks_per_worker
         self.name = name
+        #: the abstract unix socket name the server listens on besides its port (a
+        #: connection there skips TCP; only this user may connect): fresh per server
+        self.unix = "\0manymap-server-" + os.urandom(16).hex()
         self._pid: int | None = None
         self._pidfd = -1
         self._control = -1  # the server's stdin: the secret, then its end
@@ -102,9 +105,7 @@ class ForkLauncher:
                 os.close(fd)
             raise
         if pid == 0:  # pragma: no cover - the server (coverage does not follow os._exit)
-            _server_main(
-                control_r, out_w, owner, self.workers, self.max_connections, self.max_tasks_per_worker
-            )
+            _server_main(control_r, out_w, owner, self)
         os.close(control_r)
         os.close(out_w)
         self._pid = pid
@@ -199,9 +200,7 @@ class ForkLauncher:
 # -------------------------------------------------------------- the server
 
 
-def _server_main(
-    control: int, out: int, owner: int, workers: int, max_connections: int, max_tasks: int | None
-) -> NoReturn:
+def _server_main(control: int, out: int, owner: int, settings: ForkLauncher) -> NoReturn:
     """The forked server: never returns."""
     status = 1
     try:
@@ -211,7 +210,7 @@ def _server_main(
             os._exit(0)
         _forking.isolate({control, out, watch})
         _forking.fresh_start()
-        status = _serve(control, out, watch, workers, max_connections, max_tasks)
+        status = _serve(control, out, watch, settings)
     except BaseException:
         with contextlib.suppress(Exception):
             traceback.print_exc(file=sys.stderr)
@@ -220,17 +219,19 @@ def _server_main(
         os._exit(status)
 
 
-def _serve(
-    control: int, out: int, watch: int, workers: int, max_connections: int, max_tasks: int | None
-) -> int:
+def _serve(control: int, out: int, watch: int, settings: ForkLauncher) -> int:
     from manymap.pools.rpc._template import Template
 
     # The template first: it imports what a worker runs while this process imports the server.
-    template = Template(prefork=workers or os.cpu_count() or 1)
+    template = Template(prefork=settings.workers or os.cpu_count() or 1)
     from manymap.pools.rpc._server import RPCServer
 
     server = RPCServer(
-        workers=workers, max_connections=max_connections, max_tasks_per_worker=max_tasks, template=template
+        workers=settings.workers,
+        max_connections=settings.max_connections,
+        max_tasks_per_worker=settings.max_tasks_per_worker,
+        template=template,
+        unix=settings.unix,
     )
 
     def stop(signum: int, frame: FrameType | None) -> None:

@@ -226,7 +226,7 @@ class ClientTransport:
                 except wire.FrameError as error:  # not the client's (its tag), or not this protocol
                     self._mark(CUT)
                     self._sock = None
-                    raise SystemExit from error  # ends ppft's loop, and the worker; the server ends the connection
+                    raise SystemExit from error  # ppft's loop and the worker end; so does the connection
                 if isinstance(request, wire.Ping):
                     self._write([wire.pack_pong()], IDLE)
                     continue
@@ -242,7 +242,7 @@ class ClientTransport:
             except wire.FrameError as error:  # over the server's limit, or cut short
                 self._mark(CUT)
                 self._sock = None
-                raise SystemExit from error  # ends ppft's loop, and the worker; the server ends the connection
+                raise SystemExit from error  # ppft's loop and the worker end; so does the connection
             except (EOFError, OSError) as error:
                 self._sock = None
                 raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker

@@ -99,35 +99,40 @@ class Node(abc.ABC):
         return f"<{type(self).__name__} {self.label}>"
 
 
-def _connect(host: str, port: int, timeout: float) -> socket.socket:
-    """``socket.create_connection((host, port), timeout)``, but a numeric IPv4 address
-    (a local server's) is connected to without a name lookup, which loads the
-    idna codec (about 1 ms of the first connection)."""
-    try:
-        socket.inet_pton(socket.AF_INET, host)
-    except OSError:
-        return socket.create_connection((host, port), timeout=timeout)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+def _connect(host: str, port: int, timeout: float, unix: str | None) -> socket.socket:
+    """``socket.create_connection((host, port), timeout)``, but to the unix socket
+    ``unix`` instead where there is one (a local server's), and to a numeric IPv4
+    address without a name lookup, which loads the idna codec (about 1 ms of the
+    first connection)."""
+    if unix is None:
+        try:
+            socket.inet_pton(socket.AF_INET, host)
+        except OSError:
+            return socket.create_connection((host, port), timeout=timeout)
+    sock = socket.socket(socket.AF_INET if unix is None else socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.settimeout(timeout)
-        sock.connect((host, port))
+        sock.connect((host, port) if unix is None else unix)
+        if unix is None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     except BaseException:
         sock.close()
         raise
     return sock
 
 
-def _tcp(host: str, port: int, secret: str, timeout: float | None) -> Connection:
+def _open(host: str, port: int, secret: str, timeout: float | None, unix: str | None = None) -> Connection:
+    """An authenticated connection to the server at ``host:port`` (through ``unix`` if given)."""
+    wait = CONNECT_TIMEOUT if timeout is None else timeout
     try:
-        sock = _connect(host, port, CONNECT_TIMEOUT if timeout is None else timeout)
+        sock = _connect(host, port, wait, unix)
     except OSError as error:
         raise ConnectionLostError(
             f"cannot connect to manymap-server: {error}", host=host, port=port
         ) from error
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.setblocking(False)
-        return handshake(sock, secret, host, port, CONNECT_TIMEOUT if timeout is None else timeout)
+        return handshake(sock, secret, host, port, wait)
     except BaseException:
         sock.close()
         raise
@@ -148,7 +153,7 @@ class DirectNode(Node):
             raise AuthenticationError(
                 "no secret for this server: give ParallelPool(secret=...)", host=self.host, port=self.port
             )
-        return _tcp(self.host, self.port, self.secret, timeout)
+        return _open(self.host, self.port, self.secret, timeout)
 
 
 class LocalNode(Node):
@@ -201,7 +206,8 @@ class LocalNode(Node):
         self.port = bootstrap.start_server(self.process, self.secret, where="localhost", host="127.0.0.1")
 
     def connect(self, timeout: float | None = None) -> Connection:
-        return _tcp("127.0.0.1", self.port, self.secret, timeout)
+        unix = getattr(self.process, "unix", None)  # a forked server's: no TCP in the way
+        return _open("127.0.0.1", self.port, self.secret, timeout, unix)
 
     def stop(self) -> None:
         process, self.process = self.process, None

@@ -39,6 +39,7 @@ import errno
 import os
 import selectors
 import socket
+import struct
 import threading
 import time
 from typing import Any
@@ -97,6 +98,11 @@ class RPCServer:
         template: a template forked already, for this server to use (the
             local pool's server forks it before it imports this module, so
             that the template's imports overlap the server's start).
+        unix: a unix socket address to listen on too (Linux: a path, or an
+            abstract name starting with a NUL byte): connections there cost
+            less than through TCP, and only this server's own user may make
+            them (its peer's credentials, checked before the handshake). The
+            local pool's server listens on an abstract name only its pool knows.
     """
 
     def __init__(
@@ -114,7 +120,10 @@ class RPCServer:
         max_tasks_per_worker: int | None = None,
         fork_workers: bool | None = None,
         template: Template | None = None,
+        unix: str | None = None,
     ) -> None:
+        if unix is not None and not hasattr(socket, "SO_PEERCRED"):
+            raise ValueError("RPCServer(): unix= needs SO_PEERCRED (Linux), to check who connects")
         if fork_workers and not _forking.available():
             raise ValueError(
                 "RPCServer(): fork_workers=True needs os.fork, os.pidfd_open and socket.send_fds"
@@ -144,18 +153,23 @@ class RPCServer:
         self.max_pending = max(1, max_pending)
         self.host = socket.gethostname()
         family = socket.AF_INET6 if ":" in bind else socket.AF_INET
-        self._listener = socket.socket(family, socket.SOCK_STREAM)
+        self._listeners = [socket.socket(family, socket.SOCK_STREAM)]
         try:
-            self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            self._listener.bind((bind, port))
-            self._listener.listen(128)
-            self._listener.setblocking(False)
+            self._listeners[0].setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self._listeners[0].bind((bind, port))
+            if unix is not None:
+                self._listeners.append(socket.socket(socket.AF_UNIX, socket.SOCK_STREAM))
+                self._listeners[1].bind(unix)
+            for listener in self._listeners:
+                listener.listen(128)
+                listener.setblocking(False)
         except BaseException:
-            self._listener.close()
+            for listener in self._listeners:
+                listener.close()
             if self._template is not None:
                 self._template.close()
             raise
-        self.port: int = self._listener.getsockname()[1]
+        self.port: int = self._listeners[0].getsockname()[1]
         self._lock = threading.Lock()
         self._worker_ready = threading.Condition(self._lock)  # a worker went idle, or a start ended
         self._idle: list[PPWorker] = []
@@ -192,7 +206,8 @@ class RPCServer:
         self._spawn(self._prestart)
         selector = selectors.DefaultSelector()
         try:
-            selector.register(self._listener, selectors.EVENT_READ, "listen")
+            for listener in self._listeners:
+                selector.register(listener, selectors.EVENT_READ, "listen")
             selector.register(self._wake_r, selectors.EVENT_READ, "wake")
             if self._eof_fd is not None:
                 selector.register(self._eof_fd, selectors.EVENT_READ, "eof")
@@ -201,7 +216,7 @@ class RPCServer:
             while not self._stopped.is_set():
                 for key, _ in selector.select(self._wait_time()):
                     if key.data == "listen":
-                        self._accept(selector)
+                        self._accept(selector, key.fileobj)  # type: ignore[arg-type]
                     elif key.data == "wake":
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 4096)
@@ -214,7 +229,8 @@ class RPCServer:
                         self._advance(selector, key.data)
                 self._expire(selector)
                 if not self._listening and time.monotonic() >= self._resume_at:
-                    selector.register(self._listener, selectors.EVENT_READ, "listen")
+                    for listener in self._listeners:
+                        selector.register(listener, selectors.EVENT_READ, "listen")
                     self._listening = True
                 if self._idle_too_long():
                     break
@@ -261,7 +277,8 @@ class RPCServer:
         self._stopped.set()
         with self._lock:
             self._worker_ready.notify_all()
-        self._listener.close()
+        for listener in self._listeners:
+            listener.close()
         for pending in list(self._pending.values()):
             pending.sock.close()
         self._pending.clear()
@@ -285,10 +302,10 @@ class RPCServer:
 
     # ---------------------------------------------------------- handshakes
 
-    def _accept(self, selector: selectors.BaseSelector) -> None:
+    def _accept(self, selector: selectors.BaseSelector, listener: socket.socket) -> None:
         for _ in range(64):  # then let the others have a turn
             try:
-                sock, _ = self._listener.accept()
+                sock, _ = listener.accept()
             except BlockingIOError:
                 return
             except OSError as error:
@@ -313,7 +330,8 @@ class RPCServer:
         self._backoff = min(high, self._backoff * 2 or low)
         self._resume_at = time.monotonic() + self._backoff
         if self._listening:
-            selector.unregister(self._listener)
+            for listener in self._listeners:
+                selector.unregister(listener)
             self._listening = False
 
     def _admit(self, selector: selectors.BaseSelector, sock: socket.socket) -> None:
@@ -322,7 +340,11 @@ class RPCServer:
         sock.setblocking(False)
         pending = _Pending(sock, time.monotonic() + self.auth_timeout)
         try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if sock.family == socket.AF_UNIX:
+                if not _same_user(sock):
+                    raise PermissionError("a unix connection from another user")
+            else:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             wire.send_plain(sock, wire.pack_hello(pending.nonce))  # 46 bytes: a fresh socket takes them
         except OSError:
             sock.close()
@@ -484,3 +506,10 @@ def _read_some(fd: int) -> bool:
         return True
     except OSError:
         return False
+
+
+def _same_user(sock: socket.socket) -> bool:
+    """Whether the peer of the unix socket ``sock`` runs as this process's user."""
+    raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", raw)
+    return bool(uid == os.getuid())
