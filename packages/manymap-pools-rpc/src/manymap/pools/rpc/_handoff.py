@@ -82,19 +82,26 @@ class SharedState:
     def write(self, sent: int, received: int, state: int, token: int, since: float) -> None:
         _LAYOUT.pack_into(self._map, 0, sent, received, state, token, since)
 
-    @contextlib.contextmanager
-    def lock(self, *, wait: bool = True) -> Iterator[None]:
-        """Hold the connection's pen: nobody else writes on it meanwhile.
+    def acquire(self, *, wait: bool = True) -> None:
+        """Take the connection's pen: nobody else writes on it until :meth:`release`.
 
         Raises:
             BlockingIOError, PermissionError: (``wait=False``) the other side holds it now
                 (EAGAIN or EACCES, as the system says it).
         """
         fcntl.lockf(self.fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def release(self) -> None:
+        fcntl.lockf(self.fd, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def lock(self, *, wait: bool = True) -> Iterator[None]:
+        """The pen held for a ``with`` block (:meth:`acquire`)."""
+        self.acquire(wait=wait)
         try:
             yield
         finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+            self.release()
 
     def close(self) -> None:
         self._map.close()

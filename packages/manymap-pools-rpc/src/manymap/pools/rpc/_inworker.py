@@ -246,7 +246,8 @@ class ClientTransport:
             except (EOFError, OSError) as error:
                 self._sock = None
                 raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker
-            self._mark(CUT if self._reader.partial else IDLE)
+            if self._reader.partial:
+                self._mark(CUT)  # until the frame is whole (read on, it is RUNNING, or IDLE once answered)
 
     def _take_connection(self) -> None:
         sock, self._session, self._state, terms = handoff.receive(self._control)
@@ -265,7 +266,8 @@ class ClientTransport:
         """Send ``frames`` in turn, holding the connection's pen; then say ``after``."""
         assert self._sock is not None
         state = self._state
-        with state.lock():
+        state.acquire()  # (no context manager: this is every reply's path)
+        try:
             session = self._session
             session.sent = state.read()[0]  # the server may have sent a heartbeat meanwhile
             pieces = [piece for parts in frames for piece in session.wrap(parts)]
@@ -276,6 +278,8 @@ class ClientTransport:
                 self._sock = None
                 raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker
             self._mark(after)
+        finally:
+            state.release()
 
 
 _SEND_TIMEOUT = 300.0  # seconds a client may take to take a reply off the connection

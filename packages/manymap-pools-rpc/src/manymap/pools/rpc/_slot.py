@@ -73,8 +73,21 @@ class Slot(ManagedWorker):
 
     def send(self, parts: wire.Parts) -> bool:
         """Queue one tagged frame of ``parts`` (a ``_wire.pack_*`` body) and send what
-        the socket takes now; True if some waits."""
-        self.outbox.extend(views(self.session.wrap(parts)))
+        the socket takes now; True if some waits.
+
+        Raises:
+            OSError: the connection is gone.
+        """
+        pieces = self.session.wrap(parts)
+        if len(pieces) == 1 and not self.outbox:  # a small frame with nothing before it: one send
+            try:
+                sent = self.sock.send(pieces[0])
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            if sent == len(pieces[0]):
+                return False
+            pieces = [memoryview(pieces[0])[sent:]]
+        self.outbox.extend(views(pieces))
         return self.flush()
 
     def flush(self) -> bool:
