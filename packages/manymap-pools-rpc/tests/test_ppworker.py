@@ -85,9 +85,8 @@ def worker(request: pytest.FixtureRequest) -> Iterator[PPWorker]:
 
 def exited(worker: PPWorker) -> int | None:
     """The worker's exit code once it has ended by itself (within WAIT)."""
-    death = worker.pidfd if worker.pidfd is not None else worker.stdout
     with selectors.DefaultSelector() as selector:
-        selector.register(death, selectors.EVENT_READ)
+        selector.register(worker.death, selectors.EVENT_READ)
         assert selector.select(WAIT), "the worker did not end"
     return worker.exitcode()
 

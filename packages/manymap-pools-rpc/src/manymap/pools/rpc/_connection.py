@@ -66,8 +66,7 @@ class _Client:
     def take_on(self, worker: PPWorker) -> bool:
         """Hand the connection to ``worker``; False (it is killed) if the server stops or it died first."""
         self.worker = worker
-        death = worker.pidfd if worker.pidfd is not None else worker.stdout
-        self.poll.register(death, select.POLLIN)
+        self.poll.register(worker.death, select.POLLIN)
         terms = Terms(self.server.frame_limit + wire.PROOF, self.server.max_tasks_per_worker)
         return not self.server.stopped and worker.hand_off(self.sock, self.session, self.state, terms)
 
@@ -75,7 +74,7 @@ class _Client:
         """Wait for the worker's death or the client's end: the next worker (None: the connection ends)."""
         worker = self.worker
         assert worker is not None
-        death = worker.pidfd if worker.pidfd is not None else worker.stdout
+        death = worker.death
         while not self.server.stopped:
             events = dict(self.poll.poll(_TICK * 1000))
             if events.get(self.sock.fileno(), 0) & _ENDED or self.hung_up():

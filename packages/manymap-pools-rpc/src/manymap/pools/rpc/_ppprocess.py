@@ -128,6 +128,12 @@ class PPWorker:
             return False
         return True
 
+    @property
+    def death(self) -> int:
+        """A descriptor readable once the worker has ended: its pidfd, else its stdout
+        (whose end a task's child that holds it delays)."""
+        return self.pidfd if self.pidfd is not None else self.stdout
+
     def dead(self) -> bool:
         """Whether the worker has exited (it may still be unreaped)."""
         if self.pidfd is None:
