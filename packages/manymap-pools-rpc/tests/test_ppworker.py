@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from manymap.launcher.testing import eventually
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import Session
@@ -94,11 +95,8 @@ def exited(worker: PPWorker) -> int | None:
 def reaches(client: Client, state: int) -> tuple[int, int, int, int, float]:
     """The shared state once it says ``state`` (the worker writes it right after its
     frame goes out: a moment after the client may have read the frame)."""
-    deadline = time.monotonic() + WAIT
-    while (now := client.state.read())[2] != state:
-        assert time.monotonic() < deadline, f"the worker's state stays {now[2]}"
-        time.sleep(0.001)
-    return now
+    assert eventually(lambda: client.state.read()[2] == state, WAIT, 0.001), client.state.read()
+    return client.state.read()
 
 
 def test_serves_the_connection_it_is_handed_with_outputs_and_pings(worker: PPWorker) -> None:
