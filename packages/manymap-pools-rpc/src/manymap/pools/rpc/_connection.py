@@ -101,7 +101,7 @@ class _Client:
         """After ``worker``'s death: report it, and the worker to go on with (None: the connection ends)."""
         code = worker.exitcode()  # its group killed, reaped
         with self.state.lock():
-            sent, received, state, token, _ = self.state.read()
+            _, received, state, token, _ = self.state.read()
             if state not in (IDLE, RUNNING, RETIRED):
                 return None  # it died mid-frame: the stream is cut
             if state != RETIRED:
@@ -109,8 +109,7 @@ class _Client:
                     self.send(wire.pack_lost(token if state == RUNNING else 0, code or 0, describe(code)))
                 except OSError:
                     return None
-                sent = self.session.sent
-            self.state.write(sent, received, IDLE, 0, time.monotonic())
+            self.state.write(self.state.sent, received, IDLE, 0, time.monotonic())
         if self.server.stopped:
             return None
         return self.server.replace_worker() if state == RETIRED else self.server.take_worker()
@@ -124,16 +123,15 @@ class _Client:
         self.beat = now
         # Not waiting for the pen: whoever holds it writes, which the client hears too.
         with contextlib.suppress(BlockingIOError, PermissionError), self.state.lock(wait=False):
-            _, received, state, token, since = self.state.read()
-            if state == RUNNING:
+            if self.state.read()[2] == RUNNING:
                 with contextlib.suppress(OSError):  # gone: its end shows next
                     self.send(wire.pack_pong())
-                    self.state.write(self.session.sent, received, state, token, since)
 
     def send(self, parts: wire.Parts) -> None:
-        """Send one frame, numbered as the state says (its lock held)."""
-        self.session.sent = self.state.read()[0]
+        """Send one frame, numbered as the state says, and count it there (the pen held)."""
+        self.session.sent = self.state.sent
         self.session.send(self.sock, parts)
+        self.state.sent = self.session.sent
 
     def close(self) -> None:
         worker, self.worker = self.worker, None

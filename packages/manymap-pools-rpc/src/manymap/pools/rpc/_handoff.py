@@ -60,6 +60,7 @@ class Terms(NamedTuple):
 
 
 _LAYOUT = struct.Struct("=QQBQd")  # sent, received, state, token, since (time.monotonic)
+_SENT = struct.Struct("=Q")  # its first field
 _MESSAGE = 1024  # bytes of a handoff message, at most
 _VERSION = 1
 
@@ -81,6 +82,16 @@ class SharedState:
 
     def write(self, sent: int, received: int, state: int, token: int, since: float) -> None:
         _LAYOUT.pack_into(self._map, 0, sent, received, state, token, since)
+
+    @property
+    def sent(self) -> int:
+        """Frames sent on the connection so far (by either side; the pen held to change it)."""
+        (sent,) = _SENT.unpack_from(self._map)
+        return int(sent)
+
+    @sent.setter
+    def sent(self, count: int) -> None:
+        _SENT.pack_into(self._map, 0, count)
 
     def acquire(self, *, wait: bool = True) -> None:
         """Take the connection's pen: nobody else writes on it until :meth:`release`.

@@ -41,7 +41,7 @@ import socket
 import sys
 import time
 import types
-from typing import Any
+from typing import Any, NoReturn
 
 from manymap.launcher.lowlevel import run_loaded, spin
 from manymap.pools.rpc import _handoff as handoff
@@ -207,8 +207,7 @@ class ClientTransport:
             frames = [wire.pack_lost(0, 0, "the ppft worker retired"), done] if retire else [done]
         self._write(frames, RETIRED if retire else IDLE)
         if retire:
-            self._sock = None  # nothing more goes out from here (ppft's loop ends with a last word)
-            raise SystemExit  # ends ppft's loop, and the worker; the server hands the connection on
+            self._end(None)  # the server hands the connection on
 
     # ------------------------------------------------------------ the connection
 
@@ -224,9 +223,7 @@ class ClientTransport:
                 try:
                     request = wire.unpack_request(self._session.open(frames.popleft()))
                 except wire.FrameError as error:  # not the client's (its tag), or not this protocol
-                    self._mark(CUT)
-                    self._sock = None
-                    raise SystemExit from error  # ppft's loop and the worker end; so does the connection
+                    self._end(error, cut=True)
                 if isinstance(request, wire.Ping):
                     self._write([wire.pack_pong()], IDLE)
                     continue
@@ -240,12 +237,9 @@ class ClientTransport:
             try:
                 frames.extend(self._reader.pump())
             except wire.FrameError as error:  # over the server's limit, or cut short
-                self._mark(CUT)
-                self._sock = None
-                raise SystemExit from error  # ppft's loop and the worker end; so does the connection
-            except (EOFError, OSError) as error:
-                self._sock = None
-                raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker
+                self._end(error, cut=True)
+            except (EOFError, OSError) as error:  # the client is gone
+                self._end(error)
             if self._reader.partial:
                 self._mark(CUT)  # until the frame is whole (read on, it is RUNNING, or IDLE once answered)
 
@@ -258,6 +252,15 @@ class ClientTransport:
         self._reader = wire.FrameReader.for_socket(sock, terms.frame_limit)
         self._waiter.register(sock.fileno(), select.POLLIN)
 
+    def _end(self, error: BaseException | None, *, cut: bool = False) -> NoReturn:
+        """End ppft's loop, and with it the worker: nothing more goes out from here (the
+        loop's last word finds no connection). ``cut``: the stream is cut or not to be
+        trusted, and the server closes the connection instead of handing it on."""
+        if cut:
+            self._mark(CUT)
+        self._sock = None
+        raise SystemExit from error
+
     def _mark(self, state: int) -> None:
         """Say in the shared state what the worker does now."""
         self._state.write(self._session.sent, self._session.received, state, self._token, time.monotonic())
@@ -269,14 +272,13 @@ class ClientTransport:
         state.acquire()  # (no context manager: this is every reply's path)
         try:
             session = self._session
-            session.sent = state.read()[0]  # the server may have sent a heartbeat meanwhile
+            session.sent = state.sent  # the server may have sent a heartbeat meanwhile
             pieces = [piece for parts in frames for piece in session.wrap(parts)]
             self._mark(WRITING)
             try:
                 wire.send_buffers(self._sock, pieces)
-            except OSError as error:
-                self._sock = None
-                raise SystemExit from error  # the client is gone: ppft's loop ends, and the worker
+            except OSError as error:  # the client is gone
+                self._end(error)
             self._mark(after)
         finally:
             state.release()

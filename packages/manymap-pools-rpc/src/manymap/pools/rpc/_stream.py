@@ -2,8 +2,8 @@
 big-endian length, then the body. What a body holds is ``_wire.py``'s.
 
 A frame goes out as a list of pieces (its length, the parts of its body, its
-tag), written in turn by ``sendmsg`` / ``writev`` (:func:`send_buffers`,
-:func:`advance`): an 8 MB array in a batch is never copied to make a frame.
+tag), written in turn by ``sendmsg`` (:func:`send_buffers`, :func:`advance`):
+an 8 MB array in a batch is never copied to make a frame.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ __all__ = [
 
 Buffer = bytes | bytearray | memoryview
 LENGTH = struct.Struct("!Q")
-IOV = 64  # pieces handed to one sendmsg / writev
+IOV = 64  # pieces handed to one sendmsg
 _CHUNK = 1 << 18  # bytes read at once into the reader's scratch buffer
 
 
