@@ -161,7 +161,7 @@ class Relay:
             work = read_frame(client)  # the client's first batch: replaced by ours
             token = work[1:9]
             function = dumps(Planted(self.planted_server))  # unpickled by the worker, were it let in
-            ours = b"".join(wire.pack_batch(1, False, function, dumps(({}, [1]))))
+            ours = b"".join(wire.pack_batch(1, False, function, (dumps(({}, [1])),)))
             upstream.sendall(frame(wire.RUN, token, ours, os.urandom(32)))
             client.sendall(
                 frame(wire.DONE, token, struct.pack("!dI", 0.0, 0), dumps(Planted(self.planted_client)))

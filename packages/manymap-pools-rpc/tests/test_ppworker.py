@@ -22,7 +22,7 @@ from manymap.pools.rpc._auth import Session
 from manymap.pools.rpc._handoff import CUT, IDLE, RETIRED, RUNNING, SharedState, Terms
 from manymap.pools.rpc._ppprocess import PPWorker
 from manymap.pools.rpc._template import Template
-from manymap.serialize import dumps, loads
+from manymap.serialize import dumps, dumps_parts, loads
 
 WAIT = 30.0
 
@@ -53,7 +53,7 @@ class Client:
         key = id(function)
         body = b"" if key in self.functions else dumps(function)
         self.functions.add(key)
-        self.send(wire.pack_run(token, wire.pack_batch(key, False, body, dumps(({}, items)))))
+        self.send(wire.pack_run(token, wire.pack_batch(key, False, body, tuple(dumps_parts(({}, items))))))
 
     def answer(self) -> wire.Done | wire.Lost | wire.Pong:
         deadline = time.monotonic() + WAIT
@@ -129,6 +129,25 @@ def test_a_large_batch_and_its_outcome_pass_both_ways(worker: PPWorker) -> None:
     data = bytes(range(256)) * (8 * 4096)  # 8 MB
     client.run(1, bytes, [data])
     assert loads(client.done().result) == ([data], {})
+
+
+def test_large_buffers_go_both_ways_inside_the_frames_uncopied(worker: PPWorker) -> None:
+    """A batch's large buffers travel as pieces of the RUN frame and the results' as
+    pieces of the DONE frame: loaded, they are views of the frame that brought them."""
+    np = pytest.importorskip("numpy")
+    client = Client(worker)
+    arrays = [np.arange(1 << 20, dtype=np.float64) + i for i in range(3)]
+    client.run(1, np.negative, arrays)
+    done = client.done()
+    values, failures = loads(done.result)
+    assert failures == {}
+    frame = np.frombuffer(done.result, dtype=np.uint8)
+    for got, array in zip(values, arrays, strict=True):
+        np.testing.assert_array_equal(got, -array)
+        assert np.shares_memory(got, frame)  # a view of the received frame
+        assert got.flags.writeable
+        assert got.flags.aligned
+    assert len(done.result) < 3 * array.nbytes + 4096  # each array once, not twice
 
 
 def test_a_worker_that_ran_its_share_says_so_first_and_exits(worker: PPWorker) -> None:

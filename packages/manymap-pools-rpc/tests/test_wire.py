@@ -19,6 +19,7 @@ import pytest
 
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._auth import BULK, Session, TagError, check_client, new_nonce, proof
+from manymap.serialize import BUFFER_ALIGNMENT
 
 # Fixed bytes, not random ones: the parameters' ids must be the same in every
 # pytest process (pytest-xdist compares what each one collected).
@@ -68,7 +69,7 @@ def test_handshake_frames_round_trip(pair: tuple[socket.socket, socket.socket]) 
 
 def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
     """Byte for byte what protocol 2 sends: a peer of the same version still understands it."""
-    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC4" + NONCE
+    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC5" + NONCE
     assert b"".join(wire.pack_prove(NONCE, PROOF)) == b"P" + NONCE + PROOF
     assert b"".join(wire.pack_accept(PROOF)) == b"OK" + PROOF
     assert b"".join(wire.pack_refuse("why")) == b"NOwhy"
@@ -81,7 +82,8 @@ def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
         (b"MMRPC1" + NONCE, "another version"),
         (b"MMRPC2" + NONCE, "another version"),
         (b"MMRPC3" + NONCE, "another version"),
-        (b"MMRPC4" + NONCE[:-1], "another version"),
+        (b"MMRPC4" + NONCE, "another version"),
+        (b"MMRPC5" + NONCE[:-1], "another version"),
         (b"SSH-2.0-OpenSSH", "not a manymap-server$"),
         (b"", "not a manymap-server$"),
     ],
@@ -206,7 +208,7 @@ def test_send_buffers_writes_every_piece_in_turn(pair: tuple[socket.socket, sock
 
 
 def test_client_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
-    batch = wire.pack_batch(9, True, b"function", b"data")
+    batch = wire.pack_batch(9, True, b"function", (b"da", b"ta"))
     run = wire.unpack_request(carried(pair, wire.pack_run(2**64 - 1, batch)))
     assert isinstance(run, wire.Run)
     assert run.token == 2**64 - 1
@@ -216,7 +218,7 @@ def test_client_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> 
 
 
 def test_server_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> None:
-    done = wire.unpack_answer(carried(pair, wire.pack_done(5, 0.25, "out ✓\n", b"result")))
+    done = wire.unpack_answer(carried(pair, wire.pack_done(5, 0.25, "out ✓\n", (b"result",))))
     assert isinstance(done, wire.Done)
     assert (done.token, done.duration, done.output, bytes(done.result)) == (5, 0.25, "out ✓\n", b"result")
     lost = wire.unpack_answer(carried(pair, wire.pack_lost(0, -9, "killed by SIGKILL")))
@@ -226,8 +228,25 @@ def test_server_frames_round_trip(pair: tuple[socket.socket, socket.socket]) -> 
 
 
 def test_a_batch_round_trips_with_an_empty_function() -> None:
-    batch = wire.unpack_batch(b"".join(wire.pack_batch(1, False, b"", b"items")))
+    batch = wire.unpack_batch(b"".join(wire.pack_batch(1, False, b"", (b"items",))))
     assert (batch.key, batch.star, bytes(batch.function), bytes(batch.data)) == (1, False, b"", b"items")
+
+
+@pytest.mark.parametrize("size", [0, 1, 37, 63, 64, 65, 1000])
+def test_a_payload_starts_at_a_multiple_of_the_buffer_alignment_in_its_body(size: int) -> None:
+    """Whatever the function's or the output's length, the payload after it starts at a
+    multiple of BUFFER_ALIGNMENT from the body's start: the arrays inside it are
+    views of the received frame, aligned where the frame's memory is."""
+    payload = b"\x93payload"
+    run = b"".join(wire.pack_run(1, wire.pack_batch(2, False, b"f" * size, (payload,))))
+    assert run.index(payload) % BUFFER_ALIGNMENT == 0
+    batch = wire.unpack_batch(wire.unpack_request(run).payload)
+    assert (bytes(batch.function), bytes(batch.data)) == (b"f" * size, payload)
+    done = b"".join(wire.pack_done(1, 0.0, "o" * size, (payload,)))
+    assert done.index(payload) % BUFFER_ALIGNMENT == 0
+    answer = wire.unpack_answer(done)
+    assert isinstance(answer, wire.Done)
+    assert (answer.output, bytes(answer.result)) == ("o" * size, payload)
 
 
 @pytest.mark.parametrize(

@@ -19,7 +19,7 @@ HEADER = b"\x93MMS" + bytes([FORMAT_VERSION])
 
 
 def test_every_payload_starts_with_magic_and_format_version() -> None:
-    assert FORMAT_VERSION == 2
+    assert FORMAT_VERSION == 3
     for value in (None, 1, [1, 2], lambda: 1):
         assert dumps(value).startswith(HEADER)
 

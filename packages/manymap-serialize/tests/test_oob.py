@@ -1,4 +1,5 @@
-"""Out-of-band buffers: large arrays travel beside the payload and load without a copy."""
+"""Out-of-band buffers: large arrays travel beside the payload (or inside it, as pieces
+of their own) and load without a copy."""
 
 from __future__ import annotations
 
@@ -7,7 +8,16 @@ from typing import Any
 
 import pytest
 
-from manymap.serialize import DEFAULT_OOB_MIN_SIZE, dumps, dumps_oob, loads
+from manymap.serialize import (
+    BUFFER_ALIGNMENT,
+    DEFAULT_OOB_MIN_SIZE,
+    FORMAT_VERSION,
+    FormatVersionError,
+    dumps,
+    dumps_oob,
+    dumps_parts,
+    loads,
+)
 
 np = pytest.importorskip("numpy")
 
@@ -91,3 +101,69 @@ def test_out_of_band_and_by_value_mix() -> None:
     payload, buffers = dumps_oob((work, np.arange(100_000.0)))
     f, array = loads(payload, buffers=_frames(buffers))
     assert f(array)[-1] == 199_998.0
+
+
+# ---------------------------------------------------------------- dumps_parts
+
+
+def _received(parts: list[Any]) -> bytearray:
+    """What a transport writing the pieces in turn delivers: one buffer, fresh memory."""
+    return bytearray(b"".join(parts))
+
+
+def test_dumps_parts_writes_large_buffers_as_pieces_of_their_own_uncopied() -> None:
+    arrays = [np.arange(100_000.0), np.ones((300, 300)), np.arange(10.0)]
+    parts = dumps_parts({"arrays": arrays, "text": "x"})
+    big = [part for part in parts if memoryview(part).nbytes >= DEFAULT_OOB_MIN_SIZE]
+    assert len(big) == 2  # the small array stays in the pickle stream
+    for part, array in zip(big, arrays, strict=False):
+        assert np.shares_memory(np.frombuffer(part, dtype=np.uint8), array)
+
+
+def test_a_dumps_parts_payload_loads_as_views_of_the_received_memory() -> None:
+    arrays = [np.arange(100_000.0), np.asfortranarray(np.arange(200_000.0).reshape(400, 500))]
+    data = _received(dumps_parts(arrays))
+    loaded = loads(data)
+    whole = np.frombuffer(data, dtype=np.uint8)
+    for got, want in zip(loaded, arrays, strict=True):
+        np.testing.assert_array_equal(got, want)
+        assert np.shares_memory(got, whole)
+        assert got.flags.writeable
+        offset = got.__array_interface__["data"][0] - whole.__array_interface__["data"][0]
+        assert offset % BUFFER_ALIGNMENT == 0
+    assert loaded[1].flags.f_contiguous
+    assert len(data) < sum(array.nbytes for array in arrays) + 2 * BUFFER_ALIGNMENT + 1024
+
+
+def test_dumps_parts_without_large_buffers_is_the_plain_payload() -> None:
+    obj = {"small": np.arange(10.0), "every other": np.arange(100_000.0)[::2]}  # not contiguous: in band
+    parts = dumps_parts(obj)
+    assert parts == [dumps(obj)]
+
+
+def test_dumps_parts_keeps_read_only_buffers_read_only() -> None:
+    array = np.frombuffer(bytes(range(256)) * 1024, dtype=np.uint8)
+    loaded = loads(_received(dumps_parts(array)))
+    assert not loaded.flags.writeable
+    np.testing.assert_array_equal(loaded, array)
+    assert not loads(b"".join(dumps_parts(np.arange(100_000.0)))).flags.writeable  # bytes are read-only
+
+
+def test_a_dumps_parts_payload_holds_its_own_buffers() -> None:
+    data = _received(dumps_parts(np.arange(100_000.0)))
+    with pytest.raises(ValueError, match="holds its own"):
+        loads(data, buffers=[bytearray(8)])
+
+
+@pytest.mark.parametrize("cut", [8, 30, 1000, 64 * 1024])
+def test_a_cut_dumps_parts_payload_fails_clearly(cut: int) -> None:
+    data = _received(dumps_parts([np.arange(100_000.0), np.arange(50_000.0)]))
+    with pytest.raises(pickle.UnpicklingError, match="cut or changed on the way"):
+        loads(data[:-cut] if cut > 30 else data[:cut])
+
+
+def test_a_dumps_parts_payload_of_another_version_names_both() -> None:
+    data = _received(dumps_parts(np.arange(100_000.0)))
+    data[4] = FORMAT_VERSION + 1
+    with pytest.raises(FormatVersionError, match=f"format version {FORMAT_VERSION + 1}, but"):
+        loads(data)

@@ -37,11 +37,12 @@ from manymap.launcher.lowlevel import load_on_access, show_public_paths
 from manymap.serialize.__about__ import __version__
 from manymap.serialize._cache import FUNCTION_CACHE, FunctionCache, must_send
 from manymap.serialize._codec import PoolCodec
-from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, loads
-from manymap.serialize._format import FORMAT_VERSION, FormatVersionError
+from manymap.serialize._core import DEFAULT_OOB_MIN_SIZE, copy, dumps, dumps_oob, dumps_parts, loads
+from manymap.serialize._format import BUFFER_ALIGNMENT, FORMAT_VERSION, FormatVersionError
 from manymap.serialize._payloads import FunctionPayloads, encode_batch, encode_results, make_shippable
 
 __all__ = [
+    "BUFFER_ALIGNMENT",
     "DEFAULT_OOB_MIN_SIZE",
     "FORMAT_VERSION",
     "FUNCTION_CACHE",
@@ -56,6 +57,7 @@ __all__ = [
     "copy",
     "dumps",
     "dumps_oob",
+    "dumps_parts",
     "encode_batch",
     "encode_results",
     "loads",

@@ -1,4 +1,4 @@
-"""dumps / loads / copy: the stdlib pickle fast path with by-value parts spliced in.
+"""dumps / dumps_parts / loads / copy: the stdlib pickle fast path with by-value parts spliced in.
 
 Data flow of `dumps()`: a ``io.BytesIO`` gets the header first, then the
 pickler of `manymap.serialize._pickler` (the C pickler, protocol 5, with the
@@ -12,7 +12,10 @@ rest: stripping the header copies nothing either.
 
 Out-of-band buffers are pickle 5's: a ``buffer_callback`` on the way out, the
 same buffers, in order, as ``buffers`` on the way in; `dumps_oob()`
-collects the large ones for you.
+collects the large ones for you. `dumps_parts()` puts them back inside one
+payload as pieces of their own, for a transport that writes pieces in turn
+(``sendmsg``): nothing is copied to make the payload, and `loads()` of the
+received payload builds the arrays on views of it.
 """
 
 from __future__ import annotations
@@ -23,10 +26,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from manymap.serialize._deferred import serialization_error
-from manymap.serialize._format import HEADER, PICKLE_PROTOCOL, strip_header
+from manymap.serialize._format import HEADER, HEADER_SIZE, PICKLE_PROTOCOL, buffers_head, split_buffers
 from manymap.serialize._pickler import BufferCallback, _Pickler
 
-__all__ = ["DEFAULT_OOB_MIN_SIZE", "copy", "dumps", "dumps_oob", "loads"]
+__all__ = ["DEFAULT_OOB_MIN_SIZE", "copy", "dumps", "dumps_oob", "dumps_parts", "loads"]
 
 DEFAULT_OOB_MIN_SIZE = 64 * 1024
 """Buffers smaller than this stay in-band in `dumps_oob()` (bytes)."""
@@ -101,6 +104,55 @@ def dumps_oob(
     return dumps(obj, buffer_callback=collect, name=name), buffers
 
 
+def dumps_parts(
+    obj: Any, *, min_size: int = DEFAULT_OOB_MIN_SIZE, name: str = "obj"
+) -> list[bytes | memoryview]:
+    """Serialize ``obj`` into one payload in pieces, its large buffers uncopied.
+
+    For transports that write a list of pieces in turn (``socket.sendmsg``):
+    the pieces joined are one payload that `loads()` reads, with the
+    contiguous buffers of ``min_size`` bytes or more (large numpy arrays)
+    inside it as pieces of their own, each a view of ``obj``'s own memory,
+    placed at a multiple of `BUFFER_ALIGNMENT` bytes from the payload's
+    start. Loaded from memory the reader may write to (a ``bytearray``), the
+    arrays are views of that memory, writable, without a copy. Keep ``obj``
+    alive and unchanged until the pieces are written. With no such buffer
+    the only piece is what `dumps()` returns.
+
+    Args:
+        obj: what to serialize.
+        min_size: buffers smaller than this (in bytes) stay in the pickle
+            stream; ``0`` puts every contiguous buffer beside it.
+        name: how the error message names ``obj``.
+
+    Raises:
+        SerializationError: as `dumps()`.
+    """
+    buffers: list[memoryview] = []
+
+    def collect(buffer: pickle.PickleBuffer) -> bool:
+        try:
+            raw = buffer.raw()
+        except BufferError:  # not contiguous: pickle copies it in band
+            return True
+        if min_size and raw.nbytes < min_size:
+            return True
+        buffers.append(raw)
+        return False
+
+    payload = dumps(obj, buffer_callback=collect, name=name)
+    if not buffers:
+        return [payload]
+    stream = memoryview(payload)[HEADER_SIZE:]
+    head, pads = buffers_head(len(stream), [raw.nbytes for raw in buffers])
+    parts: list[bytes | memoryview] = [head, stream]
+    for pad, raw in zip(pads, buffers, strict=True):
+        if pad:
+            parts.append(bytes(pad))
+        parts.append(raw)
+    return parts
+
+
 def loads(data: bytes | bytearray | memoryview, *, buffers: Iterable[Any] | None = None) -> Any:
     """Rebuild the object a manymap payload holds.
 
@@ -108,12 +160,15 @@ def loads(data: bytes | bytearray | memoryview, *, buffers: Iterable[Any] | None
     payload names.
 
     Args:
-        data: a payload made by `dumps()` or `dumps_oob()` (any
-            bytes-like object; it is not copied).
+        data: a payload made by `dumps()`, `dumps_oob()` or (joined)
+            `dumps_parts()` (any bytes-like object; it is not copied, and
+            the arrays of a `dumps_parts()` payload are views of it: read-only
+            ones where ``data`` is).
         buffers: the out-of-band buffers, in the order the dumping side's
             ``buffer_callback`` saw them (any buffer-protocol objects, e.g.
             ``bytearray`` or ``memoryview``). numpy arrays are rebuilt on top of
-            these buffers without a copy.
+            these buffers without a copy. Not for a `dumps_parts()` payload,
+            which holds its own.
 
     Returns:
         The object.
@@ -121,8 +176,14 @@ def loads(data: bytes | bytearray | memoryview, *, buffers: Iterable[Any] | None
     Raises:
         FormatVersionError: ``data`` is not a payload of this format version
             (the text names both versions), or not a manymap payload at all.
+        ValueError: ``buffers`` given for a payload that holds its own.
     """
-    return pickle.loads(strip_header(data), buffers=buffers)
+    stream, inside = split_buffers(data)
+    if inside is not None:
+        if buffers is not None:
+            raise ValueError("loads() got buffers for a payload that holds its own (made by dumps_parts())")
+        buffers = inside
+    return pickle.loads(stream, buffers=buffers)
 
 
 def copy(obj: Any) -> Any:

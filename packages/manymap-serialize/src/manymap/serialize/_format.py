@@ -1,37 +1,68 @@
 """The wire format: a fixed header in front of a pickle protocol 5 stream.
 
-Every payload is ``MAGIC + bytes([FORMAT_VERSION]) + <pickle stream>``. The
-header is written into the same buffer the pickler then writes into, and
+A plain payload is ``MAGIC + bytes([FORMAT_VERSION]) + <pickle stream>``.
+The header is written into the same buffer the pickler then writes into, and
 stripped on the way in with a memoryview slice, so neither side copies the
 payload to add or remove it.
+
+A payload with its buffers inside (what ``dumps_parts`` writes) carries the
+large out-of-band buffers of its pickle stream after the stream:
+``BUFFERS_MAGIC + bytes([FORMAT_VERSION])``, the number of buffers (4 bytes)
+and the stream's length (8 bytes), each buffer's length (8 bytes each), the
+stream, then each buffer at the next multiple of `BUFFER_ALIGNMENT` bytes
+from the payload's start (zero bytes between). Where each buffer lies follows
+from the lengths, so a reader takes them as views of the payload
+(:func:`split_buffers`) and the arrays loaded over them are not copied.
+Multi-byte numbers are big-endian.
 
 What the format version covers: the header itself, the pickle protocol, and
 the names and arguments of the reconstructors that by-value parts refer to
 (``manymap.serialize._functions._make_function`` and ``_fill_function``;
 ``manymap.serialize._byvalue._load_value``, ``_load_class`` and
 ``_load_module_globals``). Changing any of them means bumping
-`FORMAT_VERSION`. Version 2 added the functions by value without dill.
+`FORMAT_VERSION`. Version 2 added the functions by value without dill;
+version 3 the payloads with their buffers inside.
 """
 
 from __future__ import annotations
 
 import pickle
+import struct
 
 from manymap.launcher import SerializationError
 from manymap.serialize.__about__ import __version__
 
-__all__ = ["FORMAT_VERSION", "HEADER", "HEADER_SIZE", "MAGIC", "FormatVersionError", "strip_header"]
+__all__ = [
+    "BUFFERS_HEADER",
+    "BUFFER_ALIGNMENT",
+    "FORMAT_VERSION",
+    "HEADER",
+    "HEADER_SIZE",
+    "MAGIC",
+    "FormatVersionError",
+    "buffers_head",
+    "split_buffers",
+]
 
 MAGIC = b"\x93MMS"
-"""The first bytes of every manymap-serialize payload."""
+"""The first bytes of every plain manymap-serialize payload."""
 
-FORMAT_VERSION = 2
+BUFFERS_MAGIC = b"\x93MMB"
+"""The first bytes of a payload with its buffers inside."""
+
+FORMAT_VERSION = 3
 """The payload format this version of manymap-serialize writes and reads."""
+
+BUFFER_ALIGNMENT = 64
+"""A buffer inside a payload starts this many bytes (a multiple) from the payload's start."""
 
 PICKLE_PROTOCOL = 5
 
 HEADER = MAGIC + bytes([FORMAT_VERSION])
 HEADER_SIZE = len(HEADER)
+BUFFERS_HEADER = BUFFERS_MAGIC + bytes([FORMAT_VERSION])
+_TABLE = struct.Struct("!IQ")  # buffers, length of the pickle stream
+_SIZE = struct.Struct("!Q")  # one buffer's length
 
 
 class FormatVersionError(SerializationError, pickle.UnpicklingError):
@@ -62,24 +93,73 @@ def _rebuild_format_error(
     return cls(message, found=found, expected=expected)
 
 
-def strip_header(data: bytes | bytearray | memoryview) -> memoryview:
-    """Check the header of ``data`` and return the pickle stream behind it, uncopied.
+def buffers_head(stream_size: int, sizes: list[int]) -> tuple[bytes, list[int]]:
+    """The head of a payload with buffers inside (a pickle stream of ``stream_size``
+    bytes, buffers of ``sizes`` bytes), and the zero bytes to put before each buffer."""
+    head = b"".join((BUFFERS_HEADER, _TABLE.pack(len(sizes), stream_size), *map(_SIZE.pack, sizes)))
+    pads = []
+    end = len(head) + stream_size
+    for size in sizes:
+        pad = -end % BUFFER_ALIGNMENT
+        pads.append(pad)
+        end += pad + size
+    return head, pads
+
+
+def split_buffers(data: bytes | bytearray | memoryview) -> tuple[memoryview, list[memoryview] | None]:
+    """The pickle stream of a payload and, for a payload with buffers inside, the
+    buffers (``None`` for a plain one): views of ``data``, uncopied.
 
     Raises:
         FormatVersionError: ``data`` is not a payload of `FORMAT_VERSION`.
+        pickle.UnpicklingError: the lengths of a payload with buffers inside
+            do not fit it (it was cut or changed on the way).
     """
     if type(data) is bytes and data.startswith(HEADER):  # the common case, kept short
-        return memoryview(data)[HEADER_SIZE:]
-    view = memoryview(data)
-    if view.ndim != 1 or view.itemsize != 1:
-        view = view.cast("B")
+        return memoryview(data)[HEADER_SIZE:], None
+    view = _bytes_view(data)
     head = bytes(view[:HEADER_SIZE])
     if head == HEADER:
-        return view[HEADER_SIZE:]
+        return view[HEADER_SIZE:], None
+    if head != BUFFERS_HEADER:
+        raise _not_readable(head)
+    try:
+        count, stream_size = _TABLE.unpack_from(view, HEADER_SIZE)
+        start = HEADER_SIZE + _TABLE.size + count * _SIZE.size
+        sizes = [size for (size,) in _SIZE.iter_unpack(view[HEADER_SIZE + _TABLE.size : start])]
+    except struct.error:  # shorter than its table
+        sizes, count, start, stream_size = [], -1, 0, 0
+    if len(sizes) != count or start + stream_size > len(view):
+        raise pickle.UnpicklingError(
+            f"a manymap-serialize payload of {len(view)} bytes shorter than its table says: "
+            "it was cut or changed on the way"
+        )
+    stream = view[start : start + stream_size]
+    buffers = []
+    end = start + stream_size
+    for size in sizes:
+        begin = end + -end % BUFFER_ALIGNMENT
+        end = begin + size
+        if end > len(view):
+            raise pickle.UnpicklingError(
+                f"a manymap-serialize payload of {len(view)} bytes shorter than its buffers "
+                f"(at least {end}): it was cut or changed on the way"
+            )
+        buffers.append(view[begin:end])
+    return stream, buffers
+
+
+def _bytes_view(data: bytes | bytearray | memoryview) -> memoryview:
+    view = memoryview(data)
+    return view if view.ndim == 1 and view.itemsize == 1 else view.cast("B")
+
+
+def _not_readable(head: bytes) -> FormatVersionError:
+    """Why a payload starting with ``head`` is not one of `FORMAT_VERSION`."""
     reads = f"this manymap-serialize {__version__} reads format version {FORMAT_VERSION}"
-    if len(head) == HEADER_SIZE and head.startswith(MAGIC):
+    if len(head) == HEADER_SIZE and head[:-1] in (MAGIC, BUFFERS_MAGIC):
         found = head[-1]
-        raise FormatVersionError(
+        return FormatVersionError(
             f"payload has manymap-serialize format version {found}, but {reads}: "
             "install the same manymap-serialize release on both sides",
             found=found,
@@ -90,7 +170,7 @@ def strip_header(data: bytes | bytearray | memoryview) -> memoryview:
         what = f"a plain pickle stream without the manymap header (starts with {head!r})"
     else:
         what = f"data starting with {head!r}"
-    raise FormatVersionError(
+    return FormatVersionError(
         f"not a manymap-serialize payload: got {what}; expected the header {HEADER!r} "
         f"(magic {MAGIC!r}, format version {FORMAT_VERSION}); {reads}",
         found=None,

@@ -47,7 +47,7 @@ from manymap.launcher.lowlevel import run_loaded, spin
 from manymap.pools.rpc import _handoff as handoff
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._handoff import CUT, IDLE, RETIRED, RUNNING, WRITING
-from manymap.serialize import FunctionCache, encode_results, loads
+from manymap.serialize import FunctionCache, dumps_parts, encode_results, loads
 
 __all__ = ["ENVELOPE", "STUB_CODE", "ClientTransport", "main", "run_counted"]
 
@@ -128,16 +128,24 @@ _functions = FunctionCache()
 # ------------------------------------------------------------- the batches
 
 
-def run_counted(payload: wire.Buffer) -> tuple[bytes, int]:
-    """Run one batch: its serialized outcome, and how many tasks it ran (1 for a
-    batch that could not be loaded: the worker tried)."""
+def run_counted(payload: wire.Buffer) -> tuple[list[bytes | memoryview], int]:
+    """Run one batch: its serialized outcome, in pieces, and how many tasks it ran
+    (1 for a batch that could not be loaded: the worker tried).
+
+    The arguments' arrays are views of the batch's frame, and the results'
+    arrays go out uncopied, pieces of the reply frame (``dumps_parts``),
+    which is written before the next batch runs."""
     _rewind_output()
     batch = wire.unpack_batch(payload)
     if batch.function:  # one that fails to load fails every task that needs it
         _functions.store(batch.key, batch.function)
     values, failures = run_loaded(_functions.get(batch.key), lambda: loads(batch.data), star=batch.star)
     tasks = max(1, len(values)) if values is not None else 1
-    return encode_results(values, failures), tasks
+    return encode_results(values, failures, _in_parts), tasks
+
+
+def _in_parts(obj: Any, name: str) -> list[bytes | memoryview]:
+    return dumps_parts(obj, name=name)
 
 
 def _rewind_output() -> None:

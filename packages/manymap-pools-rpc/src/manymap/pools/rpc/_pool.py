@@ -17,7 +17,10 @@ starting a server and the handshake run on threads of their own
 managed pool sends it (``ManagedWorkerPool._send``: encoded in the caller's
 thread, so that what cannot be serialized fails before anything is queued;
 the function once per connection); this pool's part
-(:meth:`ParallelPool._transmit`) is a ``RUN`` frame. ``DONE`` settles the
+(:meth:`ParallelPool._transmit`) is a ``RUN`` frame. Large arrays in the
+arguments are copied once as they are encoded (:func:`_copied_parts`) and
+written as pieces of that frame; the results' arrays are views of the
+``DONE`` frame they came in. ``DONE`` settles the
 batch (``ManagedWorker.settle``), ``LOST`` (the ppft worker died) loses it.
 A server silent for ``server_timeout`` seconds while it owes an answer (it
 answers pings even while its workers are busy) is frozen or cut off, and
@@ -52,7 +55,7 @@ from manymap.pools.rpc._connector import Connector, weak_call
 from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
 from manymap.pools.rpc._opening import check_specs, check_tasks, open_nodes, rerun, stop_nodes, warn_down, why
 from manymap.pools.rpc._slot import Slot
-from manymap.serialize import PoolCodec
+from manymap.serialize import PoolCodec, dumps_parts
 
 __all__ = ["ParallelPool"]
 
@@ -122,7 +125,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         self._server_workers = server_workers
         self._ssh_config = None if ssh_config is None else os.fspath(ssh_config)
         self.server_timeout = float(server_timeout)
-        self._codec = PoolCodec()
+        self._codec = PoolCodec(_copied_parts)
         self._slots: list[Slot] = []
         self._remote: list[Node] = []
         self._spec_of: dict[Node, str | RemoteHost] = {}  # the spec each remote node came from
@@ -424,7 +427,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
     def _next_batch(self) -> Batch | None:
         return self._orphans.pop(0) if self._orphans else self._take_batch()
 
-    def _transmit(self, slot: Slot, batch: Batch, key: int, function: bytes | None, data: bytes) -> None:
+    def _transmit(self, slot: Slot, batch: Batch, key: int, function: bytes | None, data: wire.Parts) -> None:
         slot.heard = time.monotonic()  # silence counts from now
         function = function or b""
         # If the connection is gone, the manager sees its end and re-runs the batch.
@@ -489,3 +492,10 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         nodes: list[Node] = [*self._remote, *([self._local] if self._local is not None else [])]
         self._remote, self._local = [], None
         stop_nodes(nodes)
+
+
+def _copied_parts(obj: Any, name: str) -> wire.Parts:
+    """A batch's arguments as the pieces of one payload (``dumps_parts``), its large
+    buffers copied now: the batch may wait for a worker while the caller goes on
+    and changes its arrays, and the worker must see them as they were at the call."""
+    return tuple(bytes(part) if type(part) is memoryview else part for part in dumps_parts(obj, name=name))

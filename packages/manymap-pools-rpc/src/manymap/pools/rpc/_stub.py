@@ -4,7 +4,7 @@
 # (``_inworker.STUB_CODE``), because a process's first ``compile()`` of source costs
 # about 0.8 ms (CPython builds its syntax tree types then). Nothing imports it: its
 # code object is read from its ``.pyc``. ``tests/test_ppworker.py`` keeps the two the same.
-def manymap_rpc_batch(payload: bytes) -> tuple[bytes, int]:
+def manymap_rpc_batch(payload: memoryview) -> tuple[list[bytes | memoryview], int]:
     from manymap.pools.rpc._inworker import run_counted
 
     return run_counted(payload)

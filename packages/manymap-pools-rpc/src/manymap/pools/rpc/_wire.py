@@ -17,7 +17,7 @@ After it every frame's body is followed by its tag (``_auth.Session``); the
 bodies are, client -> server (:func:`unpack_request`):
 
 - ``RUN + token(8) + batch``: run a batch (:func:`pack_run`); the batch is
-  ``KEY(key, star, length of function) + function + data``
+  ``KEY(key, star, length of function) + function + zeros + data``
   (:func:`pack_batch`), ``function`` empty when the worker holds ``key``
   already, ``data`` the serialized ``(kwargs, items)``;
 - ``PING``: answered with ``PONG`` (by the worker between batches; while it
@@ -25,7 +25,7 @@ bodies are, client -> server (:func:`unpack_request`):
 
 and server -> client (:func:`unpack_answer`):
 
-- ``DONE + token(8) + duration(8) + len(stdout)(4) + stdout + result`` (:func:`pack_done`);
+- ``DONE + token(8) + duration(8) + len(stdout)(4) + stdout + zeros + result`` (:func:`pack_done`);
 - ``LOST + token(8) + exitcode(4) + reason``: the worker died running the
   batch, or idle, or retired (token 0: the client forgets what it cached);
   the connection goes on with a fresh worker (:func:`pack_lost`);
@@ -37,6 +37,14 @@ stdout (:func:`unpack_greeting`), the server answers the pickle protocol
 (:func:`pack_pickle_protocol`), and then hands it a client's connection
 (``_handoff.py``), on which the worker reads ``RUN`` and ``PING`` and writes
 ``DONE``, ``PONG`` and, when it retires, ``LOST`` with token 0 itself.
+
+``data`` and ``result`` are payloads of ``manymap.serialize.dumps_parts``,
+whose large buffers (numpy arrays) are pieces of the frame written in turn,
+uncopied. The zeros before them (up to 63) put them at a multiple of
+``manymap.serialize.BUFFER_ALIGNMENT`` bytes from the body's start, which
+is where the reader's frame memory starts: arrays loaded as views of the
+frame are aligned. The zeros follow from the lengths before them; both ends
+count them alike (:func:`_zeros`).
 
 Every ``unpack_*`` raises :class:`FrameError` for a frame that is not what it
 must be: too short, too long, of another kind.
@@ -51,7 +59,10 @@ import struct
 from typing import Any
 
 from manymap.pools.rpc._stream import LENGTH, Buffer, FrameError, FrameReader, frame, send_buffers
-from manymap.serialize import FUNCTION_CACHE  # client, server and worker clear their caches at this many
+from manymap.serialize import (
+    BUFFER_ALIGNMENT,
+    FUNCTION_CACHE,  # client, server and worker clear their caches at this many
+)
 
 __all__ = [
     "FUNCTION_CACHE",
@@ -99,7 +110,7 @@ __all__ = [
 
 Parts = tuple[Buffer, ...]
 
-HELLO, PROVE, OK, NO = b"MMRPC4", b"P", b"OK", b"NO"
+HELLO, PROVE, OK, NO = b"MMRPC5", b"P", b"OK", b"NO"
 RUN, DONE, LOST, PING, PONG = b"R", b"D", b"L", b"?", b"!"
 HANDSHAKE_LIMIT = 4096  # bytes a frame may have before the peer is authenticated
 NONCE = 32  # bytes of each side's nonce
@@ -109,13 +120,11 @@ INWORKER = "manymap.pools.rpc._inworker"  # the module that runs inside the ppft
 STUB_NAME = "manymap_rpc_batch"
 STUB = f"def {STUB_NAME}(payload):\n    from {INWORKER} import run_counted\n    return run_counted(payload)\n"
 
-# The pickles of the ppft pipe's large messages, written and read without copying the
-# payload (``pack_job``, ``pack_reply``): protocol 5, the payload as one BYTEARRAY8 or
-# BINBYTES8 opcode and its little-endian length, then the rest.
 _TOKEN = struct.Struct("!Q")
 _DONE = struct.Struct("!QdI")
 _LOST = struct.Struct("!Qi")
 KEY = struct.Struct("!Q?Q")
+_RUN_HEAD = len(RUN) + _TOKEN.size  # where a batch starts in a RUN body
 
 
 class TagError(FrameError):
@@ -129,7 +138,7 @@ def send_plain(sock: socket.socket, parts: Parts) -> None:
 
 def _kind(body: Buffer, kind: bytes, size: int, what: str, *, exact: bool = True) -> None:
     if bytes(body[: len(kind)]) != kind or (len(body) != size if exact else len(body) < size):
-        raise FrameError(f"not a {what} frame of manymap-rpc protocol 4 ({len(body)} bytes)")
+        raise FrameError(f"not a {what} frame of manymap-rpc protocol 5 ({len(body)} bytes)")
 
 
 # ---------------------------------------------------------------- handshake
@@ -249,7 +258,8 @@ class Pong:
 
 
 class Done:
-    """A batch's outcome (``result``: serialized ``(values, failures)``) and output."""
+    """A batch's outcome (``result``: serialized ``(values, failures)``, a view of the
+    frame) and output."""
 
     __slots__ = ("duration", "output", "result", "token")
 
@@ -281,10 +291,12 @@ def pack_pong() -> Parts:
     return (PONG,)
 
 
-def pack_done(token: int, duration: float, output: str, result: Buffer) -> Parts:
-    """Batch ``token`` ran in ``duration`` seconds, printed ``output``, gave ``result``."""
+def pack_done(token: int, duration: float, output: str, result: Parts) -> Parts:
+    """Batch ``token`` ran in ``duration`` seconds, printed ``output``, gave ``result``
+    (the pieces of a ``dumps_parts`` payload)."""
     data = output.encode("utf-8", "replace")
-    return (DONE, _DONE.pack(token, duration, len(data)), data, result)
+    head = _DONE.pack(token, duration, len(data))
+    return (DONE, head, data, _zeros(len(DONE) + len(head) + len(data)), *result)
 
 
 def pack_lost(token: int, exitcode: int, reason: str) -> Parts:
@@ -303,7 +315,7 @@ def unpack_request(body: Buffer) -> Run | Ping:
     if kind == PING:
         _kind(view, PING, 1, "ping")
         return Ping()
-    raise FrameError(f"not a client frame of manymap-rpc protocol 4 (kind {kind!r})")
+    raise FrameError(f"not a client frame of manymap-rpc protocol 5 (kind {kind!r})")
 
 
 def unpack_answer(body: Buffer) -> Done | Lost | Pong:
@@ -317,7 +329,8 @@ def unpack_answer(body: Buffer) -> Done | Lost | Pong:
         if len(view) < start + size:
             raise FrameError("a done frame shorter than its output")
         output = bytes(view[start : start + size]).decode("utf-8", "replace")
-        return Done(token, duration, output, view[start + size :])
+        start += size
+        return Done(token, duration, output, view[start + len(_zeros(start)) :])
     if kind == LOST:
         _kind(view, LOST, 1 + _LOST.size, "lost", exact=False)
         token, code = _LOST.unpack_from(view, 1)
@@ -325,7 +338,7 @@ def unpack_answer(body: Buffer) -> Done | Lost | Pong:
     if kind == PONG:
         _kind(view, PONG, 1, "pong")
         return Pong()
-    raise FrameError(f"not a server frame of manymap-rpc protocol 4 (kind {kind!r})")
+    raise FrameError(f"not a server frame of manymap-rpc protocol 5 (kind {kind!r})")
 
 
 class Batch:
@@ -338,10 +351,11 @@ class Batch:
         self.key, self.star, self.function, self.data = key, star, function, data
 
 
-def pack_batch(key: int, star: bool, function: Buffer, data: Buffer) -> Parts:
+def pack_batch(key: int, star: bool, function: Buffer, data: Parts) -> Parts:
     """A batch of tasks of the function cached under ``key`` (``function``: empty if
-    the worker holds it)."""
-    return (KEY.pack(key, star, len(function)), function, data)
+    the worker holds it) over ``data`` (the pieces of a ``dumps_parts`` payload);
+    it follows a ``RUN`` frame's head (:func:`pack_run`)."""
+    return (KEY.pack(key, star, len(function)), function, _zeros(_RUN_HEAD + KEY.size + len(function)), *data)
 
 
 def unpack_batch(payload: Buffer) -> Batch:
@@ -350,9 +364,11 @@ def unpack_batch(payload: Buffer) -> Batch:
     if len(view) < KEY.size:
         raise FrameError(f"a batch of {len(view)} bytes, shorter than its head")
     key, star, size = KEY.unpack_from(view)
-    if len(view) < KEY.size + size:
+    end = KEY.size + size
+    start = end + len(_zeros(_RUN_HEAD + end))
+    if len(view) < start:
         raise FrameError("a batch shorter than its function")
-    return Batch(key, star, view[KEY.size : KEY.size + size], view[KEY.size + size :])
+    return Batch(key, star, view[KEY.size : end], view[start:])
 
 
 # ------------------------------------------------- the ppft worker's pipes
@@ -369,6 +385,15 @@ def unpack_greeting(body: Buffer) -> int:
 def pack_pickle_protocol(protocol: int = pickle.HIGHEST_PROTOCOL) -> bytes:
     """The answer to the greeting: the pickle protocol of the replies."""
     return frame(str(protocol).encode())
+
+
+def _zeros(offset: int) -> bytes:
+    """The zeros that take a payload at ``offset`` bytes into a body to the next
+    multiple of ``BUFFER_ALIGNMENT``."""
+    return _ZEROS[: -offset % BUFFER_ALIGNMENT]
+
+
+_ZEROS = bytes(BUFFER_ALIGNMENT)
 
 
 def _sized(data: bytes, size: int, what: str) -> bytes:
