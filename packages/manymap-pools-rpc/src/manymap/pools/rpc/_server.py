@@ -347,8 +347,8 @@ class RPCServer:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             wire.send_plain(sock, wire.pack_hello(pending.nonce))  # 46 bytes: a fresh socket takes them
         except OSError:
+            self.rejected += 1  # counted before the peer can see its end
             sock.close()
-            self.rejected += 1
             return
         self._pending[sock] = pending
         selector.register(sock, selectors.EVENT_READ, pending)
@@ -360,8 +360,8 @@ class RPCServer:
         if reason:
             with contextlib.suppress(OSError):
                 wire.send_plain(sock, wire.pack_refuse(reason))
+        self.rejected += 1  # counted before the peer can see its end
         sock.close()
-        self.rejected += 1
 
     def _expire(self, selector: selectors.BaseSelector) -> None:
         now = time.monotonic()
