@@ -64,7 +64,8 @@ class Package:
 # it agrees with the packages' pyproject.toml files.
 PACKAGES: dict[str, Package] = {
     # manymap.launcher.testing (the conformance suite) imports pytest.
-    "manymap-launcher": Package(test_requires=("tqdm",), typecheck_requires=("pytest>=8",)),
+    # numpy: reseed's test forks children that draw from numpy's global generator.
+    "manymap-launcher": Package(test_requires=("tqdm", "numpy"), typecheck_requires=("pytest>=8",)),
     "manymap-serialize": Package(
         requires=("manymap-launcher",),
         test_requires=("numpy",),

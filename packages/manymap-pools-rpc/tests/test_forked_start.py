@@ -98,10 +98,12 @@ def test_a_worker_holds_its_connection_and_nothing_else() -> None:
 
 
 def test_sibling_workers_draw_different_random_numbers(tmp_path: Path) -> None:
-    # numpy is loaded in the pool's process, so the template and every worker
-    # forked from it start with one generator state unless each reseeds.
-    import numpy  # noqa: F401
+    # numpy's global generator exists in the pool's process (numpy.random loaded and
+    # drawn from, as a script that seeds it has), so the template and every worker
+    # forked from it start with its state: numpy does not reseed after a fork.
+    import numpy.random
 
+    numpy.random.random()
     with ParallelPool(2) as pool:
         draws = pool.map(first_draws_once_two_met, [str(tmp_path)] * 2, chunksize=1)
     assert len({pid for pid, _, _ in draws}) == 2, f"one worker ran both tasks: {draws}"

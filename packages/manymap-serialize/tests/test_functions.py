@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import collections
 import marshal
 import pickle
 import sys
@@ -76,6 +78,30 @@ def test_a_main_function_carries_only_the_globals_its_code_names() -> None:
     assert copy(2) == [5, 6]
     assert "USED" in copy.__globals__
     assert "UNUSED" not in copy.__globals__  # an unpicklable global the code never names
+
+
+def test_a_main_function_runs_code_that_imports_from_c() -> None:
+    """Its new globals hold ``__builtins__`` as a module's do: C code called from it that
+    imports (``PyImport_Import``: pickle's ``find_class``, numpy's lazy imports) looks
+    it up there, and failed with KeyError: '__builtins__' without it."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(
+        "def roundtrip(value):\n    import pickle\n    return pickle.loads(pickle.dumps(value))\n",
+        namespace,
+    )
+    copy = loads(dumps(namespace["roundtrip"]))
+    assert copy.__globals__["__builtins__"] is builtins
+    assert copy(collections.OrderedDict(a=1)) == collections.OrderedDict(a=1)
+
+
+def test_a_main_function_calls_numpy() -> None:
+    pytest.importorskip("numpy")
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(
+        "def total(a):\n    import numpy\n    return float(numpy.asarray(a, dtype=numpy.float64).sum())\n",
+        namespace,
+    )
+    assert loads(dumps(namespace["total"]))([1, 2, 3]) == 6.0
 
 
 def test_a_function_from_another_python_version_fails_naming_both() -> None:

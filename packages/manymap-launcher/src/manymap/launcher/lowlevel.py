@@ -19,6 +19,8 @@ the pools' public base, result handles, errors and progress events.
 - :class:`NodesAlias`: ``nodes`` under another name (``ncpus = NodesAlias()``);
 - :func:`spin`: look for a message for :data:`SPIN` seconds without sleeping
   (a wake-up costs more than a small task on a virtual machine);
+- :func:`reseed`: a forked worker's own random streams (``random``'s and
+  numpy's global generator), called as it starts;
 - for the family's packages: :func:`warn_user` (warnings at the caller's
   line), :func:`show_public_paths` (public names show their public path),
   :func:`load_on_access` (public names loaded when first named),
@@ -36,6 +38,7 @@ from manymap.launcher._job import Job
 from manymap.launcher._nodes import NodesAlias
 from manymap.launcher._options import TaskOptions
 from manymap.launcher._public import load_on_access, show_public_paths
+from manymap.launcher._reseed import reseed
 from manymap.launcher._spin import SPIN, spin
 from manymap.launcher._task import TaskFailure, run_calls, run_loaded
 from manymap.launcher._warnings import warn_user
@@ -66,6 +69,7 @@ __all__ = [
     "annotate_task_error",
     "exit_reason",
     "load_on_access",
+    "reseed",
     "run_calls",
     "run_loaded",
     "show_public_paths",

@@ -18,7 +18,10 @@ Globals as dill's ``recurse=True`` sends them: when the function's module is
 one the far side can import (`globals_by_reference`), the globals dict is
 that module's own (`_load_module_globals`, by name) and nothing is copied;
 otherwise (``__main__``) the function gets a new dict holding only the
-globals its code (and the code nested in it) names. Every value goes through
+globals its code (and the code nested in it) names, and ``__builtins__``,
+as every module's namespace has: C code called from the function looks it
+up there (``PyImport_Import``, which pickle's ``find_class`` and numpy's lazy
+imports use, fails without it). Every value goes through
 the caller's pickler, so classes by value, modules by reference and the
 refusal of process-bound state apply inside a function as they do outside.
 
@@ -35,6 +38,7 @@ wire format (see `manymap.serialize._format`).
 
 from __future__ import annotations
 
+import builtins
 import marshal
 import sys
 from types import CellType, CodeType, FunctionType
@@ -121,6 +125,7 @@ def _make_function(tag: str, code_bytes: bytes, namespace: dict[str, Any], cells
         )
     code = marshal.loads(code_bytes)
     closure = tuple(CellType() for _ in range(cells)) if cells else None
+    namespace.setdefault("__builtins__", builtins)  # (a module's own has it already)
     return FunctionType(code, namespace, None, None, closure)
 
 

@@ -16,12 +16,11 @@ import contextlib
 import functools
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from manymap.launcher.lowlevel import TaskFailure, run_loaded
+from manymap.launcher.lowlevel import TaskFailure, reseed, run_loaded
 from manymap.pools.local import _nesting, _procs, _shm, _wire
 from manymap.serialize import FunctionCache, dumps, encode_results
 
@@ -53,7 +52,7 @@ def worker_main(
     _procs.become_leader(group=leader)
     _procs.watch_owner(owner, group=leader, check_parent=child)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _reseed()
+    reseed()
     if initializer is not None:
         try:
             initializer(*initargs)
@@ -98,15 +97,3 @@ def worker_main(
             functions.store(header[1], data)  # one that fails to load fails the tasks that need it
         else:  # STOP
             return
-
-
-def _reseed() -> None:
-    """Give this worker its own random streams (forked workers share the parent's).
-
-    Only the modules the worker already has: one imported later seeds itself."""
-    random = sys.modules.get("random")
-    if random is not None:
-        random.seed()
-    numpy = sys.modules.get("numpy")
-    if numpy is not None:
-        numpy.random.seed(int.from_bytes(os.urandom(4), "little"))

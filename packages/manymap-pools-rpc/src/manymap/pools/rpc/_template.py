@@ -27,7 +27,9 @@ secret afterwards). It keeps only its socket and a pidfd of the server
 (``_forking.isolate``). A worker leads a session and process group of its
 own (killed with everything its tasks started) and holds only its stdin and
 stdout on 0 and 1 and ``/dev/null`` on 2: no other worker's, nothing of the
-template's or the server's.
+template's or the server's. It seeds its random generators afresh
+(``manymap.launcher.lowlevel.reseed``): forked, it would draw numpy's
+global generator's numbers of every sibling.
 
 Dying with the server. The template watches the server's pidfd and the end
 of its socket: when either comes (the server stopped, or was killed), it
@@ -53,6 +55,7 @@ import time
 import types
 from typing import NoReturn
 
+from manymap.launcher.lowlevel import reseed
 from manymap.pools.rpc import _forking
 from manymap.pools.rpc import _wire as wire
 
@@ -281,6 +284,7 @@ def _worker_main(stdin: int, stdout: int) -> NoReturn:
         os.dup2(stdout, 1)
         _forking.isolate({0, 1}, stderr=False)
         signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a fresh interpreter
+        reseed()  # numpy's global generator, loaded in the pool's process, is the template's copy
         # Fresh file objects: the parent's may hold buffered bytes of their own.
         for fd, mode, name in ((0, "r", "stdin"), (1, "w", "stdout"), (2, "w", "stderr")):
             stream = open(fd, mode, encoding="utf-8", closefd=False)  # noqa: SIM115
