@@ -1,4 +1,5 @@
-"""Helpers of manymap-pools-rpc's tests: a real manymap-server in a subprocess."""
+"""Helpers of manymap-pools-rpc's tests: a real manymap-server in a subprocess, and a
+ParallelPool of a server over ssh."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from manymap.pools.rpc import ParallelPool
+
+if TYPE_CHECKING:
+    from manymap_testhosts import SSHServer
 
 WAIT = 60.0  # seconds anything here may take
 _LENGTH = struct.Struct("!Q")
@@ -180,3 +187,16 @@ def first_draws_once_two_met(folder: str) -> tuple[int, float, float]:
     while len(os.listdir(folder)) < 2 and time.monotonic() < deadline:
         time.sleep(0.01)
     return os.getpid(), random.random(), float(numpy.random.random())
+
+
+def ssh_pool(sshd: SSHServer, workers: int = 2, **options: Any) -> ParallelPool:
+    """A ParallelPool whose one node is a manymap-server of ``workers`` started on
+    ``sshd``'s host over ssh and reached through its tunnel."""
+    return ParallelPool(
+        0,
+        servers=[sshd.alias],
+        ssh_config=sshd.ssh_config,
+        python=sys.executable,
+        server_workers=workers,
+        **options,
+    )

@@ -10,11 +10,11 @@ the tasks as it was at the call.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from rpc_helpers import ssh_pool
 
 from manymap.pools.rpc import ParallelPool
 
@@ -63,13 +63,7 @@ def arrays() -> list[Any]:
 
 @pytest.fixture(params=["local", "ssh"])
 def pool(request: pytest.FixtureRequest) -> Iterator[ParallelPool]:
-    if request.param == "local":
-        made = ParallelPool(2)
-    else:
-        sshd = request.getfixturevalue("sshd")
-        made = ParallelPool(
-            0, servers=[sshd.alias], ssh_config=sshd.ssh_config, python=sys.executable, server_workers=2
-        )
+    made = ParallelPool(2) if request.param == "local" else ssh_pool(request.getfixturevalue("sshd"))
     try:
         yield made
     finally:

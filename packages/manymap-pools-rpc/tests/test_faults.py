@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from manymap_testhosts import SSHServer, process_gone, wait_until
-from rpc_helpers import ServerProcess, free_port
+from rpc_helpers import ServerProcess, free_port, ssh_pool
 
 from manymap.launcher import ConnectionLostError, EventKind, RemoteTraceback, TaskEvent, WorkerLostError
 from manymap.launcher.testing import _tasks as tasks
@@ -149,11 +149,9 @@ def test_task_output_reaches_the_caller_prefixed(capfd: pytest.CaptureFixture[st
 # --------------------------------------------------------------------------- over ssh
 
 
-@pytest.fixture
-def ssh_pool(sshd: SSHServer) -> Iterator[ParallelPool]:
-    pool = ParallelPool(
-        0, servers=[sshd.alias], ssh_config=sshd.ssh_config, python=sys.executable, server_workers=2
-    )
+@pytest.fixture(name="ssh_pool")
+def _ssh_pool(sshd: SSHServer) -> Iterator[ParallelPool]:
+    pool = ssh_pool(sshd)
     try:
         yield pool
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from manymap_testhosts import SSHServer
-from rpc_helpers import WAIT, ServerProcess
+from rpc_helpers import WAIT, ServerProcess, ssh_pool
 
 from manymap.pools.rpc import ParallelPool, RPCServer
 
@@ -116,24 +116,13 @@ def test_a_bad_maxtasksperchild_is_refused(bad: Any) -> None:
 # --------------------------------------------------------------------------- over ssh
 
 
-def ssh_pool(sshd: SSHServer, **options: Any) -> ParallelPool:
-    return ParallelPool(
-        0,
-        servers=[sshd.alias],
-        ssh_config=sshd.ssh_config,
-        python=sys.executable,
-        server_workers=1,
-        **options,
-    )
-
-
 def test_over_ssh_without_recycling_a_limit_stays_on_the_worker(sshd: SSHServer) -> None:
-    with closing(ssh_pool(sshd)) as pool:
+    with closing(ssh_pool(sshd, 1)) as pool:
         assert_kept(*run(pool))
 
 
 def test_over_ssh_maxtasksperchild_1_gives_every_task_a_fresh_process(sshd: SSHServer) -> None:
-    with closing(ssh_pool(sshd, maxtasksperchild=1)) as pool:
+    with closing(ssh_pool(sshd, 1, maxtasksperchild=1)) as pool:
         assert_fresh(*run(pool))
 
 
