@@ -38,7 +38,6 @@ import os
 import socket
 import struct
 from collections.abc import Iterator
-from typing import NamedTuple
 
 from manymap.pools.rpc._auth import Session
 
@@ -52,11 +51,19 @@ WRITING = 3  # part of a frame written: the stream is cut if it dies now
 RETIRED = 4  # ran its share of tasks, said so, and exits
 
 
-class Terms(NamedTuple):
-    """What the server's options say about serving a connection."""
+class Terms:
+    """What the server's options say about serving a connection.
 
-    frame_limit: int  # bytes of the largest frame taken from the client (its tag included)
-    max_tasks: int | None  # tasks a worker runs before it retires (None: no limit)
+    A class with slots, not a ``NamedTuple``: that one compiles code as it is
+    defined, about 0.4 ms of the import in the server and in its template,
+    both on the way to a local pool's first task.
+    """
+
+    __slots__ = ("frame_limit", "max_tasks")
+
+    def __init__(self, frame_limit: int, max_tasks: int | None) -> None:
+        self.frame_limit = frame_limit  # bytes of the largest frame taken from the client (its tag included)
+        self.max_tasks = max_tasks  # tasks a worker runs before it retires (None: no limit)
 
 
 _LAYOUT = struct.Struct("=QQBQd")  # sent, received, state, token, since (time.monotonic)
