@@ -7,11 +7,13 @@ real ppft worker reads them in ``test_ppworker.py``.
 
 from __future__ import annotations
 
+import hmac
 import io
 import marshal
 import os
 import socket
 import struct
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -141,6 +143,23 @@ def _sessions() -> tuple[Session, Session]:
     server_nonce, client_nonce = new_nonce(), new_nonce()
     client = Session("s3cret", server_nonce, client_nonce, client=True)
     return client, Session("s3cret", server_nonce, client_nonce, client=False)
+
+
+def test_a_small_frames_tag_is_hmac_sha256_with_or_without_openssls_object(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A session tags small frames with OpenSSL's HMAC object where there is one, and
+    with the hmac module's otherwise: the same tag, so either end may lack it."""
+    server_nonce, client_nonce = new_nonce(), new_nonce()
+    fast = Session("s3cret", server_nonce, client_nonce, client=True)
+    monkeypatch.setitem(sys.modules, "_hashlib", None)  # "from _hashlib import ..." fails
+    plain = Session("s3cret", server_nonce, client_nonce, client=True)
+    assert type(plain._send_mac) is not type(fast._send_mac)
+    body = (b"R", os.urandom(8), b"a small batch")
+    assert fast.seal(body) == plain.seal(body)
+    key = fast.keys()[: len(fast.keys()) // 4]  # the send key
+    expected = hmac.digest(key, struct.pack("!Q", 1) + b"".join(body), "sha256")
+    assert fast.seal(body)[-wire.PROOF :] == expected
 
 
 @pytest.mark.parametrize("size", [0, BULK - 1, BULK, 3 * BULK + 5], ids=["empty", "small", "bulk", "larger"])

@@ -108,6 +108,21 @@ def load_modules() -> None:
     import hmac  # noqa: F401
 
 
+def _frame_mac(key: bytes) -> Any:
+    """HMAC-SHA256 under ``key``, to copy for each small frame: OpenSSL's own HMAC object
+    (``_hashlib.hmac_new``, what ``hmac.new`` wraps) where there is one. Its copy,
+    update and digest skip the ``hmac`` module's Python layer: a small frame's tag
+    costs 1.1 us instead of 1.6 to 1.9, four tags a round trip. The same tag either way."""
+    try:
+        from _hashlib import hmac_new
+    except ImportError:  # a Python without OpenSSL's hashlib: hmac's own
+        import hashlib
+        import hmac
+
+        return hmac.new(key, digestmod=hashlib.sha256)
+    return hmac_new(key, digestmod="sha256")
+
+
 def new_nonce() -> bytes:
     """A fresh random nonce."""
     return os.urandom(wire.NONCE)  # secrets.token_bytes, without the secrets module's imports
@@ -144,14 +159,11 @@ class Session:
         self._start(0, 0)
 
     def _start(self, sent: int, received: int) -> None:
-        import hashlib
-        import hmac
-
         send_key, receive_key, self._send_bulk, self._receive_bulk = (
             self._keys[i : i + _KEY] for i in range(0, 4 * _KEY, _KEY)
         )
-        self._send_mac = hmac.new(send_key, digestmod=hashlib.sha256)
-        self._receive_mac = hmac.new(receive_key, digestmod=hashlib.sha256)
+        self._send_mac = _frame_mac(send_key)
+        self._receive_mac = _frame_mac(receive_key)
         self.sent = sent  # frames sent so far: the next one's number
         self.received = received  # frames received so far
 
