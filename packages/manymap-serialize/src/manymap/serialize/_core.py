@@ -128,25 +128,17 @@ def dumps_parts(
     Raises:
         SerializationError: as `dumps()`.
     """
-    buffers: list[memoryview] = []
-
-    def collect(buffer: pickle.PickleBuffer) -> bool:
-        try:
-            raw = buffer.raw()
-        except BufferError:  # not contiguous: pickle copies it in band
-            return True
-        if min_size and raw.nbytes < min_size:
-            return True
-        buffers.append(raw)
-        return False
-
-    payload = dumps(obj, buffer_callback=collect, name=name)
+    payload, buffers = dumps_oob(obj, min_size=min_size, name=name)
     if not buffers:
         return [payload]
+    try:
+        raws = [buffer.raw() for buffer in buffers]
+    except BufferError:  # one not contiguous: in band, as dumps() writes it (or refuses it)
+        return [dumps(obj, name=name)]
     stream = memoryview(payload)[HEADER_SIZE:]
-    head, pads = buffers_head(len(stream), [raw.nbytes for raw in buffers])
+    head, pads = buffers_head(len(stream), [raw.nbytes for raw in raws])
     parts: list[bytes | memoryview] = [head, stream]
-    for pad, raw in zip(pads, buffers, strict=True):
+    for pad, raw in zip(pads, raws, strict=True):
         if pad:
             parts.append(bytes(pad))
         parts.append(raw)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from collections.abc import Iterator
 
 from manymap.launcher import SerializationError
 from manymap.serialize.__about__ import __version__
@@ -97,13 +98,21 @@ def buffers_head(stream_size: int, sizes: list[int]) -> tuple[bytes, list[int]]:
     """The head of a payload with buffers inside (a pickle stream of ``stream_size``
     bytes, buffers of ``sizes`` bytes), and the zero bytes to put before each buffer."""
     head = b"".join((BUFFERS_HEADER, _TABLE.pack(len(sizes), stream_size), *map(_SIZE.pack, sizes)))
-    pads = []
     end = len(head) + stream_size
-    for size in sizes:
-        pad = -end % BUFFER_ALIGNMENT
-        pads.append(pad)
-        end += pad + size
+    pads = []
+    for start, size in zip(_starts(end, sizes), sizes, strict=True):
+        pads.append(start - end)
+        end = start + size
     return head, pads
+
+
+def _starts(end: int, sizes: list[int]) -> Iterator[int]:
+    """Where each buffer of ``sizes`` starts when the first may start at ``end``: at the
+    next multiple of `BUFFER_ALIGNMENT`, one after the other (the layout, for both sides)."""
+    for size in sizes:
+        end += -end % BUFFER_ALIGNMENT
+        yield end
+        end += size
 
 
 def split_buffers(data: bytes | bytearray | memoryview) -> tuple[memoryview, list[memoryview] | None]:
@@ -136,9 +145,7 @@ def split_buffers(data: bytes | bytearray | memoryview) -> tuple[memoryview, lis
         )
     stream = view[start : start + stream_size]
     buffers = []
-    end = start + stream_size
-    for size in sizes:
-        begin = end + -end % BUFFER_ALIGNMENT
+    for begin, size in zip(_starts(start + stream_size, sizes), sizes, strict=True):
         end = begin + size
         if end > len(view):
             raise pickle.UnpicklingError(

@@ -497,5 +497,9 @@ class ParallelPool(ManagedWorkerPool[Slot]):
 def _copied_parts(obj: Any, name: str) -> wire.Parts:
     """A batch's arguments as the pieces of one payload (``dumps_parts``), its large
     buffers copied now: the batch may wait for a worker while the caller goes on
-    and changes its arrays, and the worker must see them as they were at the call."""
-    return tuple(bytes(part) if type(part) is memoryview else part for part in dumps_parts(obj, name=name))
+    and changes its arrays, and the worker must see them as they were at the call. (The
+    pickle stream is a view of immutable bytes: it stays as it is.)"""
+    return tuple(
+        bytes(part) if type(part) is memoryview and type(part.obj) is not bytes else part
+        for part in dumps_parts(obj, name=name)
+    )
