@@ -281,13 +281,18 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         data, batch.payload = batch.payload, None  # the worker has it now; free the caller's memory early
         worker.batch, worker.token = batch, next(self._tokens)
         function = job.payload if codec.must_send(worker.known, key) else None
+        wait = job.wait
+        # (a worker on loan is sent its next batch by its borrower, who is done with it)
+        lending = isinstance(wait, _Wait) and wait.armed and wait.worker is None and worker.loan is None
+        if lending:
+            # Unwatched before its batch goes: the manager must not wake for the reply
+            # (on a busy machine the worker may answer before this thread goes on).
+            self._watch(worker, False)
         self._transmit(worker, batch, key, function, data)
         # Started once sent, while the worker computes: nobody handles its reply before
         # the dispatch lock is released.
         batch.start(worker.name, worker.host)
-        wait = job.wait
-        if isinstance(wait, _Wait) and wait.armed and wait.worker is None and worker.loan is None:
-            # (a worker on loan is sent its next batch by its borrower, who is done with it)
+        if lending:
             channels = self._channels(worker) if _poll is not None else ()
             if channels:
                 self._lend(wait, worker, channels)
@@ -340,9 +345,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
     def _lend(self, wait: _Wait, worker: W, channels: tuple[int, ...]) -> None:
         """Lend ``worker``, just sent a batch of ``wait``'s call, to that caller (dispatch lock held).
 
-        Its replies are the caller's alone: the manager stops watching them (it does
-        when it sent the batch right after reading the worker's last reply)."""
-        self._watch(worker, False)
+        Its replies are the caller's alone: the manager stopped watching them before
+        the batch went (:meth:`_send`)."""
         worker.loan = channels
         self._lent.update(channels[1:])
         self._on_loan += 1

@@ -5,10 +5,17 @@ to be woken: more than a small task of a ``pipe`` in a loop. A waiter that
 expects its message soon (a worker after its reply, a caller of ``pipe``, a
 server relaying a job) first looks for it without sleeping, for :data:`SPIN`
 seconds: 200 µs, as the kernel's own halt polling. Only then does it sleep.
+
+Between two looks it yields the processor (``sched_yield``): at once back
+where no other process waits for this processor, but on a busy machine, where
+the peer it waits for may share its processor, the peer runs instead of
+waiting out the spin (a ``pipe`` with every other processor taken went from
+440 to 180 µs a call).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,6 +27,8 @@ T = TypeVar("T")
 #: Seconds a waiter that expects its message soon looks for it without sleeping.
 SPIN = 200e-6
 
+_yield: Callable[[], None] = getattr(os, "sched_yield", lambda: None)  # (not on every platform)
+
 
 def spin(look: Callable[[], T], seconds: float = SPIN) -> T:
     """``look()`` again and again until it returns something true or ``seconds`` have
@@ -29,5 +38,6 @@ def spin(look: Callable[[], T], seconds: float = SPIN) -> T:
         return found
     end = time.perf_counter() + seconds
     while not found and time.perf_counter() < end:
+        _yield()
         found = look()
     return found

@@ -273,6 +273,8 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         with self._slot_lock:  # a caller that read a forged frame left the slot to us
             ready = [*ready, *(slot for slot in self._slots if slot.forged and slot not in ready)]
         for slot in ready:
+            if slot.loan is not None:
+                continue  # its replies are its borrower's (an event the selector saw before the loan)
             if slot in self._slots and not self._service(slot):
                 self._reap(slot, "the connection to its server was lost")
             elif slot.forged:  # a man in the middle: that node is not to be trusted again
