@@ -23,26 +23,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from manymap.launcher import _public
-from manymap.launcher.__about__ import __version__
-from manymap.launcher._calls import PoolCalls
-from manymap.launcher._errors import (
-    AuthenticationError,
-    ConnectionLostError,
-    HostKeyError,
-    ManymapError,
-    PoolClosedError,
-    RemoteTraceback,
-    ResultTimeoutError,
-    SerializationError,
-    TaskTimeoutError,
-    TunnelError,
-    WorkerLostError,
-)
-from manymap.launcher._events import EventKind, ProgressListener, TaskEvent
-from manymap.launcher._pool import AbstractWorkerPool
-from manymap.launcher._rebuild import RemoteTaskError
-from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
-from manymap.launcher._stats import PoolStats, WorkerStats
+
+with _public.collector_paused():  # (import time: see _public.py)
+    from manymap.launcher.__about__ import __version__
+    from manymap.launcher._calls import PoolCalls
+    from manymap.launcher._errors import (
+        AuthenticationError,
+        ConnectionLostError,
+        HostKeyError,
+        ManymapError,
+        PoolClosedError,
+        RemoteTraceback,
+        ResultTimeoutError,
+        SerializationError,
+        TaskTimeoutError,
+        TunnelError,
+        WorkerLostError,
+    )
+    from manymap.launcher._events import EventKind, ProgressListener, TaskEvent
+    from manymap.launcher._pool import AbstractWorkerPool
+    from manymap.launcher._rebuild import RemoteTaskError
+    from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+    from manymap.launcher._stats import PoolStats, WorkerStats
 
 __all__ = [
     "AbstractLauncher",

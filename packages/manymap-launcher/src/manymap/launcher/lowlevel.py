@@ -24,6 +24,7 @@ the pools' public base, result handles, errors and progress events.
 - for the family's packages: :func:`warn_user` (warnings at the caller's
   line), :func:`show_public_paths` (public names show their public path),
   :func:`load_on_access` (public names loaded when first named),
+  :class:`collector_paused` (a package's imports without the garbage collector),
   :func:`add_note` and :func:`annotate_task_error`.
 """
 
@@ -31,17 +32,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manymap.launcher._batch import Batch
-from manymap.launcher._errors import add_note, annotate_task_error
-from manymap.launcher._exits import exit_reason
-from manymap.launcher._job import Job
-from manymap.launcher._nodes import NodesAlias
-from manymap.launcher._options import TaskOptions
-from manymap.launcher._public import load_on_access, show_public_paths
-from manymap.launcher._reseed import reseed
-from manymap.launcher._spin import SPIN, spin
-from manymap.launcher._task import TaskFailure, run_calls, run_loaded
-from manymap.launcher._warnings import warn_user
+from manymap.launcher._public import collector_paused, load_on_access, show_public_paths
+
+with collector_paused():  # (import time: see _public.py)
+    from manymap.launcher._batch import Batch
+    from manymap.launcher._errors import add_note, annotate_task_error
+    from manymap.launcher._exits import exit_reason
+    from manymap.launcher._job import Job
+    from manymap.launcher._nodes import NodesAlias
+    from manymap.launcher._options import TaskOptions
+    from manymap.launcher._reseed import reseed
+    from manymap.launcher._spin import SPIN, spin
+    from manymap.launcher._task import TaskFailure, run_calls, run_loaded
+    from manymap.launcher._warnings import warn_user
 
 if TYPE_CHECKING:
     from manymap.launcher._engine import EngineInbox, EngineOutcome, EngineWorker, EngineWorkerPool
@@ -67,6 +70,7 @@ __all__ = [
     "ThreadWorkerPool",
     "add_note",
     "annotate_task_error",
+    "collector_paused",
     "exit_reason",
     "load_on_access",
     "reseed",

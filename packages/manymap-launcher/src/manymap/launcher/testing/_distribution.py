@@ -170,6 +170,20 @@ class DistributionConformance:
         loaded = _imports.fresh_import_loads(self.module, self.lazy_modules)
         assert not loaded, f"import {self.module} loads {sorted(loaded)}"
 
+    def test_import_leaves_the_garbage_collector_on(self) -> None:
+        """The packages import their modules with the collector held off
+        (``lowlevel.collector_paused``), the names loaded on first access too: it is on after."""
+        modules = [self.module, *getattr(self, "public_modules", ())]
+        code = "import gc, importlib\n" + "".join(
+            f"m = importlib.import_module({name!r})\n[getattr(m, n) for n in getattr(m, '__all__', ())]\n"
+            for name in modules
+        )
+        code += "assert gc.isenabled(), 'the garbage collector is off after the imports'\n"
+        done = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+
     @pytest.fixture(autouse=True)
     def _named(self) -> None:
         if not getattr(self, "distribution", None) or not getattr(self, "module", None):

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manymap.launcher.lowlevel import load_on_access, show_public_paths
-from manymap.pools.local.__about__ import __version__
-from manymap.pools.local._random import random_seed, random_state
-from manymap.pools.local._serial import SerialPool
-from manymap.pools.local._thread import ThreadPool
+from manymap.launcher.lowlevel import collector_paused, load_on_access, show_public_paths
+
+with collector_paused():  # (import time: see manymap.launcher.lowlevel.collector_paused)
+    from manymap.pools.local.__about__ import __version__
+    from manymap.pools.local._random import random_seed, random_state
+    from manymap.pools.local._serial import SerialPool
+    from manymap.pools.local._thread import ThreadPool
 
 if TYPE_CHECKING:
     from manymap.pools.local._process import CONTEXTS, ProcessPool

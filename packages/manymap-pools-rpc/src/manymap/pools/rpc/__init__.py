@@ -19,10 +19,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from manymap.launcher.lowlevel import load_on_access, show_public_paths
-from manymap.pools.rpc.__about__ import __version__
-from manymap.pools.rpc._nodes import RemoteHost
-from manymap.pools.rpc._pool import ParallelPool
+from manymap.launcher.lowlevel import collector_paused, load_on_access, show_public_paths
+
+with collector_paused():  # (import time: see manymap.launcher.lowlevel.collector_paused)
+    from manymap.pools.rpc.__about__ import __version__
+    from manymap.pools.rpc._nodes import RemoteHost
+    from manymap.pools.rpc._pool import ParallelPool
 
 if TYPE_CHECKING:
     from manymap.pools.rpc._server import RPCServer
