@@ -18,7 +18,8 @@ the pools' public base, result handles, errors and progress events.
   :class:`TaskFailure` s; :class:`TaskOptions` is a call's options;
 - :class:`NodesAlias`: ``nodes`` under another name (``ncpus = NodesAlias()``);
 - :func:`spin`: look for a message for :data:`SPIN` seconds without sleeping
-  (a wake-up costs more than a small task on a virtual machine);
+  (a wake-up costs more than a small task on a virtual machine), a worker
+  after its reply for :data:`WORKER_SPIN`;
 - :func:`reseed`: a forked worker's own random streams (``random``'s and
   numpy's global generator), called as it starts;
 - for the family's packages: :func:`warn_user` (warnings at the caller's
@@ -42,7 +43,7 @@ with collector_paused():  # (import time: see _public.py)
     from manymap.launcher._nodes import NodesAlias
     from manymap.launcher._options import TaskOptions
     from manymap.launcher._reseed import reseed
-    from manymap.launcher._spin import SPIN, spin
+    from manymap.launcher._spin import SPIN, WORKER_SPIN, spin
     from manymap.launcher._task import TaskFailure, run_calls, run_loaded
     from manymap.launcher._warnings import warn_user
 
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "SPIN",
+    "WORKER_SPIN",
     "Batch",
     "BatchCodec",
     "Doorbell",

@@ -37,7 +37,7 @@ import selectors
 import struct
 from typing import Any
 
-from manymap.launcher.lowlevel import spin
+from manymap.launcher.lowlevel import WORKER_SPIN, spin
 
 __all__ = ["PIPE_SIZE", "Channel", "channel_pair"]
 
@@ -132,13 +132,13 @@ class Channel:
 
     def spin(self) -> bool:
         """Whether a message (or the end of the channel) can be read within
-        ``manymap.launcher.lowlevel.SPIN`` seconds, looked for without sleeping
-        (:func:`~manymap.launcher.lowlevel.spin`)."""
+        ``manymap.launcher.lowlevel.WORKER_SPIN`` seconds (a worker after its
+        reply), looked for without sleeping (:func:`~manymap.launcher.lowlevel.spin`)."""
         spinner = self._spinner
         if spinner is None:
             spinner = self._spinner = select.poll()
             spinner.register(self.fileno(), select.POLLIN)
-        return bool(spin(lambda: spinner.poll(0)))
+        return bool(spin(lambda: spinner.poll(0), WORKER_SPIN))
 
     def _read(self, size: int) -> bytes | bytearray:
         fd = self.fileno()

@@ -12,8 +12,8 @@ client this worker is to serve (``_handoff.py``), and
 :class:`ClientTransport` makes each of that client's batches a job of the
 loop and each reply a frame back to it, with no relay in between. After its
 reply the worker looks for the next batch without sleeping for a moment
-(``manymap.launcher.lowlevel.spin``: a process that slept takes 20 to 30 µs
-to wake on a virtual machine). The loop's envelope (:data:`ENVELOPE`, where
+(``manymap.launcher.lowlevel.spin`` for ``WORKER_SPIN``: a process that
+slept takes 20 to 30 µs to wake on a virtual machine). The loop's envelope (:data:`ENVELOPE`, where
 ppft pickles the arguments and the reply) passes them as they are: the
 batch and its outcome are manymap's own serialized bytes already.
 
@@ -43,7 +43,7 @@ import time
 import types
 from typing import Any, NoReturn
 
-from manymap.launcher.lowlevel import run_loaded, spin
+from manymap.launcher.lowlevel import WORKER_SPIN, run_loaded, spin
 from manymap.pools.rpc import _handoff as handoff
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._handoff import CUT, IDLE, RETIRED, RUNNING, WRITING
@@ -240,7 +240,7 @@ class ClientTransport:
                 self._mark(RUNNING)
                 return
             # The next batch is near after a reply: looked for without sleeping first.
-            if not spin(lambda: self._waiter.poll(0)):
+            if not spin(lambda: self._waiter.poll(0), WORKER_SPIN):
                 self._waiter.poll()
             try:
                 frames.extend(self._reader.pump())
