@@ -3,6 +3,7 @@ read its port, hand it the secret, stop it; and what a server that does not star
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rpc_helpers import WAIT
 
 from manymap.launcher import ResultTimeoutError
 from manymap.pools.rpc import ParallelPool
+from manymap.pools.rpc._fork_launcher import ForkLauncher
 from manymap.pools.rpc._local_launcher import LocalLauncher
 from manymap.pools.rpc.bootstrap import ServerStartError, server_command, start_server, stop_server
 
@@ -44,6 +46,22 @@ def test_a_local_server_gets_its_secret_on_stdin_serves_and_stops_at_the_end_of_
         stop_server(launcher, WAIT)
     assert launcher.response(WAIT).returncode == 0, "it stopped at the end of its stdin, not by a kill"
     assert process_gone(pid)
+
+
+def test_a_forked_server_says_it_has_stopped_and_a_thread_reaps_it() -> None:
+    """The pool's close goes on at the forked server's last word (its workers are
+    gone then), not at its exit; the server is reaped all the same, no zombie left."""
+    launcher = ForkLauncher(workers=2, max_connections=4)
+    port = start_server(launcher, SECRET, where="localhost", timeout=WAIT)
+    pid = launcher.pid()
+    assert pid is not None
+    with ParallelPool(0, servers=[f"127.0.0.1:{port}"], secret=SECRET) as pool:
+        workers = {pool.pipe(os.getpid) for _ in range(20)}
+    stop_server(launcher, WAIT)
+    assert launcher.response(WAIT).returncode == 0, "it stopped at the end of its stdin, not by a kill"
+    assert all(process_gone(worker) for worker in workers), "its workers are gone when it says it stopped"
+    # a zombie keeps its /proc entry until it is reaped
+    wait_until(lambda: not Path(f"/proc/{pid}").exists(), WAIT, "the stopped server to be reaped")
 
 
 def test_a_server_that_does_not_start_says_why_and_is_killed() -> None:

@@ -19,16 +19,21 @@ the server's memory before it reads it nor its template holds it.
 Dying with its owner. The server stops at the end of that pipe, on
 SIGTERM (:meth:`ForkLauncher.close_stdin` sends both: another fork of the
 pool's process may hold a copy of the pipe), and when the pool's process
-ends: it watches a pidfd of it, which no grandchild can hold open.
+ends: it watches a pidfd of it, which no grandchild can hold open. Once
+stopped (every worker killed and reaped) it says so on its port's pipe
+before it exits: the pool's close goes on at that word, and a thread reaps
+the server once the system has torn its memory down.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import os
 import selectors
 import signal
 import sys
+import time
 import traceback
 from types import FrameType
 from typing import NamedTuple, NoReturn
@@ -40,6 +45,7 @@ __all__ = ["ForkLauncher"]
 
 _WAIT = 10.0  # seconds to wait for the process after SIGKILL
 _LINE = 4096  # the longest line read
+_STOPPED = b"stopped\n"  # the server's last word, after its port: it has stopped and exits
 
 
 # NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
@@ -78,7 +84,8 @@ class ForkLauncher:
         self._pidfd = -1
         self._control = -1  # the server's stdin: the secret, then its end
         self._out = -1  # the server's stdout: its port
-        self._buffer = b""
+        self._buffer: bytes | None = b""  # what it wrote and was not read as a line (None: its end)
+        self._exiting = False  # it said it has stopped and exits
         self.returncode: int | None = None
 
     @staticmethod
@@ -126,14 +133,13 @@ class ForkLauncher:
         self._running()
         with selectors.DefaultSelector() as selector:
             selector.register(self._out, selectors.EVENT_READ)
-            while b"\n" not in self._buffer and len(self._buffer) < _LINE:
+            while self._buffer is not None and b"\n" not in self._buffer and len(self._buffer) < _LINE:
                 if not selector.select(timeout):
                     raise ResultTimeoutError(f"localhost: {self.name} wrote no line in {timeout:g} s")
                 chunk = os.read(self._out, _LINE)
-                if not chunk:
-                    break
-                self._buffer += chunk
-        line, newline, self._buffer = self._buffer.partition(b"\n")
+                self._buffer = self._buffer + chunk if chunk else None
+        line, newline, rest = (self._buffer or b"").partition(b"\n")
+        self._buffer = rest if self._buffer is not None else None
         return line + newline
 
     def send(self, data: bytes | str) -> None:
@@ -154,25 +160,63 @@ class ForkLauncher:
                 signal.pidfd_send_signal(self._pidfd, signal.SIGTERM)
 
     def response(self, timeout: float | None = None) -> Ended:
-        """Wait at most ``timeout`` seconds for the server to end.
+        """Wait at most ``timeout`` seconds for the server to end: its exit, or its
+        word that it has stopped (:data:`_STOPPED`: its workers killed and reaped,
+        nothing left to it but its exit; :meth:`kill` then leaves its reaping to
+        a thread, so that a pool's close does not wait while the system tears
+        down the server's memory, a millisecond or more).
 
         Raises:
             ResultTimeoutError: it still runs.
         """
         self._running()
-        if self.returncode is None:
-            with selectors.DefaultSelector() as selector:
-                selector.register(self._pidfd, selectors.EVENT_READ)
-                if not selector.select(timeout):
+        if self.returncode is not None:
+            return Ended(self.returncode, b"")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with selectors.DefaultSelector() as selector:
+            selector.register(self._pidfd, selectors.EVENT_READ, "exit")
+            if self._out >= 0:
+                selector.register(self._out, selectors.EVENT_READ, "out")
+            while self.returncode is None:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                events = selector.select(left)
+                if not events:
                     raise ResultTimeoutError(f"localhost: {self.name} still running after {timeout:g} s")
-            self._reap()
+                for key, _ in events:
+                    if self.returncode is not None:
+                        break  # reaped: its word no longer matters
+                    if key.data == "exit":
+                        self._reap()
+                    elif self._read_word():
+                        self._exiting = True
+                        self.returncode = 0  # what it exits with after its word
+                    elif self._buffer is None:  # its end, with no word: wait for its exit
+                        selector.unregister(self._out)
         return Ended(self.returncode, b"")
 
+    def _read_word(self) -> bool:
+        """Read what the server wrote after its port: whether it is its word that it has stopped."""
+        try:
+            chunk = os.read(self._out, _LINE)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._buffer = None
+            return False
+        self._buffer = (self._buffer or b"") + chunk
+        return _STOPPED in self._buffer
+
     def kill(self) -> None:
-        """SIGKILL the server if it still runs, reap it; close the pipes."""
+        """SIGKILL the server if it still runs, reap it; close the pipes. (A server that
+        said it has stopped is reaped by a thread once it has exited.)"""
         if self._pid is None:
             return
-        if self.returncode is None:
+        if self._exiting:
+            self._exiting = False
+            pidfd, self._pidfd = self._pidfd, -1
+            # A bare thread: threading's start() waits until the new thread runs.
+            _thread.start_new_thread(_reap_later, (self._pid, pidfd))
+        elif self.returncode is None:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
             with selectors.DefaultSelector() as selector:
@@ -195,6 +239,22 @@ class ForkLauncher:
     def _running(self) -> None:
         if self._pid is None:
             raise RuntimeError(f"{self.name} is not launched")
+
+
+def _reap_later(pid: int, pidfd: int) -> None:
+    """Reap the server, which said it has stopped, once it has exited (killed if it
+    takes over ``_WAIT`` seconds)."""
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(pidfd, selectors.EVENT_READ)
+            if not selector.select(_WAIT):
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+                selector.select(_WAIT)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    finally:
+        os.close(pidfd)
 
 
 # -------------------------------------------------------------- the server
@@ -239,8 +299,7 @@ def _serve(control: int, out: int, watch: int, settings: ForkLauncher) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    os.write(out, b"%d\n" % server.port)
-    os.close(out)
+    os.write(out, b"%d\n" % server.port)  # the pipe stays open for its last word (_STOPPED)
     line = b""
     while not line.endswith(b"\n") and len(line) < _LINE:
         chunk = os.read(control, 1)  # the secret's line only: the rest is the end of the pipe
@@ -256,5 +315,7 @@ def _serve(control: int, out: int, watch: int, settings: ForkLauncher) -> int:
     os.set_blocking(control, False)
     server.stop_at_eof(control)
     server.stop_with(watch)
-    server.serve_forever()
+    server.serve_forever()  # returns once every worker is killed and reaped
+    with contextlib.suppress(OSError):  # the pool's gone already: it is reaped by init
+        os.write(out, _STOPPED)
     return 0
