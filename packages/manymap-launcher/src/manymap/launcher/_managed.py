@@ -282,9 +282,14 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         worker.batch, worker.token = batch, next(self._tokens)
         function = job.payload if codec.must_send(worker.known, key) else None
         wait = job.wait
-        # (a worker on loan is sent its next batch by its borrower, who is done with it)
-        lending = isinstance(wait, _Wait) and wait.armed and wait.worker is None and worker.loan is None
-        if lending:
+        # The caller this batch's worker may be lent to (a worker on loan is sent its
+        # next batch by its borrower, who is done with it).
+        borrower = (
+            wait
+            if isinstance(wait, _Wait) and wait.armed and wait.worker is None and worker.loan is None
+            else None
+        )
+        if borrower is not None:
             # Unwatched before its batch goes: the manager must not wake for the reply
             # (on a busy machine the worker may answer before this thread goes on).
             self._watch(worker, False)
@@ -292,10 +297,10 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         # Started once sent, while the worker computes: nobody handles its reply before
         # the dispatch lock is released.
         batch.start(worker.name, worker.host)
-        if lending:
+        if borrower is not None:
             channels = self._channels(worker) if _poll is not None else ()
             if channels:
-                self._lend(wait, worker, channels)
+                self._lend(borrower, worker, channels)
                 return
         self._watch(worker, True)
 
