@@ -27,7 +27,9 @@ def test_a_reply_that_comes_before_the_loan_is_still_the_callers(monkeypatch: py
         with selectors.DefaultSelector() as selector:  # the reply is there before we go on
             selector.register(slot.sock, selectors.EVENT_READ)
             selector.select(30)
-        time.sleep(0.01)  # and the manager has had every chance to wake for it
+        # The window under test, not a wait for an event: the manager thread gets the
+        # time to return from its select, had it still watched the connection.
+        time.sleep(0.01)
 
     monkeypatch.setattr(ParallelPool, "_transmit", answered_at_once)
     finished_in: list[str] = []

@@ -27,7 +27,6 @@ the server once the system has torn its memory down.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import os
 import selectors
@@ -214,8 +213,7 @@ class ForkLauncher:
         if self._exiting:
             self._exiting = False
             pidfd, self._pidfd = self._pidfd, -1
-            # A bare thread: threading's start() waits until the new thread runs.
-            _thread.start_new_thread(_reap_later, (self._pid, pidfd))
+            _forking.reap_later(self._pid, pidfd, _WAIT)
         elif self.returncode is None:
             with contextlib.suppress(OSError):
                 signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
@@ -239,22 +237,6 @@ class ForkLauncher:
     def _running(self) -> None:
         if self._pid is None:
             raise RuntimeError(f"{self.name} is not launched")
-
-
-def _reap_later(pid: int, pidfd: int) -> None:
-    """Reap the server, which said it has stopped, once it has exited (killed if it
-    takes over ``_WAIT`` seconds)."""
-    try:
-        with selectors.DefaultSelector() as selector:
-            selector.register(pidfd, selectors.EVENT_READ)
-            if not selector.select(_WAIT):
-                with contextlib.suppress(OSError):
-                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
-                selector.select(_WAIT)
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(pid, 0)
-    finally:
-        os.close(pidfd)
 
 
 # -------------------------------------------------------------- the server

@@ -13,19 +13,23 @@ reused meanwhile) and puts Python's signal handlers back to the defaults.
 
 A forked child never returns into its parent's code: it ends with
 ``os._exit`` (no ``atexit`` handler, no finalizer of the parent's runs).
+Its parent, once it has told it to stop, need not wait while the system tears
+the child's memory down: :func:`reap_later` reaps it from a thread.
 """
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import gc
 import os
+import selectors
 import signal
 import socket
 import sys
 from typing import Any
 
-__all__ = ["MAXFD", "available", "fresh_start", "isolate"]
+__all__ = ["MAXFD", "available", "fresh_start", "isolate", "reap_later"]
 
 MAXFD = os.sysconf("SC_OPEN_MAX") if hasattr(os, "sysconf") else 4096
 
@@ -69,3 +73,26 @@ def isolate(keep: set[int], *, stderr: bool = True) -> None:
             os.closerange(low, fd)
             low = fd + 1
     os.closerange(low, MAXFD)
+
+
+def reap_later(pid: int, pidfd: int, grace: float) -> None:
+    """Reap the child ``pid`` (``pidfd``: its pidfd, closed after) once it has exited,
+    in a thread of its own; SIGKILL it if it takes over ``grace`` seconds.
+
+    A bare thread: threading's ``start()`` waits until the new thread runs, which on
+    a busy machine costs the caller as much as the wait it saves.
+    """
+    _thread.start_new_thread(_reap, (pid, pidfd, grace))
+
+
+def _reap(pid: int, pidfd: int, grace: float) -> None:
+    try:
+        with selectors.DefaultSelector() as selector:
+            selector.register(pidfd, selectors.EVENT_READ)
+            if not selector.select(grace):
+                with contextlib.suppress(OSError):
+                    signal.pidfd_send_signal(pidfd, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(pid, 0)
+    finally:
+        os.close(pidfd)

@@ -43,7 +43,6 @@ the server reaps the template.
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import os
 import selectors
@@ -147,20 +146,7 @@ class Template:
             self._closed = True
             with contextlib.suppress(OSError):
                 self._sock.close()
-        # A bare thread: threading's start() waits until the new thread runs, which on a
-        # busy machine costs the server's exit as much as the wait it saves.
-        _thread.start_new_thread(self._reap, ())
-
-    def _reap(self) -> None:
-        """Reap the template once it has exited (killed if it takes over ``_REAP_WAIT`` s)."""
-        with selectors.DefaultSelector() as selector:
-            selector.register(self._pidfd, selectors.EVENT_READ)
-            if not selector.select(_REAP_WAIT):
-                with contextlib.suppress(OSError):
-                    signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(self.pid, 0)
-        os.close(self._pidfd)
+        _forking.reap_later(self.pid, self._pidfd, _REAP_WAIT)
 
 
 # ------------------------------------------------------------ the template
