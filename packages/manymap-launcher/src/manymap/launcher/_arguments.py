@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["check_callable", "length_hint", "task_source"]
 

@@ -28,15 +28,21 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, Protocol, TypeVar
 
 from manymap.launcher._results import AsyncResult, MapResult, cancel_future
 from manymap.launcher._warnings import warn_user
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, Protocol, TypeVar
+
+    T = TypeVar("T")
+    H = TypeVar("H", bound=AsyncResult[Any])
+else:
+    Protocol = object  # (the protocols here are the type checker's; at run time plain classes)
+
 __all__ = ["CallbackThread", "MultiprocessingPoolMethods"]
 
-T = TypeVar("T")
-H = TypeVar("H", bound=AsyncResult[Any])
 _IDLE = 1.0  # seconds the callback thread waits for more before it exits
 _WAIT_SLICE = 1.0  # seconds; every wait re-checks its condition at least this often
 _callback_threads_lock = threading.Lock()

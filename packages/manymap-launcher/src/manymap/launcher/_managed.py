@@ -63,10 +63,9 @@ import selectors
 import signal
 import sys
 import threading
+import types
 import weakref
 from collections.abc import Callable, Iterable
-from types import FrameType
-from typing import Any, Generic, TypeVar
 
 from manymap.launcher._batch import Batch
 from manymap.launcher._errors import SerializationError, add_note
@@ -91,8 +90,21 @@ _poll: Callable[[], Any] | None = getattr(select, "poll", None)
 # direct dispatch.
 _raw_signal: Any = sys.modules.get("_signal", signal)
 
-W = TypeVar("W", bound=ManagedWorker)
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import Any, Generic, TypeVar
+
+    W = TypeVar("W", bound=ManagedWorker)
+    T = TypeVar("T")
+else:
+
+    class Generic:
+        """At run time, without typing: ``ProcessPool(ManagedWorkerPool[_Worker])`` subscripts it."""
+
+        __class_getitem__ = classmethod(types.GenericAlias)
+
+    W = "W"
 
 
 class Doorbell:

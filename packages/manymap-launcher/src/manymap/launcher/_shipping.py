@@ -16,18 +16,22 @@ or run at all comes back as one failure, copied to each of its tasks
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
 
 from manymap.launcher._task import TaskFailure
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
+    from typing import Any, Protocol
+
     from manymap.launcher._batch import Batch
 
-__all__ = ["BatchCodec", "ManagedWorker", "Outcome", "for_all"]
+    #: A batch's outcome as a worker reports it: ``(values, failures)``, or
+    #: ``(None, {0: failure})`` when the batch could not be loaded or run at all.
+    Outcome = tuple[Sequence[Any] | None, Mapping[int, TaskFailure]]
+else:
+    Protocol = object  # (the protocols here are the type checker's; at run time plain classes)
 
-#: A batch's outcome as a worker reports it: ``(values, failures)``, or
-#: ``(None, {0: failure})`` when the batch could not be loaded or run at all.
-Outcome = tuple[Sequence[Any] | None, Mapping[int, TaskFailure]]
+__all__ = ["BatchCodec", "ManagedWorker", "for_all"]
 
 
 class BatchCodec(Protocol):

@@ -23,11 +23,15 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 __all__ = ["SPIN", "WORKER_SPIN", "spin"]
 
-T = TypeVar("T")
 
 #: Seconds a waiter that expects its message soon looks for it without sleeping.
 SPIN = 200e-6

@@ -13,20 +13,29 @@ the rest of the batch, and the worker itself survives it: ``SystemExit`` and
 
 from __future__ import annotations
 
+import collections
 import itertools
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NamedTuple
 
 from manymap.launcher._rebuild import portable_error
 
 __all__ = ["TaskFailure", "run_calls", "run_loaded"]
 
 
-# The fields in NamedTuple's call form, with the types as objects: the class form's
-# annotations are strings here (annotations are postponed), and NamedTuple compiles
-# each one, which costs the first import about 1 ms.
-class TaskFailure(NamedTuple("TaskFailure", [("error", BaseException), ("traceback", str)])):
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+
+    class _Fields(NamedTuple):
+        error: BaseException
+        traceback: str
+
+else:
+    _Fields = collections.namedtuple("TaskFailure", ["error", "traceback"])
+
+
+class TaskFailure(_Fields):
     """An exception raised by a task, with its traceback as text.
 
     The text travels with the exception because a traceback object cannot

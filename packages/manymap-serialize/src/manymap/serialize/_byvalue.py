@@ -49,9 +49,14 @@ import threading
 import weakref
 from collections.abc import Callable
 from types import FunctionType
-from typing import Any, Literal
 
 from manymap.serialize._bound import KINDS, bound_kind, reduce_bound
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, Literal
+
+    Kind = Literal["function", "class", "dill"]
 
 __all__ = [
     "by_value_kind",
@@ -75,8 +80,6 @@ _NOT_IMPLEMENTED_TYPE = type(NotImplemented)
 _ELLIPSIS_TYPE = type(Ellipsis)
 _HEAPTYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE
 _MISSING = object()
-
-Kind = Literal["function", "class", "dill"]
 
 
 def by_value_kind(obj: object) -> Kind | None:

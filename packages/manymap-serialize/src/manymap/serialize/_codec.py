@@ -12,15 +12,27 @@ shared-memory buffers of a local pool, plain bytes over a socket).
 
 from __future__ import annotations
 
+import types
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Generic, TypeVar, overload
 
 from manymap.serialize._cache import must_send
 from manymap.serialize._payloads import FunctionPayloads, _dumps_named, encode_batch
 
-__all__ = ["PoolCodec"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, Generic, TypeVar, overload
 
-T = TypeVar("T")
+    T = TypeVar("T")
+else:
+
+    class Generic:
+        """At run time, without typing: a base that ``Generic[T]`` names."""
+
+        __class_getitem__ = classmethod(types.GenericAlias)
+
+    T = "T"
+
+__all__ = ["PoolCodec"]
 
 
 class PoolCodec(Generic[T]):
@@ -32,10 +44,13 @@ class PoolCodec(Generic[T]):
             is in an error message.
     """
 
-    @overload
-    def __init__(self: PoolCodec[bytes]) -> None: ...
-    @overload
-    def __init__(self, encode: Callable[[Any, str], T]) -> None: ...
+    if TYPE_CHECKING:
+
+        @overload
+        def __init__(self: PoolCodec[bytes]) -> None: ...
+        @overload
+        def __init__(self, encode: Callable[[Any, str], T]) -> None: ...
+
     def __init__(self, encode: Callable[[Any, str], Any] | None = None) -> None:
         self._encode: Callable[[Any, str], Any] = _dumps_named if encode is None else encode
         self._functions = FunctionPayloads()

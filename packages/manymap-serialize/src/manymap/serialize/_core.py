@@ -23,11 +23,16 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Iterable
-from typing import Any
 
 from manymap.serialize._deferred import serialization_error
 from manymap.serialize._format import HEADER, HEADER_SIZE, PICKLE_PROTOCOL, buffers_head, split_buffers
-from manymap.serialize._pickler import BufferCallback, _Pickler
+from manymap.serialize._pickler import _Pickler
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from manymap.serialize._pickler import BufferCallback
 
 __all__ = ["DEFAULT_OOB_MIN_SIZE", "copy", "dumps", "dumps_oob", "dumps_parts", "loads"]
 

@@ -42,9 +42,12 @@ import builtins
 import marshal
 import sys
 from types import CellType, CodeType, FunctionType
-from typing import Any
 
 from manymap.serialize._byvalue import _load_module_globals, module_globals_name
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["global_names", "reduce_function"]
 

@@ -23,16 +23,20 @@ import functools
 import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import CodeType, FunctionType
-from typing import Any, TypeVar, overload
 
 from manymap.launcher import SerializationError
 from manymap.launcher.lowlevel import TaskFailure
 from manymap.serialize._byvalue import globals_by_reference
 from manymap.serialize._core import dumps
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, TypeVar, overload
+
+    T = TypeVar("T")
+
 __all__ = ["FunctionPayloads", "encode_batch", "encode_results", "make_shippable"]
 
-T = TypeVar("T")
 
 _MAX_ENTRIES = 256
 _MAX_KEYS = 1024
@@ -187,12 +191,16 @@ def make_shippable(values: list[Any] | None, failures: dict[int, TaskFailure]) -
             )
 
 
-@overload
-def encode_results(values: list[Any] | None, failures: dict[int, TaskFailure]) -> bytes: ...
-@overload
-def encode_results(
-    values: list[Any] | None, failures: dict[int, TaskFailure], encode: Callable[[Any, str], T]
-) -> T: ...
+if TYPE_CHECKING:
+
+    @overload
+    def encode_results(values: list[Any] | None, failures: dict[int, TaskFailure]) -> bytes: ...
+    @overload
+    def encode_results(
+        values: list[Any] | None, failures: dict[int, TaskFailure], encode: Callable[[Any, str], T]
+    ) -> T: ...
+
+
 def encode_results(
     values: list[Any] | None,
     failures: dict[int, TaskFailure],

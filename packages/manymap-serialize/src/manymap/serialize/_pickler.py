@@ -19,7 +19,6 @@ import pickle
 import sys
 from collections.abc import Callable
 from types import FunctionType, ModuleType
-from typing import Any
 
 from manymap.serialize._bound import KINDS, bound_kind, reduce_bound
 from manymap.serialize._byvalue import (
@@ -34,9 +33,13 @@ from manymap.serialize._byvalue import (
 from manymap.serialize._format import PICKLE_PROTOCOL
 from manymap.serialize._functions import reduce_function
 
-__all__ = ["BufferCallback", "write"]
+__all__ = ["write"]
 
-BufferCallback = Callable[[pickle.PickleBuffer], Any]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    BufferCallback = Callable[[pickle.PickleBuffer], Any]
 
 _MAIN_MODULES = frozenset({"__main__", "__mp_main__"})
 

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-from typing import Any
 
 from manymap.launcher.lowlevel import EngineInbox, EngineWorker
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["FETCH_TIMEOUT", "Fetcher"]
 

@@ -38,10 +38,13 @@ import itertools
 import pickle
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 from manymap.launcher.lowlevel import Batch
 from manymap.serialize import dumps, dumps_oob, encode_batch
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["SHARE_MIN_SIZE", "SharedBatch", "SharedData", "encode_batches"]
 

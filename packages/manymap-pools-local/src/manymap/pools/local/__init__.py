@@ -14,8 +14,6 @@ All three have the whole pool contract of
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from manymap.launcher.lowlevel import collector_paused, load_on_access, show_public_paths
 
 with collector_paused():  # (import time: see manymap.launcher.lowlevel.collector_paused)
@@ -24,6 +22,7 @@ with collector_paused():  # (import time: see manymap.launcher.lowlevel.collecto
     from manymap.pools.local._serial import SerialPool
     from manymap.pools.local._thread import ThreadPool
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     from manymap.pools.local._process import CONTEXTS, ProcessPool
 

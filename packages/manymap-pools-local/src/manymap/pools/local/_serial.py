@@ -21,15 +21,18 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any, TypeVar
 
 from manymap.launcher import AbstractWorkerPool, MapResult, PoolStats, ResultIterator
 from manymap.launcher.lowlevel import TaskOptions, run_calls
 from manymap.pools.local._inline import InlineResults, run_inline
 
-__all__ = ["SerialPool"]
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
 
-T = TypeVar("T")
+    T = TypeVar("T")
+
+__all__ = ["SerialPool"]
 
 
 class SerialPool(AbstractWorkerPool):

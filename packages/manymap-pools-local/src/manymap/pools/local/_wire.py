@@ -25,7 +25,6 @@ from __future__ import annotations
 import pickle
 import struct
 from collections.abc import Sequence
-from typing import Any
 
 from manymap.pools.local import _shm
 from manymap.serialize import dumps_oob, loads
@@ -37,8 +36,6 @@ __all__ = [
     "READY",
     "RUN",
     "STOP",
-    "Connection",
-    "Encoded",
     "decode",
     "encode",
     "receive",
@@ -49,8 +46,12 @@ FUNCTION, RUN, STOP, DONE, INIT_FAILED, READY = range(6)
 SPLIT = 64 * 1024  # bytes of data above which it gets a frame of its own
 _LENGTH = struct.Struct("!I")
 
-Connection = Any  # a worker's _channel.Channel: send_bytes / recv_bytes / poll / close
-Encoded = tuple[bytes, list[pickle.PickleBuffer]]  # a payload and its large buffers (not yet exported)
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    Connection = Any  # a worker's _channel.Channel: send_bytes / recv_bytes / poll / close
+    Encoded = tuple[bytes, list[pickle.PickleBuffer]]  # a payload and its large buffers (not yet exported)
 
 
 def send(conn: Connection, header: tuple[Any, ...], data: bytes = b"") -> None:

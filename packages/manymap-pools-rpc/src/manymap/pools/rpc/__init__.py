@@ -17,16 +17,15 @@ itself (as ``manymap.core.serve`` does): its command line, its port, its secret.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from manymap.launcher.lowlevel import collector_paused, load_on_access, show_public_paths
 
 with collector_paused():  # (import time: see manymap.launcher.lowlevel.collector_paused)
     from manymap.pools.rpc.__about__ import __version__
-    from manymap.pools.rpc._nodes import RemoteHost
     from manymap.pools.rpc._pool import ParallelPool
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
+    from manymap.pools.rpc._remote_host import RemoteHost
     from manymap.pools.rpc._server import RPCServer
 
 __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
@@ -35,5 +34,8 @@ __all__ = ["ParallelPool", "RPCServer", "RemoteHost", "__version__"]
 show_public_paths(globals())
 
 # The server side (RPCServer, its connections, its ppft workers, subprocess) is loaded
-# when first used: a ParallelPool never needs it in this process.
-__getattr__, __dir__ = load_on_access(globals(), {"RPCServer": "manymap.pools.rpc._server"})
+# when first used: a ParallelPool never needs it in this process. RemoteHost too: it
+# needs typing, which nothing else imports at run time (see _remote_host.py).
+__getattr__, __dir__ = load_on_access(
+    globals(), {"RPCServer": "manymap.pools.rpc._server", "RemoteHost": "manymap.pools.rpc._remote_host"}
+)

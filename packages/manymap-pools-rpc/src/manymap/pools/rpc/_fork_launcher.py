@@ -27,6 +27,7 @@ the server once the system has torn its memory down.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import os
 import selectors
@@ -34,8 +35,6 @@ import signal
 import sys
 import time
 import traceback
-from types import FrameType
-from typing import NamedTuple, NoReturn
 
 from manymap.launcher import ResultTimeoutError
 from manymap.pools.rpc import _forking
@@ -47,8 +46,20 @@ _LINE = 4096  # the longest line read
 _STOPPED = b"stopped\n"  # the server's last word, after its port: it has stopped and exits
 
 
-# NamedTuple's call form (types as objects, not compiled strings): see manymap.launcher's TaskFailure.
-class Ended(NamedTuple("Ended", [("returncode", int | None), ("stderr", bytes)])):
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from types import FrameType
+    from typing import NamedTuple, NoReturn
+
+    class _Fields(NamedTuple):
+        returncode: int | None
+        stderr: bytes
+
+else:
+    _Fields = collections.namedtuple("Ended", ["returncode", "stderr"])
+
+
+class Ended(_Fields):
     """How the server ended (its stderr is not captured: it is ours)."""
 
     __slots__ = ()

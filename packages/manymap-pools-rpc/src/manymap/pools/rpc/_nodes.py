@@ -20,15 +20,18 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from manymap.launcher import AuthenticationError, ConnectionLostError
 from manymap.pools.rpc import _deferred, bootstrap
 from manymap.pools.rpc._auth import Connection, ServerBusy, handshake, load_modules, new_secret
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
+    from typing import Any
+
     from manymap.pools.rpc._fork_launcher import ForkLauncher
     from manymap.pools.rpc._local_launcher import LocalLauncher
+    from manymap.pools.rpc._remote_host import RemoteHost
     from manymap.secure import HostProfile
 
 __all__ = [
@@ -37,7 +40,6 @@ __all__ = [
     "DirectNode",
     "LocalNode",
     "Node",
-    "RemoteHost",
     "ServerBusy",
     "SshNode",
     "find_host",
@@ -213,30 +215,6 @@ class LocalNode(Node):
         process, self.process = self.process, None
         if process is not None:
             bootstrap.stop_server(process, 10.0)
-
-
-@runtime_checkable
-class RemoteHost(Protocol):
-    """A named host profile, such as :class:`manymap.hosts.Host`: where and how to run a server."""
-
-    @property
-    def name(self) -> str:
-        """What the host is called in messages and in ``stats()``."""
-
-    @property
-    def python(self) -> str:
-        """The interpreter that runs ``manymap-server`` there."""
-
-    @property
-    def workers(self) -> int | None:
-        """The server's workers (``None``: as many as the host has cores)."""
-
-    @property
-    def env(self) -> Mapping[str, str]:
-        """Environment variables for the server."""
-
-    def profile(self) -> HostProfile:
-        """How to reach the host over ssh."""
 
 
 def find_host(name: str) -> RemoteHost | None:

@@ -10,12 +10,17 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from manymap.launcher.lowlevel import Batch, warn_user
 from manymap.pools.rpc._connector import connect_patiently
-from manymap.pools.rpc._nodes import LocalNode, Node, RemoteHost, ServerBusy
+from manymap.pools.rpc._nodes import LocalNode, Node, ServerBusy
 from manymap.pools.rpc._slot import Slot
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from manymap.pools.rpc._remote_host import RemoteHost
 
 __all__ = ["check_specs", "check_tasks", "open_nodes", "rerun", "stop_nodes", "warn_down", "why"]
 
@@ -31,7 +36,11 @@ def check_specs(servers: Iterable[str | RemoteHost]) -> tuple[str | RemoteHost, 
         raise TypeError("servers must be a sequence of server specs, not one string")
     specs = tuple(servers)
     for spec in specs:
-        if not isinstance(spec, (str, RemoteHost)):
+        if isinstance(spec, str):
+            continue
+        from manymap.pools.rpc._remote_host import RemoteHost  # (see its docstring)
+
+        if not isinstance(spec, RemoteHost):
             raise TypeError(f"servers: {spec!r} is neither a server spec (str) nor a host profile")
     return specs
 

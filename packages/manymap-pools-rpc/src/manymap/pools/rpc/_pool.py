@@ -41,7 +41,6 @@ import selectors
 import threading
 import time
 from collections.abc import Iterable
-from typing import Any
 
 from manymap.launcher import (
     AbstractWorkerPool,
@@ -52,10 +51,16 @@ from manymap.launcher import (
 from manymap.launcher.lowlevel import Batch, ManagedWorkerPool, NodesAlias, warn_user
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._connector import Connector, weak_call
-from manymap.pools.rpc._nodes import Connection, LocalNode, Node, RemoteHost, ServerBusy, parse_server
+from manymap.pools.rpc._nodes import Connection, LocalNode, Node, ServerBusy, parse_server
 from manymap.pools.rpc._opening import check_specs, check_tasks, open_nodes, rerun, stop_nodes, warn_down, why
 from manymap.pools.rpc._slot import Slot
 from manymap.serialize import PoolCodec, dumps_parts
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any
+
+    from manymap.pools.rpc._remote_host import RemoteHost
 
 __all__ = ["ParallelPool"]
 
