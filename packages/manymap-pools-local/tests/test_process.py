@@ -284,6 +284,17 @@ def test_a_timeout_does_not_count_the_workers_start_up(context: str) -> None:
         assert pool.map(abs, [-1, -2], timeout=1, chunksize=1) == [1, 2]
 
 
+def test_a_forked_worker_without_an_initializer_is_ready_as_it_is_forked() -> None:
+    # It reads its first batch once started, as a stdlib Pool worker reads its queue;
+    # one with an initializer is sent nothing before it says READY (the test above).
+    with hang_guard(), ProcessPool(2, context="fork") as pool:
+        assert [worker.ready for worker in pool._workers] == [True, True]
+        assert pool.map(abs, [-1, -2, -3], chunksize=1) == [1, 2, 3]
+    with hang_guard(), ProcessPool(1, context="fork", initializer=time.sleep, initargs=(1.0,)) as pool:
+        assert [worker.ready for worker in pool._workers] == [False]
+        assert pool.map(abs, [-1]) == [1]
+
+
 def test_a_failure_stops_the_map_before_its_worker_gets_another_batch(tmp_path: Path) -> None:
     # A worker's next batch goes out before the reply it sent is loaded, but not when
     # that reply carries a failure: the failure stops the map first (fail fast).

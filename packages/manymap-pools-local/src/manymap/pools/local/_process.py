@@ -9,8 +9,12 @@ manager waits on all of them at once,
 plus a doorbell that other threads ring when work is queued, a task must be
 stopped, or the pool resizes or closes:
 
-- a worker says it is ready once it has started and run its initializer
-  (so a task's timeout never counts a worker's start-up);
+- a worker with an initializer, or one not forked, says it is ready once
+  it has started and run its initializer (so a task's timeout never counts
+  its start-up, seconds for a spawned interpreter on a loaded machine); a
+  forked worker without one is ready as it is forked: its first batch waits
+  in its pipe while it starts (milliseconds), as the stdlib Pool's tasks
+  wait in its queue;
 - an idle, ready worker gets the next batch from the launcher's queue, as
   every managed pool sends it (``ManagedWorkerPool._send``): the function
   once per worker (cached there), then the batch's items, encoded in the
@@ -281,6 +285,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         initializer: Any = self._initializer
         if initializer is not None and self.context != "fork":
             initializer = _ByValue(initializer)
+        # A forked worker without an initializer is ready as it is forked: it is sent
+        # work at once and reads it once started (milliseconds). Any other says READY.
+        ready = self._forks and initializer is None
         args = (
             child_end,
             initializer,
@@ -291,6 +298,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             leader,
             child,
             _nesting.for_workers_of(self.nodes),
+            not ready,
         )
         name = f"manymap-worker-{serial}"
         process: Any
@@ -314,8 +322,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         worker = _Worker(
             f"process-{serial}[pid {process.pid}]", process, parent_end, leader=leader, pidfd=pidfd
         )
+        worker.ready = ready
         self._workers.append(worker)
-        self._watch(worker, True)  # until it says it is ready
+        self._watch(worker, True)  # until it says it is ready (if it does)
         self._add_channel(worker.death_signal(), ("sentinel", worker))
 
     def _dispatch(self) -> None:

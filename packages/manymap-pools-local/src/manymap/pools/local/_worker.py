@@ -40,13 +40,16 @@ def worker_main(
     leader: bool,
     child: bool,
     settings: _nesting.WorkerSettings,
+    announce: bool,
 ) -> None:
     """Serve batches until told to stop. Runs in the worker process.
 
     ``owner`` is the pid of the process that owns the pool (``child``: it is
     this process's parent); ``leader``: lead a process group of its own (a
     worker of a pool that is not itself inside a worker); ``settings``: its
-    depth and share of the cores, for the pools its tasks build (``_nesting.py``).
+    depth and share of the cores, for the pools its tasks build (``_nesting.py``);
+    ``announce``: say READY once started and initialized, before any task comes (a
+    forked worker without an initializer is sent work as it is forked).
     """
     _nesting.enter_worker(settings)
     for fd in inherited:  # the parent's ends of the other workers' pipes (fork)
@@ -62,9 +65,10 @@ def worker_main(
         except BaseException as error:
             _wire.send(conn, (_wire.INIT_FAILED,), dumps(TaskFailure.capture(error)))
             return
-    # Only now may tasks come: a task's timeout must not count this process's start-up
-    # (a spawned interpreter importing its modules on a loaded machine takes seconds).
-    _wire.send(conn, (_wire.READY,))
+    if announce:
+        # Only now may tasks come: a task's timeout must not count this process's start-up
+        # (a spawned interpreter importing its modules on a loaded machine takes seconds).
+        _wire.send(conn, (_wire.READY,))
     functions = FunctionCache()
     done = 0
     while True:
