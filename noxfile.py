@@ -18,6 +18,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import signal
 import sys
 import tarfile
 from dataclasses import dataclass
@@ -30,6 +31,11 @@ nox.options.default_venv_backend = "uv|virtualenv"
 nox.options.error_on_missing_interpreters = True
 nox.options.error_on_external_run = True
 nox.options.sessions = ["tests", "integration", "lint", "typecheck", "build", "docs"]
+# A script that starts nox as a background job (`nox &`) leaves SIGINT ignored in it,
+# and whatever it starts inherits that: the tests that Ctrl-C a script of theirs would
+# see it ignore the Ctrl-C. A handler of nox's own is reset to the default in what it runs.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 ROOT = Path(__file__).parent
 PACKAGES_DIR = ROOT / "packages"
