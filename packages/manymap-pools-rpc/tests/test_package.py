@@ -6,10 +6,8 @@ installs it from the checkout, non-editable), not against ``src/``.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from manymap.launcher.testing import DistributionConformance
+from manymap.launcher.testing._imports import fresh_run_loads
 
 
 class TestDistribution(DistributionConformance):
@@ -21,16 +19,13 @@ class TestDistribution(DistributionConformance):
     lazy_modules = DistributionConformance.FAMILY_DEFERRED
 
 
-def test_a_map_and_a_pipe_load_no_typing() -> None:
+SCRIPT_RUN = """
+from manymap.pools.rpc import ParallelPool
+with ParallelPool(2) as pool:
+    assert pool.map(abs, [-1, -2]) == [1, 2] and pool.pipe(abs, -3) == 3
+"""
+
+
+def test_a_script_run_loads_no_typing() -> None:
     """A script's whole run (import, start-up, map, pipe, close) never loads typing (5 to 10 ms)."""
-    code = (
-        "import sys\n"
-        "from manymap.pools.rpc import ParallelPool\n"
-        "with ParallelPool(2) as pool:\n"
-        "    assert pool.map(abs, [-1, -2]) == [1, 2] and pool.pipe(abs, -3) == 3\n"
-        "assert 'typing' not in sys.modules, 'typing was loaded'\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr
+    assert not fresh_run_loads(SCRIPT_RUN, ["typing"], what="the script")

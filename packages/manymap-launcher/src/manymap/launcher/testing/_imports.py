@@ -14,7 +14,8 @@ not to be finished.
 module that imports itself, is a cycle.
 
 `fresh_import_loads()` imports a module in a new interpreter and says which of
-the named modules that import put in ``sys.modules``.
+the named modules that import put in ``sys.modules``; `fresh_run_loads()` does
+the same for a whole script.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-__all__ = ["fresh_import_loads", "import_cycles", "module_graph", "module_name"]
+__all__ = ["fresh_import_loads", "fresh_run_loads", "import_cycles", "module_graph", "module_name"]
 
 
 def module_name(relative: str | Path) -> str | None:
@@ -142,17 +143,24 @@ def import_cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
 
 def fresh_import_loads(module: str, watched: Iterable[str], *, timeout: float = 120.0) -> set[str]:
     """Which of ``watched`` (module names) ``import module`` loads in a new interpreter."""
+    return fresh_run_loads(f"__import__({module!r})", watched, timeout=timeout, what=f"importing {module}")
+
+
+def fresh_run_loads(
+    code: str, watched: Iterable[str], *, timeout: float = 120.0, what: str = "the code"
+) -> set[str]:
+    """Which of ``watched`` (module names) running ``code`` (a script's text) loads in a
+    new interpreter; ``what`` names the code in the error when it fails."""
     names = sorted(set(watched))
-    code = (  # importlib and json are imported after the look: both are watched modules
-        "import sys\n"
-        f"__import__({module!r})\n"
+    script = (  # json is imported after the look: it is a watched module
+        f"import sys\n{code}\n"
         f"loaded = [n for n in {names!r} if n in sys.modules]\n"
         "import json\n"
         "print(json.dumps(loaded))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, check=False
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, check=False
     )
     if done.returncode != 0:
-        raise AssertionError(f"importing {module} in a fresh interpreter failed:\n{done.stderr}")
+        raise AssertionError(f"{what} in a fresh interpreter failed:\n{done.stderr}")
     return set(json.loads(done.stdout.strip().splitlines()[-1]))
