@@ -24,12 +24,11 @@ if TYPE_CHECKING:
     from manymap.launcher._job import Job
     from manymap.launcher._lazy_job import LazyJob
 
-__all__ = ["AsyncResult", "MapResult", "ResultIterator", "wait_for"]
-
-if TYPE_CHECKING:
     T = TypeVar("T")
 else:
     T = "T"  # (the generic bases below need no TypeVar at run time)
+
+__all__ = ["AsyncResult", "MapResult", "ResultIterator", "wait_for"]
 
 
 class AsyncResult(concurrent.futures.Future[T]):
