@@ -182,10 +182,7 @@ class DistributionConformance:
             for name in modules
         )
         code += "assert gc.isenabled(), 'the garbage collector is off after the imports'\n"
-        done = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stderr
+        _imports.fresh_run_loads(code, (), what=f"importing {', '.join(modules)}")  # raises if it fails
 
     @pytest.fixture(autouse=True)
     def _named(self) -> None:
