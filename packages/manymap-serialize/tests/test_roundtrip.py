@@ -292,3 +292,83 @@ def test_a_function_whose_globals_run_deep_still_ships() -> None:
     exec("def uses_getsource(x):\n    return TARGET\n", namespace)
     shipped = loads(dumps(namespace["uses_getsource"]))
     assert shipped(0) is inspect.getsource
+
+
+# Each thread keeps its pickler from one dumps() to the next (_core.py): nothing of
+# one dump may leak into the next, nor keep what it pickled alive.
+
+
+class _DumpsInside:
+    """An object whose pickling calls dumps() itself, inside the dump under way."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (dumps(self.inner),))
+
+
+def _rebuilt(payload: bytes) -> Any:
+    return ("rebuilt", loads(payload))
+
+
+def test_a_dump_inside_a_dump_gets_a_pickler_of_its_own() -> None:
+    shared = ["shared"]
+    value = [shared, _DumpsInside([shared, 2]), shared]
+    loaded = loads(dumps(value))
+    assert loaded == [["shared"], ("rebuilt", [["shared"], 2]), ["shared"]]
+    assert loaded[0] is loaded[2]  # the outer dump's memo survived the inner one
+    assert loads(dumps([1, 2])) == [1, 2]  # and the kept pickler is free again
+
+
+def test_a_dump_keeps_nothing_of_the_one_before() -> None:
+    first = ["first"]
+    assert loads(dumps([first, first])) == [["first"], ["first"]]
+    # the same object again: written out in full, not as a reference into an old memo
+    alone = loads(dumps(first))
+    assert alone == ["first"]
+
+
+def test_a_dump_keeps_no_object_it_pickled_alive() -> None:
+    import gc
+    import weakref
+
+    class Big:
+        pass
+
+    big = Big()
+    big.payload = list(range(1000))  # type: ignore[attr-defined]
+    reference = weakref.ref(big)
+    dumps([big])
+    del big
+    gc.collect()
+    assert reference() is None
+
+
+def test_a_failed_dump_leaves_the_next_one_whole() -> None:
+    from manymap.launcher import SerializationError
+
+    with open(os.devnull) as handle, pytest.raises(SerializationError):
+        dumps([1, handle])
+    assert loads(dumps({"after": [1, 2, 3]})) == {"after": [1, 2, 3]}
+
+
+def test_threads_dumping_at_once_each_get_their_own_payload() -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def dump_many(seed: int) -> None:
+        try:
+            for i in range(300):
+                value = [seed, i, "x" * (seed + i % 7), {seed: (i,)}]
+                assert loads(dumps(value)) == value
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=dump_many, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors

@@ -126,6 +126,8 @@ def split_buffers(data: bytes | bytearray | memoryview) -> tuple[memoryview, lis
     """
     if type(data) is bytes and data.startswith(HEADER):  # the common case, kept short
         return memoryview(data)[HEADER_SIZE:], None
+    if type(data) is memoryview and data.itemsize == 1 and data.ndim == 1 and data[:HEADER_SIZE] == HEADER:
+        return data[HEADER_SIZE:], None  # a plain payload inside a received frame
     view = _bytes_view(data)
     head = bytes(view[:HEADER_SIZE])
     if head == HEADER:

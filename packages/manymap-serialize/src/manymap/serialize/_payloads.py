@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from types import CodeType, FunctionType
 
@@ -89,29 +90,27 @@ def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
     if type(function) is not FunctionType:
         return None
     namespace = function.__globals__
-    cells = tuple(cell.cell_contents for cell in function.__closure__ or () if _filled(cell))
-    if globals_by_reference(function):  # the payload names the module, not its globals
-        return (
-            function.__code__,
-            function.__name__,
-            function.__qualname__,
-            function.__defaults__,
-            *_flat(function.__kwdefaults__ or {}),
-            *cells,
-        )
-    return (
-        function.__code__,
+    closure = function.__closure__
+    cells = () if closure is None else tuple(cell.cell_contents for cell in closure if _filled(cell))
+    code = function.__code__
+    parts = (
+        code,
         function.__name__,
         function.__qualname__,
         function.__defaults__,
-        *_flat(function.__kwdefaults__ or {}),
+        *_flat(function.__kwdefaults__),
         *cells,
-        *(namespace.get(name, _MISSING) for name in _global_names(function.__code__)),
     )
+    if globals_by_reference(function):  # the payload names the module, not its globals
+        return parts
+    names = _global_names(code)
+    return (*parts, *map(namespace.get, names, itertools.repeat(_MISSING, len(names))))
 
 
-def _flat(mapping: Mapping[str, Any]) -> tuple[Any, ...]:
+def _flat(mapping: Mapping[str, Any] | None) -> tuple[Any, ...]:
     """Keyword names then values, in name order: parts to compare one by one."""
+    if not mapping:  # the common case, a look per call
+        return _NONE
     names = sorted(mapping)
     return (len(names), *names, *(mapping[name] for name in names))
 
@@ -142,10 +141,11 @@ def _filled(cell: Any) -> bool:
 
 
 def _same(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
-    return len(old) == len(new) and all(a is b for a, b in zip(old, new, strict=True))
+    return len(old) == len(new) and all(map(operator.is_, old, new))
 
 
 _MISSING = object()
+_NONE = (0,)  # _flat of no keywords
 _NAMES: dict[CodeType, tuple[str, ...]] = {}
 
 
