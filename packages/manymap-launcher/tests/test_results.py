@@ -1,4 +1,5 @@
-"""Result handles outside of any pool: future conversion and cancellation."""
+"""Result handles outside of any pool: future conversion and cancellation; the
+blocked caller's ``CallResult``; the ``Condition`` the bookkeeping notifies."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import threading
 import pytest
 
 from manymap.launcher import AsyncResult, ResultTimeoutError
+from manymap.launcher._condition import Condition
+from manymap.launcher.lowlevel import CallResult
 
 
 def test_from_future_follows_the_source() -> None:
@@ -105,3 +108,73 @@ def test_dropping_an_unfinished_imap_never_waits_for_the_pools_lock() -> None:
     pool.close()
     pool.join()
     assert job.complete
+
+
+# CallResult: the handle of a call its caller blocks on (only that caller waits).
+
+
+def test_a_call_result_gives_the_value_delivered_from_another_thread() -> None:
+    result: CallResult[int] = CallResult()
+    threading.Timer(0.05, result._deliver, args=(42,)).start()
+    assert result.get() == 42
+    assert result.get() == 42  # read again: no second wait
+
+
+def test_a_call_result_raises_the_error_delivered() -> None:
+    result: CallResult[int] = CallResult()
+    result._deliver(error=ValueError("the task's own"))
+    with pytest.raises(ValueError, match="the task's own"):
+        result.get()
+
+
+def test_a_call_result_keeps_the_first_outcome() -> None:
+    result: CallResult[int] = CallResult()
+    result._cancel()
+    result._deliver(7)  # a result a moment after the cancellation: ignored
+    with pytest.raises(concurrent.futures.CancelledError):
+        result.get()
+    settled: CallResult[int] = CallResult()
+    settled._deliver(7)
+    settled._cancel()
+    assert settled.get() == 7
+
+
+def test_a_call_result_settled_by_racing_threads_is_settled_once() -> None:
+    for _ in range(200):
+        result: CallResult[int] = CallResult()
+        start = threading.Barrier(3)
+
+        def settle(value: int, result: CallResult[int] = result, start: threading.Barrier = start) -> None:
+            start.wait()
+            result._deliver(value)
+
+        threads = [threading.Thread(target=settle, args=(value,)) for value in (1, 2, 3)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(10)
+        assert result.get() in (1, 2, 3)  # (a second release of its lock would have raised)
+
+
+def test_a_condition_notifies_its_waiters_and_costs_nothing_without() -> None:
+    lock = threading.Lock()
+    condition = Condition(lock)
+    with condition:
+        condition.notify_all()  # nobody waits: nothing to do
+        condition.notify()
+    woken = threading.Event()
+
+    def wait() -> None:
+        with condition:
+            condition.wait(30)
+            woken.set()
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    while True:
+        with condition:
+            if condition._waiters:  # type: ignore[attr-defined]
+                condition.notify_all()
+                break
+    waiter.join(30)
+    assert woken.is_set()

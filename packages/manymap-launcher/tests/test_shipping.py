@@ -13,6 +13,7 @@ import multiprocessing
 import pickle
 import signal
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -104,8 +105,11 @@ class ShipPool(ManagedWorkerPool[_Thread]):
             self._workers.append(worker)
             self._add_channel(worker.ours, worker)
 
+    def _ready_workers(self) -> list[_Thread]:
+        return [worker for worker in self._workers if worker.batch is None]
+
     def _dispatch(self) -> None:
-        self._dispatch_to([worker for worker in self._workers if worker.batch is None])
+        self._dispatch_to(self._ready_workers())
 
     def _transmit(self, worker: _Thread, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
         self.functions_sent += function is not None
@@ -220,3 +224,44 @@ def test_run_loaded_reports_what_would_not_load() -> None:
     values, failures = run_loaded(negate, broken, star=False)
     assert values is None
     assert isinstance(failures[0].error, EOFError)
+
+
+_ran: list[str] = []  # what the worker threads ran, in order (ShipPool's workers share this process)
+
+
+def _run_after(name: str, seconds: float) -> str:
+    time.sleep(seconds)
+    _ran.append(name)
+    return name
+
+
+def test_a_blocked_call_waits_behind_the_batches_of_a_busy_pool() -> None:
+    # With a worker idle, a blocked caller's call goes straight to it (no queue);
+    # with every worker busy and batches queued, it must not overtake them.
+    _ran.clear()
+    with hang_guard(), ShipPool(1) as pool:
+        assert pool.pipe(_run_after, "warm", 0) == "warm"
+        queued = pool.amap(_run_after, ["a", "b", "c"], [0.05] * 3, chunksize=1)
+        assert pool.pipe(_run_after, "blocked", 0) == "blocked"
+        assert queued.get(30) == ["a", "b", "c"]
+    assert _ran == ["warm", "a", "b", "c", "blocked"]
+
+
+def test_blocked_calls_from_many_threads_each_get_their_own_result() -> None:
+    errors: list[BaseException] = []
+    with hang_guard(), ShipPool(2) as pool:
+
+        def call_many(seed: int) -> None:
+            try:
+                for i in range(100):
+                    assert pool.pipe(negate, seed * 1000 + i) == -(seed * 1000 + i)
+            except BaseException as error:
+                errors.append(error)
+
+        threads = [threading.Thread(target=call_many, args=(seed,)) for seed in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors
+        assert pool.stats().tasks == 400

@@ -81,9 +81,7 @@ class PoolCalls:
 
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """:meth:`AbstractWorkerPool.pipe` with these options (``kwds`` go to ``function``)."""
-        return self.pool._wait(
-            lambda wait: self.pool._apply("pipe", function, args, kwds, self._overrides, wait=wait)
-        )
+        return self.pool._call("pipe", function, args, kwds, self._overrides)
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """:meth:`AbstractWorkerPool.apipe` with these options (``kwds`` go to ``function``)."""

@@ -58,9 +58,16 @@ class _Pool(Protocol):
         args: tuple[Any, ...],
         kwds: dict[str, Any],
         overrides: dict[str, Any],
-        *,
-        wait: object = None,
     ) -> AsyncResult[T]: ...
+
+    def _call(
+        self,
+        method: str,
+        function: Callable[..., T],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> T: ...
 
     def _amap(
         self,
@@ -70,10 +77,17 @@ class _Pool(Protocol):
         options: dict[str, Any],
         *,
         star: bool | None = None,
-        wait: object = None,
     ) -> MapResult[T]: ...
 
-    def _wait(self, start: Callable[[Any], AsyncResult[T]]) -> T: ...
+    def _map(
+        self,
+        method: str,
+        function: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        options: dict[str, Any],
+        *,
+        star: bool | None = None,
+    ) -> list[T]: ...
 
     def _lazy(
         self,
@@ -108,7 +122,7 @@ class MultiprocessingPoolMethods:
         Options: ``timeout``, ``retries``, ``progress``.
         """
         call_args, call_kwds = _arguments("apply", args, kwds)
-        return self._wait(lambda wait: self._apply("apply", func, call_args, call_kwds, options, wait=wait))
+        return self._call("apply", func, call_args, call_kwds, options)
 
     def apply_async(
         self: _Pool,
@@ -155,11 +169,7 @@ class MultiprocessingPoolMethods:
         **options: Any,
     ) -> list[T]:
         """``func(*item)`` for every item, as a list (``multiprocessing.Pool.starmap``)."""
-        return self._wait(
-            lambda wait: self._amap(
-                "starmap", func, (iterable,), _sized(chunksize, options), star=True, wait=wait
-            )
-        )
+        return self._map("starmap", func, (iterable,), _sized(chunksize, options), star=True)
 
     def starmap_async(
         self: _Pool,

@@ -3,9 +3,11 @@
 The pool cuts the input into batches in the caller's thread
 (:meth:`~manymap.launcher.lowlevel.Job.cut`), then, under the lock, :meth:`EagerJob.load`
 queues them all, and :meth:`EagerJob.launch` (outside the lock) announces
-them, wakes the workers and settles an empty call at once. Values land in a
-list by task index; when the job is complete its one result handle gets the
-list (the value, for a single task) or the failure of the lowest task index.
+them, wakes the workers and settles an empty call at once. (A blocked
+caller's call of one batch may skip the queue: :meth:`EagerJob.load_running`.)
+Values land in a list by task index; when the job is complete its one result
+handle gets the list (the value, for a single task) or the failure of the
+lowest task index.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from manymap.launcher._job import Job
-from manymap.launcher._results import cancel_future
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
     from manymap.launcher._batch import Batch
     from manymap.launcher._events import TaskEvent
-    from manymap.launcher._results import AsyncResult
+    from manymap.launcher._results import AsyncResult, CallResult
     from manymap.launcher._scheduler import Scheduler
 
 __all__ = ["EagerJob"]
@@ -35,14 +36,14 @@ class EagerJob(Job):
         scheduler: Scheduler,
         function: Callable[..., Any],
         *,
-        handle: AsyncResult[Any],
+        handle: AsyncResult[Any] | CallResult[Any],
         single: bool,
         **common: Any,
     ) -> None:
         """``handle`` gets the result; ``common``: the arguments of :class:`Job`."""
         super().__init__(scheduler, function, **common)
         self.single = single
-        self._handle: AsyncResult[Any] | None = handle
+        self._handle: AsyncResult[Any] | CallResult[Any] | None = handle
         self._values: list[Any] = []
         self._announced: list[TaskEvent] = []  # SUBMITTED events of load(), emitted by launch()
         self._done_at_load = False
@@ -53,6 +54,14 @@ class EagerJob(Job):
         self._exhausted = True
         self._announced = self._queue_batches(batches, count)
         self._done_at_load = self._check_complete()
+
+    def load_running(self, batch: Batch) -> None:
+        """Load a call of one ``batch`` that its pool sends to a worker at once: in
+        flight from now, never queued (under the lock; for a job without a
+        listener, which has nothing to announce)."""
+        self._values = [None] * len(batch)
+        self._exhausted = True
+        self._fed = self._inflight = len(batch)
 
     def launch(self) -> None:
         """After :meth:`load` (outside the lock): emit its events, wake the
@@ -70,7 +79,7 @@ class EagerJob(Job):
 
     def _cancel_handle(self) -> None:
         if self._handle is not None:
-            cancel_future(self._handle)
+            self._handle._cancel()
 
     def _settle(self) -> None:
         handle, self._handle = self._handle, None  # no cycle left: a finished pool can be freed at once

@@ -86,6 +86,7 @@ class Job:
         self.wait: object = None
         self._listener = listener
         self._cond = scheduler.changed  # shared by the pool's jobs: one per job costs 2 µs a call
+        self._lock = scheduler.lock  # the condition's lock, for blocks that notify nobody (cheaper)
         self._emitting = 0  # threads inside _emit: the bar is closed only once they are out
         # guards _emitting; only a job with a listener emits (and it never gains one)
         self._emit_cond = threading.Condition() if listener is not None else None
@@ -112,6 +113,10 @@ class Job:
         Runs in the caller's thread, outside the lock, so that what cannot
         be serialized is refused before anything is queued.
         """
+        if len(items) == 1:  # pipe, apply, submit: one batch of one
+            batches = [Batch(self, range(start, start + 1), items)]
+            self.scheduler.encode(self, batches)
+            return batches
         batches = []
         offset = 0
         for size in batch_sizes(len(items), self.chunksize, self.taper):
@@ -158,6 +163,11 @@ class Job:
         """How many tasks the next ready batch holds (0: none is ready)."""
         return len(self._ready[0]) if self._ready else 0
 
+    @property
+    def listened(self) -> bool:
+        """Whether a progress listener gets this job's task events."""
+        return self._listener is not None
+
     def stopped(self) -> bool:
         """Whether the job hands out no more tasks: a failure, a cancellation."""
         return self._stop_reason is not None
@@ -168,7 +178,7 @@ class Job:
         return self._complete
 
     def _start(self, batch: Batch, worker: str, host: str | None) -> None:
-        with self._cond:
+        with self._lock:
             if batch.settled:
                 return
             batch.worker, batch.host = worker, host
@@ -188,25 +198,25 @@ class Job:
         failures: Mapping[int, TaskFailure],
         duration: float | None,
     ) -> None:
-        if len(values) != len(batch):
-            raise ValueError(f"{batch!r} has {len(batch)} tasks but {len(values)} values were reported")
-        now = time.monotonic()
+        count = len(batch.items)
+        if len(values) != count:
+            raise ValueError(f"{batch!r} has {count} tasks but {len(values)} values were reported")
         if duration is None:
-            duration = now - batch.started_at if batch.started_at is not None else 0.0
+            duration = time.monotonic() - batch.started_at if batch.started_at is not None else 0.0
         worker = batch.worker or "?"
-        errors = {
-            batch.indices[offset]: annotate_task_error(
-                failure.error, index=batch.indices[offset], worker=worker, traceback_text=failure.traceback
+        errors = {}
+        for offset, failure in failures.items():  # (most batches: none)
+            index = batch.indices[offset]
+            errors[index] = annotate_task_error(
+                failure.error, index=index, worker=worker, traceback_text=failure.traceback
             )
-            for offset, failure in failures.items()
-        }
-        with self._cond:
+        with self._lock:
             if batch.settled or self._complete:
                 return
             batch.settled = True
-            self._inflight -= len(batch)
-            self._settled += len(batch)
-            self.scheduler.record(self.function, worker, batch.host, len(batch), len(errors), duration)
+            self._inflight -= count
+            self._settled += count
+            self.scheduler.record(self.function, worker, batch.host, count, len(errors), duration)
             indices = batch.indices
             if not self._cancelled:
                 self._store(indices, values)
@@ -217,7 +227,7 @@ class Job:
             self._cond.notify_all()
             done = self._check_complete()
         if self._listener is not None:
-            each = duration / len(batch)
+            each = duration / count
             self._emit(
                 [
                     TaskEvent(

@@ -63,15 +63,16 @@ import selectors
 import signal
 import sys
 import threading
-import types
 import weakref
 from collections.abc import Callable, Iterable
 
 from manymap.launcher._batch import Batch
+from manymap.launcher._condition import Condition
+from manymap.launcher._eager_job import EagerJob
 from manymap.launcher._errors import SerializationError, add_note
 from manymap.launcher._job import Job
 from manymap.launcher._pool import AbstractWorkerPool
-from manymap.launcher._results import AsyncResult, wait_for
+from manymap.launcher._results import AsyncResult, CallResult, wait_for
 from manymap.launcher._shipping import BatchCodec, ManagedWorker, for_all
 from manymap.launcher._spin import SPIN, spin
 from manymap.launcher._task import TaskFailure
@@ -98,11 +99,7 @@ if TYPE_CHECKING:
     W = TypeVar("W", bound=ManagedWorker)
     T = TypeVar("T")
 else:
-
-    class Generic:
-        """At run time, without typing: ``ProcessPool(ManagedWorkerPool[_Worker])`` subscripts it."""
-
-        __class_getitem__ = classmethod(types.GenericAlias)
+    from manymap.launcher._generic import Generic  # ProcessPool(ManagedWorkerPool[_Worker]) subscripts it
 
     W = "W"
 
@@ -165,7 +162,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         self._dispatch_lock = threading.Lock()  # guards the worker records
         self._last_rites: list[ManagedWorkerPool[Any]] = []  # the pool, handed to its manager by __del__
         self._tokens = itertools.count(1)  # one per batch sent: a worker's reply names it
-        self._loans_ended = threading.Condition(self._dispatch_lock)
+        self._loans_ended = Condition(self._dispatch_lock)
         self._on_loan = 0  # workers lent to callers now
         self._lent: set[int] = set()  # the death signals (descriptors) of the workers on loan now
         # those of them the manager saw ready: unwatched until the loan ends
@@ -270,9 +267,18 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 return
             self._send(worker, batch)
 
+    def _ready_workers(self) -> Iterable[W]:
+        """The workers that may be sent a batch now: idle and ready (a pool that
+        ships batches: its ``_dispatch`` hands them to :meth:`_dispatch_to`)."""
+        return ()
+
     def _next_batch(self) -> Batch | None:
         """The next batch to send: the launcher's queue's (a pool may put others first)."""
         return self._take_batch()
+
+    def _batches_waiting(self) -> bool:
+        """Whether :meth:`_next_batch` has a batch to send (a look, nothing taken)."""
+        return bool(self._scheduler.queue)
 
     def _send(self, worker: W, batch: Batch) -> None:
         """Give ``batch`` to the idle ``worker``: a new token, the function if it lacks it."""
@@ -395,7 +401,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     # --------------------------------------------- the launcher's hooks
 
-    def _wait(self, start: Callable[[Any], AsyncResult[T]]) -> T:
+    def _wait(self, start: Callable[[Any], AsyncResult[T] | CallResult[T]]) -> T:
         wait = _Wait()
         worker = None
         try:
@@ -412,6 +418,36 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         if worker is not None:
             self._end_loan(worker, replied=replied)
         return wait_for(handle)
+
+    def _launch(self, method: str, job: EagerJob, batches: list[Batch], count: int) -> None:
+        direct = isinstance(job.wait, _Wait) and len(batches) == 1 and not job.listened
+        if not (direct and self._send_now(method, job, batches[0])):
+            super()._launch(method, job, batches, count)
+
+    def _send_now(self, method: str, job: EagerJob, batch: Batch) -> bool:
+        """Send ``batch``, a blocked caller's whole call, straight to a ready worker, which
+        is lent to it (:meth:`_send`): no queue, no wake-up. False, doing nothing, if
+        the manager is busy, another batch waits (it goes first), or no worker is
+        ready; the call is then queued as any other."""
+        if self._closing or self._manager is None or self._batches_waiting():
+            return False
+        with interrupts_deferred():  # the batch is loaded and sent, or neither
+            if not self._dispatch_lock.acquire(blocking=False):
+                return False
+            try:
+                worker = next(iter(self._ready_workers()), None)
+                if worker is None or self._killing:
+                    return False
+                with self._lock:
+                    if self._batches_waiting():  # queued since the look above: it goes first
+                        return False
+                    self._check_open(method)
+                    self._scheduler.add(job)
+                    job.load_running(batch)
+                self._send(worker, batch)
+            finally:
+                self._dispatch_lock.release()
+        return True
 
     def _disarm(self, wait: _Wait) -> W | None:
         """The worker lent to ``wait`` while it started its call, if any; none is lent

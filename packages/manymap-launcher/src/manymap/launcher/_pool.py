@@ -48,7 +48,7 @@ from manymap.launcher._job import Job
 from manymap.launcher._lifecycle import Lifecycle, PoolState
 from manymap.launcher._nodes import NodesAlias, check_nodes, pick_nodes
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._results import AsyncResult, MapResult, wait_for
+from manymap.launcher._results import AsyncResult, CallResult, MapResult, wait_for
 from manymap.launcher._scheduler import PoolScheduler
 from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
@@ -190,7 +190,7 @@ class AbstractWorkerPool(
         """
         if callback is not None:
             return map_with_callback(self, function, iterables, callback, options)
-        return self._wait(lambda wait: self._amap("map", function, iterables, options, wait=wait))
+        return self._map("map", function, iterables, options)
 
     def imap(self, function: Callable[..., T], *iterables: Iterable[Any], **options: Any) -> Iterator[T]:
         """Like :meth:`map`, but lazy: results in order, as they are ready.
@@ -210,9 +210,7 @@ class AbstractWorkerPool(
 
     def smap(self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any) -> list[T]:
         """``function(*item)`` for every item, in parallel (``itertools.starmap``)."""
-        return self._wait(
-            lambda wait: self._amap("smap", function, (iterable,), options, star=True, wait=wait)
-        )
+        return self._map("smap", function, (iterable,), options, star=True)
 
     def ismap(
         self, function: Callable[..., T], iterable: Iterable[Iterable[Any]], **options: Any
@@ -229,7 +227,7 @@ class AbstractWorkerPool(
     def pipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> T:
         """``function(*args, **kwds)`` on a worker; the pool's default options apply
         (per-call ones through :meth:`with_options`)."""
-        return self._wait(lambda wait: self._apply("pipe", function, args, kwds, {}, wait=wait))
+        return self._call("pipe", function, args, kwds, {})
 
     def apipe(self, function: Callable[..., T], /, *args: Any, **kwds: Any) -> AsyncResult[T]:
         """The asynchronous :meth:`pipe`: returns an :class:`AsyncResult`."""
@@ -403,7 +401,7 @@ class AbstractWorkerPool(
     def _wake(self) -> None:
         """Work was queued (or re-queued). Blocking cores need not care."""
 
-    def _wait(self, start: Callable[[Any], AsyncResult[T]]) -> T:
+    def _wait(self, start: Callable[[Any], AsyncResult[T] | CallResult[T]]) -> T:
         """The result of a blocking call (``map``, ``pipe``, ``apply``...): ``start(wait)``
         makes the call (``wait`` goes to its job, see :attr:`Job.wait`), then the
         caller's thread waits for it; Ctrl-C stops its work (:func:`wait_for`).

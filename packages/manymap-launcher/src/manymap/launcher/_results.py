@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import threading
 from collections.abc import Callable, Generator, Iterator
 
 from manymap.launcher import _deferred, _finalizer
@@ -19,16 +20,18 @@ from manymap.launcher._errors import ResultTimeoutError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
-    from typing import Any, TypeVar
+    from typing import Any, Generic, TypeVar
 
     from manymap.launcher._job import Job
     from manymap.launcher._lazy_job import LazyJob
 
     T = TypeVar("T")
 else:
+    from manymap.launcher._generic import Generic
+
     T = "T"  # (the generic bases below need no TypeVar at run time)
 
-__all__ = ["AsyncResult", "MapResult", "ResultIterator", "wait_for"]
+__all__ = ["AsyncResult", "CallResult", "MapResult", "ResultIterator", "wait_for"]
 
 
 class AsyncResult(concurrent.futures.Future[T]):
@@ -123,8 +126,57 @@ class AsyncResult(concurrent.futures.Future[T]):
         else:
             _settle(self.set_result, value)
 
+    def _cancel(self) -> None:
+        """Cancel the handle (its job was cancelled or aborted)."""
+        cancel_future(self)
 
-def wait_for(handle: AsyncResult[T]) -> T:
+
+class CallResult(Generic[T]):
+    """The result of a call its caller blocks on (``map``, ``pipe``, ``apply``...).
+
+    Only that caller ever waits for it (:func:`wait_for`, in the pool's
+    ``_wait``), so a lock the job releases when it settles the call is all it
+    needs: not the condition, waiters and callbacks of an :class:`AsyncResult`,
+    which anyone may hold, a few microseconds per call.
+    """
+
+    __slots__ = ("_job", "_outcome", "_ready")
+
+    def __init__(self) -> None:
+        self._job: Job | None = None
+        self._outcome: tuple[Any, BaseException | None] | None = None
+        self._ready = threading.Lock()
+        self._ready.acquire()  # released once the outcome is in
+
+    def get(self) -> T:
+        """The result, waiting for it (Ctrl-C interrupts the wait); the task's error, raised."""
+        if self._outcome is None:
+            with self._ready:  # acquired once released: the outcome is in
+                pass
+        assert self._outcome is not None
+        value, error = self._outcome
+        if error is not None:
+            raise error
+        result: T = value
+        return result
+
+    def _deliver(self, value: Any = None, error: BaseException | None = None) -> None:
+        """Settle the call, once (a cancellation may race with the result: the first wins)."""
+        with _settling:
+            if self._outcome is not None:
+                return
+            self._outcome = (value, error)
+        self._ready.release()
+
+    def _cancel(self) -> None:
+        """Cancel the call: its caller gets ``concurrent.futures.CancelledError``."""
+        self._deliver(error=concurrent.futures.CancelledError())
+
+
+_settling = threading.Lock()  # a CallResult's outcome is set once (held for an instant)
+
+
+def wait_for(handle: AsyncResult[T] | CallResult[T]) -> T:
     """Wait for a handle; on Ctrl-C cancel its work and stop its running tasks."""
     try:
         return handle.get()

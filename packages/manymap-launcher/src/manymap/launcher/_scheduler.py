@@ -26,6 +26,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable
 
+from manymap.launcher._condition import Condition
 from manymap.launcher._lifecycle import Lifecycle
 from manymap.launcher._stats import StatsRecorder
 from manymap.launcher._watchdog import Watchdog
@@ -103,8 +104,8 @@ class PoolScheduler:
         self.poison_limit = 2
         self.lifecycle = Lifecycle()
         self.stats = StatsRecorder()
-        self.work_ready = threading.Condition(self.lock)
-        self.changed = threading.Condition(self.lock)
+        self.work_ready = Condition(self.lock)
+        self.changed: threading.Condition = Condition(self.lock)
         self.queue: deque[Job] = deque()
         self.jobs: set[Job] = set()
         self.watchdog = Watchdog(

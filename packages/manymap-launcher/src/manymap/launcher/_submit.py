@@ -7,13 +7,16 @@ the whole input into batches, encoded by the pool in the caller's thread,
 or a :class:`~manymap.launcher._lazy_job.LazyJob` is given its input to
 read later. The pool is started if it is new, the job is counted by the
 pool's scheduler, and the eager job is loaded and launched (its batches
-queued, the workers woken). From there on the job talks to the scheduler
-only. A call that fails before its caller holds a handle (Ctrl-C, say)
+queued, the workers woken; ``_launch``). From there on the job talks to the scheduler
+only, and settles the call's handle: an :class:`~manymap.launcher.AsyncResult`
+the caller holds (``amap``, ``apipe``...), or a
+:class:`~manymap.launcher._results.CallResult` only the blocked caller waits
+for (``map``, ``pipe``...). A call that fails before its caller holds a handle (Ctrl-C, say)
 abandons its job so that nothing runs on unseen.
 
 :class:`JobSubmission` is a base of
 :class:`~manymap.launcher.AbstractWorkerPool`; pools override its hooks
-(``_chunksize``, ``_taper``, ``_read_ahead``, ``_capacity``, ``_lazy``, ``_amap``).
+(``_chunksize``, ``_taper``, ``_read_ahead``, ``_capacity``, ``_lazy``, ``_map_job``).
 """
 
 from __future__ import annotations
@@ -26,17 +29,18 @@ from manymap.launcher._batching import choose_chunksize, read_ahead
 from manymap.launcher._eager_job import EagerJob
 from manymap.launcher._events import ProgressListener
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+from manymap.launcher._results import AsyncResult, CallResult, MapResult, ResultIterator
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 
+    from manymap.launcher._batch import Batch
     from manymap.launcher._job import Job
     from manymap.launcher._scheduler import PoolScheduler
 
     T = TypeVar("T")
-    H = TypeVar("H", bound=AsyncResult[Any])
+    H = TypeVar("H", bound=AsyncResult[Any] | CallResult[Any])
 
 __all__ = ["JobSubmission"]
 
@@ -55,6 +59,7 @@ class JobSubmission:
         def _check_open(self, method: str) -> None: ...
         def _ensure_started(self) -> None: ...
         def _interrupted(self, job: Job) -> None: ...
+        def _wait(self, start: Callable[[Any], AsyncResult[T] | CallResult[T]]) -> T: ...
 
     def _amap(
         self,
@@ -64,10 +69,41 @@ class JobSubmission:
         options: dict[str, Any],
         *,
         star: bool | None = None,
-        wait: object = None,
     ) -> MapResult[T]:
-        items = list(task_source(method, iterables))
+        """A map whose caller gets a handle (``amap``, ``map_async``...)."""
         handle: MapResult[T] = MapResult()
+        return self._map_job(method, function, iterables, options, handle, star=star)
+
+    def _map(
+        self,
+        method: str,
+        function: Callable[..., T],
+        iterables: tuple[Iterable[Any], ...],
+        options: dict[str, Any],
+        *,
+        star: bool | None = None,
+    ) -> list[T]:
+        """A map whose caller blocks on it (``map``, ``smap``, ``starmap``)."""
+        return self._wait(
+            lambda wait: self._map_job(
+                method, function, iterables, options, CallResult(), star=star, wait=wait
+            )
+        )
+
+    def _map_job(
+        self,
+        method: str,
+        function: Callable[..., Any],
+        iterables: tuple[Iterable[Any], ...],
+        options: dict[str, Any],
+        handle: H,
+        *,
+        star: bool | None,
+        wait: object = None,
+    ) -> H:
+        """Start a map settling ``handle`` with the list of its results (the hook
+        of a pool that maps its own way, ``SerialPool``)."""
+        items = list(task_source(method, iterables))
         star = len(iterables) > 1 if star is None else star
         return self._eager(method, function, items, star, {}, options, handle, single=False, wait=wait)
 
@@ -78,13 +114,29 @@ class JobSubmission:
         args: tuple[Any, ...],
         kwds: dict[str, Any],
         overrides: dict[str, Any],
-        *,
-        wait: object = None,
     ) -> AsyncResult[T]:
+        """A call of one task whose caller gets a handle (``apipe``, ``submit``...)."""
         handle: AsyncResult[T] = AsyncResult()
-        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True, wait=wait)
+        return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
+
+    def _call(
+        self,
+        method: str,
+        function: Callable[..., T],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> T:
+        """A call of one task whose caller blocks on it (``pipe``, ``apply``)."""
+        return self._wait(
+            lambda wait: self._eager(
+                method, function, [args], True, kwds, overrides, CallResult(), single=True, wait=wait
+            )
+        )
 
     def _options(self, overrides: dict[str, Any], method: str) -> TaskOptions:
+        if not overrides:  # most calls (no f-string for an error that cannot happen)
+            return self._defaults
         return self._defaults.merged(overrides, call=f"{type(self).__name__}.{method}()")
 
     def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
@@ -155,15 +207,23 @@ class JobSubmission:
         batches = job.cut(items, 0)
         self._ensure_started()
         try:
-            with self._lock:
-                self._check_open(method)
-                self._scheduler.add(job)
-                job.load(batches, len(items))
-            job.launch()
+            self._launch(method, job, batches, len(items))
         except BaseException:
             self._abandon(job)
             raise
         return handle
+
+    def _launch(self, method: str, job: EagerJob, batches: list[Batch], count: int) -> None:
+        """Queue the eager ``job``'s ``batches`` (``count`` tasks) and wake the workers.
+
+        A pool may send a blocked caller's one batch to an idle worker at once
+        instead (``ManagedWorkerPool``).
+        """
+        with self._lock:
+            self._check_open(method)
+            self._scheduler.add(job)
+            job.load(batches, count)
+        job.launch()
 
     @staticmethod
     def _task_items(method: str, function: object, iterables: tuple[Iterable[Any], ...]) -> Iterator[Any]:

@@ -16,6 +16,8 @@ the pools' public base, result handles, errors and progress events.
 - :class:`Job` and :class:`Batch`: what a scheduling core takes and reports
   through; :func:`run_calls` runs a batch's calls and collects their
   :class:`TaskFailure` s; :class:`TaskOptions` is a call's options;
+  :class:`CallResult`: the handle a job settles for a caller blocked on its
+  call (``map``, ``pipe``), where others get an ``AsyncResult``;
 - :class:`NodesAlias`: ``nodes`` under another name (``ncpus = NodesAlias()``);
 - :func:`spin`: look for a message for :data:`SPIN` seconds without sleeping
   (a wake-up costs more than a small task on a virtual machine), a worker
@@ -41,6 +43,7 @@ with collector_paused():  # (import time: see _public.py)
     from manymap.launcher._nodes import NodesAlias
     from manymap.launcher._options import TaskOptions
     from manymap.launcher._reseed import reseed
+    from manymap.launcher._results import CallResult
     from manymap.launcher._spin import SPIN, WORKER_SPIN, spin
     from manymap.launcher._task import TaskFailure, run_calls, run_loaded
     from manymap.launcher._warnings import warn_user
@@ -57,6 +60,7 @@ __all__ = [
     "WORKER_SPIN",
     "Batch",
     "BatchCodec",
+    "CallResult",
     "Doorbell",
     "EngineInbox",
     "EngineOutcome",

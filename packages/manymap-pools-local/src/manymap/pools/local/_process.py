@@ -327,8 +327,11 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         self._watch(worker, True)  # until it says it is ready (if it does)
         self._add_channel(worker.death_signal(), ("sentinel", worker))
 
+    def _ready_workers(self) -> list[_Worker]:
+        return [w for w in self._workers if w.batch is None and not w.stopping and w.ready]
+
     def _dispatch(self) -> None:
-        self._dispatch_to(w for w in self._workers if w.batch is None and not w.stopping and w.ready)
+        self._dispatch_to(self._ready_workers())
 
     def _transmit(
         self, worker: _Worker, batch: Batch, key: int, function: bytes | None, data: _wire.Encoded
@@ -390,7 +393,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         if batch is None:
             _shm.discard(names)  # a reply nobody waits for
         else:
-            if dispatch and not worker.stopping and not failed:
+            if dispatch and not worker.stopping and not failed and self._batches_waiting():
                 # Its next batch first, then this one's results: the worker computes while
                 # they load. (Not after a failure, which may stop the map: fail fast.)
                 self._dispatch_to([worker])

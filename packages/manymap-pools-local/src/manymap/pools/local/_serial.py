@@ -22,7 +22,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 
-from manymap.launcher import AbstractWorkerPool, MapResult, PoolStats, ResultIterator
+from manymap.launcher import AbstractWorkerPool, PoolStats, ResultIterator
 from manymap.launcher.lowlevel import TaskOptions, run_calls
 from manymap.pools.local._inline import InlineResults, run_inline
 
@@ -30,7 +30,10 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which co
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
-    T = TypeVar("T")
+    from manymap.launcher import AsyncResult
+    from manymap.launcher.lowlevel import CallResult
+
+    H = TypeVar("H", bound=AsyncResult[Any] | CallResult[Any])
 
 __all__ = ["SerialPool"]
 
@@ -105,23 +108,23 @@ class SerialPool(AbstractWorkerPool):
     def _chunksize(self, options: TaskOptions, length: int | None, function: Callable[..., Any]) -> int:
         return 1  # one item read, one task run
 
-    def _amap(
+    def _map_job(
         self,
         method: str,
-        function: Callable[..., T],
+        function: Callable[..., Any],
         iterables: tuple[Iterable[Any], ...],
         options: dict[str, Any],
+        handle: H,
         *,
-        star: bool | None = None,
+        star: bool | None,
         wait: object = None,
-    ) -> MapResult[T]:
+    ) -> H:
         # An eager map is the lazy one, run to its end before returning: each
         # item is read just before its task, never the whole input first.
         star = len(iterables) > 1 if star is None else star
         results = self._inline(method, function, iterables, options, star) or super()._lazy(
             method, function, iterables, options, star=star, ordered=True
         )
-        handle: MapResult[T] = MapResult()
         try:
             values = list(results)
         except (KeyboardInterrupt, SystemExit):

@@ -426,13 +426,18 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         if close:  # else the caller hands it over to the connector (_reap)
             slot.close()
 
-    def _dispatch(self) -> None:
+    def _ready_workers(self) -> list[Slot]:
         with self._slot_lock:
-            idle = [slot for slot in self._slots if slot.batch is None]
-        self._dispatch_to(idle)
+            return [slot for slot in self._slots if slot.batch is None]
+
+    def _dispatch(self) -> None:
+        self._dispatch_to(self._ready_workers())
 
     def _next_batch(self) -> Batch | None:
         return self._orphans.pop(0) if self._orphans else self._take_batch()
+
+    def _batches_waiting(self) -> bool:
+        return bool(self._orphans) or super()._batches_waiting()
 
     def _transmit(self, slot: Slot, batch: Batch, key: int, function: bytes | None, data: wire.Parts) -> None:
         slot.heard = time.monotonic()  # silence counts from now
