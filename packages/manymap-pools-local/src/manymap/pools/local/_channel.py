@@ -144,7 +144,9 @@ class Channel:
         return bool(spin(lambda: spinner.poll(0), WORKER_SPIN))
 
     def _read(self, size: int) -> bytes | bytearray:
-        fd = self.fileno()
+        fd = self._fd
+        if fd < 0:
+            raise OSError("the channel is closed")
         done = 0
         if size <= _SMALL:  # one read, no copy, in the common case
             chunk = os.read(fd, size)
