@@ -89,22 +89,21 @@ def _parts(function: Callable[..., Any]) -> tuple[Any, ...] | None:
         return (functools.partial, *inner, len(function.args), *function.args, *_flat(function.keywords))
     if type(function) is not FunctionType:
         return None
-    namespace = function.__globals__
+    parts = _plain_parts(function)  # code, name, qualname, defaults (one C call)
+    kwdefaults = function.__kwdefaults__
+    parts += _flat(kwdefaults) if kwdefaults else _NONE
     closure = function.__closure__
-    cells = () if closure is None else tuple(cell.cell_contents for cell in closure if _filled(cell))
-    code = function.__code__
-    parts = (
-        code,
-        function.__name__,
-        function.__qualname__,
-        function.__defaults__,
-        *_flat(function.__kwdefaults__),
-        *cells,
-    )
+    if closure is not None:
+        parts += tuple(cell.cell_contents for cell in closure if _filled(cell))
     if globals_by_reference(function):  # the payload names the module, not its globals
         return parts
-    names = _global_names(code)
-    return (*parts, *map(namespace.get, names, itertools.repeat(_MISSING, len(names))))
+    names = _global_names(parts[0])
+    if names:
+        parts += tuple(map(function.__globals__.get, names, itertools.repeat(_MISSING, len(names))))
+    return parts
+
+
+_plain_parts = operator.attrgetter("__code__", "__name__", "__qualname__", "__defaults__")
 
 
 def _flat(mapping: Mapping[str, Any] | None) -> tuple[Any, ...]:
