@@ -420,16 +420,22 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         return wait_for(handle)
 
     def _launch(self, method: str, job: EagerJob, batches: list[Batch], count: int) -> None:
-        direct = isinstance(job.wait, _Wait) and len(batches) == 1 and not job.listened
-        if not (direct and self._send_now(method, job, batches[0])):
-            super()._launch(method, job, batches, count)
+        wait = job.wait
+        if (
+            isinstance(wait, _Wait)
+            and len(batches) == 1
+            and not job.listened
+            and self._send_now(method, job, batches[0], wait)
+        ):
+            return
+        super()._launch(method, job, batches, count)
 
-    def _send_now(self, method: str, job: EagerJob, batch: Batch) -> bool:
+    def _send_now(self, method: str, job: EagerJob, batch: Batch, wait: _Wait) -> bool:
         """Send ``batch``, a blocked caller's whole call, straight to a ready worker, which
         is lent to it (:meth:`_send`): no queue, no wake-up. False, doing nothing, if
         the manager is busy, another batch waits (it goes first), or no worker is
         ready; the call is then queued as any other."""
-        if self._closing or self._manager is None or self._batches_waiting():
+        if self._closing or self._manager is None:
             return False
         with interrupts_deferred():  # the batch is loaded and sent, or neither
             if not self._dispatch_lock.acquire(blocking=False):
@@ -439,12 +445,13 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 if worker is None or self._killing:
                     return False
                 with self._lock:
-                    if self._batches_waiting():  # queued since the look above: it goes first
+                    if self._batches_waiting():  # they go first
                         return False
                     self._check_open(method)
                     self._scheduler.add(job)
                     job.load_running(batch)
                 self._send(worker, batch)
+                wait.armed = False  # its one batch is out: _disarm needs no lock
             finally:
                 self._dispatch_lock.release()
         return True
@@ -452,9 +459,10 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
     def _disarm(self, wait: _Wait) -> W | None:
         """The worker lent to ``wait`` while it started its call, if any; none is lent
         to it from now on (under the dispatch lock: the manager may be sending its batch)."""
-        with self._dispatch_lock:
-            wait.armed = False
-            worker: W | None = wait.worker
+        if wait.armed:  # (it is disarmed under the lock, and its worker set before)
+            with self._dispatch_lock:
+                wait.armed = False
+        worker: W | None = wait.worker
         return worker
 
     def _encode(self, job: Job, batches: list[Batch]) -> None:

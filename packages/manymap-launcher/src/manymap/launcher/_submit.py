@@ -188,8 +188,12 @@ class JobSubmission:
         check_callable(method, function)
         options = self._options(overrides, method)
         self._check_open(method)
-        # one task is one batch, whatever the size (no look at the function's cost)
-        chunksize = self._chunksize(options, len(items), function) if len(items) > 1 else 1
+        count = len(items)
+        if count > 1:
+            chunksize = self._chunksize(options, count, function)
+            taper = self._taper(options, chunksize, function)
+        else:  # one task is one batch, whatever the size (no look at the function's cost)
+            chunksize, taper = 1, 0
         job = EagerJob(
             self._scheduler,
             function,
@@ -197,8 +201,8 @@ class JobSubmission:
             kwargs=kwargs,
             options=options,
             chunksize=chunksize,
-            taper=self._taper(options, chunksize, function),
-            listener=self._listener(options, len(items), method),
+            taper=taper,
+            listener=self._listener(options, count, method) if options.progress else None,
             handle=handle,
             single=single,
         )
@@ -207,7 +211,7 @@ class JobSubmission:
         batches = job.cut(items, 0)
         self._ensure_started()
         try:
-            self._launch(method, job, batches, len(items))
+            self._launch(method, job, batches, count)
         except BaseException:
             self._abandon(job)
             raise
