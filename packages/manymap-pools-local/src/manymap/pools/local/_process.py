@@ -338,7 +338,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     ) -> None:
         payload, buffers = data
         worker.prefix = f"{self._shm_prefix}{worker.token}-"
-        worker.names = _shm.export(buffers, f"{worker.prefix}a")
+        worker.names = _shm.export(buffers, f"{worker.prefix}a") if buffers else []
         worker.did_work = True
         try:
             if function is not None:

@@ -93,7 +93,7 @@ def worker_main(
             failed = bool(failures)  # (what encode_results could not send counts)
             del values, failures
             _procs.flush_streams()
-            names = _shm.export(buffers, prefix)
+            names = _shm.export(buffers, prefix) if buffers else []
             _wire.send(conn, (_wire.DONE, token, names, duration, retiring, failed), payload)
             if retiring:
                 return

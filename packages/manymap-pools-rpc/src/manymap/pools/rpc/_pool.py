@@ -313,12 +313,14 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         selector = self._selector
         if selector is None or (watched and worker not in self._slots):
             return
-        with contextlib.suppress(KeyError, ValueError, OSError):  # as it is already, or closed
+        try:  # (twice per pipe: no contextlib.suppress)
             if watched:
                 events = selectors.EVENT_READ | (selectors.EVENT_WRITE if worker.outbox else 0)
                 selector.register(worker.sock, events, worker)
             else:
                 selector.unregister(worker.sock)
+        except (KeyError, ValueError, OSError):  # as it is already, or closed
+            pass
 
     def _take_reply(self, worker: Slot) -> None:
         if worker not in self._slots:
