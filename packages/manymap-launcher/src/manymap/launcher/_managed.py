@@ -415,6 +415,10 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 if isinstance(error, KeyboardInterrupt) and wait.job is not None:
                     wait.job.interrupt()
             raise
+        finally:
+            # The job refers to its wait: no cycle is left for the garbage collector,
+            # which a pipe in a loop would otherwise set off every few dozen calls.
+            wait.job = None
         if worker is not None:
             self._end_loan(worker, replied=replied)
         return wait_for(handle)
