@@ -13,7 +13,6 @@ import multiprocessing
 import pickle
 import signal
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +29,7 @@ from manymap.launcher.lowlevel import (
     exit_reason,
     run_loaded,
 )
-from manymap.launcher.testing import hang_guard
+from manymap.launcher.testing import eventually, hang_guard
 
 
 class PickleCodec:
@@ -227,23 +226,32 @@ def test_run_loaded_reports_what_would_not_load() -> None:
 
 
 _ran: list[str] = []  # what the worker threads ran, in order (ShipPool's workers share this process)
+_gate = threading.Event()  # what the first task of a test waits for
 
 
-def _run_after(name: str, seconds: float) -> str:
-    time.sleep(seconds)
+def _run_gated(name: str, gated: bool) -> str:
+    if gated:
+        _gate.wait(30)
     _ran.append(name)
     return name
 
 
 def test_a_blocked_call_waits_behind_the_batches_of_a_busy_pool() -> None:
-    # With a worker idle, a blocked caller's call goes straight to it (no queue);
+    # With a worker ready, a blocked caller's call goes straight to it (no queue);
     # with every worker busy and batches queued, it must not overtake them.
     _ran.clear()
+    _gate.clear()
     with hang_guard(), ShipPool(1) as pool:
-        assert pool.pipe(_run_after, "warm", 0) == "warm"
-        queued = pool.amap(_run_after, ["a", "b", "c"], [0.05] * 3, chunksize=1)
-        assert pool.pipe(_run_after, "blocked", 0) == "blocked"
+        assert pool.pipe(_run_gated, "warm", False) == "warm"
+        queued = pool.amap(_run_gated, ["a", "b", "c"], [True, False, False], chunksize=1)
+        blocked: list[str] = []
+        caller = threading.Thread(target=lambda: blocked.append(pool.pipe(_run_gated, "blocked", False)))
+        caller.start()
+        assert eventually(lambda: len(pool._scheduler.queue) == 2)  # the map's batches, then the call's
+        _gate.set()
+        caller.join(30)
         assert queued.get(30) == ["a", "b", "c"]
+    assert blocked == ["blocked"]
     assert _ran == ["warm", "a", "b", "c", "blocked"]
 
 
