@@ -13,6 +13,9 @@ same way, and this is that way, once:
 - A caller that queued work hands it to an idle worker from its own thread
   when the manager is not busy: one thread hand-off less per call, with
   Ctrl-C held until the batch is taken and sent (:func:`interrupts_deferred`).
+  A caller blocked on a call of one task (``pipe``, ``apply``) does not even
+  queue it when a worker is ready and no batch waits: it sends it straight
+  to that worker (:meth:`ManagedWorkerPool._send_now`).
 - A caller that blocks on its call (``pipe``, ``apply``, ``map``...) takes
   the reply to its first batch itself, another hand-off less: the worker it
   sends that batch to is *lent* to it (:meth:`ManagedWorkerPool._wait`). The
