@@ -107,9 +107,6 @@ class ShipPool(ManagedWorkerPool[_Thread]):
     def _ready_workers(self) -> list[_Thread]:
         return [worker for worker in self._workers if worker.batch is None]
 
-    def _dispatch(self) -> None:
-        self._dispatch_to(self._ready_workers())
-
     def _transmit(self, worker: _Thread, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
         self.functions_sent += function is not None
         worker.ours.send((worker.token, key, batch.star, function, data))

@@ -113,13 +113,11 @@ class Job:
         Runs in the caller's thread, outside the lock, so that what cannot
         be serialized is refused before anything is queued.
         """
-        if len(items) == 1:  # pipe, apply, submit: one batch of one
-            batches = [Batch(self, range(start, start + 1), items)]
-            self.scheduler.encode(self, batches)
-            return batches
         batches = []
         offset = 0
-        for size in batch_sizes(len(items), self.chunksize, self.taper):
+        # (one item, a pipe's: one batch, without batch_sizes' arithmetic)
+        sizes = (1,) if len(items) == 1 else batch_sizes(len(items), self.chunksize, self.taper)
+        for size in sizes:
             batches.append(
                 Batch(self, range(start + offset, start + offset + size), items[offset : offset + size])
             )

@@ -39,7 +39,8 @@ same way, and this is that way, once:
   closes the doorbell and lets it go.
 
 A subclass supplies the worker side: :meth:`~ManagedWorkerPool._staff`,
-:meth:`~ManagedWorkerPool._dispatch`, :meth:`~ManagedWorkerPool._handle` and
+:meth:`~ManagedWorkerPool._dispatch` (unless it ships batches, below),
+:meth:`~ManagedWorkerPool._handle` and
 :meth:`~ManagedWorkerPool._stop_all`, and registers its channels with
 :meth:`~ManagedWorkerPool._add_channel`.
 
@@ -47,7 +48,8 @@ A pool whose workers are other processes also ships its batches the one way
 this base does (``_shipping.py``): it sets ``_codec`` (a
 ``manymap.serialize.PoolCodec``), so that :meth:`~ManagedWorkerPool._encode`
 serializes in the caller's thread; its records of workers are
-:class:`ManagedWorker` s; its ``_dispatch`` hands the idle ones to
+:class:`ManagedWorker` s; it names the ready ones in
+:meth:`~ManagedWorkerPool._ready_workers`, which ``_dispatch`` hands to
 :meth:`~ManagedWorkerPool._dispatch_to`, whose
 :meth:`~ManagedWorkerPool._send` gives each batch a token, decides whether
 the function goes along, and calls the pool's
@@ -245,9 +247,12 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
     def _staff(self) -> None:
         """Start or retire workers so that ``nodes`` of them serve (manager thread, dispatch lock held)."""
 
-    @abc.abstractmethod
     def _dispatch(self) -> None:
-        """Hand ready batches to idle workers (dispatch lock held; the manager's or a caller's thread)."""
+        """Hand ready batches to idle workers (dispatch lock held; the manager's or a caller's thread).
+
+        A pool that ships batches needs only :meth:`_ready_workers`; another overrides this.
+        """
+        self._dispatch_to(self._ready_workers())
 
     @abc.abstractmethod
     def _handle(self, ready: list[Any]) -> None:
@@ -272,8 +277,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     def _ready_workers(self) -> Iterable[W]:
         """The workers that may be sent a batch now: idle and ready (a pool that
-        ships batches: its ``_dispatch`` hands them to :meth:`_dispatch_to`)."""
-        return ()
+        ships batches: :meth:`_dispatch` hands them to :meth:`_dispatch_to`)."""
+        raise NotImplementedError(f"{type(self).__name__} ships batches: it implements _ready_workers")
 
     def _next_batch(self) -> Batch | None:
         """The next batch to send: the launcher's queue's (a pool may put others first)."""
@@ -442,8 +447,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         is lent to it (:meth:`_send`): no queue, no wake-up. False, doing nothing, if
         the manager is busy, another batch waits (it goes first), or no worker is
         ready; the call is then queued as any other."""
-        if self._closing or self._manager is None:
-            return False
+        if self._codec is None or self._closing or self._manager is None:
+            return False  # (a pool that does not ship batches sends them its own way)
         with interrupts_deferred():  # the batch is loaded and sent, or neither
             if not self._dispatch_lock.acquire(blocking=False):
                 return False

@@ -68,60 +68,63 @@ def dumps(obj: Any, *, buffer_callback: BufferCallback | None = None, name: str 
             text is `check()`'s explanation (the attribute path to the
             part and why), the original exception is the ``__cause__``.
     """
-    kept = _kept
-    if kept.busy:  # a dump inside a dump (some object's __reduce__ calls dumps)
-        return _dumps_afresh(obj, buffer_callback, name)
-    kept.busy = True
-    file, pickler = kept.file, kept.pickler
-    kept.callback = buffer_callback
-    file.write(HEADER)
-    try:
-        pickler.dump(obj)
-        return file.getvalue()
-    except Exception as exc:
-        kept.pickler = kept.make_pickler()  # a fresh one, whatever state the failure left
-        raise serialization_error(obj, name, exc) from exc
-    finally:
-        # Nothing of this dump is kept: the memo holds every object it pickled.
-        pickler.clear_memo()
-        file.seek(0)
-        file.truncate()
-        kept.callback = None
-        kept.busy = False
+    dumper = _kept.dumper
+    if dumper.busy:  # a dump inside a dump (some object's __reduce__ calls dumps)
+        dumper = _Dumper()
+    return dumper.dump(obj, buffer_callback, name)
 
 
-def _dumps_afresh(obj: Any, buffer_callback: BufferCallback | None, name: str) -> bytes:
-    file = io.BytesIO()
-    file.write(HEADER)
-    try:
-        _Pickler(file, PICKLE_PROTOCOL, buffer_callback=buffer_callback).dump(obj)
-    except Exception as exc:
-        raise serialization_error(obj, name, exc) from exc
-    return file.getvalue()
+class _Dumper:
+    """A pickler and the buffer it writes into, for one dump at a time, kept for
+    the next: making a pickler costs about a microsecond, a third of a small
+    payload's whole dump."""
 
-
-class _KeptPickler(threading.local):
-    """Each thread's pickler, kept from one `dumps()` to the next: making one costs
-    about a microsecond, a third of a small payload's whole dump."""
+    __slots__ = ("busy", "callback", "file", "pickler")
 
     def __init__(self) -> None:
         self.file = io.BytesIO()
         self.callback: BufferCallback | None = None  # the buffer_callback of the dump under way
         self.busy = False
-        self.pickler = self.make_pickler()
+        self.pickler = self._new_pickler()
 
-    def make_pickler(self) -> _Pickler:
+    def _new_pickler(self) -> _Pickler:
         # Its buffer_callback hands each buffer to the dump's own; with none, a true
         # answer keeps it in-band, as a pickler without a callback does.
-        callback = self._buffer
-        return _Pickler(self.file, PICKLE_PROTOCOL, buffer_callback=callback)
+        return _Pickler(self.file, PICKLE_PROTOCOL, buffer_callback=self._buffer)
 
     def _buffer(self, buffer: pickle.PickleBuffer) -> Any:
         callback = self.callback
         return True if callback is None else callback(buffer)
 
+    def dump(self, obj: Any, buffer_callback: BufferCallback | None, name: str) -> bytes:
+        """`dumps()` of ``obj`` with this pickler."""
+        self.busy = True
+        self.callback = buffer_callback
+        file, pickler = self.file, self.pickler
+        file.write(HEADER)
+        try:
+            pickler.dump(obj)
+            return file.getvalue()
+        except Exception as exc:
+            self.pickler = self._new_pickler()  # a fresh one, whatever state the failure left
+            raise serialization_error(obj, name, exc) from exc
+        finally:
+            # Nothing of this dump is kept: the memo holds every object it pickled.
+            pickler.clear_memo()
+            file.seek(0)
+            file.truncate()
+            self.callback = None
+            self.busy = False
 
-_kept = _KeptPickler()
+
+class _Kept(threading.local):
+    """Each thread's `_Dumper`."""
+
+    def __init__(self) -> None:
+        self.dumper = _Dumper()
+
+
+_kept = _Kept()
 
 
 def dumps_oob(

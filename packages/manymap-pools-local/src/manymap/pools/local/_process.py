@@ -330,9 +330,6 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     def _ready_workers(self) -> list[_Worker]:
         return [w for w in self._workers if w.batch is None and not w.stopping and w.ready]
 
-    def _dispatch(self) -> None:
-        self._dispatch_to(self._ready_workers())
-
     def _transmit(
         self, worker: _Worker, batch: Batch, key: int, function: bytes | None, data: _wire.Encoded
     ) -> None:

@@ -432,9 +432,6 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         with self._slot_lock:
             return [slot for slot in self._slots if slot.batch is None]
 
-    def _dispatch(self) -> None:
-        self._dispatch_to(self._ready_workers())
-
     def _next_batch(self) -> Batch | None:
         return self._orphans.pop(0) if self._orphans else self._take_batch()
 
