@@ -235,7 +235,7 @@ def test_only_the_servers_own_user_may_connect_on_its_unix_socket() -> None:
         with socket.socket(socket.AF_UNIX) as sock:  # this user: greeted
             sock.settimeout(WAIT)
             sock.connect(name)
-            assert sock.recv(64)[8:14] == b"MMRPC5"
+            assert sock.recv(64)[8:14] == b"MMRPC6"
             assert server.rejected == 1  # (this one, closed, would count next)
     finally:
         server.stop()

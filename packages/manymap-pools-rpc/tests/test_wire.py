@@ -7,13 +7,12 @@ real ppft worker reads them in ``test_ppworker.py``.
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import io
 import marshal
 import os
 import socket
 import struct
-import sys
 import threading
 from collections.abc import Iterator
 
@@ -71,7 +70,7 @@ def test_handshake_frames_round_trip(pair: tuple[socket.socket, socket.socket]) 
 
 def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
     """Byte for byte what protocol 2 sends: a peer of the same version still understands it."""
-    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC5" + NONCE
+    assert b"".join(wire.pack_hello(NONCE)) == b"MMRPC6" + NONCE
     assert b"".join(wire.pack_prove(NONCE, PROOF)) == b"P" + NONCE + PROOF
     assert b"".join(wire.pack_accept(PROOF)) == b"OK" + PROOF
     assert b"".join(wire.pack_refuse("why")) == b"NOwhy"
@@ -85,7 +84,8 @@ def test_the_handshake_frames_keep_protocol_2s_layout() -> None:
         (b"MMRPC2" + NONCE, "another version"),
         (b"MMRPC3" + NONCE, "another version"),
         (b"MMRPC4" + NONCE, "another version"),
-        (b"MMRPC5" + NONCE[:-1], "another version"),
+        (b"MMRPC5" + NONCE, "another version"),
+        (b"MMRPC6" + NONCE[:-1], "another version"),
         (b"SSH-2.0-OpenSSH", "not a manymap-server$"),
         (b"", "not a manymap-server$"),
     ],
@@ -145,21 +145,15 @@ def _sessions() -> tuple[Session, Session]:
     return client, Session("s3cret", server_nonce, client_nonce, client=False)
 
 
-def test_a_small_frames_tag_is_hmac_sha256_with_or_without_openssls_object(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A session tags small frames with OpenSSL's HMAC object where there is one, and
-    with the hmac module's otherwise: the same tag, so either end may lack it."""
-    server_nonce, client_nonce = new_nonce(), new_nonce()
-    fast = Session("s3cret", server_nonce, client_nonce, client=True)
-    monkeypatch.setitem(sys.modules, "_hashlib", None)  # "from _hashlib import ..." fails
-    plain = Session("s3cret", server_nonce, client_nonce, client=True)
-    assert type(plain._send_mac) is not type(fast._send_mac)
+def test_a_small_frames_tag_is_keyed_blake2b_of_its_number_and_body() -> None:
+    """The tag a peer of another implementation can compute: BLAKE2b-256 keyed with
+    the direction's key, over the frame's number (8 bytes, big-endian) and its body."""
+    client, _ = _sessions()
     body = (b"R", os.urandom(8), b"a small batch")
-    assert fast.seal(body) == plain.seal(body)
-    key = fast.keys()[: len(fast.keys()) // 4]  # the send key
-    expected = hmac.digest(key, struct.pack("!Q", 1) + b"".join(body), "sha256")
-    assert fast.seal(body)[-wire.PROOF :] == expected
+    client.seal((b"first",))  # frame 0: the next is frame 1
+    key = client.keys()[: len(client.keys()) // 4]  # the send key
+    expected = hashlib.blake2b(struct.pack("!Q", 1) + b"".join(body), key=key, digest_size=32).digest()
+    assert client.seal(body)[-wire.PROOF :] == expected
 
 
 @pytest.mark.parametrize("size", [0, BULK - 1, BULK, 3 * BULK + 5], ids=["empty", "small", "bulk", "larger"])
@@ -205,7 +199,7 @@ def test_without_poly1305_a_bulk_frame_fails_saying_why(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(_auth, "_poly1305", [unsupported])  # as an OpenSSL in FIPS mode answers
     client, _ = _sessions()
-    assert client.seal((b"small",))  # HMAC-SHA256 alone: no Poly1305 needed
+    assert client.seal((b"small",))  # BLAKE2b alone: no Poly1305 needed
     with pytest.raises(RuntimeError, match=r"needs Poly1305 of the cryptography package.*not supported"):
         client.seal((bytes(BULK),))
 
@@ -321,6 +315,36 @@ def test_the_reader_refuses_a_frame_over_its_limit_and_a_stream_cut_mid_frame() 
         reader.pump()
     with pytest.raises(EOFError):
         _pipe_reader(b"").pump()
+
+
+@pytest.mark.parametrize(
+    "cuts",
+    [[], [1] * 40, [8], [13], [13, 8, 12], [20], [7, 30]],
+    ids=["all-at-once", "byte-by-byte", "a-length", "one-frame", "one-frame-each", "one-and-a-half", "mixed"],
+)
+def test_the_reader_cuts_the_same_frames_however_the_stream_arrives(cuts: list[int]) -> None:
+    """Whole frames one per read (the common case, cut without buffering), several in
+    one read, or frames split anywhere: the same frames, in order."""
+    bodies = [b"abcde", b"", b"fghi", b"jklmnopqrstuvwxyz"]
+    stream = b"".join(wire.frame(body) for body in bodies)
+    chunks, at = [], 0
+    for cut in cuts:
+        chunks.append(stream[at : at + cut])
+        at += cut
+    chunks.append(stream[at:])
+
+    def read_into(buffer: memoryview) -> int:
+        chunk = chunks.pop(0) if chunks else b""
+        buffer[: len(chunk)] = chunk
+        return len(chunk)
+
+    reader = wire.FrameReader(read_into, 1 << 20)
+    got: list[bytes] = []
+    while chunks:
+        got += [bytes(frame) for frame in reader.pump()]
+    assert got == bodies
+    with pytest.raises(EOFError):
+        reader.pump()
 
 
 def _pipe_reader(data: bytes, limit: int = 1 << 20) -> wire.FrameReader:

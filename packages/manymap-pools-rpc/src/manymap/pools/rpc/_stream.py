@@ -124,10 +124,16 @@ class FrameReader:
                     self.received += count
                     return self._parse()
             else:
-                count = self._read_into(memoryview(self._scratch))
+                scratch = self._scratch
+                count = self._read_into(memoryview(scratch))
                 if count:
                     self.received += count
-                    self._pending += memoryview(self._scratch)[:count]
+                    if body is None and not self._pending and count > LENGTH.size:
+                        # Most reads: one whole frame, nothing before it (a reply, a batch).
+                        (size,) = LENGTH.unpack_from(scratch)
+                        if size == count - LENGTH.size and size <= self.limit:
+                            return [scratch[LENGTH.size : count]]
+                    self._pending += memoryview(scratch)[:count]
                     return self._parse()
         except (BlockingIOError, InterruptedError):
             return []

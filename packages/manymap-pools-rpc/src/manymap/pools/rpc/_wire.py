@@ -113,7 +113,8 @@ __all__ = [
 
 Parts = tuple[Buffer, ...]
 
-HELLO, PROVE, OK, NO = b"MMRPC5", b"P", b"OK", b"NO"
+PROTOCOL = 6  # the version of this protocol, in the server's greeting
+HELLO, PROVE, OK, NO = b"MMRPC%d" % PROTOCOL, b"P", b"OK", b"NO"
 RUN, DONE, LOST, PING, PONG = b"R", b"D", b"L", b"?", b"!"
 HANDSHAKE_LIMIT = 4096  # bytes a frame may have before the peer is authenticated
 NONCE = 32  # bytes of each side's nonce
@@ -141,7 +142,7 @@ def send_plain(sock: socket.socket, parts: Parts) -> None:
 
 def _kind(body: Buffer, kind: bytes, size: int, what: str, *, exact: bool = True) -> None:
     if bytes(body[: len(kind)]) != kind or (len(body) != size if exact else len(body) < size):
-        raise FrameError(f"not a {what} frame of manymap-rpc protocol 5 ({len(body)} bytes)")
+        raise FrameError(f"not a {what} frame of manymap-rpc protocol {PROTOCOL} ({len(body)} bytes)")
 
 
 # ---------------------------------------------------------------- handshake
@@ -318,7 +319,7 @@ def unpack_request(body: Buffer) -> Run | Ping:
     if kind == PING:
         _kind(view, PING, 1, "ping")
         return Ping()
-    raise FrameError(f"not a client frame of manymap-rpc protocol 5 (kind {kind!r})")
+    raise FrameError(f"not a client frame of manymap-rpc protocol {PROTOCOL} (kind {kind!r})")
 
 
 def unpack_answer(body: Buffer) -> Done | Lost | Pong:
@@ -341,7 +342,7 @@ def unpack_answer(body: Buffer) -> Done | Lost | Pong:
     if kind == PONG:
         _kind(view, PONG, 1, "pong")
         return Pong()
-    raise FrameError(f"not a server frame of manymap-rpc protocol 5 (kind {kind!r})")
+    raise FrameError(f"not a server frame of manymap-rpc protocol {PROTOCOL} (kind {kind!r})")
 
 
 class Batch:
