@@ -122,7 +122,7 @@ PROOF = 32  # bytes of a proof, and of a frame's tag
 MARSHAL = 4  # the marshal format of the server's info (Python 3.4 and later read it)
 INWORKER = "manymap.pools.rpc._inworker"  # the module that runs inside the ppft worker
 STUB_NAME = "manymap_rpc_batch"
-STUB = f"def {STUB_NAME}(payload):\n    from {INWORKER} import run_counted\n    return run_counted(payload)\n"
+STUB = f"from {INWORKER} import run_counted as {STUB_NAME}\n"
 
 _TOKEN = struct.Struct("!Q")
 _DONE = struct.Struct("!QdI")
