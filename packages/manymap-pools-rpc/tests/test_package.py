@@ -29,3 +29,15 @@ with ParallelPool(2) as pool:
 def test_a_script_run_loads_no_typing() -> None:
     """A script's whole run (import, start-up, map, pipe, close) never loads typing (5 to 10 ms)."""
     assert not fresh_run_loads(SCRIPT_RUN, ["typing"], what="the script")
+
+
+def test_a_script_run_loads_no_openssl() -> None:
+    """Nor OpenSSL (``hashlib``'s first import, 5 to 8 ms): the handshake and the frames'
+    tags are BLAKE2b, CPython's own, and a local pool's workers load ppft's transport
+    without it. The workers are forks of the script's process: a task looks in one."""
+    code = SCRIPT_RUN.replace(
+        "== 3\n",
+        "== 3\n    import sys\n"
+        "    assert not pool.pipe(lambda: [m for m in ('_hashlib', 'hmac', '_ssl') if m in sys.modules])\n",
+    )
+    assert not fresh_run_loads(code, ["_hashlib", "hmac", "_ssl"], what="the script")

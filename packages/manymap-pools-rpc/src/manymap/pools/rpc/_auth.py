@@ -10,17 +10,20 @@ other has proved it knows the secret:
    and then its info in the first tagged frame (or ``NO`` with a reason, and
    closes). The client checks the server's proof before it reads anything else.
 
-``proof(role) = HMAC-SHA256(secret, "manymap-rpc " + role + server nonce +
-client nonce)``: a proof is good for one role on one connection only, so an
-answer reflected to its sender or relayed to another connection proves
-nothing.
+``proof(role) = BLAKE2b-256(key, "manymap-rpc " + role + server nonce +
+client nonce)``, the key a BLAKE2b hash of the secret: a proof is good for
+one role on one connection only, so an answer reflected to its sender or
+relayed to another connection proves nothing.
 
 After it, every frame carries a tag (:class:`Session`): ``body +
-BLAKE2b-256(key, seq(8) + body)`` (BLAKE2b in its keyed mode, a MAC), with
-one key per direction derived from the secret and both nonces and ``seq``
-counting that direction's frames. BLAKE2b, not HMAC-SHA256: a small frame's
-tag costs about 1 µs instead of 3.5 to 4.7 (OpenSSL's HMAC pays for every
-call it takes), and a round trip has four. A body of :data:`BULK` bytes or
+BLAKE2b-256(key, seq(8) + body)``, with one key per direction derived from
+the secret and both nonces and ``seq`` counting that direction's frames.
+
+BLAKE2b in its keyed mode (a MAC) everywhere, not HMAC-SHA256: a small
+frame's tag costs about 1 µs instead of 3.5 to 4.7 (OpenSSL's HMAC pays for
+every call it takes), a round trip has four, and CPython's own BLAKE2b
+module loads in half a millisecond where ``hashlib`` first loads OpenSSL
+(5 to 8 ms of a fresh process here, on the way to a local pool's first task). A body of :data:`BULK` bytes or
 more (a batch or a result of large arrays) is tagged with Poly1305 instead,
 about ten times cheaper per byte: its one-time key is
 ``BLAKE2b-256(bulk key, seq(8))``, the bulk key another of the direction's
@@ -101,25 +104,55 @@ class ServerBusy(ManymapError):
 def proof(secret: str, role: bytes, server_nonce: bytes, client_nonce: bytes) -> bytes:
     """What ``role`` (``b"client"`` or ``b"server"``) sends to prove it knows ``secret``
     on the connection of these two nonces."""
-    import hmac  # the handshake's modules load with the first connection (import time)
+    return _mac(_secret_key(secret), _LABEL + role + server_nonce + client_nonce)
 
-    return hmac.digest(secret.encode(), _LABEL + role + server_nonce + client_nonce, "sha256")
+
+def _blake2b() -> type[blake2b]:
+    """BLAKE2b: CPython's own module, which ``hashlib`` imports after OpenSSL's (5 to
+    8 ms of a fresh process here, which a local pool's start would wait for)."""
+    if not _BLAKE2B:
+        try:
+            from _blake2 import blake2b
+        except ImportError:  # another Python: hashlib's, whatever it costs
+            from hashlib import blake2b
+        _BLAKE2B.append(blake2b)
+    return _BLAKE2B[0]
+
+
+_BLAKE2B: list[type[blake2b]] = []
 
 
 def load_modules() -> None:
-    """Import what a handshake needs (``hmac``, ``hashlib`` with OpenSSL): 2 to 4 ms.
-    The local node imports them before it forks its server, whose template and
-    workers then have them too (ppft's transport imports ``hashlib``), instead
-    of each process loading OpenSSL in turn on the way to the first task."""
-    import hashlib  # noqa: F401
-    import hmac  # noqa: F401
+    """Import what a handshake and a session need (BLAKE2b, half a millisecond). The
+    local node loads it before it forks its server, whose template and workers then
+    have it too, instead of each process loading it in turn on the way to the first task."""
+    _blake2b()
+
+
+def _mac(key: bytes, data: bytes) -> bytes:
+    """BLAKE2b-256 of ``data`` keyed with ``key`` (BLAKE2b's keyed mode is a MAC)."""
+    return _blake2b()(data, key=key, digest_size=wire.PROOF).digest()
+
+
+def _secret_key(secret: str) -> bytes:
+    """The key a secret of any length stands for (a BLAKE2b key is 64 bytes at most)."""
+    return _blake2b()(secret.encode(), digest_size=_KEY, person=b"manymap-secret").digest()
 
 
 def _frame_mac(key: bytes) -> blake2b:
     """BLAKE2b-256 keyed with ``key``, to copy for each frame's tag."""
-    import hashlib
+    return _blake2b()(key=key, digest_size=wire.PROOF)
 
-    return hashlib.blake2b(key=key, digest_size=wire.PROOF)
+
+def _same(a: bytes | memoryview, b: bytes | memoryview) -> bool:
+    """Whether ``a`` and ``b`` are equal, in a time that does not tell where they differ."""
+    return bool(_compare(a, b))
+
+
+try:  # hmac.compare_digest without loading OpenSSL first: what it falls back to
+    from _operator import _compare_digest as _compare
+except ImportError:  # another Python: hmac's own
+    from hmac import compare_digest as _compare  # type: ignore[no-redef]
 
 
 def new_nonce() -> bytes:
@@ -144,13 +177,11 @@ class Session:
     """
 
     def __init__(self, secret: str, server_nonce: bytes, client_nonce: bytes, *, client: bool) -> None:
-        import hmac
-
-        master = hmac.digest(secret.encode(), _LABEL + b"session" + server_nonce + client_nonce, "sha256")
-        upstream = hmac.digest(master, b"client to server", "sha256")
-        downstream = hmac.digest(master, b"server to client", "sha256")
-        bulk_up = hmac.digest(master, b"client to server bulk", "sha256")
-        bulk_down = hmac.digest(master, b"server to client bulk", "sha256")
+        master = _mac(_secret_key(secret), _LABEL + b"session" + server_nonce + client_nonce)
+        upstream = _mac(master, b"client to server")
+        downstream = _mac(master, b"server to client")
+        bulk_up = _mac(master, b"client to server bulk")
+        bulk_down = _mac(master, b"server to client bulk")
         if client:
             self._keys = upstream + downstream + bulk_up + bulk_down
         else:
@@ -163,9 +194,6 @@ class Session:
         )
         self._send_mac = _frame_mac(send_key)
         self._receive_mac = _frame_mac(receive_key)
-        import hmac  # (loaded by the handshake already)
-
-        self._same = hmac.compare_digest
         self.sent = sent  # frames sent so far: the next one's number
         self.received = received  # frames received so far
 
@@ -196,9 +224,7 @@ class Session:
     @staticmethod
     def _bulk_tag(bulk_key: bytes, seq: int, parts: wire.Parts) -> bytes:
         """The tag of a body of :data:`BULK` bytes or more (``parts``), frame number ``seq``."""
-        import hashlib
-
-        poly = _one_time_mac(hashlib.blake2b(_SEQ.pack(seq), key=bulk_key, digest_size=wire.PROOF).digest())
+        poly = _one_time_mac(_mac(bulk_key, _SEQ.pack(seq)))
         for part in parts:
             poly.update(part)
         return poly.finalize() + _PAD
@@ -239,7 +265,7 @@ class Session:
             tag = self._small_tag(self._receive_mac, seq, body)
         else:
             tag = self._bulk_tag(self._receive_bulk, seq, (body,))
-        if not self._same(tag, view[end:]):
+        if not _same(tag, view[end:]):
             raise TagError("a frame whose tag does not hold: not from the authenticated peer")
         self.received = seq + 1
         return body
@@ -274,13 +300,6 @@ class Connection:
         leftover: list[bytearray],
     ) -> None:
         self.sock, self.info, self.session, self.reader, self.leftover = sock, info, session, reader, leftover
-
-
-def _same(a: bytes | memoryview, b: bytes | memoryview) -> bool:
-    """``hmac.compare_digest(a, b)`` (hmac imported on first use)."""
-    import hmac
-
-    return hmac.compare_digest(a, b)
 
 
 def _next_frame(

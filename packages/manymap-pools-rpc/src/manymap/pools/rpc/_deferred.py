@@ -5,8 +5,8 @@ is needed only to look a host name up in the installed host registries;
 ``manymap.secure`` (paramiko) only when an ssh host is used, and ``ppft``
 only inside a ppft worker process: those two are imported where they are
 used, in functions, and this package's import never loads them. So are the
-standard modules only a connection or a server needs: ``hashlib`` and
-``hmac`` (the handshake, ``_auth.py``; secrets and nonces come from
+standard modules only a connection or a server needs: ``_blake2`` (the
+handshake and the frames' tags, ``_auth.py``; secrets and nonces come from
 ``os.urandom``, as ``secrets.token_bytes`` does, without that module's
 imports) and ``subprocess`` (the local server's launch, ``_local_launcher.py``); and
 ``RPCServer`` with its connections and ppft workers is loaded on first
