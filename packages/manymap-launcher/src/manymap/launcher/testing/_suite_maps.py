@@ -2,7 +2,7 @@
 
 Part of :class:`~manymap.launcher.testing.PoolConformance` (which inherits
 these tests): order kept by ``map``/``imap``/``amap``, everything once by
-``uimap``, several iterables stopping at the shortest as builtin ``map``
+``uimap``, an ``amap``'s list taken at the call, several iterables stopping at the shortest as builtin ``map``
 does, the star variants, ``pipe``'s arguments, and inputs: empty,
 generators, an endless generator read lazily, an abandoned ``imap``.
 """
@@ -45,6 +45,15 @@ class MapConformance(SuitePart):
         assert result.get(WAIT) == [x * x for x in range(50)]
         assert result.ready()
         assert result.successful()
+
+    def test_an_async_map_takes_its_list_as_it_is_at_the_call(self, pool: AbstractWorkerPool) -> None:
+        # The map reads the caller's list without copying it whole first: what it
+        # needs is taken before amap returns, and a change after that changes nothing.
+        items = list(range(40))
+        handle = pool.amap(tasks.square, items)
+        items[:] = [-1] * 40
+        items.append(7)
+        assert handle.get(WAIT) == [x * x for x in range(40)]
 
     def test_uimap_returns_everything_once(self, pool: AbstractWorkerPool) -> None:
         results = list(pool.uimap(tasks.square, range(100)))
