@@ -2,9 +2,10 @@
 
 Part of :class:`~manymap.launcher.testing.PoolConformance` (which inherits
 these tests): order kept by ``map``/``imap``/``amap``, everything once by
-``uimap``, an ``amap``'s list taken at the call, several iterables stopping at the shortest as builtin ``map``
-does, the star variants, ``pipe``'s arguments, and inputs: empty,
-generators, an endless generator read lazily, an abandoned ``imap``.
+``uimap``, an ``amap``'s list taken at the call, several iterables stopping
+at the shortest as builtin ``map`` does, the star variants, ``pipe``'s
+arguments, and inputs: empty, generators, an endless generator read lazily,
+an abandoned ``imap``.
 """
 
 from __future__ import annotations

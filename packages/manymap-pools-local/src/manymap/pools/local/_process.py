@@ -387,22 +387,20 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         _, token, names, duration, retiring, failed = header
         worker.stopping = worker.stopping or retiring
         batch = worker.release(token)
+        if batch is not None and dispatch and not worker.stopping and not failed and self._batches_waiting():
+            # Its next batch first, then this one's results: the worker computes while
+            # they load. (Not after a failure, which may stop the map: fail fast.)
+            self._dispatch_to([worker])
+        if worker.batch is None:
+            # Idle: it owes nothing more. Unwatched before its batch settles: a call the
+            # batch ends goes on in its caller's thread, and this thread must not then
+            # need a system call (which lets that caller run first) to get back to its
+            # wait; otherwise the manager stalls a whole switch interval.
+            self._watch(worker, False)
         if batch is None:
             _shm.discard(names)  # a reply nobody waits for
         else:
-            if dispatch and not worker.stopping and not failed and self._batches_waiting():
-                # Its next batch first, then this one's results: the worker computes while
-                # they load. (Not after a failure, which may stop the map: fail fast.)
-                self._dispatch_to([worker])
-            if worker.batch is None:
-                # Idle: it owes nothing more. Unwatched before its batch settles: a call
-                # the batch ends goes on in its caller's thread, and this thread must not
-                # then need a system call (which lets that caller run first) to get back
-                # to its wait; otherwise the manager stalls a whole switch interval.
-                self._watch(worker, False)
             worker.finish(batch, lambda: _wire.decode(data, names), duration)
-        if worker.batch is None:
-            self._watch(worker, False)
         if worker.stopping and not retiring:
             self._tell_stop(worker)
         return True
