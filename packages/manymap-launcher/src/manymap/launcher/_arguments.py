@@ -8,7 +8,7 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which co
 if TYPE_CHECKING:
     from typing import Any
 
-__all__ = ["check_callable", "length_hint", "task_items", "task_source"]
+__all__ = ["check_callable", "length_hint", "task_list", "task_source"]
 
 
 def check_callable(method: str, function: object) -> None:
@@ -31,7 +31,7 @@ def task_source(method: str, iterables: tuple[Iterable[Any], ...]) -> Iterator[A
     return zip(*iterables, strict=False)  # stop at the shortest, as builtin map does
 
 
-def task_items(method: str, iterables: tuple[Iterable[Any], ...]) -> list[Any]:
+def task_list(method: str, iterables: tuple[Iterable[Any], ...]) -> list[Any]:
     """The items of a map whose input is read whole at the call (one per task): the
     caller's own list when it gives one, not a copy (a copy of 100,000 items costs
     0.6 ms). Only for a call that takes what it needs of it before it returns: its

@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-from manymap.launcher._arguments import check_callable, length_hint, task_items, task_source
+from manymap.launcher._arguments import check_callable, length_hint, task_list, task_source
 from manymap.launcher._batching import choose_chunksize, read_ahead
 from manymap.launcher._eager_job import EagerJob
 from manymap.launcher._events import ProgressListener
@@ -103,7 +103,7 @@ class JobSubmission:
     ) -> H:
         """Start a map settling ``handle`` with the list of its results (the hook
         of a pool that maps its own way, ``SerialPool``)."""
-        items = task_items(method, iterables)
+        items = task_list(method, iterables)
         star = len(iterables) > 1 if star is None else star
         return self._eager(method, function, items, star, {}, options, handle, single=False, wait=wait)
 
