@@ -31,6 +31,9 @@ __all__ = ["EagerJob"]
 class EagerJob(Job):
     """A call with its whole input queued at once and one result handle."""
 
+    _announced: Sequence[TaskEvent] = ()  # SUBMITTED events of load(), emitted by launch()
+    _done_at_load = False
+
     def __init__(
         self,
         scheduler: Scheduler,
@@ -45,8 +48,6 @@ class EagerJob(Job):
         self.single = single
         self._handle: AsyncResult[Any] | CallResult[Any] | None = handle
         self._values: list[Any] = []
-        self._announced: list[TaskEvent] = []  # SUBMITTED events of load(), emitted by launch()
-        self._done_at_load = False
 
     def load(self, batches: list[Batch], count: int) -> None:
         """Queue the whole input, ``count`` tasks in ``batches`` (under the lock)."""
@@ -66,7 +67,7 @@ class EagerJob(Job):
     def launch(self) -> None:
         """After :meth:`load` (outside the lock): emit its events, wake the
         workers, and settle the handle if there was nothing to run."""
-        events, self._announced = self._announced, []
+        events, self._announced = self._announced, ()
         self._announce(events, self._done_at_load)
 
     def _store(self, indices: Sequence[int], values: Sequence[Any]) -> None:

@@ -60,6 +60,27 @@ class Job:
     #: whether the job is one task whose running cannot be cancelled (``apipe``/``submit``)
     single = False
 
+    # The state every job starts with, as class attributes: an instance sets only what
+    # differs (most are set per job only once something happens; a ``pipe`` makes a
+    # job per call, and each attribute set in ``__init__`` costs it).
+    payload: Any = None  # the pool's encoding of the function, see AbstractWorkerPool._encode
+    #: the blocking call that waits for this job in its caller's thread, if any: what
+    #: the pool's ``_wait`` gave ``start`` (``ManagedWorkerPool`` lends it a worker)
+    wait: object = None
+    queued = False  # listed in the scheduler's queue of jobs with ready batches
+    _emitting = 0  # threads inside _emit: the bar is closed only once they are out
+    # guards _emitting; only a job with a listener emits (and it never gains one)
+    _emit_cond: threading.Condition | None = None
+    _fed = 0  # tasks made ready so far
+    _exhausted = False  # no more input will come
+    _inflight = 0
+    _settled = 0
+    _dropped = 0  # tasks settled without running: fail-fast or cancellation
+    _stop_reason: BaseException | None = None
+    _cancelled = False
+    _aborted = False
+    _complete = False
+
     def __init__(
         self,
         scheduler: Scheduler,
@@ -80,30 +101,15 @@ class Job:
         self.options = options
         self.chunksize = chunksize
         self.taper = taper  # workers its last batches are tapered over (0: all of chunksize)
-        self.payload: Any = None  # the pool's encoding of the function, see AbstractWorkerPool._encode
-        #: the blocking call that waits for this job in its caller's thread, if any: what
-        #: the pool's ``_wait`` gave ``start`` (``ManagedWorkerPool`` lends it a worker)
-        self.wait: object = None
         self._listener = listener
         self._cond = scheduler.changed  # shared by the pool's jobs: one per job costs 2 µs a call
         self._lock = scheduler.lock  # the condition's lock, for blocks that notify nobody (cheaper)
-        self._emitting = 0  # threads inside _emit: the bar is closed only once they are out
-        # guards _emitting; only a job with a listener emits (and it never gains one)
-        self._emit_cond = threading.Condition() if listener is not None else None
+        if listener is not None:
+            self._emit_cond = threading.Condition()
         self._ready: deque[Batch] = deque()
-        self.queued = False  # listed in the scheduler's queue of jobs with ready batches
-        self._fed = 0  # tasks made ready so far
-        self._exhausted = False  # no more input will come
         # outcomes
         self._errors: dict[int, BaseException] = {}
         self._deaths: dict[int, int] = {}
-        self._inflight = 0
-        self._settled = 0
-        self._dropped = 0  # tasks settled without running: fail-fast or cancellation
-        self._stop_reason: BaseException | None = None
-        self._cancelled = False
-        self._aborted = False
-        self._complete = False
 
     # ------------------------------------------------------------------ input
 
@@ -359,7 +365,7 @@ class Job:
         self._announce(events, done)
         return True
 
-    def _announce(self, events: list[TaskEvent], done: bool) -> None:
+    def _announce(self, events: Sequence[TaskEvent], done: bool) -> None:
         """After a change made under the lock, outside it: emit its events, wake
         the workers for what was queued, settle the job if it is complete."""
         self._emit(events)
@@ -494,7 +500,7 @@ class Job:
 
     # -------------------------------------------------------------- events
 
-    def _emit(self, events: list[TaskEvent]) -> None:
+    def _emit(self, events: Sequence[TaskEvent]) -> None:
         listener = self._listener
         emit_cond = self._emit_cond
         if listener is None or emit_cond is None:
