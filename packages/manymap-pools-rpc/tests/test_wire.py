@@ -217,6 +217,44 @@ def test_send_buffers_writes_every_piece_in_turn(pair: tuple[socket.socket, sock
     assert bytes(got) == expected
 
 
+def test_send_buffers_on_a_non_blocking_socket_waits_for_room(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    # A worker's connection: non-blocking, a write that finds the buffer full waits for the reader.
+    left, right = pair
+    left.setblocking(False)
+    pieces = [bytearray(b"x" * 4_000_000), b"end"]
+    outcome: list[BaseException | None] = []
+
+    def send() -> None:
+        try:
+            wire.send_buffers(left, pieces, 30.0)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    expected = b"".join(pieces)
+    got = bytearray()
+    while len(got) < len(expected):
+        got += right.recv(1 << 16)
+    sender.join(30.0)
+    assert outcome == [None]
+    assert bytes(got) == expected
+
+
+def test_send_buffers_on_a_non_blocking_socket_gives_up_after_its_timeout(
+    pair: tuple[socket.socket, socket.socket],
+) -> None:
+    left, _ = pair  # nobody reads the other end
+    left.setblocking(False)
+    with pytest.raises(TimeoutError, match=r"no room to write on the connection for 0\.2 seconds"):
+        wire.send_buffers(left, [bytearray(8_000_000)], 0.2)
+    with pytest.raises(BlockingIOError):  # without a timeout: the caller's to handle
+        wire.send_buffers(left, [bytearray(8_000_000)])
+
+
 # -------------------------------------------------------------- tagged bodies
 
 

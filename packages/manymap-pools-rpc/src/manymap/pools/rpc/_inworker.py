@@ -283,7 +283,9 @@ class ClientTransport:
         sock, self._session, self._state, terms = handoff.receive(self._control)
         self._max_tasks = terms.max_tasks
         self._control.close()  # this worker serves that connection for the rest of its life
-        sock.settimeout(_SEND_TIMEOUT)  # sends wait at most this; reads only follow readiness
+        # Non-blocking: reads only follow readiness, and a write waits for room at most
+        # _SEND_TIMEOUT (send_buffers); a timeout would poll before each of them.
+        sock.setblocking(False)
         self._sock = sock
         self._reader = wire.FrameReader.for_socket(sock, terms.frame_limit)
         self._waiter.register(sock.fileno(), select.POLLIN)
@@ -312,7 +314,7 @@ class ClientTransport:
             pieces = [piece for parts in frames for piece in session.wrap(parts)]
             self._mark(WRITING)
             try:
-                wire.send_buffers(self._sock, pieces)
+                wire.send_buffers(self._sock, pieces, _SEND_TIMEOUT)
             except OSError as error:  # the client is gone
                 self._end(error)
             self._mark(after)

@@ -9,6 +9,7 @@ an 8 MB array in a batch is never copied to make a frame.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import struct
 from collections.abc import Callable
@@ -65,11 +66,26 @@ def advance(pieces: list[memoryview], count: int) -> list[memoryview]:
     return rest
 
 
-def send_buffers(sock: socket.socket, pieces: list[Buffer]) -> None:
-    """Write ``pieces`` in turn, uncopied, on a blocking socket (its timeout holds for each write)."""
+def send_buffers(sock: socket.socket, pieces: list[Buffer], timeout: float | None = None) -> None:
+    """Write ``pieces`` in turn, uncopied.
+
+    On a blocking socket its own timeout holds for each write. On a
+    non-blocking one, give ``timeout``: a write that finds no room waits for
+    it at most that many seconds (``TimeoutError``). (A socket with a timeout
+    polls before every write and every read: two system calls more per round
+    trip on a worker's connection, about 3 µs here.)
+    """
     left = views(pieces)
     while left:
-        left = advance(left, sock.sendmsg(left[:IOV]))
+        try:
+            left = advance(left, sock.sendmsg(left[:IOV]))
+        except (BlockingIOError, InterruptedError):
+            if timeout is None:
+                raise
+            waiter = select.poll()
+            waiter.register(sock.fileno(), select.POLLOUT)
+            if not waiter.poll(timeout * 1000):  # (milliseconds)
+                raise TimeoutError(f"no room to write on the connection for {timeout} seconds") from None
 
 
 class FrameReader:
