@@ -60,9 +60,10 @@ class EagerJob(Job):
         """Load a call of one ``batch`` that its pool sends to a worker at once: in
         flight from now, never queued (under the lock; for a job without a
         listener, which has nothing to announce)."""
-        self._values = [None] * len(batch)
+        count = len(batch.items)
+        self._values = [None] * count
         self._exhausted = True
-        self._fed = self._inflight = len(batch)
+        self._fed = self._inflight = count
 
     def launch(self) -> None:
         """After :meth:`load` (outside the lock): emit its events, wake the
