@@ -403,21 +403,26 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                     if replied:
                         self._take_reply(worker)
                 finally:
-                    channels, worker.loan = worker.loan or (), None
-                    try:
-                        selector = self._selector
-                        for fd in channels[1:]:
-                            self._lent.discard(fd)
-                            key = self._muted.pop(fd, None)
-                            if key is not None and selector is not None:  # a death the manager saw: its turn
-                                selector.register(key.fileobj, key.events, key.data)
-                        if selector is not None:
-                            self._watch(worker, True)
-                    finally:  # counted back whatever happens: the pool's end waits for it
-                        self._on_loan -= 1
-                        self._loans_ended.notify_all()
+                    self._give_back(worker)
         finally:
             deferred.__exit__()
+
+    def _give_back(self, worker: W) -> None:
+        """The end of a loan (dispatch lock held): the manager watches the worker
+        again, and sees a death it saw first and muted."""
+        channels, worker.loan = worker.loan or (), None
+        try:
+            selector = self._selector
+            for fd in channels[1:]:
+                self._lent.discard(fd)
+                key = self._muted.pop(fd, None)
+                if key is not None and selector is not None:  # a death the manager saw: its turn
+                    selector.register(key.fileobj, key.events, key.data)
+            if selector is not None:
+                self._watch(worker, True)
+        finally:  # counted back whatever happens: the pool's end waits for it
+            self._on_loan -= 1
+            self._loans_ended.notify_all()
 
     # --------------------------------------------- the launcher's hooks
 

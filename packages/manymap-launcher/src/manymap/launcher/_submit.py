@@ -202,7 +202,7 @@ class JobSubmission:
             options=options,
             chunksize=chunksize,
             taper=taper,
-            listener=self._listener(options, count, method) if options.progress else None,
+            listener=self._listener(options, count, method),
             handle=handle,
             single=single,
         )

@@ -93,7 +93,6 @@ class _Worker(ManagedWorker):
     """The manager's record of one worker process: its pipe, its pidfd, its state."""
 
     __slots__ = (
-        "channels",
         "conn",
         "did_work",
         "gone",
@@ -120,8 +119,6 @@ class _Worker(ManagedWorker):
         self.ready = False  # started and initialized: it may be sent work
         self.did_work = False
         self.watched = False  # the manager waits on its pipe (ManagedWorkerPool._watch)
-        # what a caller it is lent to waits on: its replies, then its death
-        self.channels = (conn.fileno(), self.death_signal())
 
     def death_signal(self) -> int:
         """What the pool waits on for the worker's death: its pidfd, else its sentinel."""
@@ -349,7 +346,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             pass  # the worker is dead: its sentinel tells, and the batch is lost then
 
     def _channels(self, worker: _Worker) -> tuple[int, ...]:
-        return worker.channels
+        return (worker.conn.fileno(), worker.death_signal())
 
     def _watch(self, worker: _Worker, watched: bool) -> None:
         # Its pidfd tells its death: its pipe is watched only while it owes the manager
