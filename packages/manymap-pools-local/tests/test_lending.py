@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -100,36 +97,6 @@ def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) 
     else:
         assert len(outcome) == 1, outcome
         assert isinstance(outcome[0], Exception), outcome
-
-
-CTRL_C_ON_LOAN = """
-import os, signal, threading, time
-from manymap.launcher import _managed
-from manymap.pools.local import ProcessPool
-
-if __name__ == "__main__":
-    _managed._LEASE = 60.0  # the whole call is on loan
-    with ProcessPool(1) as pool:
-        assert pool.pipe(abs, -1) == 1  # a worker ready: the next call goes straight to it
-        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
-        try:
-            pool.pipe(time.sleep, 1.0)
-        except KeyboardInterrupt:
-            print("interrupted after", pool.stats().tasks, "tasks", flush=True)
-        assert pool._on_loan == 0
-        assert pool.pipe(abs, -2) == 2
-    print("served after", flush=True)
-"""
-
-
-def test_a_ctrl_c_on_loan_is_raised_once_the_reply_is_taken(tmp_path: Path) -> None:
-    # A caller that sent its call straight to a ready worker holds Ctrl-C until
-    # the loan ends (a lease at most): the reply is read whole, then it is raised.
-    script = tmp_path / "ctrl_c_on_loan.py"
-    script.write_text(CTRL_C_ON_LOAN)
-    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["interrupted after 2 tasks", "served after"], done.stderr
 
 
 def kill_self_leaving_a_child() -> None:

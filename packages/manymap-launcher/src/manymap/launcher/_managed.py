@@ -15,8 +15,7 @@ same way, and this is that way, once:
   Ctrl-C held until the batch is taken and sent (:func:`interrupts_deferred`).
   A caller blocked on a call of one task (``pipe``, ``apply``) does not even
   queue it when a worker is ready and no batch waits: it sends it straight
-  to that worker (:meth:`ManagedWorkerPool._send_now`), and holds Ctrl-C on
-  until it has taken the reply (one hold per call, a lease at most).
+  to that worker (:meth:`ManagedWorkerPool._send_now`).
 - A caller that blocks on its call (``pipe``, ``apply``, ``map``...) takes
   the reply to its first batch itself, another hand-off less: the worker it
   sends that batch to is *lent* to it (:meth:`ManagedWorkerPool._wait`). The
@@ -385,68 +384,51 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         wait.worker = worker
         wait.job = worker.batch.job if worker.batch is not None else None
 
-    def _end_loan(
-        self, worker: W, *, replied: bool = False, deferred: interrupts_deferred | None = None
-    ) -> None:
+    def _end_loan(self, worker: W, *, replied: bool = False) -> None:
         """Give the lent ``worker`` back to the manager, first handling its reply if
-        it ``replied`` (read whole or not at all: Ctrl-C waits, and is raised at the
-        end); the pool then watches it as it needs to (:meth:`_watch`).
-
-        ``deferred``: the deferral of Ctrl-C open since the loan began, when the
-        caller's own thread lent it (:meth:`_send_now`); it ends here."""
-        if deferred is None:
-            deferred = interrupts_deferred()
-            deferred.__enter__()
-        try:
-            with self._dispatch_lock:
+        it ``replied`` (read whole or not at all: Ctrl-C waits); the pool then
+        watches it as it needs to (:meth:`_watch`)."""
+        with interrupts_deferred(), self._dispatch_lock:
+            try:
+                if replied:
+                    self._take_reply(worker)
+            finally:
+                channels, worker.loan = worker.loan or (), None
                 try:
-                    if replied:
-                        self._take_reply(worker)
-                finally:
-                    self._give_back(worker)
-        finally:
-            deferred.__exit__()
-
-    def _give_back(self, worker: W) -> None:
-        """The end of a loan (dispatch lock held): the manager watches the worker
-        again, and sees a death it saw first and muted."""
-        channels, worker.loan = worker.loan or (), None
-        try:
-            selector = self._selector
-            for fd in channels[1:]:
-                self._lent.discard(fd)
-                key = self._muted.pop(fd, None)
-                if key is not None and selector is not None:  # a death the manager saw: its turn
-                    selector.register(key.fileobj, key.events, key.data)
-            if selector is not None:
-                self._watch(worker, True)
-        finally:  # counted back whatever happens: the pool's end waits for it
-            self._on_loan -= 1
-            self._loans_ended.notify_all()
+                    selector = self._selector
+                    for fd in channels[1:]:
+                        self._lent.discard(fd)
+                        key = self._muted.pop(fd, None)
+                        if key is not None and selector is not None:  # a death the manager saw: its turn
+                            selector.register(key.fileobj, key.events, key.data)
+                    if selector is not None:
+                        self._watch(worker, True)
+                finally:  # counted back whatever happens: the pool's end waits for it
+                    self._on_loan -= 1
+                    self._loans_ended.notify_all()
 
     # --------------------------------------------- the launcher's hooks
 
     def _wait(self, start: Callable[[Any], AsyncResult[T] | CallResult[T]]) -> T:
         wait = _Wait()
+        worker = None
         try:
             handle = start(wait)  # the first batch of the call sent from now lends its worker to wait
             worker = self._disarm(wait)
-            if worker is not None:
-                replied = _reply_ready(worker, _LEASE)
-                wait.worker = None  # given back now, whatever happens
-                self._end_loan(worker, replied=replied, deferred=wait.deferred)
+            replied = worker is not None and _reply_ready(worker, _LEASE)
         except BaseException as error:  # the manager must get the worker back, whatever happens
             worker = self._disarm(wait)
             if worker is not None:
-                self._end_loan(worker, deferred=wait.deferred)
-            job = wait.job
-            if isinstance(error, KeyboardInterrupt) and job is not None and not job.complete:
-                job.interrupt()
+                self._end_loan(worker)
+                if isinstance(error, KeyboardInterrupt) and wait.job is not None:
+                    wait.job.interrupt()
             raise
         finally:
             # The job refers to its wait: no cycle is left for the garbage collector,
             # which a pipe in a loop would otherwise set off every few dozen calls.
             wait.job = None
+        if worker is not None:
+            self._end_loan(worker, replied=replied)
         return wait_for(handle)
 
     def _launch(self, method: str, job: EagerJob, batches: list[Batch], count: int) -> None:
@@ -467,11 +449,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         ready; the call is then queued as any other."""
         if self._codec is None or self._closing or self._manager is None:
             return False  # (a pool that does not ship batches sends them its own way)
-        # The batch is loaded and sent, or neither: Ctrl-C waits. If its worker is lent
-        # to this caller, it waits on until the loan ends (``_end_loan``: a lease at most).
-        deferred = interrupts_deferred()
-        deferred.__enter__()
-        try:
+        with interrupts_deferred():  # the batch is loaded and sent, or neither
             if not self._dispatch_lock.acquire(blocking=False):
                 return False
             try:
@@ -488,11 +466,6 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 wait.armed = False  # its one batch is out: _disarm needs no lock
             finally:
                 self._dispatch_lock.release()
-        finally:
-            if wait.worker is None:
-                deferred.__exit__()
-            else:
-                wait.deferred = deferred
         return True
 
     def _disarm(self, wait: _Wait) -> W | None:
@@ -627,15 +600,12 @@ class _Wait:
     has started the call (``armed``), the first batch of the call sent, by its
     thread or the manager's, lends it that batch's ``worker``."""
 
-    __slots__ = ("armed", "deferred", "job", "worker")
+    __slots__ = ("armed", "job", "worker")
 
     def __init__(self) -> None:
         self.armed = True
         self.worker: Any = None
         self.job: Job | None = None
-        #: the deferral of Ctrl-C the caller's thread opened when it lent itself the
-        #: worker (``_send_now``), which ends with the loan
-        self.deferred: interrupts_deferred | None = None
 
 
 def _reply_ready(worker: ManagedWorker, timeout: float) -> bool:
@@ -691,8 +661,7 @@ class interrupts_deferred:
 
     Python raises ``KeyboardInterrupt`` between any two bytecodes of the main
     thread; in the middle of taking and sending a batch that would lose it.
-    (A class, not a generator: it runs at every ``pipe``, and a caller that lends
-    itself a worker enters it in one method and leaves it in another.)
+    (A class, not a generator: it runs twice per ``pipe``.)
     """
 
     __slots__ = ("_handler", "_held")
