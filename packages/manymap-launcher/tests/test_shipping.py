@@ -21,7 +21,6 @@ import pytest
 from manymap.launcher import SerializationError
 from manymap.launcher._shipping import for_all
 from manymap.launcher.lowlevel import (
-    Batch,
     ManagedWorker,
     ManagedWorkerPool,
     TaskFailure,
@@ -107,9 +106,9 @@ class ShipPool(ManagedWorkerPool[_Thread]):
     def _ready_workers(self) -> list[_Thread]:
         return [worker for worker in self._workers if worker.batch is None]
 
-    def _transmit(self, worker: _Thread, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
+    def _transmit(self, worker: _Thread, star: bool, key: int, function: bytes | None, data: Any) -> None:
         self.functions_sent += function is not None
-        worker.ours.send((worker.token, key, batch.star, function, data))
+        worker.ours.send((worker.token, key, star, function, data))
 
     def _handle(self, ready: list[Any]) -> None:
         for worker in ready:

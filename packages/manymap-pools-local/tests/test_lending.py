@@ -11,6 +11,7 @@ import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -74,7 +75,11 @@ def test_a_worker_killed_on_loan_is_a_worker_lost_error(long_lease: None) -> Non
 
 
 @pytest.mark.parametrize("ending", ["terminate", "close"])
-def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) -> None:
+@pytest.mark.parametrize("lease", ["long", "short"])
+def test_the_pool_ends_while_a_worker_is_on_loan(monkeypatch: pytest.MonkeyPatch, ending: str, lease: str) -> None:
+    # A short lease ends while the task runs: the call, sent straight to its worker,
+    # becomes a job then, and a pool closing meanwhile still waits for it.
+    monkeypatch.setattr(managed, "_LEASE", 60.0 if lease == "long" else 0.05)
     outcome: list[object] = []
 
     def caller() -> None:
@@ -89,6 +94,8 @@ def test_the_pool_ends_while_a_worker_is_on_loan(long_lease: None, ending: str) 
         thread = threading.Thread(target=caller)
         thread.start()
         assert eventually(lambda: pool._on_loan == 1, timeout=10)
+        if lease == "short":
+            assert eventually(lambda: pool._scheduler.jobs, timeout=10)  # the lease ended
         getattr(pool, ending)()
         pool.join()
         thread.join()
@@ -138,3 +145,42 @@ def test_an_idle_worker_that_dies_is_replaced(monkeypatch: pytest.MonkeyPatch, p
         os.kill(pid, signal.SIGKILL)  # idle: the manager does not wait on its pipe
         assert eventually(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)  # seen, and reaped
         assert pool.pipe(os.getpid) != pid
+
+
+def fail(x: int) -> None:
+    raise ValueError(f"no {x}")
+
+
+def test_a_call_sent_straight_to_a_worker_is_told_apart_from_a_job_only_by_its_speed() -> None:
+    # A pipe that finds a worker ready is no job (ManagedWorkerPool._call): its value,
+    # its failure and its stats are those of the job it would have been.
+    with hang_guard(), ProcessPool(1) as pool:
+        assert pool.pipe(abs, -1) == 1  # the worker is ready from here on
+        assert not pool._scheduler.jobs
+        assert [pool.pipe(pow, i, 2) for i in range(20)] == [i * i for i in range(20)]
+        assert pool.apply(divmod, (7, 2)) == (3, 1)
+        assert pool.pipe(dict, a=1) == {"a": 1}
+        with pytest.raises(ValueError, match="no 3") as direct:
+            pool.pipe(fail, 3)
+        with pytest.raises(ValueError, match="no 3") as queued:
+            pool.apipe(fail, 3).get()
+        assert direct.value.__notes__ == queued.value.__notes__  # "task 0 failed on worker ..."
+        assert "in fail" in str(direct.value.__cause__)  # the remote traceback
+        assert pool.stats().tasks == 1 + 20 + 1 + 1 + 2
+        assert pool.stats().failed == 2
+        assert not pool._scheduler.jobs
+
+
+def test_a_call_sent_straight_to_a_worker_is_retried_as_a_job(tmp_path: Path) -> None:
+    marker = tmp_path / "died-once"
+
+    def die_once() -> int:
+        if not marker.exists():
+            marker.touch()
+            os.kill(os.getpid(), signal.SIGKILL)
+        return os.getpid()
+
+    with hang_guard(), ProcessPool(1, retries=1) as pool:
+        first = pool.pipe(os.getpid)
+        assert pool.pipe(die_once) != first  # its worker lost: run again on the replacement
+        assert marker.exists()

@@ -216,8 +216,12 @@ CTRL_C = textwrap.dedent(
 
 @pytest.mark.parametrize(
     ("workers", "call"),
-    [(2, "pool.map(nap, range(4), chunksize=1)"), (1, "pool.pipe(nap, 0)")],
-    ids=["map", "pipe-on-loan"],
+    [
+        (2, "pool.map(nap, range(4), chunksize=1)"),
+        (1, "pool.pipe(nap, 0)"),
+        (1, "pool.pipe(abs, 0); pool.pipe(nap, 0)"),  # a ready worker: sent straight, no job
+    ],
+    ids=["map", "pipe-on-loan", "pipe-direct"],
 )
 def test_ctrl_c_stops_the_call_and_its_workers(tmp_path: Path, workers: int, call: str) -> None:
     script = tmp_path / "ctrl_c.py"

@@ -15,7 +15,9 @@ same way, and this is that way, once:
   Ctrl-C held until the batch is taken and sent (:func:`interrupts_deferred`).
   A caller blocked on a call of one task (``pipe``, ``apply``) does not even
   queue it when a worker is ready and no batch waits: it sends it straight
-  to that worker (:meth:`ManagedWorkerPool._send_now`).
+  to that worker (:meth:`ManagedWorkerPool._send_now`). A pool that sets
+  ``_calls_direct`` does not even make a job of such a call unless it must
+  (:meth:`ManagedWorkerPool._call`, :class:`_Call`).
 - A caller that blocks on its call (``pipe``, ``apply``, ``map``...) takes
   the reply to its first batch itself, another hand-off less: the worker it
   sends that batch to is *lent* to it (:meth:`ManagedWorkerPool._wait`). The
@@ -69,8 +71,9 @@ import signal
 import sys
 import threading
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
+from manymap.launcher._arguments import check_callable
 from manymap.launcher._batch import Batch
 from manymap.launcher._condition import Condition
 from manymap.launcher._eager_job import EagerJob
@@ -155,6 +158,10 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
     """
 
     _codec: BatchCodec | None = None  # set by a pool that ships batches (see the module's text)
+    # Whether a blocked call of one task may be sent straight to a ready worker without
+    # a job (:meth:`_call`): for a pool that ships batches, lends its workers, and
+    # waits for its loans to end before it settles what its workers ran (:meth:`_stop_all`).
+    _calls_direct = False
 
     def __init__(self, nodes: int | None = None, **options: Any) -> None:
         super().__init__(nodes, **options)
@@ -301,12 +308,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 batch.start(worker.name, worker.host)
                 batch.finish([None] * len(batch), for_all(TaskFailure.capture(error), len(batch)))
                 return
-        codec = self._codec
-        assert codec is not None, f"{type(self).__name__} sends batches: it sets _codec"
-        key = codec.key(job.payload)
         data, batch.payload = batch.payload, None  # the worker has it now; free the caller's memory early
-        worker.batch, worker.token = batch, next(self._tokens)
-        function = job.payload if codec.must_send(worker.known, key) else None
+        worker.batch = batch
         wait = job.wait
         # The caller this batch's worker may be lent to (a worker on loan is sent its
         # next batch by its borrower, who is done with it).
@@ -319,7 +322,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
             # Unwatched before its batch goes: the manager must not wake for the reply
             # (on a busy machine the worker may answer before this thread goes on).
             self._watch(worker, False)
-        self._transmit(worker, batch, key, function, data)
+        self._write(worker, job.payload, batch.star, data)
         # Started once sent, while the worker computes: nobody handles its reply before
         # the dispatch lock is released.
         batch.start(worker.name, worker.host)
@@ -330,12 +333,22 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 return
         self._watch(worker, True)
 
-    def _transmit(self, worker: W, batch: Batch, key: int, function: bytes | None, data: Any) -> None:
-        """Write ``batch`` (numbered ``worker.token``) to ``worker``: run the function
-        cached under ``key`` (its payload ``function`` goes first if the worker
-        lacks it) over the arguments ``data`` (as ``_codec.items`` encoded them).
+    def _write(self, worker: W, payload: bytes, star: bool, data: Any) -> None:
+        """Write a batch to ``worker`` under a new token: the function ``payload``
+        (if the worker lacks it), then the arguments ``data`` (``_codec.items``')."""
+        codec = self._codec
+        assert codec is not None, f"{type(self).__name__} sends batches: it sets _codec"
+        key = codec.key(payload)
+        worker.token = next(self._tokens)
+        self._transmit(worker, star, key, payload if codec.must_send(worker.known, key) else None, data)
 
-        Called by :meth:`_send`, so only a pool that dispatches with it needs this.
+    def _transmit(self, worker: W, star: bool, key: int, function: bytes | None, data: Any) -> None:
+        """Write a batch (numbered ``worker.token``) to ``worker``: run the function
+        cached under ``key`` (its payload ``function`` goes first if the worker
+        lacks it) over the arguments ``data`` (as ``_codec.items`` encoded them),
+        each a tuple of positional arguments if ``star``.
+
+        Called by :meth:`_write`, so only a pool that ships batches needs this.
         A worker that is gone is not an error here: the pool sees it go.
         """
         raise NotImplementedError(f"{type(self).__name__} dispatches with _send: it implements _transmit")
@@ -378,11 +391,15 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
         Its replies are the caller's alone: the manager stopped watching them before
         the batch went (:meth:`_send`)."""
+        self._loan(worker, channels)
+        wait.worker = worker
+        wait.job = worker.batch.job if worker.batch is not None else None
+
+    def _loan(self, worker: W, channels: tuple[int, ...]) -> None:
+        """Lend ``worker`` to the calling thread, which waits on ``channels`` (dispatch lock held)."""
         worker.loan = channels
         self._lent.update(channels[1:])
         self._on_loan += 1
-        wait.worker = worker
-        wait.job = worker.batch.job if worker.batch is not None else None
 
     def _end_loan(self, worker: W, *, replied: bool = False) -> None:
         """Give the lent ``worker`` back to the manager, first handling its reply if
@@ -393,21 +410,118 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 if replied:
                     self._take_reply(worker)
             finally:
-                channels, worker.loan = worker.loan or (), None
-                try:
-                    selector = self._selector
-                    for fd in channels[1:]:
-                        self._lent.discard(fd)
-                        key = self._muted.pop(fd, None)
-                        if key is not None and selector is not None:  # a death the manager saw: its turn
-                            selector.register(key.fileobj, key.events, key.data)
-                    if selector is not None:
-                        self._watch(worker, True)
-                finally:  # counted back whatever happens: the pool's end waits for it
-                    self._on_loan -= 1
-                    self._loans_ended.notify_all()
+                self._give_back(worker)
+
+    def _give_back(self, worker: W) -> None:
+        """The end of ``worker``'s loan: the manager watches it again (dispatch lock held)."""
+        channels, worker.loan = worker.loan or (), None
+        try:
+            selector = self._selector
+            for fd in channels[1:]:
+                self._lent.discard(fd)
+                key = self._muted.pop(fd, None)
+                if key is not None and selector is not None:  # a death the manager saw: its turn
+                    selector.register(key.fileobj, key.events, key.data)
+            if selector is not None:
+                self._watch(worker, True)
+        finally:  # counted back whatever happens: the pool's end waits for it
+            self._on_loan -= 1
+            self._loans_ended.notify_all()
+            if self._closing:  # the last loan may be what the manager waits for (_draining)
+                self._wake_manager()
+
+    @property
+    def _draining(self) -> bool:
+        # A call sent straight to a worker is no job (:meth:`_call`), but its worker is on loan.
+        return self._on_loan == 0 and super()._draining
 
     # --------------------------------------------- the launcher's hooks
+
+    def _call(
+        self,
+        method: str,
+        function: Callable[..., T],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        overrides: dict[str, Any],
+    ) -> T:
+        # A blocked call of one task that a ready worker can take now is sent to it
+        # from this thread, and is no job unless it must be (see _Call).
+        options = self._defaults
+        if (
+            overrides
+            or not self._calls_direct
+            or options.timeout is not None
+            or options.progress
+            or self._closing
+            or self._manager is None
+            or self._dispatch_lock.locked()
+            or next(iter(self._ready_workers()), None) is None
+        ):
+            return super()._call(method, function, args, kwds, overrides)
+        check_callable(method, function)
+        self._check_open(method)
+        codec = self._codec
+        assert codec is not None, f"{type(self).__name__} takes direct calls: it ships batches"
+        payload = codec.function(function)
+        data = codec.items(kwds, [args], 0, True)
+        call = self._send_call(method, _Call(self, function, args, kwds, payload), data)
+        if call is None:  # taken meanwhile: queued as any other call
+            return super()._call(method, function, args, kwds, overrides)
+        worker = call.worker
+        lent = True
+        try:
+            replied = _reply_ready(worker, _LEASE)
+            with interrupts_deferred(), self._dispatch_lock:
+                lent = False
+                try:
+                    if replied:
+                        self._take_reply(worker)
+                finally:
+                    try:
+                        if worker.batch is call:  # no reply within the lease, or a death
+                            call.promote()
+                    finally:
+                        self._give_back(worker)
+        except BaseException as error:
+            if lent:  # the wait ended by a Ctrl-C (or a bug): the call becomes a job, interrupted
+                with interrupts_deferred(), self._dispatch_lock:
+                    try:
+                        call.promote()
+                    finally:
+                        self._give_back(worker)
+                if isinstance(error, KeyboardInterrupt) and call.job is not None:
+                    call.job.interrupt()
+            raise
+        value: T = call.value if call.handle is None else wait_for(call.handle)
+        return value
+
+    def _send_call(self, method: str, call: _Call, data: Any) -> _Call | None:
+        """Send ``call`` (its arguments encoded: ``data``) to a ready worker and lend
+        that worker to this thread; ``None``, doing nothing, if the manager is busy,
+        no worker is ready or a batch waits (it goes first)."""
+        with interrupts_deferred():  # sent and lent, or neither
+            if not self._dispatch_lock.acquire(blocking=False):
+                return None
+            try:
+                worker = next(iter(self._ready_workers()), None)
+                if worker is None or self._killing or self._closing:
+                    return None
+                channels = self._channels(worker) if _poll is not None else ()
+                if not channels:
+                    return None
+                with self._lock:
+                    if self._batches_waiting():
+                        return None
+                    self._check_open(method)
+                call.worker = worker
+                worker.batch = call  # type: ignore[assignment]  # stands for one: len, finish, lose, job
+                self._watch(worker, False)  # (not owed to the manager: before it is sent)
+                self._write(worker, call.payload, True, data)
+                self._loan(worker, channels)
+            finally:
+                self._dispatch_lock.release()
+        return call
 
     def _wait(self, start: Callable[[Any], AsyncResult[T] | CallResult[T]]) -> T:
         wait = _Wait()
@@ -606,6 +720,96 @@ class _Wait:
         self.armed = True
         self.worker: Any = None
         self.job: Job | None = None
+
+
+class _Call:
+    """A blocked caller's call of one task that :meth:`ManagedWorkerPool._call` sent
+    straight to a ready worker, lent to that caller: the worker's record holds it
+    where it would hold the batch of a job.
+
+    The task's value in the worker's reply settles it as a batch would: the stats
+    recorded, the value kept for the caller. Anything else makes it the job it
+    stands for (:meth:`promote`), whose batch then takes what came (a failure, a
+    loss) or waits for it (no reply within the lease, a death, a Ctrl-C): from
+    there on the call is a job like any other.
+    """
+
+    __slots__ = ("args", "batch", "function", "handle", "job", "kwds", "payload", "pool", "value", "worker")
+
+    def __init__(
+        self,
+        pool: ManagedWorkerPool[Any],
+        function: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwds: dict[str, Any],
+        payload: bytes,
+    ) -> None:
+        self.pool = pool
+        self.function = function
+        self.args = args
+        self.kwds = kwds
+        self.payload = payload
+        self.worker: Any = None  # the worker it was sent to
+        self.value: Any = None
+        # Once promoted: its job (None: none, which is what the doomed workers' look reads), batch and handle.
+        self.job: EagerJob | None = None
+        self.batch: Batch | None = None
+        self.handle: CallResult[Any] | None = None
+
+    def __len__(self) -> int:
+        return 1
+
+    def finish(
+        self,
+        values: Sequence[Any],
+        failures: Mapping[int, TaskFailure] | None = None,
+        *,
+        duration: float | None = None,
+    ) -> None:
+        """As :meth:`Batch.finish` (the caller's thread, dispatch lock held)."""
+        if failures or duration is None or len(values) != 1 or self.batch is not None:
+            self.promote().finish(values, failures, duration=duration)  # the job names the failure
+            return
+        pool, worker = self.pool, self.worker
+        with pool._lock:
+            pool._scheduler.record(self.function, worker.name, worker.host, 1, 0, duration)
+        self.value = values[0]
+
+    def lose(self, reason: str, *, exitcode: int | None = None, culprit: int | None = None) -> None:
+        """As :meth:`Batch.lose`."""
+        self.promote().lose(reason, exitcode=exitcode, culprit=culprit)
+
+    def promote(self) -> Batch:
+        """Make the call the job it stands for, its one batch running on the call's
+        worker, and return that batch (dispatch lock held; once)."""
+        if self.batch is not None:
+            return self.batch
+        pool = self.pool
+        handle: CallResult[Any] = CallResult()
+        job = EagerJob(
+            pool._scheduler,
+            self.function,
+            star=True,
+            kwargs=self.kwds,
+            options=pool._defaults,
+            chunksize=1,
+            taper=0,
+            listener=None,
+            handle=handle,
+            single=True,
+        )
+        handle._job = job
+        job.payload = self.payload
+        batch = Batch(job, range(1), [self.args])
+        with pool._lock:
+            pool._scheduler.add(job)
+            job.load_running(batch)
+        worker = self.worker
+        if worker.batch is self:
+            worker.batch = batch
+        batch.start(worker.name, worker.host)
+        self.job, self.batch, self.handle = job, batch, handle
+        return batch
 
 
 def _reply_ready(worker: ManagedWorker, timeout: float) -> bool:

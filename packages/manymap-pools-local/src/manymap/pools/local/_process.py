@@ -148,6 +148,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
 
     node_aliases = ("ncpus", "processes")
     ncpus = NodesAlias()
+    _calls_direct = True  # a pipe to a ready worker is sent from the caller's thread, no job
 
     def __init__(
         self,
@@ -331,7 +332,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         return [w for w in self._workers if w.batch is None and not w.stopping and w.ready]
 
     def _transmit(
-        self, worker: _Worker, batch: Batch, key: int, function: bytes | None, data: _wire.Encoded
+        self, worker: _Worker, star: bool, key: int, function: bytes | None, data: _wire.Encoded
     ) -> None:
         payload, buffers = data
         worker.prefix = f"{self._shm_prefix}{worker.token}-"
@@ -340,7 +341,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         try:
             if function is not None:
                 _wire.send(worker.conn, (_wire.FUNCTION, key), function)
-            header = (_wire.RUN, worker.token, key, batch.star, worker.names, f"{worker.prefix}r")
+            header = (_wire.RUN, worker.token, key, star, worker.names, f"{worker.prefix}r")
             _wire.send(worker.conn, header, payload)
         except OSError:
             pass  # the worker is dead: its sentinel tells, and the batch is lost then

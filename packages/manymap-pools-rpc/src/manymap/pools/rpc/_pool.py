@@ -438,12 +438,12 @@ class ParallelPool(ManagedWorkerPool[Slot]):
     def _batches_waiting(self) -> bool:
         return bool(self._orphans) or super()._batches_waiting()
 
-    def _transmit(self, slot: Slot, batch: Batch, key: int, function: bytes | None, data: wire.Parts) -> None:
+    def _transmit(self, slot: Slot, star: bool, key: int, function: bytes | None, data: wire.Parts) -> None:
         slot.heard = time.monotonic()  # silence counts from now
         function = function or b""
         # If the connection is gone, the manager sees its end and re-runs the batch.
         with contextlib.suppress(OSError):
-            if slot.send(wire.pack_run(slot.token, wire.pack_batch(key, batch.star, function, data))):
+            if slot.send(wire.pack_run(slot.token, wire.pack_batch(key, star, function, data))):
                 self._want_write(slot, True)
 
     def _reap(self, slot: Slot, reason: str, *, stopped: bool = False) -> None:
