@@ -76,7 +76,9 @@ def test_a_worker_killed_on_loan_is_a_worker_lost_error(long_lease: None) -> Non
 
 @pytest.mark.parametrize("ending", ["terminate", "close"])
 @pytest.mark.parametrize("lease", ["long", "short"])
-def test_the_pool_ends_while_a_worker_is_on_loan(monkeypatch: pytest.MonkeyPatch, ending: str, lease: str) -> None:
+def test_the_pool_ends_while_a_worker_is_on_loan(
+    monkeypatch: pytest.MonkeyPatch, ending: str, lease: str
+) -> None:
     # A short lease ends while the task runs: the call, sent straight to its worker,
     # becomes a job then, and a pool closing meanwhile still waits for it.
     monkeypatch.setattr(managed, "_LEASE", 60.0 if lease == "long" else 0.05)

@@ -159,8 +159,9 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     _codec: BatchCodec | None = None  # set by a pool that ships batches (see the module's text)
     # Whether a blocked call of one task may be sent straight to a ready worker without
-    # a job (:meth:`_call`): for a pool that ships batches, lends its workers, and
-    # waits for its loans to end before it settles what its workers ran (:meth:`_stop_all`).
+    # a job (:meth:`_call`): for a pool that ships batches and lends its workers, whose
+    # _stop_all waits for the loans to end (_await_loans) before it settles what its
+    # workers ran, and which reads a lent worker's batch elsewhere only through _running.
     _calls_direct = False
 
     def __init__(self, nodes: int | None = None, **options: Any) -> None:
@@ -360,6 +361,13 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         (see the module's text) and implements :meth:`_take_reply` and :meth:`_watch`."""
         return ()
 
+    def _running(self, worker: W) -> Batch | None:
+        """The batch ``worker`` runs (``None``: idle); a call sent to it straight
+        (:meth:`_call`) is made the job it stands for first. For a pool that settles
+        a lent worker's batch without waiting for its loan to end (dispatch lock held)."""
+        batch: Batch | _Call | None = worker.batch
+        return batch.promote() if isinstance(batch, _Call) else batch
+
     def _watch(self, worker: W, watched: bool) -> None:
         """Let the manager read ``worker``'s replies (``watched``), or not: it is lent
         (dispatch lock held).
@@ -451,6 +459,7 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         if (
             overrides
             or not self._calls_direct
+            or _poll is None
             or options.timeout is not None
             or options.progress
             or self._closing
@@ -468,6 +477,9 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         call = self._send_call(method, _Call(self, function, args, kwds, payload), data)
         if call is None:  # taken meanwhile: queued as any other call
             return super()._call(method, function, args, kwds, overrides)
+        if call.handle is not None:  # a job already
+            result: T = wait_for(call.handle)
+            return result
         worker = call.worker
         lent = True
         try:
@@ -507,9 +519,6 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 worker = next(iter(self._ready_workers()), None)
                 if worker is None or self._killing or self._closing:
                     return None
-                channels = self._channels(worker) if _poll is not None else ()
-                if not channels:
-                    return None
                 with self._lock:
                     if self._batches_waiting():
                         return None
@@ -518,7 +527,12 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 worker.batch = call  # type: ignore[assignment]  # stands for one: len, finish, lose, job
                 self._watch(worker, False)  # (not owed to the manager: before it is sent)
                 self._write(worker, call.payload, True, data)
-                self._loan(worker, channels)
+                channels = self._channels(worker)
+                if channels:
+                    self._loan(worker, channels)
+                else:  # not lendable now (part of it waits to go out): the manager's, as a job
+                    call.promote()
+                    self._watch(worker, True)
             finally:
                 self._dispatch_lock.release()
         return call

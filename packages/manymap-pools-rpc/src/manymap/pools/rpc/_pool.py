@@ -99,6 +99,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
     node_aliases = ("ncpus",)
     ncpus = NodesAlias()
     batch_seconds = 0.002  # a round trip through a server costs more than through a pipe
+    _calls_direct = True  # a pipe to an idle connection is sent from the caller's thread, no job
 
     def __init__(
         self,
@@ -454,7 +455,7 @@ class ParallelPool(ManagedWorkerPool[Slot]):
         uncharged, on the next idle worker of any node.
         """
         self._forget(slot, close=False)
-        batch, slot.batch = slot.batch, None
+        batch, slot.batch = self._running(slot), None  # (it may be on loan)
         if batch is not None:
             again = None if stopped or self._closing or self._killing else rerun(self._lock, batch)
             if again is None:
@@ -491,6 +492,9 @@ class ParallelPool(ManagedWorkerPool[Slot]):
             batch.lose("the pool was terminated before it could run again")
         with self._slot_lock:
             slots, self._slots = list(self._slots), []
+        for slot in slots:
+            slot.shut()  # a caller waiting on it, on loan, wakes and gives it back
+        self._await_loans()
         for slot in slots:
             self._remove_channel(slot.sock)
             slot.close()

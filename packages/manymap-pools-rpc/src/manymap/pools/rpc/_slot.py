@@ -187,9 +187,13 @@ class Slot(ManagedWorker):
             self.sock.shutdown(socket.SHUT_WR)
         return self.sock
 
-    def close(self) -> None:
+    def shut(self) -> None:
+        """End the connection both ways, the socket still open: whoever waits on it wakes."""
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.shut()
         with contextlib.suppress(OSError):
             self.sock.close()
 
