@@ -186,3 +186,22 @@ def test_a_call_sent_straight_to_a_worker_is_retried_as_a_job(tmp_path: Path) ->
         first = pool.pipe(os.getpid)
         assert pool.pipe(die_once) != first  # its worker lost: run again on the replacement
         assert marker.exists()
+
+
+def test_a_call_that_cannot_be_written_leaves_its_worker_ready(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Say the shared memory for its arguments is full: the call fails, the worker stays usable.
+    transmit = ProcessPool._transmit
+    failures = [OSError(28, "No space left on device")]
+
+    def full_once(pool: ProcessPool, *args: object) -> None:
+        if failures:
+            raise failures.pop()
+        transmit(pool, *args)  # type: ignore[arg-type]
+
+    with hang_guard(), ProcessPool(1) as pool:
+        assert pool.pipe(abs, -1) == 1  # the worker is ready: the next call goes straight to it
+        monkeypatch.setattr(ProcessPool, "_transmit", full_once)
+        with pytest.raises(OSError, match="No space"):
+            pool.pipe(abs, -2)
+        assert pool.pipe(abs, -3) == 3
+        assert not pool._scheduler.jobs

@@ -496,14 +496,14 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                     finally:
                         self._give_back(worker)
         except BaseException as error:
-            if lent:  # the wait ended by a Ctrl-C (or a bug): the call becomes a job, interrupted
+            if lent:  # the wait ended by a Ctrl-C (or a bug): the call becomes a job
                 with interrupts_deferred(), self._dispatch_lock:
                     try:
                         call.promote()
                     finally:
                         self._give_back(worker)
-                if isinstance(error, KeyboardInterrupt) and call.job is not None:
-                    call.job.interrupt()
+            if isinstance(error, KeyboardInterrupt) and call.job is not None:
+                call.job.interrupt()  # (a Ctrl-C held while the reply was read comes here too)
             raise
         value: T = call.value if call.handle is None else wait_for(call.handle)
         return value
@@ -526,7 +526,12 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 call.worker = worker
                 worker.batch = call  # type: ignore[assignment]  # stands for one: len, finish, lose, job
                 self._watch(worker, False)  # (not owed to the manager: before it is sent)
-                self._write(worker, call.payload, True, data)
+                try:
+                    self._write(worker, call.payload, True, data)
+                except BaseException:  # nothing went out (a worker gone is the pool's to see)
+                    worker.batch = None
+                    self._watch(worker, True)
+                    raise
                 channels = self._channels(worker)
                 if channels:
                     self._loan(worker, channels)
