@@ -205,3 +205,28 @@ def test_a_call_that_cannot_be_written_leaves_its_worker_ready(monkeypatch: pyte
             pool.pipe(abs, -2)
         assert pool.pipe(abs, -3) == 3
         assert not pool._scheduler.jobs
+
+
+def test_a_ctrl_c_while_a_direct_call_is_sent_stops_it(
+    monkeypatch: pytest.MonkeyPatch, long_lease: None
+) -> None:
+    # The Ctrl-C comes while the call is being sent, held until it is out and its
+    # worker lent: it then stops the task (the call made a job, interrupted), gives the
+    # worker back, and the pool closes at once, not after the 60-second lease or the task.
+    transmit = ProcessPool._transmit
+
+    def interrupted(pool: ProcessPool, *args: object) -> None:
+        transmit(pool, *args)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGINT)
+
+    with hang_guard(), ProcessPool(1) as pool:
+        pid = pool.pipe(os.getpid)
+        monkeypatch.setattr(ProcessPool, "_transmit", interrupted)
+        started = time.monotonic()
+        with pytest.raises(KeyboardInterrupt):
+            pool.pipe(time.sleep, 30)
+        monkeypatch.setattr(ProcessPool, "_transmit", transmit)
+        assert eventually(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)  # its task stopped
+        pool.close()
+        pool.join()
+        assert time.monotonic() - started < 10

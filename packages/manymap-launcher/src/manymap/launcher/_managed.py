@@ -474,73 +474,74 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         assert codec is not None, f"{type(self).__name__} takes direct calls: it ships batches"
         payload = codec.function(function)
         data = codec.items(kwds, [args], 0, True)
-        call = self._send_call(method, _Call(self, function, args, kwds, payload), data)
-        if call is None:  # taken meanwhile: queued as any other call
-            return super()._call(method, function, args, kwds, overrides)
-        if call.handle is not None:  # a job already
-            result: T = wait_for(call.handle)
-            return result
-        worker = call.worker
-        lent = True
+        call = _Call(self, function, args, kwds, payload)
+        lent = False  # while the worker is lent to this thread (a Ctrl-C then makes the call a job)
         try:
-            replied = _reply_ready(worker, _LEASE)
-            with interrupts_deferred(), self._dispatch_lock:
-                lent = False
-                try:
-                    if replied:
-                        self._take_reply(worker)
-                finally:
+            with interrupts_deferred():  # sent and lent, or neither
+                sent = self._send_call(method, call, data)
+                lent = sent and call.handle is None  # (else a job already: not lendable now)
+            if not sent:  # taken meanwhile: queued as any other call
+                return super()._call(method, function, args, kwds, overrides)
+            worker = call.worker
+            if lent:
+                replied = _reply_ready(worker, _LEASE)
+                with interrupts_deferred(), self._dispatch_lock:
+                    lent = False
                     try:
-                        if worker.batch is call:  # no reply within the lease, or a death
-                            call.promote()
+                        if replied:
+                            self._take_reply(worker)
                     finally:
-                        self._give_back(worker)
+                        try:
+                            if worker.batch is call:  # no reply within the lease, or a death
+                                call.promote()
+                        finally:
+                            self._give_back(worker)
         except BaseException as error:
-            if lent:  # the wait ended by a Ctrl-C (or a bug): the call becomes a job
+            if lent:  # a Ctrl-C (or a bug) while the worker was lent: the call becomes a job
                 with interrupts_deferred(), self._dispatch_lock:
                     try:
                         call.promote()
                     finally:
-                        self._give_back(worker)
+                        self._give_back(call.worker)
             if isinstance(error, KeyboardInterrupt) and call.job is not None:
-                call.job.interrupt()  # (a Ctrl-C held while the reply was read comes here too)
+                call.job.interrupt()
             raise
         value: T = call.value if call.handle is None else wait_for(call.handle)
         return value
 
-    def _send_call(self, method: str, call: _Call, data: Any) -> _Call | None:
+    def _send_call(self, method: str, call: _Call, data: Any) -> bool:
         """Send ``call`` (its arguments encoded: ``data``) to a ready worker and lend
-        that worker to this thread; ``None``, doing nothing, if the manager is busy,
-        no worker is ready or a batch waits (it goes first)."""
-        with interrupts_deferred():  # sent and lent, or neither
-            if not self._dispatch_lock.acquire(blocking=False):
-                return None
+        that worker to this thread, or make it a job at once if the worker cannot be
+        lent now; False, doing nothing, if the manager is busy, no worker is ready or
+        a batch waits (it goes first). Ctrl-C held by the caller."""
+        if not self._dispatch_lock.acquire(blocking=False):
+            return False
+        try:
+            worker = next(iter(self._ready_workers()), None)
+            if worker is None or self._killing or self._closing:
+                return False
+            with self._lock:
+                if self._batches_waiting():
+                    return False
+                self._check_open(method)
+            call.worker = worker
+            worker.batch = call  # type: ignore[assignment]  # stands for one: len, finish, lose, job
+            self._watch(worker, False)  # (not owed to the manager: before it is sent)
             try:
-                worker = next(iter(self._ready_workers()), None)
-                if worker is None or self._killing or self._closing:
-                    return None
-                with self._lock:
-                    if self._batches_waiting():
-                        return None
-                    self._check_open(method)
-                call.worker = worker
-                worker.batch = call  # type: ignore[assignment]  # stands for one: len, finish, lose, job
-                self._watch(worker, False)  # (not owed to the manager: before it is sent)
-                try:
-                    self._write(worker, call.payload, True, data)
-                except BaseException:  # nothing went out (a worker gone is the pool's to see)
-                    worker.batch = None
-                    self._watch(worker, True)
-                    raise
-                channels = self._channels(worker)
-                if channels:
-                    self._loan(worker, channels)
-                else:  # not lendable now (part of it waits to go out): the manager's, as a job
-                    call.promote()
-                    self._watch(worker, True)
-            finally:
-                self._dispatch_lock.release()
-        return call
+                self._write(worker, call.payload, True, data)
+            except BaseException:  # nothing went out (a worker gone is the pool's to see)
+                worker.batch = None
+                self._watch(worker, True)
+                raise
+            channels = self._channels(worker)
+            if channels:
+                self._loan(worker, channels)
+            else:  # not lendable now (part of it waits to go out): the manager's, as a job
+                call.promote()
+                self._watch(worker, True)
+        finally:
+            self._dispatch_lock.release()
+        return True
 
     def _wait(self, start: Callable[[Any], AsyncResult[T] | CallResult[T]]) -> T:
         wait = _Wait()
