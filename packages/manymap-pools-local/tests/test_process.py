@@ -305,3 +305,30 @@ def test_a_failure_stops_the_map_before_its_worker_gets_another_batch(tmp_path: 
     with hang_guard(), ProcessPool(1) as pool, pytest.raises(ValueError, match="task 0 fails"):
         pool.map(fail_first_mark_the_rest, [(i, str(tmp_path)) for i in range(20)], chunksize=1)
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_the_workers_a_call_starts_are_forked_with_its_function(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pool started by its first call (not entered first) forks its workers with that
+    # call's function: they run it at once, with the values it captured, never sent it.
+    from manymap.pools.local import _wire
+
+    sent: list[int] = []
+    send = _wire.send
+
+    def recorded(conn: Any, header: tuple[Any, ...], data: bytes = b"") -> None:
+        sent.append(header[0])
+        send(conn, header, data)
+
+    monkeypatch.setattr(_wire, "send", recorded)
+    k = 3
+    with hang_guard():
+        pool = ProcessPool(2, context="fork")
+        try:
+            assert pool.map(lambda x: x * k, range(10)) == [x * 3 for x in range(10)]
+            assert _wire.FUNCTION not in sent
+            assert _wire.RUN in sent
+            assert pool.map(abs, [-1, -2]) == [1, 2]  # another function: sent as ever
+            assert _wire.FUNCTION in sent
+        finally:
+            pool.close()
+            pool.join()

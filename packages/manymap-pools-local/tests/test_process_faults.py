@@ -129,9 +129,10 @@ def test_files_of_an_owner_killed_mid_map_are_swept_by_the_next_pool(tmp_path: P
         left = shm_files() - before
         assert left, "the owner was not killed while results were in shared memory"
         assert eventually(lambda: not any(alive(pid) for pid in started), 20.0)
-        with ProcessPool(1) as pool:  # a pool sweeps what dead owners left when it starts
+        with ProcessPool(1) as pool:  # a pool sweeps what dead owners left once it is idle
             assert pool.map(abs, [-3]) == [3]
-        assert shm_files() & left == set(), "the files of a killed owner were not swept"
+            swept = eventually(lambda: shm_files() & left == set(), WAIT)
+        assert swept, "the files of a killed owner were not swept"
     finally:
         kill_started(owner, started, WAIT)
 

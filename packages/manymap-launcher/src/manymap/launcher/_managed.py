@@ -727,6 +727,12 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 else:
                     found.append(key.data)
             self._handle(found)
+        if not ready:  # a whole tick with nothing to do
+            self._idle()
+
+    def _idle(self) -> None:
+        """The manager waited a whole tick for nothing (manager thread, no lock held):
+        the place for a pool's chores that must not delay work, such as a clean-up."""
 
 
 class _Wait:

@@ -11,7 +11,7 @@ without being told.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from manymap.launcher.lowlevel import TaskFailure
 from manymap.serialize._core import loads
@@ -43,8 +43,11 @@ def must_send(known: set[int], key: int) -> bool:
 class FunctionCache:
     """The task functions a worker was sent, by key (the worker's side of :func:`must_send`)."""
 
-    def __init__(self) -> None:
-        self._functions: dict[int, Callable[..., Any] | TaskFailure] = {}
+    def __init__(self, functions: Mapping[int, Callable[..., Any]] | None = None) -> None:
+        """``functions``: what the worker holds from its start, by key (a forked
+        worker inherits the function of the call that started it: its pool then
+        counts those keys as sent)."""
+        self._functions: dict[int, Callable[..., Any] | TaskFailure] = dict(functions or {})
 
     def store(self, key: int, payload: bytes | memoryview) -> None:
         """Load the function ``payload`` holds and keep it under ``key``; one that

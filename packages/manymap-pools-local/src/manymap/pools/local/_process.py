@@ -52,7 +52,6 @@ import functools
 import itertools
 import multiprocessing
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable, Sequence
@@ -72,6 +71,8 @@ from manymap.serialize import PoolCodec, dumps, loads
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     from typing import Any
+
+    from manymap.launcher.lowlevel import Job
 
 __all__ = ["CONTEXTS", "ProcessPool"]
 
@@ -149,6 +150,8 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
     node_aliases = ("ncpus", "processes")
     ncpus = NodesAlias()
     _calls_direct = True  # a pipe to a ready worker is sent from the caller's thread, no job
+    # The key and function of the call that starts the pool, while its first workers are forked.
+    _first_function: tuple[int, Callable[..., Any]] | None = None
 
     def __init__(
         self,
@@ -213,7 +216,18 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             self._finalizer = _deferred.multiprocessing().util.Finalize(
                 None, _terminate_at_exit, args=(weakref.ref(self),), exitpriority=20
             )
-        self._start_manager(staff=True)  # the workers are forked here, the first ones
+        try:
+            self._start_manager(staff=True)  # the workers are forked here, the first ones
+        finally:
+            self._first_function = None
+
+    def _encode(self, job: Job, batches: list[Batch]) -> None:
+        super()._encode(job, batches)
+        if self._forks and not self._lifecycle.workers_up and job.payload is not None:
+            # The call that starts the pool: its first workers are forked with its
+            # function (_spawn), a copy as of now, as the payload is.
+            assert self._codec is not None
+            self._first_function = (self._codec.key(job.payload), job.function)
 
     def _join_workers(self) -> None:
         super()._join_workers()
@@ -241,6 +255,11 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             self._reap(worker)
         self._kill_doomed()
 
+    def _idle(self) -> None:
+        if not self._swept:  # once per start, when idle: not while the first workers start
+            self._swept = True
+            _shm.sweep()  # what killed owners left
+
     def _kill_doomed(self) -> None:
         """Kill the workers running tasks of interrupted jobs."""
         for worker in self._doomed_workers(self._workers):
@@ -257,11 +276,6 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             return
         for _ in range(self.nodes - len(serving)):
             self._spawn()
-        if not self._swept and threading.current_thread() is self._manager:
-            # Once per start, in the manager's first round (the first workers were
-            # forked by the caller, who then goes on), while they start up.
-            self._swept = True
-            _shm.sweep()  # what killed owners left
         for worker in serving[self.nodes :]:
             if worker.batch is None:
                 self._tell_stop(worker)
@@ -289,6 +303,9 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
         # A forked worker without an initializer is ready as it is forked: it is sent
         # work at once and reads it once started (milliseconds). Any other says READY.
         ready = self._forks and initializer is None
+        # A worker forked for the call that starts the pool has that call's function
+        # already (by key, as its payload would bring it): one load less before it runs.
+        functions = dict([self._first_function]) if self._first_function is not None else {}
         args = (
             child_end,
             initializer,
@@ -300,6 +317,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             child,
             _nesting.for_workers_of(self.nodes),
             not ready,
+            functions,
         )
         name = f"manymap-worker-{serial}"
         process: Any
@@ -324,6 +342,7 @@ class ProcessPool(ManagedWorkerPool[_Worker]):
             f"process-{serial}[pid {process.pid}]", process, parent_end, leader=leader, pidfd=pidfd
         )
         worker.ready = ready
+        worker.known.update(functions)  # (never sent to it: it holds them)
         self._workers.append(worker)
         self._watch(worker, True)  # until it says it is ready (if it does)
         self._add_channel(worker.death_signal(), ("sentinel", worker))

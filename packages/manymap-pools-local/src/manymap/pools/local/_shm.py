@@ -15,8 +15,9 @@ the pool unlinks what that batch left (:func:`discard_prefix`); a pool that
 stops unlinks everything under its own prefix, unless every worker exited on
 its own with nothing to do (then each file was unlinked by its reader, and
 the directory is not read again). If the owner itself is
-killed, nobody is left to clean up: every pool sweeps, when it starts, the
-files of owners that no longer exist (:func:`sweep`).
+killed, nobody is left to clean up: every pool sweeps, once it is first idle
+after it starts (not while its first workers start), the files of owners that
+no longer exist (:func:`sweep`).
 """
 
 from __future__ import annotations

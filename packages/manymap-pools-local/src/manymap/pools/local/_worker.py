@@ -17,7 +17,7 @@ import functools
 import os
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from manymap.launcher.lowlevel import TaskFailure, reseed, run_loaded
 from manymap.pools.local import _nesting, _procs, _shm, _wire
@@ -41,6 +41,7 @@ def worker_main(
     child: bool,
     settings: _nesting.WorkerSettings,
     announce: bool,
+    functions: Mapping[int, Callable[..., Any]],
 ) -> None:
     """Serve batches until told to stop. Runs in the worker process.
 
@@ -49,7 +50,9 @@ def worker_main(
     worker of a pool that is not itself inside a worker); ``settings``: its
     depth and share of the cores, for the pools its tasks build (``_nesting.py``);
     ``announce``: say READY once started and initialized, before any task comes (a
-    forked worker without an initializer is sent work as it is forked).
+    forked worker without an initializer is sent work as it is forked);
+    ``functions``: the task functions it holds from the start, by key (a forked
+    worker inherits the one of the call that started its pool).
     """
     _nesting.enter_worker(settings)
     for fd in inherited:  # the parent's ends of the other workers' pipes (fork)
@@ -69,7 +72,7 @@ def worker_main(
         # Only now may tasks come: a task's timeout must not count this process's start-up
         # (a spawned interpreter importing its modules on a loaded machine takes seconds).
         _wire.send(conn, (_wire.READY,))
-    functions = FunctionCache()
+    cache = FunctionCache(functions)
     done = 0
     while True:
         try:
@@ -82,7 +85,7 @@ def worker_main(
         if kind == _wire.RUN:
             _, token, key, star, names, prefix = header
             started = time.perf_counter()
-            function = functions.get(key)
+            function = cache.get(key)
             if isinstance(function, TaskFailure):
                 _shm.discard(names)  # the arguments are not loaded: nobody else unlinks them
             values, failures = run_loaded(function, functools.partial(_wire.decode, data, names), star=star)
@@ -101,6 +104,6 @@ def worker_main(
             # for it without sleeping first (manymap.launcher.lowlevel.spin).
             conn.spin()
         elif kind == _wire.FUNCTION:
-            functions.store(header[1], data)  # one that fails to load fails the tasks that need it
+            cache.store(header[1], data)  # one that fails to load fails the tasks that need it
         else:  # STOP
             return
