@@ -41,7 +41,7 @@ with _public.collector_paused():  # (import time: see _public.py)
     from manymap.launcher._events import EventKind, ProgressListener, TaskEvent
     from manymap.launcher._pool import AbstractWorkerPool
     from manymap.launcher._rebuild import RemoteTaskError
-    from manymap.launcher._results import AsyncResult, MapResult, ResultIterator
+    from manymap.launcher._results import ResultIterator
     from manymap.launcher._stats import PoolStats, WorkerStats
 
 __all__ = [
@@ -81,14 +81,18 @@ _public.show_public_paths(globals())
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     from manymap.launcher._executor import ExecutorShutdownError, PoolExecutor
+    from manymap.launcher._futures import AsyncResult, MapResult
     from manymap.launcher._launcher import AbstractLauncher
     from manymap.launcher._progress import TextProgressBar, progress_bar
 
 #: Public names loaded on first access (import time): a plain ``map`` uses neither
 #: the executor view, nor the launchers' base (ssh pipes, copiers and tunnels do),
-#: nor a progress bar.
+#: nor a progress bar, nor the handles that are futures (``concurrent.futures``
+#: brings ``logging``).
 _LAZY = {
     "AbstractLauncher": "manymap.launcher._launcher",
+    "AsyncResult": "manymap.launcher._futures",
+    "MapResult": "manymap.launcher._futures",
     "ExecutorShutdownError": "manymap.launcher._executor",
     "PoolExecutor": "manymap.launcher._executor",
     "TextProgressBar": "manymap.launcher._progress",

@@ -16,8 +16,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which co
 if TYPE_CHECKING:
     from typing import Any, TypeVar
 
+    from manymap.launcher._futures import AsyncResult, MapResult
     from manymap.launcher._pool import AbstractWorkerPool
-    from manymap.launcher._results import AsyncResult, MapResult
 
     T = TypeVar("T")
 

@@ -29,12 +29,13 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
-from manymap.launcher._results import AsyncResult, MapResult, cancel_future
 from manymap.launcher._warnings import warn_user
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     from typing import Any, Protocol, TypeVar
+
+    from manymap.launcher._futures import AsyncResult, MapResult
 
     T = TypeVar("T")
     H = TypeVar("H", bound=AsyncResult[Any])
@@ -141,7 +142,7 @@ class MultiprocessingPoolMethods:
         call_args, call_kwds = _arguments("apply_async", args, kwds)
         _check_callbacks("apply_async", callback, error_callback)
         handle = self._apply("apply_async", func, call_args, call_kwds, options)
-        return _with_callbacks(self, handle, AsyncResult, callback, error_callback)
+        return _with_callbacks(self, handle, type(handle), callback, error_callback)
 
     def map_async(
         self: _Pool,
@@ -159,7 +160,7 @@ class MultiprocessingPoolMethods:
         """
         _check_callbacks("map_async", callback, error_callback)
         handle = self._amap("map_async", func, (iterable,), _sized(chunksize, options))
-        return _with_callbacks(self, handle, MapResult, callback, error_callback)
+        return _with_callbacks(self, handle, type(handle), callback, error_callback)
 
     def starmap(
         self: _Pool,
@@ -183,7 +184,7 @@ class MultiprocessingPoolMethods:
         """The asynchronous :meth:`starmap` (``multiprocessing.Pool.starmap_async``)."""
         _check_callbacks("starmap_async", callback, error_callback)
         handle = self._amap("starmap_async", func, (iterable,), _sized(chunksize, options), star=True)
-        return _with_callbacks(self, handle, MapResult, callback, error_callback)
+        return _with_callbacks(self, handle, type(handle), callback, error_callback)
 
     def imap_unordered(
         self: _Pool,
@@ -298,6 +299,8 @@ def _with_callbacks(
     the callback thread once the callback has run (cancelling it cancels ``handle``)."""
     if callback is None and error_callback is None:
         return handle
+    from manymap.launcher._futures import cancel_future  # loaded with the handle (import time)
+
     outer = kind(source=handle)
     runner = _callback_thread(pool)
 

@@ -9,11 +9,10 @@ every deferred import of the package is in this one place.
 
 from __future__ import annotations
 
-import concurrent.futures
-
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     import asyncio
+    import concurrent.futures
     from typing import TypeVar
 
     T = TypeVar("T")

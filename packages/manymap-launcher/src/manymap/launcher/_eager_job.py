@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
     from manymap.launcher._batch import Batch
     from manymap.launcher._events import TaskEvent
-    from manymap.launcher._results import AsyncResult, CallResult
+    from manymap.launcher._futures import AsyncResult
+    from manymap.launcher._results import CallResult
     from manymap.launcher._scheduler import Scheduler
 
 __all__ = ["EagerJob"]

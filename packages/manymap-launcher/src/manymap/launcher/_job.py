@@ -24,7 +24,6 @@ All job state is guarded by the scheduler's lock. Nothing calls user code
 
 from __future__ import annotations
 
-import concurrent.futures
 import itertools
 import threading
 import time
@@ -524,7 +523,9 @@ class Job:
 
 def cancelled_error(text: str) -> BaseException:
     """The reason of a job that was cancelled."""
-    return concurrent.futures.CancelledError(text)
+    from concurrent.futures import CancelledError  # (import time: see _futures.py)
+
+    return CancelledError(text)
 
 
 def _listener_failed(listener: object, error: BaseException) -> None:

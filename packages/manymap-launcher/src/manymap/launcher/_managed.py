@@ -80,7 +80,7 @@ from manymap.launcher._eager_job import EagerJob
 from manymap.launcher._errors import SerializationError, add_note
 from manymap.launcher._job import Job
 from manymap.launcher._pool import AbstractWorkerPool
-from manymap.launcher._results import AsyncResult, CallResult, wait_for
+from manymap.launcher._results import CallResult, wait_for
 from manymap.launcher._shipping import BatchCodec, ManagedWorker, for_all
 from manymap.launcher._spin import SPIN, spin
 from manymap.launcher._task import TaskFailure
@@ -103,6 +103,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which co
 if TYPE_CHECKING:
     from types import FrameType
     from typing import Any, Generic, TypeVar
+
+    from manymap.launcher._futures import AsyncResult
 
     W = TypeVar("W", bound=ManagedWorker)
     T = TypeVar("T")

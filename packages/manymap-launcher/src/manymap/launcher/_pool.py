@@ -48,7 +48,7 @@ from manymap.launcher._job import Job
 from manymap.launcher._lifecycle import Lifecycle, PoolState
 from manymap.launcher._nodes import NodesAlias, check_nodes, pick_nodes
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._results import AsyncResult, CallResult, MapResult, wait_for
+from manymap.launcher._results import CallResult, wait_for
 from manymap.launcher._scheduler import PoolScheduler
 from manymap.launcher._schwimmbad import SchwimmbadSurface, map_with_callback
 from manymap.launcher._stats import PoolStats, StatsRecorder
@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 
     from manymap.launcher._executor import PoolExecutor
+    from manymap.launcher._futures import AsyncResult, MapResult
 
     T = TypeVar("T")
     Pool = TypeVar("Pool", bound="AbstractWorkerPool")

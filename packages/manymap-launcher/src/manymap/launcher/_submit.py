@@ -29,13 +29,14 @@ from manymap.launcher._batching import choose_chunksize, read_ahead
 from manymap.launcher._eager_job import EagerJob
 from manymap.launcher._events import ProgressListener
 from manymap.launcher._options import TaskOptions
-from manymap.launcher._results import AsyncResult, CallResult, MapResult, ResultIterator
+from manymap.launcher._results import CallResult, ResultIterator
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
 if TYPE_CHECKING:
     from typing import Any, ClassVar, TypeVar
 
     from manymap.launcher._batch import Batch
+    from manymap.launcher._futures import AsyncResult, MapResult
     from manymap.launcher._job import Job
     from manymap.launcher._scheduler import PoolScheduler
 
@@ -71,6 +72,8 @@ class JobSubmission:
         star: bool | None = None,
     ) -> MapResult[T]:
         """A map whose caller gets a handle (``amap``, ``map_async``...)."""
+        from manymap.launcher._futures import MapResult  # (import time: see _futures.py)
+
         handle: MapResult[T] = MapResult()
         return self._map_job(method, function, iterables, options, handle, star=star)
 
@@ -116,6 +119,8 @@ class JobSubmission:
         overrides: dict[str, Any],
     ) -> AsyncResult[T]:
         """A call of one task whose caller gets a handle (``apipe``, ``submit``...)."""
+        from manymap.launcher._futures import AsyncResult  # (import time: see _futures.py)
+
         handle: AsyncResult[T] = AsyncResult()
         return self._eager(method, function, [args], True, kwds, overrides, handle, single=True)
 
