@@ -12,13 +12,19 @@ import signal
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from manymap.launcher import WorkerLostError
 from manymap.launcher import _managed as managed
-from manymap.launcher.testing import cpu_seconds, eventually, hang_guard
+from manymap.launcher.testing import LendingConformance, cpu_seconds, eventually, hang_guard
 from manymap.pools.local import ProcessPool, _procs
+
+
+class TestProcessPoolLending(LendingConformance):
+    def make_pool(self, nodes: int = 1, **options: Any) -> ProcessPool:
+        return ProcessPool(nodes, **options)
 
 
 @pytest.fixture
@@ -74,40 +80,6 @@ def test_a_worker_killed_on_loan_is_a_worker_lost_error(long_lease: None) -> Non
         assert pool.pipe(abs, -1) == 1  # its replacement serves
 
 
-@pytest.mark.parametrize("ending", ["terminate", "close"])
-@pytest.mark.parametrize("lease", ["long", "short"])
-def test_the_pool_ends_while_a_worker_is_on_loan(
-    monkeypatch: pytest.MonkeyPatch, ending: str, lease: str
-) -> None:
-    # A short lease ends while the task runs: the call, sent straight to its worker,
-    # becomes a job then, and a pool closing meanwhile still waits for it.
-    monkeypatch.setattr(managed, "_LEASE", 60.0 if lease == "long" else 0.05)
-    outcome: list[object] = []
-
-    def caller() -> None:
-        try:
-            outcome.append(pool.pipe(time.sleep, 0.5))
-        except Exception as error:
-            outcome.append(error)
-
-    with hang_guard():
-        pool = ProcessPool(1)
-        assert pool.pipe(abs, -1) == 1
-        thread = threading.Thread(target=caller)
-        thread.start()
-        assert eventually(lambda: pool._on_loan == 1, timeout=10)
-        if lease == "short":
-            assert eventually(lambda: pool._scheduler.jobs, timeout=10)  # the lease ended
-        getattr(pool, ending)()
-        pool.join()
-        thread.join()
-    if ending == "close":
-        assert outcome == [None]  # the task ran to its end
-    else:
-        assert len(outcome) == 1, outcome
-        assert isinstance(outcome[0], Exception), outcome
-
-
 def kill_self_leaving_a_child() -> None:
     """A task whose worker dies while a child it forked holds the worker's pipes open."""
     if os.fork() == 0:
@@ -147,30 +119,6 @@ def test_an_idle_worker_that_dies_is_replaced(monkeypatch: pytest.MonkeyPatch, p
         os.kill(pid, signal.SIGKILL)  # idle: the manager does not wait on its pipe
         assert eventually(lambda: not os.path.exists(f"/proc/{pid}"), timeout=10)  # seen, and reaped
         assert pool.pipe(os.getpid) != pid
-
-
-def fail(x: int) -> None:
-    raise ValueError(f"no {x}")
-
-
-def test_a_call_sent_straight_to_a_worker_is_told_apart_from_a_job_only_by_its_speed() -> None:
-    # A pipe that finds a worker ready is no job (ManagedWorkerPool._call): its value,
-    # its failure and its stats are those of the job it would have been.
-    with hang_guard(), ProcessPool(1) as pool:
-        assert pool.pipe(abs, -1) == 1  # the worker is ready from here on
-        assert not pool._scheduler.jobs
-        assert [pool.pipe(pow, i, 2) for i in range(20)] == [i * i for i in range(20)]
-        assert pool.apply(divmod, (7, 2)) == (3, 1)
-        assert pool.pipe(dict, a=1) == {"a": 1}
-        with pytest.raises(ValueError, match="no 3") as direct:
-            pool.pipe(fail, 3)
-        with pytest.raises(ValueError, match="no 3") as queued:
-            pool.apipe(fail, 3).get()
-        assert direct.value.__notes__ == queued.value.__notes__  # "task 0 failed on worker ..."
-        assert "in fail" in str(direct.value.__cause__)  # the remote traceback
-        assert pool.stats().tasks == 1 + 20 + 1 + 1 + 2
-        assert pool.stats().failed == 2
-        assert not pool._scheduler.jobs
 
 
 def test_a_call_sent_straight_to_a_worker_is_retried_as_a_job(tmp_path: Path) -> None:

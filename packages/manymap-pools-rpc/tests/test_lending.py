@@ -11,10 +11,14 @@ from typing import Any
 import pytest
 
 from manymap.launcher import EventKind, TaskEvent
-from manymap.launcher import _managed as managed
-from manymap.launcher.testing import eventually, hang_guard
+from manymap.launcher.testing import LendingConformance, hang_guard
 from manymap.pools.rpc import ParallelPool
 from manymap.pools.rpc._slot import Slot
+
+
+class TestParallelPoolLending(LendingConformance):
+    def make_pool(self, nodes: int = 1, **options: Any) -> ParallelPool:
+        return ParallelPool(nodes, **options)
 
 
 def test_a_reply_that_comes_before_the_loan_is_still_the_callers(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -43,59 +47,3 @@ def test_a_reply_that_comes_before_the_loan_is_still_the_callers(monkeypatch: py
         calls = pool.with_options(progress=listener)
         assert [calls.pipe(pow, i, 2) for i in range(10)] == [i * i for i in range(10)]
     assert finished_in == [threading.main_thread().name] * 10
-
-
-def fail(x: int) -> None:
-    raise ValueError(f"no {x}")
-
-
-def test_a_call_sent_straight_to_a_connection_is_told_apart_from_a_job_only_by_its_speed() -> None:
-    # A pipe that finds a connection idle is no job (ManagedWorkerPool._call): its
-    # value, its failure and its stats are those of the job it would have been.
-    with hang_guard(), ParallelPool(1) as pool:
-        assert pool.pipe(abs, -1) == 1  # the connection is idle from here on
-        assert not pool._scheduler.jobs
-        assert [pool.pipe(pow, i, 2) for i in range(20)] == [i * i for i in range(20)]
-        assert pool.apply(divmod, (7, 2)) == (3, 1)
-        with pytest.raises(ValueError, match="no 3") as direct:
-            pool.pipe(fail, 3)
-        with pytest.raises(ValueError, match="no 3") as queued:
-            pool.apipe(fail, 3).get()
-        assert direct.value.__notes__ == queued.value.__notes__  # "task 0 failed on worker ..."
-        assert "in fail" in str(direct.value.__cause__)  # the remote traceback
-        assert pool.stats().tasks == 1 + 20 + 1 + 2
-        assert pool.stats().failed == 2
-        assert not pool._scheduler.jobs
-
-
-@pytest.mark.parametrize("ending", ["terminate", "close"])
-def test_the_pool_ends_while_a_direct_call_waits_on_its_connection(
-    monkeypatch: pytest.MonkeyPatch, ending: str
-) -> None:
-    # The lease outlasts the test: terminate wakes the caller by ending its connection,
-    # close waits for the task.
-    monkeypatch.setattr(managed, "_LEASE", 60.0)
-    outcome: list[object] = []
-
-    def caller() -> None:
-        try:
-            outcome.append(pool.pipe(time.sleep, 0.5))
-        except Exception as error:
-            outcome.append(error)
-
-    with hang_guard():
-        pool = ParallelPool(1)
-        assert pool.pipe(abs, -1) == 1
-        thread = threading.Thread(target=caller)
-        thread.start()
-        assert eventually(lambda: pool._on_loan == 1, timeout=10)
-        started = time.monotonic()
-        getattr(pool, ending)()
-        pool.join()
-        thread.join()
-        assert time.monotonic() - started < 10
-    if ending == "close":
-        assert outcome == [None]  # the task ran to its end
-    else:
-        assert len(outcome) == 1, outcome
-        assert isinstance(outcome[0], Exception), outcome

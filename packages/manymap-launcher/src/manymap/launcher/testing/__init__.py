@@ -4,6 +4,8 @@
   package subclasses it with a ``make_pool`` factory (needs pytest);
 - :class:`FaultConformance`: the fault table of ``docs/faults.md`` as pytest
   test classes, with flags for what a pool's workers are (needs pytest);
+- :class:`LendingConformance`: what a pool that lends its workers to blocked
+  callers must keep when it ends during a loan (needs pytest);
 - :func:`cpython_executor_tests`: CPython's own executor tests (the generic
   parts of ``test_concurrent_futures``) on a pool's ``executor`` view;
 - :class:`ReferencePool`: the minimal thread pool that proves the suite;
@@ -36,11 +38,13 @@ if TYPE_CHECKING:
     from manymap.launcher.testing._distribution import DistributionConformance
     from manymap.launcher.testing._faults import FaultConformance
     from manymap.launcher.testing._suite import PoolConformance
+    from manymap.launcher.testing._suite_lending import LendingConformance
 
 __all__ = [
     "RESIZE_HELPER",
     "DistributionConformance",
     "FaultConformance",
+    "LendingConformance",
     "PoolConformance",
     "ReferencePool",
     "TerminalScreen",
@@ -64,6 +68,7 @@ __getattr__, __dir__ = load_on_access(
     {
         "PoolConformance": "manymap.launcher.testing._suite",
         "FaultConformance": "manymap.launcher.testing._faults",
+        "LendingConformance": "manymap.launcher.testing._suite_lending",
         "cpython_executor_tests": "manymap.launcher.testing._cpython",
         "DistributionConformance": "manymap.launcher.testing._distribution",
     },

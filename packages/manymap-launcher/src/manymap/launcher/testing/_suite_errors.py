@@ -8,6 +8,7 @@ that task; errors in reading the input; bad arguments refused at once.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,32 @@ class ErrorConformance(SuitePart):
     """Task errors as the caller sees them, as tests (see the module)."""
 
     # ---------------------------------------------------------- errors
+
+    def test_a_blocked_call_is_a_call_like_any_other(self, pool: AbstractWorkerPool) -> None:
+        # pipe and apply, whose caller blocks, may take a shorter way to a ready worker
+        # than apipe (ManagedWorkerPool sends them itself, without a job); nothing else
+        # tells them apart: values, errors with their notes and traceback, stats.
+        assert pool.pipe(abs, -1) == 1  # (the workers are up and ready)
+        before = pool.stats()
+        assert [pool.pipe(pow, i, 2) for i in range(20)] == [i * i for i in range(20)]
+        assert pool.apply(divmod, (7, 2)) == (3, 1)
+        assert pool.pipe(dict, a=1) == {"a": 1}
+        with pytest.raises(ValueError, match="bad value 3") as blocked:
+            pool.pipe(tasks.fail_on, 3)
+        with pytest.raises(ValueError, match="bad value 3") as queued:
+            pool.apipe(tasks.fail_on, 3).get(WAIT)
+        for caught in (blocked, queued):
+            assert isinstance(caught.value.__cause__, RemoteTraceback)
+            assert "fail_on" in str(caught.value.__cause__)
+
+        def where_aside(error: BaseException) -> list[str]:
+            return [re.sub(r" on worker .*", "", note) for note in getattr(error, "__notes__", [])]
+
+        assert where_aside(blocked.value) == where_aside(queued.value)
+        assert any("task 0 failed on worker" in note for note in getattr(blocked.value, "__notes__", []))
+        after = pool.stats()
+        assert after.tasks - before.tasks == 20 + 1 + 1 + 2
+        assert after.failed - before.failed == 2
 
     def test_task_error_keeps_type_traceback_and_index(self, pool: AbstractWorkerPool) -> None:
         with pytest.raises(ValueError, match="bad value 3") as caught:
