@@ -6,9 +6,9 @@ call, and one that sets ``_calls_direct`` sends a blocked call of one task to
 a ready worker without making it a job. What that must not change, with
 real workers: a pool that ends while a worker is on loan, by ``terminate``
 or ``close``, with the caller's lease still running or over, ends at once
-and settles the call (close lets it finish). A pool package subclasses
-:class:`LendingConformance` with a ``make_pool`` factory, as it does
-:class:`~manymap.launcher.testing.PoolConformance`.
+and settles the call (close lets it finish). A pool package whose pool lends its workers and takes
+direct calls subclasses :class:`LendingConformance` with a ``make_pool``
+factory, as it does :class:`~manymap.launcher.testing.PoolConformance`.
 """
 
 from __future__ import annotations
@@ -34,9 +34,8 @@ class LendingConformance(PoolSuite):
 
     def test_a_blocked_call_to_a_ready_worker_leaves_no_job(self, pool: AbstractWorkerPool) -> None:
         assert isinstance(pool, ManagedWorkerPool)
+        assert pool._calls_direct, f"{type(pool).__name__} does not take direct calls"
         assert pool.pipe(abs, -1) == 1  # its worker is ready from here on
-        if not pool._calls_direct:
-            pytest.skip(f"{type(pool).__name__} makes a job of every call")
         assert [pool.pipe(pow, i, 2) for i in range(20)] == [i * i for i in range(20)]
         assert pool.apply(divmod, (7, 2)) == (3, 1)
         assert not pool._scheduler.jobs
