@@ -142,7 +142,7 @@ class MultiprocessingPoolMethods:
         call_args, call_kwds = _arguments("apply_async", args, kwds)
         _check_callbacks("apply_async", callback, error_callback)
         handle = self._apply("apply_async", func, call_args, call_kwds, options)
-        return _with_callbacks(self, handle, type(handle), callback, error_callback)
+        return _with_callbacks(self, handle, callback, error_callback)
 
     def map_async(
         self: _Pool,
@@ -160,7 +160,7 @@ class MultiprocessingPoolMethods:
         """
         _check_callbacks("map_async", callback, error_callback)
         handle = self._amap("map_async", func, (iterable,), _sized(chunksize, options))
-        return _with_callbacks(self, handle, type(handle), callback, error_callback)
+        return _with_callbacks(self, handle, callback, error_callback)
 
     def starmap(
         self: _Pool,
@@ -184,7 +184,7 @@ class MultiprocessingPoolMethods:
         """The asynchronous :meth:`starmap` (``multiprocessing.Pool.starmap_async``)."""
         _check_callbacks("starmap_async", callback, error_callback)
         handle = self._amap("starmap_async", func, (iterable,), _sized(chunksize, options), star=True)
-        return _with_callbacks(self, handle, type(handle), callback, error_callback)
+        return _with_callbacks(self, handle, callback, error_callback)
 
     def imap_unordered(
         self: _Pool,
@@ -291,17 +291,16 @@ def _callback_thread(pool: object) -> CallbackThread:
 def _with_callbacks(
     pool: object,
     handle: H,
-    kind: type[H],
     callback: Callable[[Any], object] | None,
     error_callback: Callable[[BaseException], object] | None,
 ) -> H:
-    """``handle`` itself without callbacks; else a ``kind`` that follows it, settled on
+    """``handle`` itself without callbacks; else a handle of its type that follows it, settled on
     the callback thread once the callback has run (cancelling it cancels ``handle``)."""
     if callback is None and error_callback is None:
         return handle
     from manymap.launcher._futures import cancel_future  # loaded with the handle (import time)
 
-    outer = kind(source=handle)
+    outer = type(handle)(source=handle)
     runner = _callback_thread(pool)
 
     def settle(done: AsyncResult[Any]) -> None:

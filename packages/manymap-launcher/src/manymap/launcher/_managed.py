@@ -365,8 +365,8 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
 
     def _running(self, worker: W) -> Batch | None:
         """The batch ``worker`` runs (``None``: idle); a call sent to it straight
-        (:meth:`_call`) is made the job it stands for first. For a pool that settles
-        a lent worker's batch without waiting for its loan to end (dispatch lock held)."""
+        (:meth:`_call`) is made the job it stands for first: at the end of its loan,
+        and wherever a pool settles a lent worker's batch before that (dispatch lock held)."""
         batch: Batch | _Call | None = worker.batch
         return batch.promote() if isinstance(batch, _Call) else batch
 
@@ -423,9 +423,12 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
                 self._give_back(worker)
 
     def _give_back(self, worker: W) -> None:
-        """The end of ``worker``'s loan: the manager watches it again (dispatch lock held)."""
+        """The end of ``worker``'s loan: the manager watches it again, and a call sent to
+        it straight that no reply settled (no reply within the lease, a death, a Ctrl-C)
+        is the manager's as the job it stands for (dispatch lock held)."""
         channels, worker.loan = worker.loan or (), None
         try:
+            self._running(worker)
             selector = self._selector
             for fd in channels[1:]:
                 self._lent.discard(fd)
@@ -487,24 +490,17 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
             worker = call.worker
             if lent:
                 replied = _reply_ready(worker, _LEASE)
-                with interrupts_deferred(), self._dispatch_lock:
+                with interrupts_deferred(), self._dispatch_lock:  # (_end_loan, lent cleared within)
                     lent = False
                     try:
                         if replied:
                             self._take_reply(worker)
                     finally:
-                        try:
-                            if worker.batch is call:  # no reply within the lease, or a death
-                                call.promote()
-                        finally:
-                            self._give_back(worker)
+                        self._give_back(worker)
         except BaseException as error:
             if lent:  # a Ctrl-C (or a bug) while the worker was lent: the call becomes a job
                 with interrupts_deferred(), self._dispatch_lock:
-                    try:
-                        call.promote()
-                    finally:
-                        self._give_back(call.worker)
+                    self._give_back(call.worker)
             if isinstance(error, KeyboardInterrupt) and call.job is not None:
                 call.job.interrupt()
             raise
@@ -795,7 +791,7 @@ class _Call:
         duration: float | None = None,
     ) -> None:
         """As :meth:`Batch.finish` (the caller's thread, dispatch lock held)."""
-        if failures or duration is None or len(values) != 1 or self.batch is not None:
+        if failures or duration is None or len(values) != 1:
             self.promote().finish(values, failures, duration=duration)  # the job names the failure
             return
         pool, worker = self.pool, self.worker
