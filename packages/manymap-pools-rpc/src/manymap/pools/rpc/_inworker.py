@@ -41,13 +41,16 @@ import socket
 import sys
 import time
 import types
-from typing import Any, NoReturn
 
 from manymap.launcher.lowlevel import WORKER_SPIN, run_loaded, spin
 from manymap.pools.rpc import _handoff as handoff
 from manymap.pools.rpc import _wire as wire
 from manymap.pools.rpc._handoff import CUT, IDLE, RETIRED, RUNNING, WRITING
 from manymap.serialize import FunctionCache, dumps_parts, encode_results, loads
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing, which costs 5-10 ms
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
 
 __all__ = ["ENVELOPE", "STUB_CODE", "ClientTransport", "main", "run_counted"]
 
@@ -63,7 +66,7 @@ def _import_ppft_worker() -> Any:
     against 3 ms for the three modules. So they are loaded from ppft's
     directory as modules of a package of our own, :data:`_PPFT_COPY`, whose
     ``__init__`` is not ppft's, with dill blocked for that import when it is
-    not loaded already, and ``hashlib`` stood in for (:func:`_hashlib_stand_in`).
+    not loaded already, and ``hashlib`` and ``logging`` stood in for (:func:`_stand_in`).
     The ``ppft`` package itself is not imported: a task that imports it gets
     all of it, dill and all, as in any process.
     """
@@ -78,34 +81,39 @@ def _import_ppft_worker() -> Any:
     blocked = "dill" not in sys.modules
     if blocked:
         sys.modules["dill"] = None  # type: ignore[assignment]  # "import dill" raises ImportError
-    stand_in = None if "hashlib" in sys.modules else sys.modules.setdefault("hashlib", _hashlib_stand_in())
+    stand_ins = {name: _stand_in(name) for name in ("hashlib", "logging") if name not in sys.modules}
+    sys.modules.update(stand_ins)
     try:
         worker_module = importlib.import_module(f"{_PPFT_COPY}.__main__")
     finally:
         if blocked and sys.modules.get("dill", False) is None:
             del sys.modules["dill"]
-        if stand_in is not None and sys.modules.get("hashlib") is stand_in:
-            del sys.modules["hashlib"]
+        for name, stand_in in stand_ins.items():
+            if sys.modules.get(name) is stand_in:
+                del sys.modules[name]
     return worker_module
 
 
-def _hashlib_stand_in() -> types.ModuleType:
-    """A ``hashlib`` for ppft's transport to import: it binds ``hashlib.sha1`` and
-    ``hashlib.md5`` at import, for an authentication and a cache that this worker
-    never uses. The real module loads OpenSSL first, 5 to 8 ms of the template's
-    start, on the way to every local pool's first task; these load it when called."""
-    module = types.ModuleType("hashlib", "stands in for hashlib while ppft's transport is imported")
+def _stand_in(name: str) -> types.ModuleType:
+    """A module ``name`` for ppft's transport to import instead of the real one, whose
+    every function loads the real module when called. The transport binds
+    ``hashlib.sha1`` and ``hashlib.md5`` at import, and calls ``logging.error``,
+    for an authentication, a cache and a version check that this worker never
+    uses. The real ``hashlib`` loads OpenSSL first, and ``logging`` costs 5 ms: a
+    third of the template's start, on the way to every local pool's first task."""
+    module = types.ModuleType(name, f"stands in for {name} while ppft's transport is imported")
 
-    def forward(name: str) -> Any:
+    def forward(attribute: str) -> Any:
+        if attribute.startswith("__"):  # what the import system asks of a module: as a plain one
+            raise AttributeError(attribute)
+
         def call(*args: Any, **kwargs: Any) -> Any:
-            import hashlib  # the real one: the stand-in is gone once ppft is loaded
-
-            return getattr(hashlib, name)(*args, **kwargs)
+            real = __import__(name)  # the real one: the stand-in is gone once ppft is loaded
+            return getattr(real, attribute)(*args, **kwargs)
 
         return call
 
-    module.sha1 = forward("sha1")  # type: ignore[attr-defined]
-    module.md5 = forward("md5")  # type: ignore[attr-defined]
+    module.__getattr__ = forward  # type: ignore[method-assign]  # (PEP 562: for the names it lacks)
     return module
 
 
