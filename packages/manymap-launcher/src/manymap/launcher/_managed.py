@@ -515,13 +515,9 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
         if not self._dispatch_lock.acquire(blocking=False):
             return False
         try:
-            worker = next(iter(self._ready_workers()), None)
-            if worker is None or self._killing or self._closing:
+            worker = self._worker_now(method)
+            if worker is None:
                 return False
-            with self._lock:
-                if self._batches_waiting():
-                    return False
-                self._check_open(method)
             call.worker = worker
             worker.batch = call  # type: ignore[assignment]  # stands for one: len, finish, lose, job
             self._watch(worker, False)  # (not owed to the manager: before it is sent)
@@ -585,20 +581,35 @@ class ManagedWorkerPool(AbstractWorkerPool, Generic[W]):
             if not self._dispatch_lock.acquire(blocking=False):
                 return False
             try:
-                worker = next(iter(self._ready_workers()), None)
-                if worker is None or self._killing:
+                worker = self._worker_now(method, lambda: self._load_running(job, batch))
+                if worker is None:
                     return False
-                with self._lock:
-                    if self._batches_waiting():  # they go first
-                        return False
-                    self._check_open(method)
-                    self._scheduler.add(job)
-                    job.load_running(batch)
                 self._send(worker, batch)
                 wait.armed = False  # its one batch is out: _disarm needs no lock
             finally:
                 self._dispatch_lock.release()
         return True
+
+    def _worker_now(self, method: str, load: Callable[[], None] | None = None) -> W | None:
+        """A ready worker that a blocked caller's call of one task may go to straight
+        (dispatch lock held), after ``load`` (under the pool's lock, once the pool is
+        found open); ``None``, doing nothing, if no worker is ready, the pool is
+        stopping, or a batch waits (it goes first)."""
+        worker = next(iter(self._ready_workers()), None)
+        if worker is None or self._killing or self._closing:
+            return None
+        with self._lock:
+            if self._batches_waiting():
+                return None
+            self._check_open(method)
+            if load is not None:
+                load()
+        return worker
+
+    def _load_running(self, job: EagerJob, batch: Batch) -> None:
+        """Make ``job``, whose one ``batch`` goes to a worker at once, the scheduler's (pool's lock held)."""
+        self._scheduler.add(job)
+        job.load_running(batch)
 
     def _disarm(self, wait: _Wait) -> W | None:
         """The worker lent to ``wait`` while it started its call, if any; none is lent
@@ -826,8 +837,7 @@ class _Call:
         job.payload = self.payload
         batch = Batch(job, range(1), [self.args])
         with pool._lock:
-            pool._scheduler.add(job)
-            job.load_running(batch)
+            pool._load_running(job, batch)
         worker = self.worker
         if worker.batch is self:
             worker.batch = batch
