@@ -32,27 +32,28 @@ def test_a_script_run_loads_no_typing() -> None:
 
 
 def test_the_local_workers_hold_no_typing_logging_or_importlib_util() -> None:
-    """Nor do its local server, template and workers, forks of the script's process
-    in turn: what a worker holds, they loaded on the way to the first task (typing
-    and logging cost 5 ms each, importlib.util 1.3 ms; ppft's transport imports
-    logging for a check this worker never makes)."""
-    code = SCRIPT_RUN.replace(
-        "== 3\n",
-        "== 3\n    import sys\n"
-        "    unused = ('typing', 'logging', 'importlib.util')\n"
-        "    held = pool.pipe(lambda: [m for m in unused if m in sys.modules])\n"
-        "    assert not held, held\n",
-    )
-    assert not fresh_run_loads(code, ["typing", "logging"], what="the script")
+    """Nor do its local server, template and workers: what a worker holds, they
+    loaded on the way to the first task (typing and logging cost 5 ms each,
+    importlib.util 1.3 ms; ppft's transport imports logging for a check this
+    worker never makes)."""
+    assert not _loaded_by_script_or_worker(["typing", "logging", "importlib.util"])
 
 
 def test_a_script_run_loads_no_openssl() -> None:
     """Nor OpenSSL (``hashlib``'s first import, 5 to 8 ms): the handshake and the frames'
     tags are BLAKE2b, CPython's own, and a local pool's workers load ppft's transport
-    without it. The workers are forks of the script's process: a task looks in one."""
+    without it."""
+    assert not _loaded_by_script_or_worker(["_hashlib", "hmac", "_ssl"])
+
+
+def _loaded_by_script_or_worker(names: list[str]) -> set[str]:
+    """Which of ``names`` (modules) a run of ``SCRIPT_RUN`` loads; the script fails if a
+    task in one of its local workers finds any of them loaded. The workers are forks
+    of the server's template, itself a fork of the script's process: a task looks in one."""
     code = SCRIPT_RUN.replace(
         "== 3\n",
         "== 3\n    import sys\n"
-        "    assert not pool.pipe(lambda: [m for m in ('_hashlib', 'hmac', '_ssl') if m in sys.modules])\n",
+        f"    held = pool.pipe(lambda: [m for m in {names!r} if m in sys.modules])\n"
+        "    assert not held, held\n",
     )
-    assert not fresh_run_loads(code, ["_hashlib", "hmac", "_ssl"], what="the script")
+    return fresh_run_loads(code, names, what="the script")
