@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 import pytest
 
-from manymap.pools.local._channel import channel_pair
+from manymap.pools.local._channel import PIPE_SIZE, channel_pair
 
 
 def test_messages_of_every_size_arrive_whole_and_in_order() -> None:
@@ -54,3 +55,25 @@ def test_writing_to_a_closed_peer_is_an_os_error() -> None:
     with pytest.raises(OSError):
         left.send_bytes(b"x" * (1024 * 1024))
     left.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_GETPIPE_SZ is Linux's")
+def test_a_pipe_is_enlarged_by_its_first_large_message_only() -> None:
+    import fcntl
+
+    left, right = channel_pair()
+    try:
+        pipe = left.fds()[1]  # the pipe left writes to
+        default = fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ)
+        assert default < PIPE_SIZE  # made at the system's size: no fcntl for small messages
+        left.send_bytes(b"x" * (32 * 1024))  # a small message: the pipe stays as it was
+        assert bytes(right.recv_bytes()) == b"x" * (32 * 1024)
+        assert fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ) == default
+        message = os.urandom(PIPE_SIZE // 2)  # larger than the default, whole in the enlarged pipe
+        left.send_bytes(message)  # no reader yet: it blocks unless the pipe holds it all
+        assert fcntl.fcntl(pipe, fcntl.F_GETPIPE_SZ) >= PIPE_SIZE
+        assert bytes(right.recv_bytes()) == message
+        assert fcntl.fcntl(right.fds()[1], fcntl.F_GETPIPE_SZ) == default  # the other way: untouched
+    finally:
+        left.close()
+        right.close()

@@ -18,10 +18,14 @@ less per ``pipe`` round trip), and those three things:
 - :meth:`Channel.poll` waits until a message can be read (``selectors``);
   :meth:`Channel.spin` looks for one for a short while without sleeping.
 
-Each pipe holds up to :data:`PIPE_SIZE` bytes (Linux; elsewhere the system's
+A pipe holds up to :data:`PIPE_SIZE` bytes (Linux; elsewhere the system's
 default), as a socket pair's buffer would, so that a batch's results rarely
-wait for the pool to read their first part. The end of a channel reads as
-the end once every copy of the other side's write end is closed.
+wait for the pool to read their first part: its writer enlarges it the
+first time it writes a message larger than the default 64 KB. (Not when
+the pipe is made: ``fcntl`` is loaded then, 0.3 ms, which a pool whose
+messages are all small, a script's one short map, never needs.) The end of
+a channel reads as the end once every copy of the other side's write end
+is closed.
 
 A worker started by ``spawn`` or ``forkserver`` gets its end through the
 start method's pickler, as ``multiprocessing.connection.Connection`` does:
@@ -54,22 +58,18 @@ def channel_pair() -> tuple[Channel, Channel]:
     """Two connected ends: one for the pool, one for its worker."""
     down_read, down_write = os.pipe()  # pool -> worker
     up_read, up_write = os.pipe()  # worker -> pool
-    for fd in (down_write, up_write):
-        with contextlib.suppress(AttributeError, OSError):  # not Linux, or a lower system limit
-            import fcntl
-
-            fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
     return Channel(up_read, down_write), Channel(down_read, up_write)
 
 
 class Channel:
     """One end of a worker's pipe: whole messages in, whole messages out."""
 
-    __slots__ = ("_fd", "_poller", "_spinner", "_wfd")
+    __slots__ = ("_enlarged", "_fd", "_poller", "_spinner", "_wfd")
 
     def __init__(self, read_fd: int, write_fd: int) -> None:
         self._fd = read_fd
         self._wfd = write_fd
+        self._enlarged = False  # the pipe written to holds PIPE_SIZE bytes (once a large message went)
         self._poller: selectors.BaseSelector | None = None
         self._spinner: select.poll | None = None
 
@@ -111,6 +111,9 @@ class Channel:
                     while written < len(message):
                         written += os.write(fd, view[written:])
             return
+        if not self._enlarged:
+            self._enlarged = True
+            _enlarge(fd)
         with memoryview(data) as view:
             parts = [memoryview(_LENGTH.pack(view.nbytes)), view.cast("B")]
             while parts:
@@ -171,6 +174,14 @@ class Channel:
         from multiprocessing import reduction
 
         return _rebuild, (reduction.DupFd(self.fileno()), reduction.DupFd(self._wfd))
+
+
+def _enlarge(fd: int) -> None:
+    """Let the pipe written to through ``fd`` hold :data:`PIPE_SIZE` bytes (best effort)."""
+    with contextlib.suppress(AttributeError, ImportError, OSError):  # not Linux, or a lower system limit
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
 
 
 def _rebuild(read: Any, write: Any) -> Channel:
