@@ -14,14 +14,17 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rpc_helpers import WAIT, ServerProcess, first_draws_once_two_met
 
+from manymap.launcher import PoolClosedError
 from manymap.launcher.testing import eventually, kill_started
 from manymap.launcher.testing._faults import alive, descendants
-from manymap.pools.rpc import ParallelPool, RPCServer, _forking
+from manymap.pools.rpc import ParallelPool, RPCServer, _forking, _opening
 
 pytestmark = pytest.mark.skipif(not _forking.available(), reason="no fork / pidfd / SCM_RIGHTS here")
 
@@ -189,6 +192,33 @@ def test_the_server_its_template_and_workers_die_with_the_pools_process() -> Non
     finally:
         kill_started(owner, started, WAIT)
         owner.stdout.close()
+
+
+def test_a_ctrl_c_while_the_local_server_opens_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A pool of local workers alone opens its server's connections on the caller's thread,
+    # where a Ctrl-C lands: the server it started must not outlive the interrupted start.
+    servers: list[int] = []
+    real_slot = _opening.Slot
+
+    def interrupted(node: Any, connection: Any) -> Any:
+        if threading.current_thread() is not threading.main_thread():
+            return real_slot(node, connection)  # (the other connections, on helper threads)
+        servers.append(node.process.pid())
+        connection.sock.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_opening, "Slot", interrupted)
+    pool = ParallelPool(2)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pool.map(abs, [-1, -2])
+        assert servers
+        assert eventually(lambda: not alive(servers[0]), WAIT), "the server outlived the interrupted start"
+        with pytest.raises(PoolClosedError):
+            pool.map(abs, [-1])
+    finally:
+        pool.terminate()
+        pool.join()
 
 
 @pytest.mark.filterwarnings("ignore:ParallelPool. server localhost is lost:RuntimeWarning")

@@ -58,7 +58,7 @@ def open_nodes(
     nodes: list[Node], local_workers: int
 ) -> tuple[list[Slot], dict[str, str], list[BaseException]]:
     """Start ``nodes`` and open one connection per worker each announces (the local
-    node: ``local_workers``), all nodes at once.
+    node: ``local_workers``), all nodes at once (a single one on this thread).
 
     Returns:
         The connections, why each node that failed did (by label), and the errors.
@@ -85,23 +85,28 @@ def open_nodes(
                     slots.append(Slot(node, node.connect()))
                 except ServerBusy:  # other clients hold the rest of its workers
                     break
-        except Exception as error:
-            down[node.label] = why(error)
-            errors.append(error)
+        except BaseException as error:  # a Ctrl-C too: a single node opens on the caller's thread
             for slot in slots:
                 slot.close()
             slots.clear()
             with contextlib.suppress(Exception):
                 node.shutdown()
+            if not isinstance(error, Exception):
+                raise
+            down[node.label] = why(error)
+            errors.append(error)
 
-    starters = [
-        threading.Thread(target=open_node, args=(node, out), daemon=True)
-        for node, out in zip(nodes, opened, strict=True)
-    ]
-    for thread in starters:
-        thread.start()
-    for thread in starters:
-        thread.join()  # each step of a start or connect has its own timeout
+    if len(nodes) == 1:  # on this thread: starting one waits until it runs (see stop_nodes)
+        open_node(nodes[0], opened[0])
+    else:
+        starters = [
+            threading.Thread(target=open_node, args=(node, out), daemon=True)
+            for node, out in zip(nodes, opened, strict=True)
+        ]
+        for thread in starters:
+            thread.start()
+        for thread in starters:
+            thread.join()  # each step of a start or connect has its own timeout
     return [slot for slots in opened for slot in slots], down, errors
 
 
