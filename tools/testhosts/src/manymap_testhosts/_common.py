@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 __all__ = [
+    "NUMERIC_PREFIXES",
     "REQUIRE_ENV",
     "Unavailable",
     "descendants",
@@ -27,6 +28,7 @@ __all__ = [
     "generate_key",
     "kill_pids",
     "known_hosts_line",
+    "numeric_settings",
     "pids_with_environ",
     "pids_with_socket",
     "sshd_config_text",
@@ -134,10 +136,12 @@ def sshd_config_text(
 
     Logins are by key only, for the current user. ``SetEnv`` gives every
     session a private, empty ``HOME`` (so the remote shell reads no
-    ``~/.bashrc``: fast, and no pyenv shims in the way) and the token that
-    teardown uses to find every process started through this sshd.
+    ``~/.bashrc``: fast, and no pyenv shims in the way), the token that
+    teardown uses to find every process started through this sshd, and
+    this process's settings of the numeric libraries (:func:`numeric_settings`).
     """
     root_login = "PermitRootLogin prohibit-password\n" if getpass.getuser() == "root" else ""
+    numeric = "".join(f' {name}="{value}"' for name, value in numeric_settings().items())
     return (
         f"Port {port}\n"
         f"ListenAddress {listen}\n"
@@ -156,10 +160,32 @@ def sshd_config_text(
         "AllowTcpForwarding yes\n"
         "AllowAgentForwarding yes\n"
         "MaxStartups 200:30:400\n"
-        f"SetEnv HOME={home} MANYMAP_TESTHOSTS={token}\n"
+        f"SetEnv HOME={home} MANYMAP_TESTHOSTS={token}{numeric}\n"
         "Subsystem sftp internal-sftp\n"
         "LogLevel VERBOSE\n"
     )
+
+
+#: Prefixes of the environment variables that choose how numeric libraries compute.
+NUMERIC_PREFIXES = ("OPENBLAS_", "GOTOBLAS_", "OMP_", "MKL_", "BLIS_", "NPY_")
+
+
+def numeric_settings() -> dict[str, str]:
+    """This process's environment variables that choose the numeric libraries' kernels
+    and threads (:data:`NUMERIC_PREFIXES`), for a test host's sessions.
+
+    A namespace host is this machine: tasks it runs must compute as this process
+    does. sshd gives a session a clean environment, so on a machine whose
+    environment pins ``OPENBLAS_CORETYPE`` (as some CI images do) the hosts'
+    OpenBLAS would pick another kernel and give results an ulp apart, and a
+    seeded sampler's chain would not equal its serial run. A value sshd_config
+    cannot quote (with a double quote or a line break in it) is left out.
+    """
+    return {
+        name: value
+        for name, value in sorted(os.environ.items())
+        if name.startswith(NUMERIC_PREFIXES) and '"' not in value and "\n" not in value
+    }
 
 
 def _ppid(pid: int) -> int | None:
