@@ -53,6 +53,23 @@ def test_the_embedded_cluster_listens_on_loopback_only(pool: DaskPool) -> None:
     assert link is None or "127.0.0.1" in link, link
 
 
+def test_a_worker_gone_as_the_pool_opens_is_left_out_and_any_other_failure_raised() -> None:
+    # What the pool's identify broadcast gives back as it opens (Client.run(on_error="return")):
+    # a worker killed just before (its connection reset) is not an error, a task's error is.
+    from distributed.comm.core import CommClosedError
+
+    from manymap.pools.dask._pool import _identified
+
+    found = {
+        "tcp://127.0.0.1:1": (11, "here", 2),
+        "tcp://127.0.0.1:2": CommClosedError("Connection reset by peer"),
+    }
+    workers = _identified(found)
+    assert [(w.ident, w.host, w.threads, w.info) for w in workers] == [("tcp://127.0.0.1:1", "here", 2, 11)]
+    with pytest.raises(ImportError, match="no manymap here"):
+        _identified({**found, "tcp://127.0.0.1:3": ImportError("no manymap here")})
+
+
 def test_one_way_to_name_the_cluster() -> None:
     with pytest.raises(ValueError, match="one of address, cluster, scheduler_file"):
         DaskPool(address="tcp://127.0.0.1:8786", scheduler_file="scheduler.json")

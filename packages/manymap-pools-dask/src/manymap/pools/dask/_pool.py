@@ -288,8 +288,7 @@ class DaskPool(EngineWorkerPool):
         self._client.subscribe_topic(
             _worker.HANDED_OVER, functools.partial(_on_handed_over, self._inbox, self._fetcher, self._pool_id)
         )
-        found = self._client.run(_worker.identify)
-        return [_record(address, *info) for address, info in found.items()]
+        return _identified(self._client.run(_worker.identify, on_error="return"))
 
     def _engine_submit(self, worker: EngineWorker, token: int, batch: Batch, function: bool) -> None:
         client = self._client
@@ -483,6 +482,22 @@ def _tls_configured() -> bool:
 
 def _record(address: str, pid: int, host: str, threads: int) -> EngineWorker:
     return EngineWorker(address, f"{address}[pid {pid}]", host, threads, info=pid)
+
+
+def _identified(found: dict[str, Any]) -> list[EngineWorker]:
+    """The workers that answered the pool's ``identify`` as it opened (``found``: by address,
+    the answer or the exception). One whose connection closed (an ``OSError``, Dask's
+    ``CommClosedError``) left the cluster as the pool started, say killed by the pool
+    before: it is left out, and the scheduler's events tell of its replacement. Any
+    other failure is the pool's start's."""
+    workers = []
+    for address, info in found.items():
+        if isinstance(info, OSError):
+            continue
+        if isinstance(info, BaseException):
+            raise info
+        workers.append(_record(address, *info))
+    return workers
 
 
 def _on_event(inbox: EngineInbox, event: Any) -> None:
